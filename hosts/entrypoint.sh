@@ -1,0 +1,18 @@
+#!/bin/sh
+# Node entrypoint: apply the routes hoplab planned, then say "ready" on stdout.
+# The orchestrator waits for that line through the logs stream, so bring-up needs no exec per node.
+#   HOPLAB_ROUTES  "CIDR via IP;CIDR via IP;..."  (empty for a node that only has direct networks)
+set -u
+fail() { echo "hoplab-error: $*"; exit 1; }
+
+# Docker's default route points at a bridge gateway that has no address (inhibit_ipv4):
+# drop it, so that nothing outside the lab is ever routed.
+ip route del default 2>/dev/null || true
+
+if [ -n "${HOPLAB_ROUTES:-}" ]; then
+    echo "$HOPLAB_ROUTES" | tr ';' '\n' | sed -e '/^ *$/d' -e 's/^/route replace /' \
+        | ip -batch - 2>&1 || fail "could not apply routes: $HOPLAB_ROUTES"
+fi
+
+echo "hoplab-ready"
+exec sleep infinity

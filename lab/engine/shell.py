@@ -1,0 +1,58 @@
+"""An interactive shell in a node over the Engine API: a TTY exec pumped to the local terminal.
+
+Done through docker-py rather than `docker exec -it` so that hoplab never shells out to the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import sys
+import termios
+import tty
+
+import docker
+
+
+def interactive_shell(api: docker.APIClient, container: str, cmd: list[str]) -> int:
+    """Attach the local terminal to a TTY exec until the shell exits; return its exit code."""
+    exec_id = api.exec_create(container, cmd, stdin=True, tty=True)["Id"]
+    sock = api.exec_start(exec_id, tty=True, socket=True)
+    raw = getattr(sock, "_sock", sock)
+    stdin_fd, stdout_fd = sys.stdin.fileno(), sys.stdout.fileno()
+    is_tty = os.isatty(stdin_fd)
+    saved = termios.tcgetattr(stdin_fd) if is_tty else None
+    try:
+        if is_tty:
+            tty.setraw(stdin_fd)
+            cols, rows = shutil.get_terminal_size()
+            with contextlib.suppress(docker.errors.APIError):
+                api.exec_resize(exec_id, height=rows, width=cols)
+        _pump(raw, stdin_fd, stdout_fd)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
+        raw.close()
+    return int(api.exec_inspect(exec_id)["ExitCode"] or 0)
+
+
+def _pump(sock, stdin_fd: int, stdout_fd: int) -> None:  # noqa: ANN001 - docker's socket type
+    stdin_open = True
+    while True:
+        readers = [sock, stdin_fd] if stdin_open else [sock]
+        ready, _, _ = select.select(readers, [], [])
+        if sock in ready:
+            data = sock.recv(65536)
+            if not data:
+                return
+            os.write(stdout_fd, data)
+        if stdin_fd in ready:
+            data = os.read(stdin_fd, 4096)
+            if data:
+                sock.sendall(data)
+            else:
+                stdin_open = False
+                with contextlib.suppress(OSError):
+                    sock.shutdown(1)

@@ -1,0 +1,72 @@
+"""The data flow in one place: file -> topology -> plan -> engine, shared by CLI and tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from lab.engine.image import ensure_image
+from lab.engine.labs import Engine, Progress, UpReport
+from lab.errors import InputError
+from lab.model import Topology
+from lab.plan import DEFAULT_POOL, Plan, build_plan
+from lab.topology import check_lab_name, load
+
+DEFAULT_FILE = "compose.yaml"
+
+
+def hosts_dir() -> Path:
+    """The node image's build context: the repository's hosts/, or HOPLAB_HOSTS."""
+    return Path(os.environ.get("HOPLAB_HOSTS") or Path(__file__).resolve().parent.parent / "hosts")
+
+
+def subnet_pool() -> IPv4Network:
+    """Where remapped subnets come from; HOPLAB_POOL lets a workshop host pick its own range."""
+    raw = os.environ.get("HOPLAB_POOL")
+    if not raw:
+        return DEFAULT_POOL
+    try:
+        pool = IPv4Network(raw, strict=True)
+    except ValueError as err:
+        raise InputError(f"invalid HOPLAB_POOL {raw!r}: {err}", hint="e.g. 10.176.0.0/12") from None
+    if not pool.is_private:
+        raise InputError(f"HOPLAB_POOL {pool} is not a private range", hint="e.g. 10.176.0.0/12")
+    return pool
+
+
+def lab_name(path: str | Path | None, name: str | None) -> str:
+    """--name wins; else the file's x-hoplab.name; else 'hoplab'. Bad names are input errors."""
+    if name:
+        return check_lab_name(name, key="--name")
+    p = Path(path or DEFAULT_FILE)
+    if p.exists():
+        return load(p).name
+    return "hoplab"
+
+
+def make_plan(engine: Engine, topo: Topology, name: str | None) -> Plan:
+    lab = check_lab_name(name, key="--name") if name else topo.name
+    return build_plan(topo, lab, engine.taken_subnets(exclude_lab=lab), subnet_pool())
+
+
+@dataclass
+class UpResult:
+    plan: Plan
+    report: UpReport
+
+
+def up(
+    engine: Engine,
+    topo: Topology,
+    name: str | None,
+    progress: Progress,
+    say: Callable[[str], None],
+) -> UpResult:
+    """The topology is loaded (and so validated) by the caller before the engine is reached."""
+    plan = make_plan(engine, topo, name)
+    image = ensure_image(engine.client, hosts_dir(), say)
+    report = engine.up(plan, image, progress)
+    return UpResult(plan, report)

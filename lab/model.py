@@ -1,0 +1,79 @@
+"""The frozen topology model: what the user asked for, before any address is planned.
+
+Every field comes from the topology file and nothing here knows about Docker, so the loader and the
+plan can be tested in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Network
+
+
+class Role(StrEnum):
+    HOST = "host"
+    ROUTER = "router"
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    subnet: IPv4Network
+    mtu: int | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A node's interface on one network; address None means "assign one for me"."""
+
+    network: str
+    address: IPv4Address | None = None
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """An explicit route from the file; it overrides the computed shortest path for `to`.
+
+    `to` is a network name or a CIDR; `via` is a router name or an IPv4 address.
+    """
+
+    to: str
+    via: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: Role
+    attachments: tuple[Attachment, ...]
+    routes: tuple[RouteSpec, ...] = ()
+    line: int = 0
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return tuple(a.network for a in self.attachments)
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    source: str
+    networks: tuple[Network, ...]
+    nodes: tuple[Node, ...]
+
+    def network(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    @property
+    def routers(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.role is Role.ROUTER)
+
+    @property
+    def hosts(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.role is Role.HOST)

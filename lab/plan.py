@@ -1,0 +1,243 @@
+"""Turn a topology into a concrete plan: subnets, addresses, routes, names.
+
+Pure functions only. The engine tells us which subnets are already taken on the Docker Engine;
+everything else follows from the model, so the same inputs always give the same lab.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from lab.errors import HoplabError
+from lab.model import Role, Topology
+
+DEFAULT_POOL = IPv4Network("10.176.0.0/12")
+
+
+@dataclass(frozen=True)
+class NetPlan:
+    name: str
+    docker_name: str
+    subnet: IPv4Network
+    gateway: IPv4Address
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
+class Interface:
+    network: str
+    address: IPv4Address
+
+
+@dataclass(frozen=True)
+class Route:
+    dest: IPv4Network
+    via: IPv4Address
+
+    def __str__(self) -> str:
+        return f"{self.dest} via {self.via}"
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    container: str
+    role: Role
+    interfaces: tuple[Interface, ...]
+    routes: tuple[Route, ...]
+
+    def address(self, network: str) -> IPv4Address:
+        return next(i.address for i in self.interfaces if i.network == network)
+
+
+@dataclass(frozen=True)
+class Plan:
+    lab: str
+    source: str
+    networks: tuple[NetPlan, ...]
+    nodes: tuple[NodePlan, ...]
+    names: tuple[tuple[str, IPv4Address], ...]
+    remapped: tuple[tuple[IPv4Network, IPv4Network], ...] = field(default=())
+
+    def node(self, name: str) -> NodePlan:
+        return next(n for n in self.nodes if n.name == name)
+
+    def network(self, name: str) -> NetPlan:
+        return next(n for n in self.networks if n.name == name)
+
+    def address(self, node: str, network: str) -> IPv4Address:
+        return self.node(node).address(network)
+
+    @property
+    def digest(self) -> str:
+        """A fingerprint kept in labels, so `up` can tell a matching lab from a stale one."""
+        blob = json.dumps(asdict(self) | {"remapped": []}, default=str, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def container_name(lab: str, node: str) -> str:
+    return f"{lab}-{node}"
+
+
+def network_name(lab: str, net: str) -> str:
+    return f"{lab}-{net}"
+
+
+def remap_subnets(
+    subnets: Iterable[IPv4Network], taken: Iterable[IPv4Network], pool: IPv4Network = DEFAULT_POOL
+) -> dict[IPv4Network, IPv4Network]:
+    """Map each subnet to itself when free, or to a free subnet of the same size from the pool.
+
+    Same size keeps every host offset, so addresses and routes translate one to one.
+    """
+    wanted = list(subnets)
+    busy = list(taken)
+    keep = [s for s in wanted if not any(s.overlaps(t) for t in busy)]
+    out = {s: s for s in keep}
+    used = busy + keep
+    for s in wanted:
+        if s in out:
+            continue
+        if s.prefixlen < pool.prefixlen:
+            raise HoplabError(
+                f"subnet {s} is taken and is larger than the pool {pool}",
+                hint="free the subnet, or give the lab a different subnet in the file",
+            )
+        for candidate in pool.subnets(new_prefix=s.prefixlen):
+            if not any(candidate.overlaps(u) for u in used):
+                out[s] = candidate
+                used.append(candidate)
+                break
+        else:
+            raise HoplabError(
+                f"no free /{s.prefixlen} left in the pool {pool} to replace {s}",
+                hint="run `hoplab ls` and bring down labs you no longer need",
+            )
+    return out
+
+
+def _translate(addr: IPv4Address, mapping: dict[IPv4Network, IPv4Network]) -> IPv4Address:
+    for old, new in mapping.items():
+        if addr in old:
+            return new.network_address + (int(addr) - int(old.network_address))
+    return addr
+
+
+def _assign_addresses(topo: Topology) -> dict[tuple[str, str], IPv4Address]:
+    """Explicit addresses first, then the lowest free host address in node order."""
+    out: dict[tuple[str, str], IPv4Address] = {}
+    used: dict[str, set[IPv4Address]] = {n.name: set() for n in topo.networks}
+    for node in topo.nodes:
+        for att in node.attachments:
+            if att.address is not None:
+                out[(node.name, att.network)] = att.address
+                used[att.network].add(att.address)
+    for node in topo.nodes:
+        for att in node.attachments:
+            if att.address is None:
+                subnet = topo.network(att.network).subnet
+                addr = next(h for h in subnet.hosts() if h not in used[att.network])
+                out[(node.name, att.network)] = addr
+                used[att.network].add(addr)
+    return out
+
+
+def _gateway(subnet: IPv4Network, used: set[IPv4Address]) -> IPv4Address:
+    """Docker's IPAM reserves a gateway even without a host address: take the top free one."""
+    addr = subnet.broadcast_address - 1
+    while addr in used:
+        addr -= 1
+    return addr
+
+
+def _shortest_routes(
+    topo: Topology, node: str, addrs: dict[tuple[str, str], IPv4Address]
+) -> dict[str, tuple[str, str]]:
+    """BFS over networks joined by routers: unattached network -> (first router, shared network).
+
+    Ties go to the earlier network and router in file order, so routes are deterministic.
+    """
+    me = topo.node(node)
+    first: dict[str, tuple[str, str] | None] = {n: None for n in me.networks}
+    queue = deque(me.networks)
+    while queue:
+        net = queue.popleft()
+        for router in topo.routers:
+            if router.name == node or net not in router.networks:
+                continue
+            for nxt in router.networks:
+                if nxt not in first:
+                    first[nxt] = first[net] or (router.name, net)
+                    queue.append(nxt)
+    return {n: hop for n, hop in first.items() if hop is not None}
+
+
+def _explicit_via(topo: Topology, node: str, via: str, addrs: dict) -> IPv4Address:
+    if via in {n.name for n in topo.nodes}:
+        shared = next(n for n in topo.node(node).networks if n in topo.node(via).networks)
+        return addrs[(via, shared)]
+    return IPv4Address(via)
+
+
+def build_plan(
+    topo: Topology,
+    lab: str | None = None,
+    taken: Iterable[IPv4Network] = (),
+    pool: IPv4Network = DEFAULT_POOL,
+) -> Plan:
+    """Compute everything the engine needs to create the lab, with no Docker call."""
+    lab = lab or topo.name
+    mapping = remap_subnets((n.subnet for n in topo.networks), taken, pool)
+    moved = {o: n for o, n in mapping.items() if o != n}
+    addrs = _assign_addresses(topo)
+
+    def tr(a: IPv4Address) -> IPv4Address:
+        return _translate(a, moved)
+
+    nets = []
+    for net in topo.networks:
+        used = {a for (_, n), a in addrs.items() if n == net.name}
+        gw = _gateway(net.subnet, used)
+        nets.append(
+            NetPlan(net.name, network_name(lab, net.name), mapping[net.subnet], tr(gw), net.mtu)
+        )
+    subnet_of = {n.name: n.subnet for n in nets}
+
+    nodes = []
+    for node in topo.nodes:
+        routes: dict[IPv4Network, IPv4Address] = {}
+        for net, (router, shared) in _shortest_routes(topo, node.name, addrs).items():
+            routes[subnet_of[net]] = tr(addrs[(router, shared)])
+        for spec in node.routes:
+            dest = subnet_of.get(spec.to) or IPv4Network(spec.to)
+            dest = moved.get(dest, dest)
+            routes[dest] = tr(_explicit_via(topo, node.name, spec.via, addrs))
+        nodes.append(
+            NodePlan(
+                name=node.name,
+                container=container_name(lab, node.name),
+                role=node.role,
+                interfaces=tuple(
+                    Interface(a.network, tr(addrs[(node.name, a.network)]))
+                    for a in node.attachments
+                ),
+                routes=tuple(Route(d, v) for d, v in sorted(routes.items())),
+            )
+        )
+    names: list[tuple[str, IPv4Address]] = []
+    for n in nodes:
+        names.append((n.name, n.interfaces[0].address))
+        names.extend((f"{n.name}-{i.network}", i.address) for i in n.interfaces)
+    return Plan(
+        lab=lab,
+        source=topo.source,
+        networks=tuple(nets),
+        nodes=tuple(nodes),
+        names=tuple(names),
+        remapped=tuple(sorted(moved.items())),
+    )

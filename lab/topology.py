@@ -1,0 +1,582 @@
+"""Load a Compose file into the frozen model, rejecting anything hoplab would misread.
+
+Every error names the file, the line and the key, and says how to mend it: a topology is the one
+input learners write by hand, so a silent guess here becomes a confusing lab later.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.errors import InputError
+from lab.model import Attachment, Network, Node, Role, RouteSpec, Topology
+
+MAX_FILE_BYTES = 1 << 20
+MAX_YAML_NODES = 50_000
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,19}$")
+LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+NAME_HINT = "use 1-20 lowercase letters and digits, starting with a letter (e.g. 'lan1', 'srv')"
+LAB_NAME_HINT = "use 1-30 lowercase letters, digits and '-', starting with a letter (e.g. 'alice')"
+NODE_IMAGES = {"hoplab/node", "hoplab/node:latest"}
+NODE_CAPS = {"NET_ADMIN", "NET_RAW"}
+MTU_OPT = "com.docker.network.driver.mtu"
+
+TOP_KEYS = {"version", "services", "networks", "x-hoplab"}
+TOP_X_KEYS = {"name"}
+SERVICE_KEYS = {"image", "networks", "x-hoplab", "cap_add", "sysctls"}
+SERVICE_X_KEYS = {"role", "routes"}
+NETWORK_KEYS = {"driver", "driver_opts", "ipam", "x-hoplab"}
+NETWORK_X_KEYS = {"mtu"}
+WHY_NOT = {
+    "privileged": "nodes never run privileged; they get NET_ADMIN and NET_RAW only",
+    "ports": "nothing is published on host ports: a lab cannot be reached from outside",
+    "internal": "Docker drops routed traffic on internal networks; hoplab isolates labs itself",
+    "network_mode": "every node joins the lab's own networks",
+    "name": "docker-compose v1 rejects a top-level 'name'; use x-hoplab: {name: ...}",
+}
+
+
+class _BadKey(Exception):
+    """Raised while constructing, so parse_yaml can add the file name."""
+
+    def __init__(self, message: str, line: int, key: str, hint: str) -> None:
+        super().__init__(message)
+        self.message, self.line, self.key, self.hint = message, line, key, hint
+
+
+class _Lined:
+    """Line numbers of a YAML mapping or sequence and of each of its keys or items."""
+
+    line: int
+    lines: dict[Any, int]
+
+
+class LinedDict(dict, _Lined):
+    pass
+
+
+class LinedList(list, _Lined):
+    pass
+
+
+def _loader_class(counter: list[int]) -> type[yaml.SafeLoader]:
+    """A SafeLoader that keeps line numbers and refuses YAML bombs by counting built nodes."""
+
+    class Loader(yaml.SafeLoader):
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            counter[0] += 1
+            if counter[0] > MAX_YAML_NODES:
+                raise yaml.YAMLError(
+                    f"document expands to more than {MAX_YAML_NODES} values (a YAML bomb?)"
+                )
+            return super().construct_object(node, deep)
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LinedDict:
+        loader.flatten_mapping(node)
+        out = LinedDict()
+        out.line, out.lines = node.start_mark.line + 1, {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise _BadKey("mapping keys must be plain scalars", line, "", "quote the key")
+            if key in out:
+                raise _BadKey(
+                    f"duplicate key {key!r}", line, str(key), "each key may appear once per mapping"
+                )
+            out[key] = loader.construct_object(value_node, deep=True)
+            out.lines[key] = line
+        return out
+
+    def sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LinedList:
+        out = LinedList(loader.construct_object(item, deep=True) for item in node.value)
+        out.line = node.start_mark.line + 1
+        out.lines = {i: item.start_mark.line + 1 for i, item in enumerate(node.value)}
+        return out
+
+    Loader.add_constructor("tag:yaml.org,2002:map", mapping)
+    Loader.add_constructor("tag:yaml.org,2002:seq", sequence)
+    return Loader
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text into LinedDict/LinedList trees, turning every failure into InputError."""
+    counter = [0]
+    try:
+        return yaml.load(text, Loader=_loader_class(counter))  # noqa: S506 - SafeLoader subclass
+    except _BadKey as err:
+        raise InputError(
+            err.message, file=source, line=err.line, key=err.key, hint=err.hint
+        ) from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 0
+        raise InputError(
+            f"malformed YAML: {err.problem or err}",
+            file=source,
+            line=line,
+            hint="check indentation and quoting near this line",
+        ) from None
+    except (yaml.YAMLError, RecursionError) as err:
+        msg = str(err) if isinstance(err, yaml.YAMLError) else "nesting is too deep"
+        raise InputError(f"malformed YAML: {msg}", file=source, hint="simplify the file") from None
+
+
+@dataclass
+class _Ctx:
+    """Where we are in the file, so every error can say file, line and key."""
+
+    source: str
+
+    def fail(self, msg: str, line: int, key: str, hint: str = "") -> InputError:
+        return InputError(msg, file=self.source, line=line, key=key, hint=hint)
+
+
+def _line(parent: Any, key: Any) -> int:
+    if isinstance(parent, _Lined):
+        return parent.lines.get(key, parent.line)
+    return 0
+
+
+def _expect(ctx: _Ctx, value: Any, kind: type | tuple, line: int, key: str, what: str) -> None:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        got = "nothing" if value is None else type(value).__name__
+        raise ctx.fail(f"expected {what}, got {got}", line, key, f"write {key} as {what}")
+
+
+def _check_keys(ctx: _Ctx, mapping: dict, allowed: set[str], key: str) -> None:
+    for k in mapping:
+        if k in allowed or (key == "" and isinstance(k, str) and k.startswith("x-")):
+            continue
+        path = f"{key}.{k}" if key else str(k)
+        why = WHY_NOT.get(str(k), "")
+        hint = why or f"supported keys here: {', '.join(sorted(allowed))}"
+        raise ctx.fail(f"key {k!r} is not supported by hoplab", _line(mapping, k), path, hint)
+
+
+def _name(ctx: _Ctx, value: Any, line: int, key: str, what: str) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ctx.fail(f"invalid {what} name {value!r}", line, key, NAME_HINT)
+    return value
+
+
+def check_lab_name(value: Any, *, source: str = "", line: int = 0, key: str = "name") -> str:
+    """Lab names become Docker object names and labels, so they are kept short and plain."""
+    if not isinstance(value, str) or not LAB_NAME_RE.match(value):
+        raise InputError(
+            f"invalid lab name {value!r}", file=source, line=line, key=key, hint=LAB_NAME_HINT
+        )
+    return value
+
+
+def _subnet(ctx: _Ctx, value: Any, line: int, key: str) -> IPv4Network:
+    hint = "write an IPv4 network such as 10.77.1.0/24, private and with host bits zero"
+    try:
+        net = IPv4Network(str(value), strict=True)
+    except (AddressValueError, NetmaskValueError, ValueError) as err:
+        raise ctx.fail(f"invalid subnet {value!r}: {err}", line, key, hint) from None
+    if not net.is_private or net.is_loopback or net.is_link_local or net.is_multicast:
+        raise ctx.fail(f"subnet {net} is not a private range", line, key, hint)
+    if net.prefixlen > 29 or net.prefixlen < 8:
+        raise ctx.fail(
+            f"subnet {net} has prefix /{net.prefixlen}; hoplab needs /8 to /29",
+            line,
+            key,
+            "a /29 holds 5 nodes plus the reserved gateway; a /24 is a good default",
+        )
+    return net
+
+
+def _address(ctx: _Ctx, value: Any, line: int, key: str) -> IPv4Address:
+    try:
+        return IPv4Address(str(value))
+    except (AddressValueError, ValueError):
+        raise ctx.fail(
+            f"invalid IPv4 address {value!r}", line, key, "write it like 10.77.1.10"
+        ) from None
+
+
+def _network(ctx: _Ctx, name: str, spec: Any, line: int) -> Network:
+    key = f"networks.{name}"
+    if spec is None:
+        spec = {}
+    _expect(ctx, spec, dict, line, key, "a mapping")
+    _check_keys(ctx, spec, NETWORK_KEYS, key)
+    driver = spec.get("driver", "bridge")
+    if driver != "bridge":
+        raise ctx.fail(
+            f"driver {driver!r} is not supported",
+            _line(spec, "driver"),
+            f"{key}.driver",
+            "hoplab networks are bridges; remove the driver key",
+        )
+    mtu: int | None = None
+    opts = spec.get("driver_opts") or {}
+    _expect(ctx, opts, dict, _line(spec, "driver_opts"), f"{key}.driver_opts", "a mapping")
+    for opt, val in opts.items():
+        if opt != MTU_OPT:
+            raise ctx.fail(
+                f"driver option {opt!r} is not supported",
+                _line(opts, opt),
+                f"{key}.driver_opts.{opt}",
+                f"only {MTU_OPT} is supported",
+            )
+        mtu = _mtu(ctx, val, _line(opts, opt), f"{key}.driver_opts.{opt}")
+    xh = spec.get("x-hoplab") or {}
+    _expect(ctx, xh, dict, _line(spec, "x-hoplab"), f"{key}.x-hoplab", "a mapping")
+    _check_keys(ctx, xh, NETWORK_X_KEYS, f"{key}.x-hoplab")
+    if "mtu" in xh:
+        mtu = _mtu(ctx, xh["mtu"], _line(xh, "mtu"), f"{key}.x-hoplab.mtu")
+
+    ipam = spec.get("ipam")
+    hint = "add  ipam: {config: [{subnet: 10.77.1.0/24}]}"
+    if ipam is None:
+        raise ctx.fail("network has no subnet", line, key, hint)
+    _expect(ctx, ipam, dict, _line(spec, "ipam"), f"{key}.ipam", "a mapping")
+    _check_keys(ctx, ipam, {"config", "driver"}, f"{key}.ipam")
+    config = ipam.get("config")
+    if not isinstance(config, list) or len(config) != 1 or not isinstance(config[0], dict):
+        raise ctx.fail(
+            "ipam.config must be a list with exactly one {subnet: ...}",
+            _line(ipam, "config"),
+            f"{key}.ipam.config",
+            hint,
+        )
+    entry = config[0]
+    _check_keys(ctx, entry, {"subnet"}, f"{key}.ipam.config[0]")
+    if "subnet" not in entry:
+        raise ctx.fail("missing subnet", entry.line, f"{key}.ipam.config[0]", hint)
+    subnet = _subnet(ctx, entry["subnet"], _line(entry, "subnet"), f"{key}.ipam.config[0].subnet")
+    return Network(name=name, subnet=subnet, mtu=mtu, line=line)
+
+
+def _mtu(ctx: _Ctx, value: Any, line: int, key: str) -> int:
+    try:
+        mtu = int(str(value))
+    except ValueError:
+        mtu = 0
+    if not 576 <= mtu <= 9000:
+        raise ctx.fail(f"invalid MTU {value!r}", line, key, "use a number from 576 to 9000")
+    return mtu
+
+
+def _attachments(ctx: _Ctx, spec: Any, line: int, key: str) -> tuple[Attachment, ...]:
+    if spec is None or spec == [] or spec == {}:
+        raise ctx.fail("node has no network", line, key, "attach it: networks: [lan1]")
+    if isinstance(spec, list):
+        items = [(n, None, _line(spec, i)) for i, n in enumerate(spec)]
+    else:
+        _expect(ctx, spec, dict, line, key, "a list or mapping of networks")
+        items = [(n, v, _line(spec, n)) for n, v in spec.items()]
+    seen: set[str] = set()
+    out = []
+    for net, val, ln in items:
+        _name(ctx, net, ln, key, "network")
+        if net in seen:
+            raise ctx.fail(f"network {net!r} listed twice", ln, f"{key}.{net}")
+        seen.add(net)
+        address = None
+        if val is not None:
+            _expect(ctx, val, dict, ln, f"{key}.{net}", "a mapping like {ipv4_address: ...}")
+            _check_keys(ctx, val, {"ipv4_address"}, f"{key}.{net}")
+            if "ipv4_address" in val:
+                address = _address(
+                    ctx,
+                    val["ipv4_address"],
+                    _line(val, "ipv4_address"),
+                    f"{key}.{net}.ipv4_address",
+                )
+        out.append(Attachment(network=net, address=address))
+    return tuple(out)
+
+
+def _routes(ctx: _Ctx, spec: Any, line: int, key: str) -> tuple[RouteSpec, ...]:
+    if spec is None:
+        return ()
+    _expect(ctx, spec, list, line, key, "a list of {to: NET|CIDR, via: ROUTER|IP}")
+    out = []
+    for i, item in enumerate(spec):
+        ln, k = _line(spec, i), f"{key}[{i}]"
+        _expect(ctx, item, dict, ln, k, "a mapping {to: NET|CIDR, via: ROUTER|IP}")
+        _check_keys(ctx, item, {"to", "via"}, k)
+        for field in ("to", "via"):
+            if not isinstance(item.get(field), str):
+                raise ctx.fail(
+                    f"route needs '{field}' as a string",
+                    ln,
+                    f"{k}.{field}",
+                    "e.g. {to: lan3, via: r1} or {to: 10.77.3.0/24, via: 10.77.1.1}",
+                )
+        out.append(RouteSpec(to=item["to"], via=item["via"], line=ln))
+    return tuple(out)
+
+
+def _service(ctx: _Ctx, name: str, spec: Any, line: int) -> Node:
+    key = f"services.{name}"
+    _expect(ctx, spec, dict, line, key, "a mapping")
+    _check_keys(ctx, spec, SERVICE_KEYS, key)
+    if "image" in spec and spec["image"] not in NODE_IMAGES:
+        raise ctx.fail(
+            f"image {spec['image']!r} is not supported",
+            _line(spec, "image"),
+            f"{key}.image",
+            "every node runs hoplab/node; write image: hoplab/node",
+        )
+    caps = spec.get("cap_add") or []
+    _expect(ctx, caps, list, _line(spec, "cap_add"), f"{key}.cap_add", "a list")
+    for i, cap in enumerate(caps):
+        if cap not in NODE_CAPS:
+            raise ctx.fail(
+                f"capability {cap!r} is not allowed",
+                _line(caps, i),
+                f"{key}.cap_add",
+                "nodes get NET_ADMIN and NET_RAW only",
+            )
+    sysctls = spec.get("sysctls") or {}
+    _expect(ctx, sysctls, dict, _line(spec, "sysctls"), f"{key}.sysctls", "a mapping")
+    for s in sysctls:
+        if s != "net.ipv4.ip_forward":
+            raise ctx.fail(
+                f"sysctl {s!r} is not supported",
+                _line(sysctls, s),
+                f"{key}.sysctls.{s}",
+                "only net.ipv4.ip_forward is accepted; hoplab sets it from the role",
+            )
+    xh = spec.get("x-hoplab") or {}
+    _expect(ctx, xh, dict, _line(spec, "x-hoplab"), f"{key}.x-hoplab", "a mapping")
+    _check_keys(ctx, xh, SERVICE_X_KEYS, f"{key}.x-hoplab")
+    role_value = xh.get("role", "host")
+    try:
+        role = Role(role_value)
+    except ValueError:
+        raise ctx.fail(
+            f"unknown role {role_value!r}",
+            _line(xh, "role"),
+            f"{key}.x-hoplab.role",
+            "role is 'host' (default) or 'router'",
+        ) from None
+    attachments = _attachments(
+        ctx, spec.get("networks"), _line(spec, "networks"), f"{key}.networks"
+    )
+    routes = _routes(ctx, xh.get("routes"), _line(xh, "routes"), f"{key}.x-hoplab.routes")
+    return Node(name=name, role=role, attachments=attachments, routes=routes, line=line)
+
+
+def parse(text: str, source: str = "<string>") -> Topology:
+    """Parse and validate topology text; raise InputError on the first problem found."""
+    ctx = _Ctx(source)
+    doc = parse_yaml(text, source)
+    _expect(ctx, doc, dict, 1, "(top level)", "a mapping with 'services' and 'networks'")
+    _check_keys(ctx, doc, TOP_KEYS, "")
+    xh = doc.get("x-hoplab") or {}
+    _expect(ctx, xh, dict, _line(doc, "x-hoplab"), "x-hoplab", "a mapping")
+    _check_keys(ctx, xh, TOP_X_KEYS, "x-hoplab")
+    name = check_lab_name(
+        xh.get("name", "hoplab"), source=source, line=_line(xh, "name"), key="x-hoplab.name"
+    )
+
+    nets_spec = doc.get("networks") or {}
+    _expect(ctx, nets_spec, dict, _line(doc, "networks"), "networks", "a mapping")
+    networks = []
+    for net_name, spec in nets_spec.items():
+        ln = _line(nets_spec, net_name)
+        _name(ctx, net_name, ln, f"networks.{net_name}", "network")
+        networks.append(_network(ctx, net_name, spec, ln))
+
+    services = doc.get("services")
+    if not services:
+        raise ctx.fail(
+            "no services",
+            _line(doc, "services") or 1,
+            "services",
+            "declare at least one node under services:",
+        )
+    _expect(ctx, services, dict, _line(doc, "services"), "services", "a mapping")
+    nodes = []
+    for node_name, spec in services.items():
+        ln = _line(services, node_name)
+        _name(ctx, node_name, ln, f"services.{node_name}", "node")
+        nodes.append(_service(ctx, node_name, spec, ln))
+
+    topo = Topology(name=name, source=source, networks=tuple(networks), nodes=tuple(nodes))
+    _validate(ctx, topo, services)
+    return topo
+
+
+def load(path: str | Path) -> Topology:
+    """Read and parse a topology file; size is capped before YAML ever sees it."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise InputError(
+                f"file is larger than {MAX_FILE_BYTES // 1024} KiB",
+                file=str(p),
+                hint="a topology is a few dozen lines; is this the right file?",
+            )
+        data = p.read_bytes()
+    except OSError as err:
+        raise InputError(
+            f"cannot read topology: {err.strerror}",
+            file=str(p),
+            hint="pass an existing Compose file with -f FILE",
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("file is not UTF-8 text", file=str(p)) from None
+    return parse(text, str(p))
+
+
+# --- cross-field checks -------------------------------------------------------------------------
+
+
+def _validate(ctx: _Ctx, topo: Topology, services: dict) -> None:
+    nets = {n.name: n for n in topo.networks}
+    for a, b in _pairs(topo.networks):
+        if a.subnet.overlaps(b.subnet):
+            raise ctx.fail(
+                f"subnet {b.subnet} overlaps {a.subnet} of network {a.name!r}",
+                b.line,
+                f"networks.{b.name}",
+                "give every network its own subnet",
+            )
+    used: dict[tuple[str, IPv4Address], str] = {}
+    counts = dict.fromkeys(nets, 0)
+    for node in topo.nodes:
+        key = f"services.{node.name}.networks"
+        node_nets = services[node.name].get("networks")
+        for att in node.attachments:
+            ln = _line(node_nets, att.network) if isinstance(node_nets, dict) else node.line
+            if att.network not in nets:
+                raise ctx.fail(
+                    f"unknown network {att.network!r}",
+                    ln,
+                    f"{key}.{att.network}",
+                    f"declare it under networks:, or use one of: {', '.join(nets) or 'none'}",
+                )
+            counts[att.network] += 1
+            if att.address is None:
+                continue
+            subnet = nets[att.network].subnet
+            akey = f"{key}.{att.network}.ipv4_address"
+            if att.address not in subnet:
+                raise ctx.fail(
+                    f"address {att.address} is outside {subnet}",
+                    ln,
+                    akey,
+                    f"pick an address inside {subnet}",
+                )
+            if att.address in (subnet.network_address, subnet.broadcast_address):
+                raise ctx.fail(
+                    f"address {att.address} is the network or broadcast address of {subnet}",
+                    ln,
+                    akey,
+                    "pick a host address",
+                )
+            other = used.get((att.network, att.address))
+            if other:
+                raise ctx.fail(
+                    f"address {att.address} is already used by {other!r}",
+                    ln,
+                    akey,
+                    "every address on a network must be unique",
+                )
+            used[(att.network, att.address)] = node.name
+        if node.role is Role.ROUTER and len(node.attachments) < 2:
+            raise ctx.fail(
+                "a router needs at least two networks",
+                node.line,
+                f"services.{node.name}",
+                "attach it to two networks, or make it a host",
+            )
+    for net in topo.networks:
+        if counts[net.name] + 1 > net.subnet.num_addresses - 2:
+            raise ctx.fail(
+                f"subnet {net.subnet} is too small for {counts[net.name]} nodes and a gateway",
+                net.line,
+                f"networks.{net.name}",
+                "use a larger subnet",
+            )
+    _check_routes(ctx, topo, nets)
+    _check_reachable(ctx, topo)
+
+
+def _pairs(items: tuple) -> list[tuple]:
+    return [(a, b) for i, a in enumerate(items) for b in items[i + 1 :]]
+
+
+def _check_routes(ctx: _Ctx, topo: Topology, nets: dict[str, Network]) -> None:
+    for node in topo.nodes:
+        key = f"services.{node.name}.x-hoplab.routes"
+        for route in node.routes:
+            if route.to not in nets:
+                try:
+                    IPv4Network(route.to, strict=True)
+                except ValueError:
+                    raise ctx.fail(
+                        f"route target {route.to!r} is neither a network name nor a CIDR",
+                        route.line,
+                        f"{key}.to",
+                        f"use one of: {', '.join(nets)}",
+                    ) from None
+            mine = set(node.networks)
+            if route.via in {n.name for n in topo.nodes}:
+                via = topo.node(route.via)
+                if via.role is not Role.ROUTER or not mine & set(via.networks):
+                    raise ctx.fail(
+                        f"route via {route.via!r}: not a router on a network of {node.name!r}",
+                        route.line,
+                        f"{key}.via",
+                        "name a router that shares a network",
+                    )
+                continue
+            try:
+                addr = IPv4Address(route.via)
+            except ValueError:
+                raise ctx.fail(
+                    f"route via {route.via!r} is neither a node nor an IPv4 address",
+                    route.line,
+                    f"{key}.via",
+                    "name a router, e.g. via: r1",
+                ) from None
+            if not any(addr in nets[n].subnet for n in mine):
+                raise ctx.fail(
+                    f"route via {addr} is not on any network of {node.name!r}",
+                    route.line,
+                    f"{key}.via",
+                    "the next hop must be directly attached",
+                )
+
+
+def _check_reachable(ctx: _Ctx, topo: Topology) -> None:
+    """Every node must reach every other: share a network, or be joined through routers."""
+    parent = {n.name: n.name for n in topo.networks}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for router in topo.routers:
+        first = router.networks[0]
+        for other in router.networks[1:]:
+            parent[find(other)] = find(first)
+    comps = {n.name: {find(net) for net in n.networks} for n in topo.nodes}
+    for a, b in _pairs(topo.nodes):
+        if not comps[a.name] & comps[b.name]:
+            lonely = b if len(b.attachments) <= len(a.attachments) else a
+            other = a if lonely is b else b
+            raise ctx.fail(
+                f"{lonely.role} {lonely.name!r} cannot reach {other.name!r}: "
+                "no chain of routers joins their networks",
+                lonely.line,
+                f"services.{lonely.name}",
+                "attach a router to both parts of the topology",
+            )
