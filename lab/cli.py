@@ -14,11 +14,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from lab import lifecycle
+from lab import exercises, lifecycle, report, runner
+from lab.checks import Status
 from lab.engine.client import connect
 from lab.engine.labs import Engine, LabState, json_state
 from lab.engine.shell import interactive_shell
 from lab.errors import HoplabError, InputError
+from lab.exercises.base import Exercise
+from lab.net import Lab
+from lab.runner import ExerciseResult
 from lab.topology import load
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better wider.
@@ -58,6 +62,22 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("shell", help="open an interactive shell in a node")
     lab_args(sp)
     sp.add_argument("node")
+    sp = sub.add_parser("run", help="run exercises in the running lab and check the evidence")
+    lab_args(sp)
+    sp.add_argument("exercises", nargs="*", metavar="EXERCISE", help="default: all")
+    sp.add_argument("--json", type=Path, metavar="FILE", help="write results as JSON")
+    sp.add_argument("--junit", type=Path, metavar="FILE", help="write results as JUnit XML")
+    sp.add_argument(
+        "--artifacts",
+        type=Path,
+        default=Path("artifacts"),
+        metavar="DIR",
+        help="where captures (.pcap) go (default: ./artifacts)",
+    )
+    sp.add_argument("-v", "--verbose", action="store_true", help="show passing checks too")
+    sub.add_parser("list", help="list the exercises")
+    sp = sub.add_parser("explain", help="print an exercise's lesson")
+    sp.add_argument("exercise")
     sub.add_parser("ls", help="list running labs with owners and ages")
     sub.add_parser("clean", help="remove every hoplab-labelled container and network")
     return p
@@ -181,6 +201,49 @@ def cmd_shell(args: argparse.Namespace) -> int:
     return interactive_shell(engine.api, container["Id"], ["/bin/bash", "-l"])
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    chosen = exercises.select(args.exercises)
+    name = lifecycle.lab_name(args.file, args.name)
+    lab = Lab.attach(_engine(), name)
+
+    def started(ex: Exercise) -> None:
+        err.print(f"[dim]running[/] {ex.name} ...")
+
+    def done(r: ExerciseResult) -> None:
+        colour = report.COLOURS[r.status]
+        err.print(f"  [{colour}]{r.status}[/] {r.name} ({r.seconds:.1f} s)")
+
+    results = runner.run_all(lab, chosen, args.artifacts, started, done)
+    out.print(report.table(results, args.verbose))
+    if args.json:
+        report.write_json(results, args.json)
+    if args.junit:
+        report.write_junit(results, args.junit)
+    counts = {s: sum(r.status is s for r in results) for s in Status}
+    err.print(
+        f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.ENV]} env; "
+        f"captures in {args.artifacts}/"
+    )
+    return 1 if counts[Status.FAIL] else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    table = Table(title="hoplab exercises", title_justify="left")
+    table.add_column("exercise", no_wrap=True)
+    table.add_column("what it shows")
+    for ex in exercises.catalogue():
+        table.add_row(ex.name, ex.summary)
+    out.print(table)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    (ex,) = exercises.select([args.exercise])
+    out.print(f"[bold]{ex.name}[/]: {ex.summary}\n")
+    out.print(ex.lesson)
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     labs = _engine().labs()
     table = Table(title="hoplab labs", title_justify="left")
@@ -228,6 +291,9 @@ COMMANDS = {
     "status": cmd_status,
     "exec": cmd_exec,
     "shell": cmd_shell,
+    "run": cmd_run,
+    "list": cmd_list,
+    "explain": cmd_explain,
     "ls": cmd_ls,
     "clean": cmd_clean,
 }
@@ -252,6 +318,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-__all__ = ["main", "Path"]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import io
 import json
 import os
 import signal
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +57,7 @@ class NodeState:
     addresses: dict[str, str]
     routes: tuple[str, ...]
     plan: str
+    image: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ class Engine:
         """Create the lab, or leave a matching one alone; on any failure leave zero objects."""
         current = self.state(plan.lab)
         if current.exists:
-            if _matches(current, plan):
+            if _matches(current, plan, image):
                 stopped = [plan.node(n.name) for n in current.nodes if n.state != "running"]
                 if not stopped:
                     return UpReport("unchanged")
@@ -366,10 +369,36 @@ class Engine:
 
     def run(self, container: str, cmd: list[str]) -> tuple[int, bytes, bytes]:
         """Run cmd in the node and collect (exit code, stdout, stderr)."""
-        exec_id = self.api.exec_create(container, cmd, stdout=True, stderr=True)["Id"]
-        out, err = self.api.exec_start(exec_id, demux=True)
-        code = int(self.api.exec_inspect(exec_id)["ExitCode"])
+        try:
+            exec_id = self.api.exec_create(container, cmd, stdout=True, stderr=True)["Id"]
+            out, err = self.api.exec_start(exec_id, demux=True)
+            code = int(self.api.exec_inspect(exec_id)["ExitCode"])
+        except docker.errors.APIError as e:
+            raise HoplabError(f"cannot run {cmd[0]!r} in {container}: {explain(e)}") from None
         return code, out or b"", err or b""
+
+    def put_file(self, container: str, dest: str, data: bytes, mode: int = 0o755) -> None:
+        """Copy bytes into the node through the API (no bind mounts, so remote engines work)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(os.path.basename(dest))
+            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        try:
+            self.api.put_archive(container, os.path.dirname(dest) or "/", buf.getvalue())
+        except docker.errors.APIError as e:
+            raise HoplabError(f"cannot copy into {container}:{dest}: {explain(e)}") from None
+
+    def get_file(self, container: str, path: str) -> bytes:
+        """Fetch one file out of the node through the API."""
+        try:
+            stream, _ = self.api.get_archive(container, path)
+        except docker.errors.APIError as e:
+            raise HoplabError(f"cannot fetch {container}:{path}: {explain(e)}") from None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            f = tar.extractfile(member) if member else None
+            return f.read() if f else b""
 
 
 def _owner() -> str:
@@ -395,11 +424,12 @@ def _create_error(kind: str, name: str, err: docker.errors.APIError) -> HoplabEr
     return HoplabError(f"cannot create {kind} {name!r}: {reason}")
 
 
-def _matches(current: LabState, plan: Plan) -> bool:
+def _matches(current: LabState, plan: Plan, image: str) -> bool:
+    """Same nodes, networks, plan and image: anything else is rebuilt rather than patched."""
     return (
         {n.name for n in current.nodes} == {n.name for n in plan.nodes}
         and set(current.networks) == {n.name for n in plan.networks}
-        and all(n.plan == plan.digest for n in current.nodes)
+        and all(n.plan == plan.digest and n.image == image for n in current.nodes)
     )
 
 
@@ -422,6 +452,7 @@ def _lab_state(lab: str, containers: list[dict], networks: list[dict]) -> LabSta
                 },
                 routes=tuple(r for r in lbl.get(L.ROUTES, "").split(";") if r),
                 plan=lbl.get(L.PLAN, ""),
+                image=c.get("ImageID", ""),
             )
         )
     subnets = {}

@@ -1,0 +1,17 @@
+"""What an exercise is: a lesson, and a function that sets up, runs, collects evidence, checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lab.checks import Check
+from lab.net import Lab
+
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str
+    summary: str
+    lesson: str
+    run: Callable[[Lab], list[Check]]

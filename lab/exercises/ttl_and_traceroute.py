@@ -1,0 +1,72 @@
+"""ttl-and-traceroute: the TTL drops by one at each router, and that is how traceroute works."""
+
+from __future__ import annotations
+
+from lab.checks import Check, check
+from lab.exercises.base import Exercise
+from lab.net import Lab
+
+LESSON = """\
+Every IP packet carries a TTL ("time to live"). The sender sets it (Linux uses 64) and every
+router that forwards the packet takes one off. Hosts never touch it. So a receiver that reads the
+TTL of an arriving packet (socket option IP_RECVTTL) learns how many routers it crossed:
+64 minus the number of routers.
+
+When a router takes the TTL to zero it drops the packet and sends back an ICMP "time exceeded"
+message from its own address. Traceroute is built on that: send a probe with TTL 1, then 2, then 3,
+and read who complains each time (IP_RECVERR puts the ICMP error on the socket's error queue).
+The answers list the routers in order, and the destination answers last.
+
+Evidence: the TTL srv saw on alice's datagram, and the hop list of a traceroute made from plain
+sockets, both compared with the routes hoplab planned.
+"""
+
+PORT = 9100
+
+
+def run(lab: Lab) -> list[Check]:
+    # Set up: srv listens; alice is two routers away in the default lab (read, not assumed).
+    src, dst = lab.node("alice"), lab.node("srv")
+    dst_ip = dst.address()
+    path = lab.path(src.name, dst_ip)
+    listener = dst.start_py("ttl.py", "listen", PORT, ready="listening")
+
+    # Run: one datagram, then a traceroute.
+    sent = src.py("ttl.py", "send", dst_ip, PORT).json()
+    listener.wait(3)  # the datagram is already sent; a live path delivers it in microseconds
+    got = listener.json()
+    trace = src.py("ttl.py", "trace", dst_ip, 8, timeout=30).json()
+
+    # Check.
+    routers = [n.name for n, _ in path]
+    expected_ttl = sent["sent_ttl"] - len(path)
+    hops = [h["from"] for h in trace["hops"]]
+    expected_hops = [via for _, via in path] + [dst_ip]
+    return [
+        check(
+            "TTL drops once per router",
+            got.get("ttl") == expected_ttl,
+            f"{sent['sent_ttl']} - {len(path)} routers ({', '.join(routers)}) = {expected_ttl}",
+            f"TTL {got.get('ttl')} from {got.get('peer')}",
+            evidence="srv: ttl.py listen (IP_RECVTTL)",
+            hint="a host on the path forwarding, or a missing router, changes the count; "
+            "compare `hoplab status` routes with the path",
+        ),
+        check(
+            "traceroute lists the routers in order, then the destination",
+            hops == expected_hops,
+            " -> ".join(expected_hops),
+            " -> ".join(str(h) for h in hops),
+            evidence="alice: ttl.py trace (IP_TTL + IP_RECVERR)",
+            hint="each router answers from the address facing the sender; a '*' means no "
+            "time-exceeded came back (ICMP filtered or a router down)",
+        ),
+    ]
+
+
+EXERCISE = Exercise(
+    name="ttl-and-traceroute",
+    summary="The TTL drops by one per router; traceroute reads the routers from ICMP errors.",
+    lesson=LESSON,
+    run=run,
+)

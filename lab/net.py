@@ -1,0 +1,267 @@
+"""A running lab as small nouns: Lab, Node, Proc, Capture. Exercises and tests read like topology.
+
+    lab = Lab.attach(engine, "hoplab")
+    srv = lab.node("srv")
+    with lab.capture("r1", "core") as cap:
+        lab.node("alice").run(["ping", "-c1", lab.address("srv", "lan2")])
+    cap.frames  # parsed with dpkt
+
+Docker stays in the engine; this module only asks it to run, copy and fetch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_network
+from pathlib import Path
+from typing import Any
+
+from lab import pcap
+from lab.engine.labs import Engine, LabState
+from lab.errors import HoplabError
+
+PROGRAMS = "/opt/hoplab"
+SCRATCH = "/tmp/hoplab"
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    def json(self) -> Any:
+        """The last JSON line a program printed: in-node programs report their evidence so."""
+        for line in reversed(self.out.strip().splitlines()):
+            with contextlib.suppress(ValueError):
+                return json.loads(line)
+        raise HoplabError(
+            f"program printed no JSON (exit {self.code}): {(self.out + self.err).strip()[-500:]}"
+        )
+
+
+@dataclass(frozen=True)
+class Iface:
+    name: str
+    mac: str
+    address: str
+    network: str
+
+
+@dataclass
+class Proc:
+    """A background program in a node; stopped by the lab at teardown if not before."""
+
+    node: Node
+    pid: int
+    log: str
+    stopped: bool = False
+
+    def output(self) -> str:
+        return self.node.fetch(self.log).decode(errors="replace")
+
+    def json(self) -> Any:
+        return Result(0, self.output(), "").json()
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Wait (bounded, inside the node) for the program to exit; True if it did."""
+        script = (
+            f"i=0; while kill -0 {self.pid} 2>/dev/null; do [ $i -ge {int(timeout * 100)} ] "
+            "&& exit 1; sleep 0.01; i=$((i+1)); done"
+        )
+        return self.node.run(["sh", "-c", script], timeout=timeout + 5).ok
+
+    def stop(self, wait: float = 5.0) -> None:
+        """SIGTERM, then wait (bounded, in the node) for it to go, then SIGKILL."""
+        if self.stopped:
+            return
+        self.stopped = True
+        script = (
+            f"kill -TERM {self.pid} 2>/dev/null; i=0; "
+            f"while kill -0 {self.pid} 2>/dev/null && [ $i -lt {int(wait * 100)} ]; "
+            f"do sleep 0.01; i=$((i+1)); done; kill -KILL {self.pid} 2>/dev/null; true"
+        )
+        self.node.run(["sh", "-c", script], timeout=wait + 5)
+
+
+class Node:
+    def __init__(self, lab: Lab, name: str, container: str, role: str) -> None:
+        self.lab, self.name, self.container, self.role = lab, name, container, role
+        self._ifaces: dict[str, Iface] | None = None
+
+    def __repr__(self) -> str:
+        return f"Node({self.name})"
+
+    def run(self, cmd: list[str] | str, timeout: float = 20) -> Result:
+        """Run and wait, never longer than timeout: coreutils' timeout bounds it in the node."""
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        bounded = ["timeout", "-k", "2", str(timeout), *argv]
+        code, out, err = self.lab.engine.run(self.container, bounded)
+        return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def py(self, program: str, *args: Any, timeout: float = 20) -> Result:
+        """Run one of the in-node programs from hosts/programs."""
+        return self.run(["python3", f"{PROGRAMS}/{program}", *map(str, args)], timeout=timeout)
+
+    def start(self, cmd: list[str], ready: str = "", timeout: float = 10) -> Proc:
+        """Start cmd in the background; return once its output contains `ready`."""
+        log = f"{SCRATCH}/proc-{next(self.lab._seq)}.log"
+        res = self.py("spawn.py", log, ready, timeout, "--", *cmd, timeout=timeout + 5)
+        info = res.json()
+        if "pid" not in info:
+            raise HoplabError(
+                f"{self.name}: {shlex.join(cmd)} did not start: {info.get('error')}\n"
+                f"{info.get('log', '')}"
+            )
+        proc = Proc(self, int(info["pid"]), log)
+        self.lab._procs.append(proc)
+        return proc
+
+    def start_py(self, program: str, *args: Any, ready: str = "", timeout: float = 10) -> Proc:
+        return self.start(
+            ["python3", "-u", f"{PROGRAMS}/{program}", *map(str, args)], ready, timeout
+        )
+
+    def copy_in(self, src: str | Path | bytes, dest: str, mode: int = 0o755) -> None:
+        data = src if isinstance(src, bytes) else Path(src).read_bytes()
+        self.lab.engine.put_file(self.container, dest, data, mode)
+
+    def fetch(self, path: str) -> bytes:
+        return self.lab.engine.get_file(self.container, path)
+
+    def interfaces(self) -> dict[str, Iface]:
+        """Interface names and MACs are not predictable: read them once, at run time."""
+        if self._ifaces is None:
+            res = self.run(["ip", "-j", "addr", "show"])
+            by_addr = {a: net for net, a in self.lab.state_node(self.name).addresses.items()}
+            self._ifaces = {}
+            for link in json.loads(res.out or "[]"):
+                for info in link.get("addr_info", []):
+                    net = by_addr.get(info.get("local", ""))
+                    if net:
+                        self._ifaces[net] = Iface(
+                            link["ifname"], link.get("address", ""), info["local"], net
+                        )
+        return self._ifaces
+
+    def iface(self, network: str) -> Iface:
+        try:
+            return self.interfaces()[network]
+        except KeyError:
+            raise HoplabError(f"{self.name} has no interface on {network}") from None
+
+    def address(self, network: str | None = None) -> str:
+        addrs = self.lab.state_node(self.name).addresses
+        return addrs[network] if network else next(iter(addrs.values()))
+
+
+@dataclass
+class Capture:
+    """Frames seen on one node's interface while the `with` block ran; saved as a .pcap."""
+
+    node: Node
+    network: str
+    path: Path | None = None
+    frames: list[pcap.Frame] = field(default_factory=list)
+
+
+class Lab:
+    """A running lab read back from the engine's labels, with helpers to act in it."""
+
+    def __init__(self, engine: Engine, state: LabState, artifacts: Path | None = None) -> None:
+        self.engine = engine
+        self.state = state
+        self.name = state.name
+        self.artifacts = artifacts
+        self._procs: list[Proc] = []
+        self._seq = itertools.count()
+        self._nodes = {n.name: Node(self, n.name, n.container, n.role) for n in state.nodes}
+
+    @classmethod
+    def attach(cls, engine: Engine, name: str, artifacts: Path | None = None) -> Lab:
+        state = engine.state(name)
+        if not state.running:
+            raise HoplabError(f"lab {name!r} is not running", hint="bring it up: hoplab up")
+        return cls(engine, state, artifacts)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return list(self._nodes.values())
+
+    def node(self, name: str) -> Node:
+        try:
+            return self._nodes[name]
+        except KeyError:
+            raise HoplabError(
+                f"lab {self.name!r} has no node {name!r}", hint=f"nodes: {', '.join(self._nodes)}"
+            ) from None
+
+    def state_node(self, name: str) -> Any:
+        return next(n for n in self.state.nodes if n.name == name)
+
+    def address(self, node: str, network: str | None = None) -> str:
+        return self.node(node).address(network)
+
+    def subnet(self, network: str) -> str:
+        return self.state.networks[network]
+
+    def path(self, src: str, dst_ip: str) -> list[tuple[Node, str]]:
+        """Routers from src to dst_ip as (router, next-hop address), read from the route labels.
+
+        This is what the lab was told to do; exercises compare it with what packets really did.
+        """
+        owner = {a: n.name for n in self.state.nodes for a in n.addresses.values()}
+        hops: list[tuple[Node, str]] = []
+        here, target = src, ip_address(dst_ip)
+        for _ in range(32):
+            node = self.state_node(here)
+            if any(target in ip_network(self.subnet(net)) for net in node.addresses):
+                return hops
+            via = next(
+                (r.split(" via ")[1] for r in node.routes if target in ip_network(r.split()[0])),
+                None,
+            )
+            if via is None or via not in owner:
+                raise HoplabError(f"{here} has no route to {dst_ip}")
+            here = owner[via]
+            hops.append((self.node(here), via))
+        raise HoplabError(f"routing loop from {src} to {dst_ip}")
+
+    def stop_all(self) -> None:
+        """Stop every background program this Lab started, newest first."""
+        while self._procs:
+            with contextlib.suppress(HoplabError):
+                self._procs.pop().stop()
+
+    @contextlib.contextmanager
+    def capture(self, node: str, network: str, bpf: str = "", label: str = "") -> Iterator[Capture]:
+        """tcpdump on node's interface on network; frames are parsed when the block ends."""
+        n = self.node(node)
+        iface = n.iface(network)
+        cap = Capture(n, network)
+        remote = f"{SCRATCH}/cap-{next(self._seq)}.pcap"
+        cmd = ["tcpdump", "-i", iface.name, "-n", "-U", "-s", "256", "-w", remote]
+        proc = n.start([*cmd, *shlex.split(bpf)], ready="listening on")
+        try:
+            yield cap
+        finally:
+            proc.stop()
+            with contextlib.suppress(ValueError):
+                self._procs.remove(proc)
+            data = n.fetch(remote)
+            n.run(["rm", "-f", remote])
+            cap.frames = pcap.parse(data)
+            if self.artifacts is not None:
+                self.artifacts.mkdir(parents=True, exist_ok=True)
+                stem = label or f"{node}-{network}"
+                cap.path = self.artifacts / f"{stem}.pcap"
+                cap.path.write_bytes(data)

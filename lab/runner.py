@@ -1,0 +1,63 @@
+"""Run exercises one by one against a running lab, each cleaning up after itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.checks import Check, Status, fail
+from lab.errors import HoplabError
+from lab.exercises.base import Exercise
+from lab.net import Lab
+
+
+@dataclass(frozen=True)
+class ExerciseResult:
+    name: str
+    checks: tuple[Check, ...]
+    seconds: float
+
+    @property
+    def status(self) -> Status:
+        states = {c.status for c in self.checks}
+        if Status.FAIL in states or not states:
+            return Status.FAIL
+        return Status.ENV if Status.ENV in states else Status.PASS
+
+
+def run_one(lab: Lab, exercise: Exercise, artifacts: Path | None) -> ExerciseResult:
+    """An exercise that raises is a FAIL with the reason, never a crash of the whole run."""
+    lab.artifacts = artifacts / exercise.name if artifacts else None
+    started = time.monotonic()
+    try:
+        checks = list(exercise.run(lab))
+    except HoplabError as err:
+        checks = [
+            fail(
+                "exercise ran to the end",
+                "every step completes",
+                " ".join(str(err).split())[-400:],
+                hint="a node may have stopped or been changed; see `hoplab status`",
+            )
+        ]
+    finally:
+        lab.stop_all()
+    return ExerciseResult(exercise.name, tuple(checks), time.monotonic() - started)
+
+
+def run_all(
+    lab: Lab,
+    exercises: list[Exercise],
+    artifacts: Path | None,
+    on_start: Callable[[Exercise], None] = lambda e: None,
+    on_done: Callable[[ExerciseResult], None] = lambda r: None,
+) -> list[ExerciseResult]:
+    results = []
+    for ex in exercises:
+        on_start(ex)
+        result = run_one(lab, ex, artifacts)
+        on_done(result)
+        results.append(result)
+    return results

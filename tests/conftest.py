@@ -1,0 +1,60 @@
+"""Shared fixtures. Integration tests use the real Docker Engine: if it is unreachable they fail
+loudly (connect() raises), they never skip."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab import lifecycle
+from lab.engine.client import connect
+from lab.engine.labs import Engine
+from lab.net import Lab
+from lab.topology import load
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "compose.yaml"
+_names = itertools.count()
+
+
+def unique_lab_name(prefix: str = "t") -> str:
+    """Per process and per call, so parallel runs and helpers never share a lab."""
+    return f"{prefix}{os.getpid()}x{next(_names)}"
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    return Engine(connect())
+
+
+def bring_up(engine: Engine, name: str, path: Path = COMPOSE) -> Lab:
+    lifecycle.up(engine, load(path), name, lambda *a: None, lambda m: None)
+    return Lab.attach(engine, name)
+
+
+@pytest.fixture(scope="session")
+def lab(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The default lab, up once for the session; exercises must leave it as they found it."""
+    name = unique_lab_name()
+    try:
+        running = bring_up(engine, name)
+        running.artifacts = tmp_path_factory.mktemp("artifacts")
+        yield running
+    finally:
+        engine.down(name)
+
+
+@pytest.fixture
+def fresh_lab(engine: Engine, tmp_path: Path) -> Iterator[Lab]:
+    """A lab of its own for a test that breaks things on purpose."""
+    name = unique_lab_name("b")
+    try:
+        running = bring_up(engine, name)
+        running.artifacts = tmp_path
+        yield running
+    finally:
+        engine.down(name)
