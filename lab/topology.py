@@ -65,17 +65,44 @@ class LinedList(list, _Lined):
     pass
 
 
-def _loader_class(counter: list[int]) -> type[yaml.SafeLoader]:
-    """A SafeLoader that keeps line numbers and refuses YAML bombs by counting built nodes."""
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the document holds once every alias is expanded (memoised, so linear).
+
+    PyYAML shares aliased objects, but any consumer that walks or serialises the result (Compose
+    itself, a JSON dump) expands them: a billion-laughs file must be refused here.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in visiting:
+            raise yaml.YAMLError("recursive alias")
+        visiting.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        visiting.discard(key)
+        sizes[key] = min(total, MAX_YAML_NODES + 1)
+        return sizes[key]
+
+    return size(root)
+
+
+def _loader_class() -> type[yaml.SafeLoader]:
+    """A SafeLoader that keeps line numbers and refuses YAML bombs before building anything."""
 
     class Loader(yaml.SafeLoader):
-        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-            counter[0] += 1
-            if counter[0] > MAX_YAML_NODES:
+        def construct_document(self, node: yaml.Node) -> Any:
+            if _expanded_size(node) > MAX_YAML_NODES:
                 raise yaml.YAMLError(
                     f"document expands to more than {MAX_YAML_NODES} values (a YAML bomb?)"
                 )
-            return super().construct_object(node, deep)
+            return super().construct_document(node)
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LinedDict:
         loader.flatten_mapping(node)
@@ -107,9 +134,8 @@ def _loader_class(counter: list[int]) -> type[yaml.SafeLoader]:
 
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text into LinedDict/LinedList trees, turning every failure into InputError."""
-    counter = [0]
     try:
-        return yaml.load(text, Loader=_loader_class(counter))  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_loader_class())  # noqa: S506 - SafeLoader subclass
     except _BadKey as err:
         raise InputError(
             err.message, file=source, line=err.line, key=err.key, hint=err.hint
@@ -451,8 +477,8 @@ def _validate(ctx: _Ctx, topo: Topology, services: dict) -> None:
     for node in topo.nodes:
         key = f"services.{node.name}.networks"
         node_nets = services[node.name].get("networks")
-        for att in node.attachments:
-            ln = _line(node_nets, att.network) if isinstance(node_nets, dict) else node.line
+        for i, att in enumerate(node.attachments):
+            ln = _line(node_nets, att.network if isinstance(node_nets, dict) else i)
             if att.network not in nets:
                 raise ctx.fail(
                     f"unknown network {att.network!r}",
