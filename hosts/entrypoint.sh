@@ -9,6 +9,10 @@ fail() { echo "hoplab-error: $*"; exit 1; }
 # drop it, so that nothing outside the lab is ever routed.
 ip route del default 2>/dev/null || true
 
+# Docker points resolv.conf at its embedded DNS, which forwards unknown names outside the lab.
+# Lab names live in /etc/hosts; a resolver that asks anything else is refused at once.
+printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' > /etc/resolv.conf 2>/dev/null || true
+
 if [ -n "${HOPLAB_ROUTES:-}" ]; then
     echo "$HOPLAB_ROUTES" | tr ';' '\n' | sed -e '/^ *$/d' -e 's/^/route replace /' \
         | ip -batch - 2>&1 || fail "could not apply routes: $HOPLAB_ROUTES"

@@ -106,7 +106,7 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
 
 
 def _say(msg: str) -> None:
-    err.print(f"[dim]image:[/] {msg}")
+    err.print(f"[dim]{msg}[/]")
 
 
 def _engine() -> Engine:

@@ -30,3 +30,7 @@ class InputError(HoplabError):
         prefix = f"{where}: " if where else ""
         keypart = f"{key}: " if key else ""
         super().__init__(f"{prefix}{keypart}{message}", hint)
+
+
+class SubnetTaken(HoplabError):
+    """Another network took a planned subnet between planning and creation: plan again."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Network
@@ -10,12 +13,13 @@ from pathlib import Path
 
 from lab.engine.image import ensure_image
 from lab.engine.labs import Engine, Progress, UpReport
-from lab.errors import InputError
+from lab.errors import InputError, SubnetTaken
 from lab.model import Topology
 from lab.plan import DEFAULT_POOL, Plan, build_plan
 from lab.topology import check_lab_name, load
 
 DEFAULT_FILE = "compose.yaml"
+PLAN_ATTEMPTS = 8
 
 
 def hosts_dir() -> Path:
@@ -49,7 +53,12 @@ def lab_name(path: str | Path | None, name: str | None) -> str:
 
 def make_plan(engine: Engine, topo: Topology, name: str | None) -> Plan:
     lab = check_lab_name(name, key="--name") if name else topo.name
-    return build_plan(topo, lab, engine.taken_subnets(exclude_lab=lab), subnet_pool())
+    current = {}
+    for net, subnet in engine.state(lab).networks.items():
+        with contextlib.suppress(ValueError):
+            current[net] = IPv4Network(subnet)
+    taken = engine.taken_subnets(exclude_lab=lab)
+    return build_plan(topo, lab, taken, subnet_pool(), current)
 
 
 @dataclass
@@ -65,8 +74,19 @@ def up(
     progress: Progress,
     say: Callable[[str], None],
 ) -> UpResult:
-    """The topology is loaded (and so validated) by the caller before the engine is reached."""
-    plan = make_plan(engine, topo, name)
+    """The topology is loaded (and so validated) by the caller before the engine is reached.
+
+    Labs brought up at the same moment can plan the same free subnet; the loser rolls back
+    (the engine leaves nothing), waits a random moment and plans again with the winner in view.
+    """
     image = ensure_image(engine.client, hosts_dir(), say)
-    report = engine.up(plan, image, progress)
-    return UpResult(plan, report)
+    for attempt in range(PLAN_ATTEMPTS):
+        plan = make_plan(engine, topo, name)
+        try:
+            return UpResult(plan, engine.up(plan, image, progress))
+        except SubnetTaken:
+            if attempt == PLAN_ATTEMPTS - 1:
+                raise
+            say(f"a subnet was taken meanwhile; planning lab {plan.lab} again")
+            time.sleep(random.uniform(0.05, 0.5) * (attempt + 1))
+    raise AssertionError("unreachable")

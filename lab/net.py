@@ -249,7 +249,18 @@ class Lab:
         iface = n.iface(network)
         cap = Capture(n, network)
         remote = f"{SCRATCH}/cap-{next(self._seq)}.pcap"
-        cmd = ["tcpdump", "-i", iface.name, "-n", "-U", "-s", "256", "-w", remote]
+        cmd = [
+            "tcpdump",
+            "-i",
+            iface.name,
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-s",
+            "256",
+            "-w",
+            remote,
+        ]
         proc = n.start([*cmd, *shlex.split(bpf)], ready="listening on")
         try:
             yield cap

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
@@ -89,17 +89,25 @@ def network_name(lab: str, net: str) -> str:
 
 
 def remap_subnets(
-    subnets: Iterable[IPv4Network], taken: Iterable[IPv4Network], pool: IPv4Network = DEFAULT_POOL
+    subnets: Iterable[IPv4Network],
+    taken: Iterable[IPv4Network],
+    pool: IPv4Network = DEFAULT_POOL,
+    prefer: Mapping[IPv4Network, IPv4Network] | None = None,
 ) -> dict[IPv4Network, IPv4Network]:
     """Map each subnet to itself when free, or to a free subnet of the same size from the pool.
 
-    Same size keeps every host offset, so addresses and routes translate one to one.
+    Same size keeps every host offset, so addresses and routes translate one to one. `prefer`
+    holds where a running lab already put a subnet, so planning it again gives the same answer.
     """
     wanted = list(subnets)
     busy = list(taken)
-    keep = [s for s in wanted if not any(s.overlaps(t) for t in busy)]
-    out = {s: s for s in keep}
-    used = busy + keep
+    out: dict[IPv4Network, IPv4Network] = {}
+    used = list(busy)
+    for s in wanted:
+        choice = (prefer or {}).get(s, s)
+        if choice.prefixlen == s.prefixlen and not any(choice.overlaps(u) for u in used):
+            out[s] = choice
+            used.append(choice)
     for s in wanted:
         if s in out:
             continue
@@ -189,10 +197,15 @@ def build_plan(
     lab: str | None = None,
     taken: Iterable[IPv4Network] = (),
     pool: IPv4Network = DEFAULT_POOL,
+    current: Mapping[str, IPv4Network] | None = None,
 ) -> Plan:
-    """Compute everything the engine needs to create the lab, with no Docker call."""
+    """Compute everything the engine needs to create the lab, with no Docker call.
+
+    `current` maps network names to the subnets a running copy of this lab already uses.
+    """
     lab = lab or topo.name
-    mapping = remap_subnets((n.subnet for n in topo.networks), taken, pool)
+    prefer = {n.subnet: current[n.name] for n in topo.networks if n.name in (current or {})}
+    mapping = remap_subnets((n.subnet for n in topo.networks), taken, pool, prefer)
     moved = {o: n for o, n in mapping.items() if o != n}
     addrs = _assign_addresses(topo)
 

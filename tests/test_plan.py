@@ -113,3 +113,12 @@ def test_plan_is_pure_and_deterministic():
     topo = load("compose.yaml")
     assert build_plan(topo).digest == build_plan(topo).digest
     assert build_plan(topo, "x").digest != build_plan(topo, "y").digest
+
+
+def test_a_running_lab_keeps_its_remapped_subnets():
+    topo = load("compose.yaml")
+    current = {"lan1": N("10.176.9.0/24")}
+    plan = build_plan(topo, "x", taken=[N("10.77.0.0/16")], current=current)
+    assert plan.network("lan1").subnet == N("10.176.9.0/24")
+    others = [n.subnet for n in plan.networks if n.name != "lan1"]
+    assert N("10.176.9.0/24") not in others

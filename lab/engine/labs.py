@@ -29,7 +29,7 @@ import docker.types
 
 from lab.engine import labels as L
 from lab.engine.client import explain
-from lab.errors import HoplabError
+from lab.errors import HoplabError, SubnetTaken
 from lab.model import Role
 from lab.plan import NetPlan, NodePlan, Plan
 
@@ -417,9 +417,9 @@ def _create_error(kind: str, name: str, err: docker.errors.APIError) -> HoplabEr
             "or pick another lab name with --name",
         )
     if "overlaps" in reason.lower():
-        return HoplabError(
+        return SubnetTaken(
             f"cannot create {kind} {name!r}: {reason}",
-            hint="another network took the subnet meanwhile; run the command again",
+            hint="another lab took the subnet meanwhile; run the command again",
         )
     return HoplabError(f"cannot create {kind} {name!r}: {reason}")
 
