@@ -17,6 +17,7 @@ from rich.table import Table
 from lab import exercises, lifecycle, report, runner
 from lab.checks import Status
 from lab.engine.client import connect
+from lab.engine.image import ensure_image
 from lab.engine.labs import Engine, LabState, json_state
 from lab.engine.shell import interactive_shell
 from lab.errors import HoplabError, InputError
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the exercises")
     sp = sub.add_parser("explain", help="print an exercise's lesson")
     sp.add_argument("exercise")
+    sub.add_parser("build", help="build the node image hoplab/node if hosts/ changed")
     sub.add_parser("ls", help="list running labs with owners and ages")
     sub.add_parser("clean", help="remove every hoplab-labelled container and network")
     return p
@@ -277,6 +279,12 @@ def _age(created: str) -> str:
     )
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    image = ensure_image(_engine().client, lifecycle.hosts_dir(), _say)
+    err.print(f"[green]hoplab/node ready[/]: {image[:19]}")
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     engine = _engine()
     with _progress() as progress:
@@ -294,6 +302,7 @@ COMMANDS = {
     "run": cmd_run,
     "list": cmd_list,
     "explain": cmd_explain,
+    "build": cmd_build,
     "ls": cmd_ls,
     "clean": cmd_clean,
 }

@@ -1,0 +1,61 @@
+# hoplab: `make lab` runs the whole catalogue on the default lab; `make test` runs the suite.
+# Everything a fresh machine lacks is installed here: the venv, the package, mmdebstrap.
+
+PYTHON  ?= python3
+VENV    := .venv
+HOPLAB  := $(VENV)/bin/hoplab
+NODE    ?= alice
+KEEP    ?= 0
+ARTIFACTS ?= artifacts
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: lab test up down shell status clean setup image sysdeps lint
+
+setup: $(VENV)/.installed sysdeps
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+# No container registry may be reachable: the base image is then bootstrapped with mmdebstrap.
+sysdeps:
+	@command -v mmdebstrap >/dev/null 2>&1 || { \
+	  echo "installing mmdebstrap (bootstraps the Debian base image offline)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mmdebstrap >/dev/null; }
+
+image: setup
+	$(HOPLAB) build
+
+# Up, every exercise, the report, then down (unless KEEP=1), even after a failure or Ctrl-C.
+lab: image
+	@mkdir -p $(ARTIFACTS)
+	@set -e; \
+	if [ "$(KEEP)" != "1" ]; then trap '$(HOPLAB) down' EXIT; fi; \
+	$(HOPLAB) up; \
+	$(HOPLAB) run --artifacts $(ARTIFACTS) --json $(ARTIFACTS)/report.json --junit $(ARTIFACTS)/junit.xml
+
+test: image
+	$(VENV)/bin/ruff check lab tests
+	$(VENV)/bin/ruff format --check lab tests
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check lab tests
+	$(VENV)/bin/ruff format --check lab tests
+
+up: image
+	$(HOPLAB) up
+
+down: setup
+	$(HOPLAB) down
+
+status: setup
+	$(HOPLAB) status
+
+shell: setup
+	$(HOPLAB) shell $(NODE)
+
+clean: setup
+	$(HOPLAB) clean
