@@ -9,7 +9,7 @@ KEEP    ?= 0
 ARTIFACTS ?= artifacts
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lab test up down shell status clean setup image sysdeps lint
+.PHONY: lab test up down shell status clean setup image sysdeps lint bench
 
 setup: $(VENV)/.installed sysdeps
 
@@ -37,13 +37,13 @@ lab: image
 	$(HOPLAB) run --artifacts $(ARTIFACTS) --json $(ARTIFACTS)/report.json --junit $(ARTIFACTS)/junit.xml
 
 test: image
-	$(VENV)/bin/ruff check lab tests
-	$(VENV)/bin/ruff format --check lab tests
+	$(VENV)/bin/ruff check lab tests bench
+	$(VENV)/bin/ruff format --check lab tests bench
 	$(VENV)/bin/pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check lab tests
-	$(VENV)/bin/ruff format --check lab tests
+	$(VENV)/bin/ruff check lab tests bench
+	$(VENV)/bin/ruff format --check lab tests bench
 
 up: image
 	$(HOPLAB) up
@@ -59,3 +59,7 @@ shell: setup
 
 clean: setup
 	$(HOPLAB) clean
+
+# Bring-up and teardown beside docker-compose and a plain docker-py loop; table + JSON.
+bench: image
+	$(VENV)/bin/python bench/bench.py --out bench-results/bench.json

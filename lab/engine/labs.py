@@ -196,10 +196,14 @@ class Engine:
                 lambda n: self._create_network(plan, n), plan.networks, "networks", progress
             )
             t1 = time.monotonic()
-            self._parallel(
+            steps = self._parallel(
                 lambda n: self._create_node(plan, n, image), plan.nodes, "nodes", progress
             )
             report.timings = {"networks": t1 - t0, "nodes": time.monotonic() - t1}
+            for step in ("create", "connect", "start", "ready"):
+                values = sorted(s[step] for s in steps)
+                report.timings[f"{step} (median node)"] = values[len(values) // 2]
+                report.timings[f"{step} (slowest node)"] = values[-1]
         except BaseException:
             with _sigint_deferred():
                 self.down(plan.lab, progress)
@@ -225,7 +229,9 @@ class Engine:
         except docker.errors.APIError as err:
             raise _create_error("network", net.docker_name, err) from None
 
-    def _create_node(self, plan: Plan, node: NodePlan, image: str) -> None:
+    def _create_node(self, plan: Plan, node: NodePlan, image: str) -> dict[str, float]:
+        """Create, connect, start, wait ready; returns each step's seconds for --profile."""
+        t0 = time.monotonic()
         first, *rest = node.interfaces
         api = self.api
         sysctls = {
@@ -273,13 +279,19 @@ class Engine:
             )
         except docker.errors.APIError as err:
             raise _create_error("container", node.container, err) from None
+        t1 = time.monotonic()
         for iface in rest:
             api.connect_container_to_network(
                 created["Id"],
                 plan.network(iface.network).docker_name,
                 ipv4_address=str(iface.address),
             )
-        self._start_node(node)
+        t2 = time.monotonic()
+        self.api.start(node.container)
+        t3 = time.monotonic()
+        self._wait_ready(node.container)
+        t4 = time.monotonic()
+        return {"create": t1 - t0, "connect": t2 - t1, "start": t3 - t2, "ready": t4 - t3}
 
     def _start_node(self, node: NodePlan) -> None:
         self.api.start(node.container)

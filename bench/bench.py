@@ -1,0 +1,276 @@
+"""hoplab's benchmark: bring-up and teardown beside what a user would pick instead, in one run.
+
+Each round runs every contender back to back on the same machine, so ratios are taken pair by pair
+inside a round and then summarised (median and spread over rounds). Contenders:
+
+- hoplab: `up` (routes and names in place, every node ready) and `down`, in-process.
+- docker-compose v1: `up -d` and `down` on the same compose.yaml.
+- floor: a plain docker-py loop that creates the same networks and containers and starts them, with
+  no routes, no names and no readiness wait: the engine's own cost. It lives here, not in lab/,
+  because it is a yardstick, not part of hoplab.
+- mininet: the namespace-only lower bound, when Mininet is installed (skipped, with a message).
+
+Also: a generated 100-node topology (up, down, idle memory per node) and the warm `make lab`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+from rich.console import Console
+from rich.table import Table
+
+from lab import lifecycle
+from lab.engine.client import connect
+from lab.engine.image import ensure_image
+from lab.engine.labs import Engine
+from lab.plan import Plan, build_plan
+from lab.topology import load, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "compose.yaml"
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+
+
+def quiet(*_a: object) -> None:
+    pass
+
+
+# --- contenders -------------------------------------------------------------------------------
+
+
+def hoplab_round(engine: Engine, path: Path, name: str) -> tuple[float, float, dict]:
+    topo = load(path)
+    t0 = time.perf_counter()
+    result = lifecycle.up(engine, topo, name, quiet, quiet)
+    t1 = time.perf_counter()
+    engine.down(name)
+    t2 = time.perf_counter()
+    assert result.report.action == "created", result.report.action
+    return t1 - t0, t2 - t1, result.report.timings
+
+
+def compose_round(project: str) -> tuple[float, float]:
+    exe = shutil.which("docker-compose")
+    base = [exe, "-p", project, "-f", str(COMPOSE)]
+    t0 = time.perf_counter()
+    subprocess.run([*base, "up", "-d"], check=True, capture_output=True)
+    t1 = time.perf_counter()
+    subprocess.run([*base, "down"], check=True, capture_output=True)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1
+
+
+def floor_round(client: docker.DockerClient, image: str) -> tuple[float, float]:
+    """The same containers and networks, one call after another, as a plain script would."""
+    plan = build_plan(load(COMPOSE), "floor")
+    api = client.api
+    nets: dict[str, str] = {}
+    ids: list[str] = []
+    try:
+        return _floor(api, plan, image, nets, ids)
+    finally:  # a crash must not leave the yardstick's objects behind
+        for cid in ids:
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_container(cid, force=True)
+        for nid in nets.values():
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_network(nid)
+
+
+def _floor(api: docker.APIClient, plan: Plan, image: str, nets: dict, ids: list) -> tuple:
+    t0 = time.perf_counter()
+    for net in plan.networks:
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(net.subnet))])
+        nets[net.name] = api.create_network(net.docker_name, driver="bridge", ipam=ipam)["Id"]
+    for node in plan.nodes:
+        first, *rest = node.interfaces
+        hc = api.create_host_config(network_mode=nets[first.network], cap_add=["NET_ADMIN"])
+        cid = api.create_container(image, name=node.container, host_config=hc)["Id"]
+        for iface in rest:
+            api.connect_container_to_network(cid, nets[iface.network])
+        api.start(cid)
+        ids.append(cid)
+    t1 = time.perf_counter()
+    for cid in ids:
+        api.remove_container(cid, force=True)
+    for nid in nets.values():
+        api.remove_network(nid)
+    t2 = time.perf_counter()
+    ids.clear()
+    nets.clear()
+    return t1 - t0, t2 - t1
+
+
+def mininet_available() -> bool:
+    try:
+        import mininet  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --- the 100-node topology ------------------------------------------------------------------
+
+
+def generated_topology(routers: int = 10, hosts_per_lan: int = 9) -> str:
+    """A chain of routers, each with a LAN of hosts: routers * (1 + hosts_per_lan) nodes."""
+    lines = ["x-hoplab: {name: bench100}", "services:"]
+    nets = ["networks:"]
+    for r in range(routers):
+        links = [f"lan{r}"] + [f"core{c}" for c in (r - 1, r) if 0 <= c < routers - 1]
+        lines.append(f"  r{r}: {{x-hoplab: {{role: router}}, networks: [{', '.join(links)}]}}")
+        nets.append(f"  lan{r}: {{ipam: {{config: [{{subnet: 10.150.{r}.0/24}}]}}}}")
+        if r < routers - 1:
+            nets.append(f"  core{r}: {{ipam: {{config: [{{subnet: 10.151.{r}.0/29}}]}}}}")
+        for h in range(hosts_per_lan):
+            lines.append(f"  h{r}x{h}: {{networks: [lan{r}]}}")
+    return "\n".join(lines + nets) + "\n"
+
+
+def memory_per_node(engine: Engine, lab: str) -> float:
+    """Idle memory of each node's cgroup (usage minus page cache), in MiB, median over nodes."""
+    containers = [n.container for n in engine.state(lab).nodes]
+
+    def usage(name: str) -> float:
+        stats = engine.api.stats(name, stream=False, one_shot=True)["memory_stats"]
+        cache = stats.get("stats", {}).get("inactive_file", stats.get("stats", {}).get("cache", 0))
+        return (stats.get("usage", 0) - cache) / (1 << 20)
+
+    with ThreadPoolExecutor(16) as pool:
+        values = list(pool.map(usage, containers))
+    return statistics.median(values)
+
+
+def big_round(engine: Engine) -> tuple[float, float, float, int]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(generated_topology())
+    try:
+        topo = parse(Path(f.name).read_text(), f.name)
+        t0 = time.perf_counter()
+        lifecycle.up(engine, topo, "bench100", quiet, quiet)
+        t1 = time.perf_counter()
+        mem = memory_per_node(engine, "bench100")
+        t2 = time.perf_counter()
+        engine.down("bench100")
+        t3 = time.perf_counter()
+    finally:
+        os.unlink(f.name)
+        engine.down("bench100")
+    return t1 - t0, t3 - t2, mem, len(topo.nodes)
+
+
+# --- reporting --------------------------------------------------------------------------------
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "runs": [round(v, 3) for v in values],
+    }
+
+
+def timed(label: str, fn: Callable[[], object]) -> object:
+    console.print(f"[dim]{label}...[/]")
+    return fn()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
+    ap.add_argument("--skip-big", action="store_true", help="skip the 100-node topology")
+    ap.add_argument("--skip-make", action="store_true", help="skip the warm `make lab`")
+    args = ap.parse_args()
+
+    client = connect()
+    engine = Engine(client)
+    image = ensure_image(client, lifecycle.hosts_dir(), quiet)
+    if engine.labs():
+        console.print("[yellow]note: other hoplab labs are running; figures will be noisier[/]")
+
+    rows: dict[str, list[float]] = {}
+    profile: list[dict] = []
+    for i in range(args.runs):
+        console.print(f"round {i + 1}/{args.runs}")
+        h_up, h_down, timings = hoplab_round(engine, COMPOSE, "benchlab")
+        c_up, c_down = compose_round("benchcompose")
+        f_up, f_down = floor_round(client, image)
+        profile.append(timings)
+        for key, value in {
+            "hoplab up": h_up,
+            "hoplab down": h_down,
+            "compose up": c_up,
+            "compose down": c_down,
+            "floor up": f_up,
+            "floor down": f_down,
+            "up / compose up": h_up / c_up,
+            "down / compose down": h_down / c_down,
+            "up / floor up": h_up / f_up,
+            "down / floor down": h_down / f_down,
+        }.items():
+            rows.setdefault(key, []).append(value)
+
+    results: dict[str, object] = {k: summary(v) for k, v in rows.items()}
+    results["hoplab up profile (median over rounds)"] = {
+        k: round(statistics.median(p[k] for p in profile), 3) for k in profile[0]
+    }
+    if mininet_available():
+        results["mininet"] = "installed, but its routed build is not wired in yet"
+    else:
+        console.print("[yellow]mininet is not installed: its lower bound is skipped[/]")
+        results["mininet"] = "skipped: not installed"
+
+    if not args.skip_big:
+        big = [timed("100-node topology", lambda: big_round(engine)) for _ in range(3)]
+        results["100 nodes up"] = summary([b[0] for b in big])
+        results["100 nodes down"] = summary([b[1] for b in big])
+        results["idle MiB per node"] = summary([b[2] for b in big])
+        results["100 nodes count"] = big[0][3]
+
+    if not args.skip_make:
+        engine.down("hoplab")
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run(["make", "-s", "lab"], cwd=ROOT, check=False, capture_output=True)
+            runs.append(time.perf_counter() - t0)
+        results["warm make lab"] = summary(runs)
+
+    table = Table(title=f"hoplab bench ({args.runs} rounds; seconds unless a ratio)")
+    for col in ("measure", "median", "min", "max"):
+        table.add_column(col)
+    for key, value in results.items():
+        if isinstance(value, dict) and "median" in value:
+            table.add_row(
+                key, f"{value['median']:.3f}", f"{value['min']:.3f}", f"{value['max']:.3f}"
+            )
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                table.add_row(f"  {k}", f"{v:.3f}", "", "")
+        else:
+            table.add_row(key, str(value), "", "")
+    console.print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    console.print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
