@@ -120,7 +120,7 @@ def run(lab: Lab) -> list[Check]:
 
 EXERCISE = Exercise(
     name="stream-vs-datagram",
-    summary="UDP keeps datagram boundaries, TCP only the bytes; UDP serves N from 1 socket, TCP N+1.",
+    summary="UDP keeps datagram boundaries, TCP only bytes; UDP serves N from 1 socket, TCP N+1.",
     lesson=LESSON,
     run=run,
 )

@@ -41,7 +41,7 @@ sequence numbers srv did not receive, and the drop counters of the rule on r1.
 TCP_PORT = 9221
 UDP_PORT = 9222
 TCP_BYTES = 1_000_000
-TCP_EVERY = 10  # nth mode: drop every 10th TCP packet of the flow (not the SYN)
+TCP_EVERY = 6  # nth mode: drop every 6th TCP packet of the flow (never the SYN)
 UDP_EVERY = 5
 UDP_COUNT = 100
 UDP_SIZE = 100  # payload bytes; the IP packet is 20 + 8 + 100

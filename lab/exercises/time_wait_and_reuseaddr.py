@@ -94,7 +94,7 @@ def run(lab: Lab) -> list[Check]:
             "the side that closes first holds TIME_WAIT",
             ok,
             "client closes first: alice TIME-WAIT, srv gone; "
-            "server closes first: srv TIME-WAIT, alice gone",
+            "server closes first: alice gone, srv TIME-WAIT",
             "; ".join(seen),
             evidence=f"`ss -tan` on alice and srv for port {port}, after both closes",
             hint="a connection ended by RST (SO_LINGER 0) leaves no TIME_WAIT anywhere; a side "
