@@ -80,6 +80,33 @@ class Proc:
         )
         return self.node.run(["sh", "-c", script], timeout=timeout + 5).ok
 
+    def handshake(
+        self,
+        cmd: str = "true",
+        *,
+        wait_for: str = "",
+        signal_before: bool = False,
+        signal_after: bool = False,
+        timeout: float = 6.0,
+    ) -> Result:
+        """In one exec: maybe SIGUSR1 the program, wait (bounded) for a marker in its output,
+        run cmd, maybe SIGUSR1 it again.
+
+        In-node programs pause on SIGUSR1 at the interesting moment, so the orchestrator can
+        read socket tables while connections are really open, without a second round trip.
+        """
+        parts = [f"kill -USR1 {self.pid}"] if signal_before else []
+        if wait_for:
+            marker = shlex.quote(wait_for)
+            parts.append(
+                f"i=0; until grep -qF -- {marker} {self.log}; do "
+                f"[ $i -ge {int(timeout * 100)} ] && break; sleep 0.01; i=$((i+1)); done"
+            )
+        parts.append(cmd)
+        if signal_after:
+            parts.append(f"kill -USR1 {self.pid} 2>/dev/null; true")
+        return self.node.run(["sh", "-c", "; ".join(parts)], timeout=timeout + 5)
+
     def stop(self, wait: float = 5.0) -> None:
         """SIGTERM, then wait (bounded, in the node) for it to go, then SIGKILL."""
         if self.stopped:
@@ -210,6 +237,13 @@ class Lab:
 
     def address(self, node: str, network: str | None = None) -> str:
         return self.node(node).address(network)
+
+    def network_of(self, ip: str) -> str:
+        """The lab network whose subnet holds ip."""
+        for net, subnet in self.state.networks.items():
+            if ip_address(ip) in ip_network(subnet):
+                return net
+        raise HoplabError(f"no network of lab {self.name!r} holds {ip}")
 
     def subnet(self, network: str) -> str:
         return self.state.networks[network]

@@ -213,3 +213,10 @@ def test_unreachable_engine_fails_loudly(monkeypatch):
 
     with pytest.raises(HoplabError, match="cannot reach the Docker Engine"):
         connect()
+
+
+def test_shell_runs_an_interactive_shell_over_the_api(lab):
+    proc = _hoplab("shell", "--name", lab.name, "dave", stdin=subprocess.PIPE)
+    out, err = proc.communicate("hostname\nexit 3\n", timeout=60)
+    assert proc.returncode == 3, err
+    assert "dave" in out

@@ -11,6 +11,7 @@ import select
 import shutil
 import sys
 import termios
+import time
 import tty
 
 import docker
@@ -35,7 +36,17 @@ def interactive_shell(api: docker.APIClient, container: str, cmd: list[str]) -> 
         if saved is not None:
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
         raw.close()
-    return int(api.exec_inspect(exec_id)["ExitCode"] or 0)
+    return _exit_code(api, exec_id)
+
+
+def _exit_code(api: docker.APIClient, exec_id: str, timeout: float = 5.0) -> int:
+    """The stream can close a moment before the engine records the exit code: wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = api.exec_inspect(exec_id)
+        if not info["Running"] or time.monotonic() > deadline:
+            return int(info["ExitCode"] or 0)
+        time.sleep(0.02)
 
 
 def _pump(sock, stdin_fd: int, stdout_fd: int) -> None:  # noqa: ANN001 - docker's socket type
@@ -53,6 +64,7 @@ def _pump(sock, stdin_fd: int, stdout_fd: int) -> None:  # noqa: ANN001 - docker
             if data:
                 sock.sendall(data)
             else:
+                # End of local input: on a TTY that is Ctrl-D, not a half-closed socket
+                # (the engine would drop the whole session, output still in flight).
                 stdin_open = False
-                with contextlib.suppress(OSError):
-                    sock.shutdown(1)
+                sock.sendall(b"\x04")

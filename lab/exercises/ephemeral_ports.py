@@ -5,7 +5,7 @@ from __future__ import annotations
 from lab.checks import Check, check, env
 from lab.errors import HoplabError
 from lab.exercises.base import Exercise
-from lab.net import Lab, Node, Proc, Result
+from lab.net import Lab, Node
 
 LESSON = """\
 When a client calls connect() without bind(), its kernel picks the local port for it: an
@@ -31,15 +31,6 @@ table, which shows one local port talking to srv:80 and to srv:81 at the same ti
 PORT, OTHER = 80, 81
 SIZE = 4  # the narrowed range
 BLOCKS = range(41000, 45000, SIZE)  # where to look for a block of ports no socket uses
-
-
-def _release(node: Node, proc: Proc, marker: str, cmd: str, cap: float = 8) -> Result:
-    """Wait (bounded, in the node) until proc says `marker`, run cmd, then let proc go on."""
-    script = (
-        f"i=0; until grep -q '{marker}' {proc.log}; do [ $i -ge {int(cap * 100)} ] && break; "
-        f"sleep 0.01; i=$((i+1)); done; {cmd}; kill -USR1 {proc.pid} 2>/dev/null; true"
-    )
-    return node.run(["sh", "-c", script], timeout=cap + 5)
 
 
 def _port(endpoint: str) -> int:
@@ -68,7 +59,7 @@ def run(lab: Lab) -> list[Check]:
 
     # Run: four connections, a fifth, one to :81; read alice's socket table while all are open.
     client = cli.start_py("tcp_ephemeral.py", srv_ip, PORT, OTHER, lo, hi, ready="holding")
-    table = _release(cli, client, "holding", "ss -tnH").out
+    table = client.handshake("ss -tnH", wait_for="holding", signal_after=True).out
     client.wait(5)
     ev = client.json()
     if not isinstance(ev.get("range"), list):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from ipaddress import ip_address, ip_network
 
 from lab.checks import Check, check
 from lab.exercises.base import Exercise
@@ -27,14 +26,6 @@ before the server's first data.
 
 PORT = 9183
 TIMEOUT = 3  # seconds; the exchange itself takes milliseconds
-# tcpdump hands packets over in blocks (up to a second late) unless told otherwise; a capture
-# stopped right after the traffic would miss them. Local until lab.capture() sets it itself.
-IMMEDIATE = "--immediate-mode"
-
-
-def network_of(lab: Lab, ip: str) -> str:
-    """The lab network whose subnet holds ip."""
-    return next(n for n, sub in lab.state.networks.items() if ip_address(ip) in ip_network(sub))
 
 
 def run(lab: Lab) -> list[Check]:
@@ -43,13 +34,13 @@ def run(lab: Lab) -> list[Check]:
     cli, srv = lab.node("alice"), lab.node("srv")
     cli_ip, srv_ip = cli.address(), srv.address()
     path = lab.path(cli.name, srv_ip)
-    at, net = (path[-1][0].name if path else srv.name), network_of(lab, srv_ip)
+    at, net = (path[-1][0].name if path else srv.name), lab.network_of(srv_ip)
     message = f"hoplab half-close {secrets.token_hex(4)}"
     expected_reply = "REPLY " + message.upper()
     server = srv.start_py("hop_halfclose.py", "serve", PORT, TIMEOUT, ready="listening")
 
     # Run: request, shutdown(SHUT_WR), read the reply.
-    with lab.capture(at, net, bpf=f"{IMMEDIATE} tcp port {PORT}", label=f"{net}-at-{at}") as cap:
+    with lab.capture(at, net, bpf=f"tcp port {PORT}", label=f"{net}-at-{at}") as cap:
         got = cli.py("hop_halfclose.py", "client", srv_ip, PORT, message, TIMEOUT).json()
         server.wait(TIMEOUT)
     seen = server.json()

@@ -6,7 +6,6 @@ import contextlib
 import json
 import secrets
 from dataclasses import dataclass
-from ipaddress import ip_address, ip_network
 
 from lab.checks import Check, check
 from lab.exercises.base import Exercise
@@ -30,9 +29,6 @@ and alice's neighbour table (`ip -j neigh`).
 """
 
 PORT = 9181
-# tcpdump hands packets over in blocks (up to a second late) unless told otherwise; a capture
-# stopped right after the traffic would miss them. Local until lab.capture() sets it itself.
-IMMEDIATE = "--immediate-mode"
 
 
 @dataclass(frozen=True)
@@ -42,16 +38,11 @@ class Segment:
     receiver: Node
 
 
-def network_of(lab: Lab, ip: str) -> str:
-    """The lab network whose subnet holds ip."""
-    return next(n for n, sub in lab.state.networks.items() if ip_address(ip) in ip_network(sub))
-
-
 def segments(lab: Lab, src: Node, dst: Node, dst_ip: str) -> list[Segment]:
     """The LANs the packet crosses, each with the node that puts it on and the one that takes it."""
     path = lab.path(src.name, dst_ip)
     chain = [src, *(router for router, _ in path), dst]
-    nets = [network_of(lab, via) for _, via in path] + [network_of(lab, dst_ip)]
+    nets = [lab.network_of(via) for _, via in path] + [lab.network_of(dst_ip)]
     return [Segment(net, chain[i], chain[i + 1]) for i, net in enumerate(nets)]
 
 
@@ -71,7 +62,7 @@ def run(lab: Lab) -> list[Check]:
                 lab.capture(
                     s.receiver.name,
                     s.network,
-                    bpf=f"{IMMEDIATE} udp and dst port {PORT}",
+                    bpf=f"udp and dst port {PORT}",
                     label=f"{i + 1}-{s.network}-at-{s.receiver.name}",
                 )
             )

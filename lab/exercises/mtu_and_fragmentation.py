@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from ipaddress import ip_address, ip_network
 
 from lab.checks import Check, check
 from lab.errors import HoplabError
@@ -36,7 +35,7 @@ def run(lab: Lab) -> list[Check]:
     alice, dave = lab.node("alice"), lab.node("dave")
     alice_ip, dave_ip = alice.address(), dave.address()
     small_router, small_router_ip = lab.path(alice.name, dave_ip)[-1]
-    core = _network_of(lab, small_router, small_router_ip)
+    core = lab.network_of(small_router_ip)
     mtu = _mtu(small_router, "lan3")
     cached_before = _cached_pmtu(alice, dave_ip)
 
@@ -150,13 +149,6 @@ def run(lab: Lab) -> list[Check]:
             hint="the exercise's host route on alice should be gone; see `ip route` on alice",
         ),
     ]
-
-
-def _network_of(lab: Lab, node: Node, ip: str) -> str:
-    for net in lab.state_node(node.name).addresses:
-        if ip_address(ip) in ip_network(lab.subnet(net)):
-            return net
-    raise HoplabError(f"{node.name} has no network holding {ip}")
 
 
 def _mtu(node: Node, network: str) -> int:

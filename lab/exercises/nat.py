@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from ipaddress import ip_address, ip_network
 from typing import Any
 
 from lab.checks import Check, check
@@ -35,11 +34,6 @@ CONNTRACK = re.compile(
     r"src=(?P<src>\S+) dst=\S+ sport=(?P<sport>\d+) dport=\d+ .*?"
     r"src=\S+ dst=(?P<rdst>\S+) sport=\d+ dport=(?P<rdport>\d+)"
 )
-
-
-def network_of(lab: Lab, ip: str) -> str:
-    """The lab network whose subnet holds ip."""
-    return next(n for n, sub in lab.state.networks.items() if ip_address(ip) in ip_network(sub))
 
 
 def connect_all(lab: Lab, srv: Node, srv_ip: str) -> dict[str, Any]:
@@ -82,7 +76,7 @@ def run(lab: Lab) -> list[Check]:
     srv_ip = srv.address()
     router = lab.path(CLIENTS[0], srv_ip)[0][0]
     outside = lab.path(router.name, srv_ip)[0][1]  # r1's next hop: the outside network
-    out_net = network_of(lab, outside)
+    out_net = lab.network_of(outside)
     router_ip = router.iface(out_net).address
     own = {name: lab.address(name) for name in CLIENTS}
     rule = ["POSTROUTING", "-o", router.iface(out_net).name, "-j", "MASQUERADE"]

@@ -6,7 +6,7 @@ import secrets
 
 from lab.checks import Check, check
 from lab.exercises.base import Exercise
-from lab.net import Lab, Node, Proc, Result
+from lab.net import Lab
 
 LESSON = """\
 A server listens on one port, here port 80 on srv. Every client that connects gets a connection
@@ -26,15 +26,6 @@ Evidence: the (ip, port) peers that accept() returned with the local address of 
 """
 
 PORT = 80
-
-
-def _release(node: Node, proc: Proc, marker: str, cmd: str, cap: float = 6) -> Result:
-    """Wait (bounded, in the node) until proc says `marker`, run cmd, then let proc go on."""
-    script = (
-        f"i=0; until grep -q '{marker}' {proc.log}; do [ $i -ge {int(cap * 100)} ] && break; "
-        f"sleep 0.01; i=$((i+1)); done; {cmd}; kill -USR1 {proc.pid} 2>/dev/null; true"
-    )
-    return node.run(["sh", "-c", script], timeout=cap + 5)
 
 
 def _ss_tuples(out: str, port: int) -> set[tuple[str, str]]:
@@ -68,7 +59,7 @@ def run(lab: Lab) -> list[Check]:
         n.start_py("tcp_client.py", "token", srv_ip, PORT, tok, ready='"connect"')
         for n, tok in zip(clients, tokens, strict=True)
     ]
-    table = _release(srv, server, "holding", "ss -tnH").out
+    table = server.handshake("ss -tnH", wait_for="holding", signal_after=True).out
     for p in procs:
         p.wait(8)
     server.wait(5)

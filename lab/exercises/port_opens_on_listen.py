@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lab.checks import Check, check
 from lab.exercises.base import Exercise
-from lab.net import Lab, Node, Proc, Result
+from lab.net import Lab
 from lab.pcap import Frame
 
 LESSON = """\
@@ -25,15 +25,6 @@ only once listen() has run.
 """
 
 PORT = 8088
-
-
-def _step(node: Node, proc: Proc, marker: str, cmd: str, cap: float = 5) -> Result:
-    """Signal proc to take its next step, wait (bounded, in the node) until it says so, run cmd."""
-    script = (
-        f"kill -USR1 {proc.pid}; i=0; until grep -qF '\"{marker}\"' {proc.log}; do "
-        f"[ $i -ge {int(cap * 100)} ] && break; sleep 0.01; i=$((i+1)); done; {cmd}"
-    )
-    return node.run(["sh", "-c", script], timeout=cap + 5)
 
 
 def _listed(ss_out: str, port: int) -> list[str]:
@@ -60,9 +51,9 @@ def run(lab: Lab) -> list[Check]:
     # Run: try to connect at each step, capturing on srv's LAN.
     with lab.capture("srv", "lan2", bpf=f"tcp port {PORT}", label="srv-lan2") as cap:
         before = cli.py("tcp_client.py", "connect", srv_ip, PORT).json()
-        bound_ss = _step(srv, server, "bound", "ss -ltnH").out
+        bound_ss = server.handshake("ss -ltnH", wait_for='"bound"', signal_before=True).out
         bound = cli.py("tcp_client.py", "connect", srv_ip, PORT).json()
-        listen_ss = _step(srv, server, "listening", "ss -ltnH").out
+        listen_ss = server.handshake("ss -ltnH", wait_for='"listening"', signal_before=True).out
         after = cli.py("tcp_client.py", "connect", srv_ip, PORT).json()
         server.wait(5)
     accepted = server.json()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from ipaddress import ip_address, ip_network
 
 from lab.checks import Check, check
 from lab.exercises.base import Exercise
@@ -31,14 +30,6 @@ path, and the sha256 of what arrived.
 
 PORT = 9182
 SIZE = 1024 * 1024
-# tcpdump hands packets over in blocks (up to a second late) unless told otherwise; a capture
-# stopped right after the traffic would miss them. Local until lab.capture() sets it itself.
-IMMEDIATE = "--immediate-mode"
-
-
-def network_of(lab: Lab, ip: str) -> str:
-    """The lab network whose subnet holds ip."""
-    return next(n for n, sub in lab.state.networks.items() if ip_address(ip) in ip_network(sub))
 
 
 def snmp(node: Node) -> dict[str, int]:
@@ -68,8 +59,8 @@ def run(lab: Lab) -> list[Check]:
     dst_ip = dst.address()
     path = lab.path(src.name, dst_ip)
     router = path[0][0]
-    in_net = network_of(lab, path[0][1])
-    out_net = network_of(lab, path[1][1]) if len(path) > 1 else network_of(lab, dst_ip)
+    in_net = lab.network_of(path[0][1])
+    out_net = lab.network_of(path[1][1]) if len(path) > 1 else lab.network_of(dst_ip)
     release = f"{SCRATCH}/transport-release"
     src.run(["rm", "-f", release])
     server = dst.start_py("hop_transfer.py", "serve", PORT, 5, ready="listening")
@@ -79,10 +70,8 @@ def run(lab: Lab) -> list[Check]:
     # still open, look at the sockets on the router and on the sender.
     try:
         with (
-            lab.capture(router.name, in_net, f"{IMMEDIATE} tcp port {PORT}", f"{in_net}-in") as cin,
-            lab.capture(
-                router.name, out_net, f"{IMMEDIATE} tcp port {PORT}", f"{out_net}-out"
-            ) as cout,
+            lab.capture(router.name, in_net, f"tcp port {PORT}", f"{in_net}-in") as cin,
+            lab.capture(router.name, out_net, f"tcp port {PORT}", f"{out_net}-out") as cout,
         ):
             client = src.start_py(
                 "hop_transfer.py", "send", dst_ip, PORT, SIZE, release, 10, ready='"phase"'
