@@ -34,3 +34,7 @@ class InputError(HoplabError):
 
 class SubnetTaken(HoplabError):
     """Another network took a planned subnet between planning and creation: plan again."""
+
+
+class Unsupported(HoplabError):
+    """The environment cannot do this (e.g. delay without netem): an ENV result, never faked."""

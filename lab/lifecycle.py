@@ -73,6 +73,7 @@ def up(
     name: str | None,
     progress: Progress,
     say: Callable[[str], None],
+    labels: dict[str, str] | None = None,
 ) -> UpResult:
     """The topology is loaded (and so validated) by the caller before the engine is reached.
 
@@ -83,7 +84,7 @@ def up(
     for attempt in range(PLAN_ATTEMPTS):
         plan = make_plan(engine, topo, name)
         try:
-            return UpResult(plan, engine.up(plan, image, progress))
+            return UpResult(plan, engine.up(plan, image, progress, labels))
         except SubnetTaken:
             if attempt == PLAN_ATTEMPTS - 1:
                 raise

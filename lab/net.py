@@ -23,9 +23,10 @@ from typing import Any
 
 from lab import pcap
 from lab.engine.labs import Engine, LabState
-from lab.errors import HoplabError
+from lab.errors import HoplabError, Unsupported
 
 PROGRAMS = "/opt/hoplab"
+IMPAIR_TAG = "hoplab-impair"
 SCRATCH = "/tmp/hoplab"
 
 
@@ -192,6 +193,26 @@ class Node:
 
 
 @dataclass
+class Impairment:
+    """What Lab.impair put in place, and how: callers report the mechanism as evidence."""
+
+    node: Node
+    network: str
+    mechanism: str
+    rules: list[list[str]] = field(default_factory=list)
+
+    def drops(self) -> int:
+        """Packets the iptables rules dropped so far (netem keeps its own counters)."""
+        total = 0
+        for chain in ("FORWARD", "OUTPUT"):
+            res = self.node.run(["iptables", "-L", chain, "-v", "-x", "-n"])
+            for line in res.out.splitlines():
+                if IMPAIR_TAG in line:
+                    total += int(line.split()[0])
+        return total
+
+
+@dataclass
 class Capture:
     """Frames seen on one node's interface while the `with` block ran; saved as a .pcap."""
 
@@ -277,8 +298,91 @@ class Lab:
                 self._procs.pop().stop()
 
     @contextlib.contextmanager
-    def capture(self, node: str, network: str, bpf: str = "", label: str = "") -> Iterator[Capture]:
-        """tcpdump on node's interface on network; frames are parsed when the block ends."""
+    def impair(
+        self,
+        node: str,
+        network: str,
+        loss: float = 0.0,
+        every: int = 0,
+        delay_ms: float = 0.0,
+        match: list[str] | None = None,
+    ) -> Iterator[Impairment]:
+        """Impair what node sends out on network, and always undo it.
+
+        netem where the kernel has it; otherwise loss falls back to iptables statistic (random
+        with `loss`, or deterministic: every `every`-th packet). Delay without netem cannot be
+        shown, so it raises Unsupported rather than pretending.
+        """
+        n = self.node(node)
+        iface = n.iface(network).name
+        netem = []
+        if loss:
+            netem += ["loss", f"{loss * 100:g}%"]
+        if delay_ms:
+            netem += ["delay", f"{delay_ms:g}ms"]
+        imp = Impairment(n, network, "")
+        if netem and not every and not match:
+            res = n.run(["tc", "qdisc", "add", "dev", iface, "root", "netem", *netem])
+            if res.ok:
+                imp.mechanism = f"netem {' '.join(netem)} on {node} {iface}"
+            elif delay_ms:
+                raise Unsupported(
+                    f"cannot delay packets on {node}: {res.err.strip()}",
+                    hint="delay and jitter need the kernel's sch_netem module",
+                )
+        if not imp.mechanism:
+            if every:
+                stat = ["--mode", "nth", "--every", str(every), "--packet", str(every - 1)]
+            else:
+                stat = ["--mode", "random", "--probability", f"{loss:g}"]
+            for chain in ("FORWARD", "OUTPUT"):
+                imp.rules.append(
+                    [
+                        chain,
+                        "-o",
+                        iface,
+                        *(match or []),
+                        "-m",
+                        "statistic",
+                        *stat,
+                        "-m",
+                        "comment",
+                        "--comment",
+                        IMPAIR_TAG,
+                        "-j",
+                        "DROP",
+                    ]
+                )
+            imp.mechanism = f"iptables statistic {' '.join(stat)} on {node} {iface} (no netem)"
+        try:
+            for rule in imp.rules:
+                res = n.run(["iptables", "-I", *rule])
+                if not res.ok:
+                    raise HoplabError(f"{node}: iptables failed: {res.err.strip()}")
+            yield imp
+        finally:
+            if imp.rules:
+                for rule in imp.rules:
+                    n.run(["iptables", "-D", *rule])
+            else:
+                n.run(["tc", "qdisc", "del", "dev", iface, "root"])
+
+    @contextlib.contextmanager
+    def capture(
+        self, where: str, network: str = "", bpf: str = "", label: str = ""
+    ) -> Iterator[Capture]:
+        """tcpdump on a node's interface; frames are parsed when the block ends.
+
+        `where` is a node (then `network` says which interface), or a network alone: the
+        capture then runs on a router on it (any node if it has none).
+        """
+        if not network:
+            network = where
+            on_it = [n for n in self.state.nodes if network in n.addresses]
+            if network not in self.state.networks or not on_it:
+                raise HoplabError(f"lab {self.name!r} has no network {network!r} with nodes")
+            where = next((n for n in on_it if n.role == "router"), on_it[0]).name
+        node = where
         n = self.node(node)
         iface = n.iface(network)
         cap = Capture(n, network)

@@ -104,10 +104,17 @@ def _sigint_deferred() -> Iterator[None]:
 class Engine:
     """The one object that talks to Docker. Hold one per command; it keeps no lab state itself."""
 
-    def __init__(self, client: docker.DockerClient, workers: int = 16) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        workers: int = 16,
+        mem_limit: str = MEM_LIMIT,
+        pids_limit: int = PIDS_LIMIT,
+    ) -> None:
         self.client = client
         self.api = client.api
         self.workers = workers
+        self.mem_limit, self.pids_limit = mem_limit, pids_limit
 
     # --- parallel helper --------------------------------------------------------------------
 
@@ -177,8 +184,18 @@ class Engine:
 
     # --- up --------------------------------------------------------------------------------------
 
-    def up(self, plan: Plan, image: str, progress: Progress = _no_progress) -> UpReport:
-        """Create the lab, or leave a matching one alone; on any failure leave zero objects."""
+    def up(
+        self,
+        plan: Plan,
+        image: str,
+        progress: Progress = _no_progress,
+        labels: dict[str, str] | None = None,
+    ) -> UpReport:
+        """Create the lab, or leave a matching one alone; on any failure leave zero objects.
+
+        `labels` are extra labels for every node (an owner, the pid of a test run), so that
+        whoever made a lab can find and reap it from the engine alone.
+        """
         current = self.state(plan.lab)
         if current.exists:
             if _matches(current, plan, image):
@@ -197,7 +214,10 @@ class Engine:
             )
             t1 = time.monotonic()
             steps = self._parallel(
-                lambda n: self._create_node(plan, n, image), plan.nodes, "nodes", progress
+                lambda n: self._create_node(plan, n, image, labels or {}),
+                plan.nodes,
+                "nodes",
+                progress,
             )
             report.timings = {"networks": t1 - t0, "nodes": time.monotonic() - t1}
             for step in ("create", "connect", "start", "ready"):
@@ -229,7 +249,9 @@ class Engine:
         except docker.errors.APIError as err:
             raise _create_error("network", net.docker_name, err) from None
 
-    def _create_node(self, plan: Plan, node: NodePlan, image: str) -> dict[str, float]:
+    def _create_node(
+        self, plan: Plan, node: NodePlan, image: str, extra: dict[str, str]
+    ) -> dict[str, float]:
         """Create, connect, start, wait ready; returns each step's seconds for --profile."""
         t0 = time.monotonic()
         first, *rest = node.interfaces
@@ -246,8 +268,8 @@ class Engine:
             init=True,
             extra_hosts={name: str(ip) for name, ip in plan.names},
             dns=["127.0.0.1"],  # names come from /etc/hosts; nothing is forwarded outside
-            mem_limit=MEM_LIMIT,
-            pids_limit=PIDS_LIMIT,
+            mem_limit=self.mem_limit,
+            pids_limit=self.pids_limit,
         )
         networking = api.create_networking_config(
             {
@@ -262,7 +284,8 @@ class Engine:
                 image,
                 name=node.container,
                 hostname=node.name,
-                labels={
+                labels=extra
+                | {
                     L.LAB: plan.lab,
                     L.NODE: node.name,
                     L.ROLE: str(node.role),
