@@ -22,6 +22,7 @@ class Network:
     subnet: IPv4Network
     mtu: int | None = None
     line: int = 0
+    gateway: IPv4Address | None = None  # Docker reserves one; None lets the planner pick it
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ def build_plan(
     nets = []
     for net in topo.networks:
         used = {a for (_, n), a in addrs.items() if n == net.name}
-        gw = _gateway(net.subnet, used)
+        gw = net.gateway or _gateway(net.subnet, used)
         nets.append(
             NetPlan(net.name, network_name(lab, net.name), mapping[net.subnet], tr(gw), net.mtu)
         )

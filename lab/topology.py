@@ -275,11 +275,22 @@ def _network(ctx: _Ctx, name: str, spec: Any, line: int) -> Network:
             hint,
         )
     entry = config[0]
-    _check_keys(ctx, entry, {"subnet"}, f"{key}.ipam.config[0]")
+    _check_keys(ctx, entry, {"subnet", "gateway"}, f"{key}.ipam.config[0]")
     if "subnet" not in entry:
         raise ctx.fail("missing subnet", entry.line, f"{key}.ipam.config[0]", hint)
     subnet = _subnet(ctx, entry["subnet"], _line(entry, "subnet"), f"{key}.ipam.config[0].subnet")
-    return Network(name=name, subnet=subnet, mtu=mtu, line=line)
+    gateway = None
+    if "gateway" in entry:
+        gkey = f"{key}.ipam.config[0].gateway"
+        gateway = _address(ctx, entry["gateway"], _line(entry, "gateway"), gkey)
+        if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+            raise ctx.fail(
+                f"gateway {gateway} is not a host address of {subnet}",
+                _line(entry, "gateway"),
+                gkey,
+                "Docker reserves it: pick a free host address no node uses",
+            )
+    return Network(name=name, subnet=subnet, mtu=mtu, line=line, gateway=gateway)
 
 
 def _mtu(ctx: _Ctx, value: Any, line: int, key: str) -> int:
@@ -504,6 +515,13 @@ def _validate(ctx: _Ctx, topo: Topology, services: dict) -> None:
                     ln,
                     akey,
                     "pick a host address",
+                )
+            if att.address == nets[att.network].gateway:
+                raise ctx.fail(
+                    f"address {att.address} is the network's reserved gateway",
+                    ln,
+                    akey,
+                    "pick another address, or another gateway in ipam.config",
                 )
             other = used.get((att.network, att.address))
             if other:

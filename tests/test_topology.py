@@ -204,3 +204,11 @@ def test_explicit_routes_are_checked():
     assert "not a router" in err(bad).message
     bad = BASE.replace("  h2:\n", "  h2:\n    x-hoplab: {routes: [{to: nowhere, via: r1}]}\n")
     assert "neither a network name nor a CIDR" in err(bad).message
+
+
+def test_gateway_is_checked_and_kept_free():
+    text = BASE.replace("subnet: 10.1.1.0/24}", "subnet: 10.1.1.0/24, gateway: 10.1.1.10}")
+    e = err(text)
+    assert "reserved gateway" in e.message and e.line == 10
+    text = BASE.replace("subnet: 10.1.1.0/24}", "subnet: 10.1.1.0/24, gateway: 10.1.9.1}")
+    assert "not a host address" in err(text).message
