@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
@@ -82,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("build", help="build the node image hoplab/node if hosts/ changed")
     sub.add_parser("ls", help="list running labs with owners and ages")
     sub.add_parser("clean", help="remove every hoplab-labelled container and network")
+    for register in EXTENSIONS:
+        COMMANDS.update(register(sub))
     return p
 
 
@@ -292,6 +295,9 @@ def cmd_clean(args: argparse.Namespace) -> int:
     err.print(f"[green]clean[/]: removed {containers} containers and {networks} networks")
     return 0
 
+
+# Feature modules add their own subcommands: register(subparsers) -> {name: handler}.
+EXTENSIONS: tuple[Callable[[Any], dict[str, Callable[[argparse.Namespace], int]]], ...] = ()
 
 COMMANDS = {
     "up": cmd_up,
