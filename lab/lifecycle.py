@@ -12,7 +12,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from lab.engine.image import ensure_image
-from lab.engine.labs import Engine, Progress, UpReport
+from lab.engine.labs import Engine, LabState, Progress, UpReport
 from lab.errors import InputError, SubnetTaken
 from lab.model import Topology
 from lab.plan import DEFAULT_POOL, Plan, build_plan
@@ -51,14 +51,16 @@ def lab_name(path: str | Path | None, name: str | None) -> str:
     return "hoplab"
 
 
-def make_plan(engine: Engine, topo: Topology, name: str | None) -> Plan:
+def make_plan(engine: Engine, topo: Topology, name: str | None) -> tuple[Plan, LabState]:
+    """The plan, and the lab's state as read for it (so `up` need not read it again)."""
     lab = check_lab_name(name, key="--name") if name else topo.name
+    state = engine.state(lab)
     current = {}
-    for net, subnet in engine.state(lab).networks.items():
+    for net, subnet in state.networks.items():
         with contextlib.suppress(ValueError):
             current[net] = IPv4Network(subnet)
     taken = engine.taken_subnets(exclude_lab=lab)
-    return build_plan(topo, lab, taken, subnet_pool(), current)
+    return build_plan(topo, lab, taken, subnet_pool(), current), state
 
 
 @dataclass
@@ -82,9 +84,9 @@ def up(
     """
     image = ensure_image(engine.client, hosts_dir(), say)
     for attempt in range(PLAN_ATTEMPTS):
-        plan = make_plan(engine, topo, name)
+        plan, state = make_plan(engine, topo, name)
         try:
-            return UpResult(plan, engine.up(plan, image, progress, labels))
+            return UpResult(plan, engine.up(plan, image, progress, labels, state))
         except SubnetTaken:
             if attempt == PLAN_ATTEMPTS - 1:
                 raise

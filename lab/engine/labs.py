@@ -70,6 +70,8 @@ class LabState:
     owner: str = ""
     created: str = ""
     source: str = ""
+    # Every label of the first node, extra ones included (the pid of the test run that owns it).
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -190,13 +192,15 @@ class Engine:
         image: str,
         progress: Progress = _no_progress,
         labels: dict[str, str] | None = None,
+        current: LabState | None = None,
     ) -> UpReport:
         """Create the lab, or leave a matching one alone; on any failure leave zero objects.
 
         `labels` are extra labels for every node (an owner, the pid of a test run), so that
-        whoever made a lab can find and reap it from the engine alone.
+        whoever made a lab can find and reap it from the engine alone. `current` is the lab's
+        state if the caller just read it, to save the round trips.
         """
-        current = self.state(plan.lab)
+        current = current or self.state(plan.lab)
         if current.exists:
             if _matches(current, plan, image):
                 stopped = [plan.node(n.name) for n in current.nodes if n.state != "running"]
@@ -534,6 +538,7 @@ def _lab_state(lab: str, containers: list[dict], networks: list[dict]) -> LabSta
         owner=first.get(L.OWNER, ""),
         created=first.get(L.CREATED, ""),
         source=first.get(L.SOURCE, ""),
+        labels=dict(first),
     )
 
 
