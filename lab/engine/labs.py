@@ -117,6 +117,26 @@ class Engine:
         self.api = client.api
         self.workers = workers
         self.mem_limit, self.pids_limit = mem_limit, pids_limit
+        self._net_locks: dict[str, threading.Lock] = {}
+        self._net_locks_guard = threading.Lock()
+
+    @contextlib.contextmanager
+    def _endpoints_of(self, networks: Iterable[str]) -> Iterator[None]:
+        """Hold the networks a start or a removal adds endpoints to or removes them from.
+
+        Docker 20.10 keeps a per-network endpoint count that concurrent updates on the same
+        network can leave wrong; a network whose count never returns to zero cannot be removed
+        until the daemon restarts. Different networks still proceed in parallel.
+        """
+        with self._net_locks_guard:
+            locks = [self._net_locks.setdefault(n, threading.Lock()) for n in sorted(set(networks))]
+        for lock in locks:  # sorted order: no two callers can deadlock
+            lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in reversed(locks):
+                lock.release()
 
     # --- parallel helper --------------------------------------------------------------------
 
@@ -173,6 +193,28 @@ class Engine:
             for name in names
         ]
 
+    def labs_labelled(self, key: str, value: str) -> list[str]:
+        """Names of the labs whose nodes carry key=value (e.g. one workshop's room), sorted."""
+        found = self.api.containers(all=True, filters={"label": [L.LAB, f"{key}={value}"]})
+        return sorted({c["Labels"][L.LAB] for c in found})
+
+    def memory(self, lab: str) -> dict[str, int]:
+        """Bytes each running node of the lab uses (cgroup usage minus inactive page cache).
+
+        Page cache is left out because the kernel reclaims it under pressure: what remains is
+        what a node really costs the machine.
+        """
+        nodes = [n for n in self.state(lab).nodes if n.state == "running"]
+
+        def usage(container: str) -> int:
+            stats = self.api.stats(container, stream=False, one_shot=True)["memory_stats"]
+            detail = stats.get("stats") or {}
+            cache = detail.get("inactive_file", detail.get("cache", 0))
+            return int(stats.get("usage", 0) - cache)
+
+        values = self._parallel(usage, [n.container for n in nodes], "memory", _no_progress)
+        return {n.name: v for n, v in zip(nodes, values, strict=True)}
+
     def taken_subnets(self, exclude_lab: str) -> list[IPv4Network]:
         """Subnets of every network on the engine except this lab's own, for the planner."""
         out = []
@@ -207,7 +249,9 @@ class Engine:
                 if not stopped:
                     return UpReport("unchanged")
                 started = time.monotonic()
-                self._parallel(self._start_node, stopped, "starting nodes", progress)
+                self._parallel(
+                    lambda n: self._start_node(n, plan), stopped, "starting nodes", progress
+                )
                 return UpReport("restarted", {"start": time.monotonic() - started})
             self.down(plan.lab, progress)
         report = UpReport("created")
@@ -322,7 +366,7 @@ class Engine:
                     L.PLAN: plan.digest,
                     L.ROUTES: routes,
                     L.SOURCE: plan.source,
-                    L.OWNER: _owner(),
+                    L.OWNER: extra.get(L.OWNER) or _owner(),  # a workshop names its participant
                     L.CREATED: datetime.now(UTC).isoformat(timespec="seconds"),
                 },
                 environment={"HOPLAB_ROUTES": routes},
@@ -340,7 +384,7 @@ class Engine:
                 ipv4_address=str(iface.address),
             )
         t2 = time.monotonic()
-        self.api.start(node.container)
+        self._start(node, plan)
         t3 = time.monotonic()
         self._wait_ready(node.container)
         t4 = time.monotonic()
@@ -352,8 +396,12 @@ class Engine:
             "ready": t4 - t3,
         }
 
-    def _start_node(self, node: NodePlan) -> None:
-        self.api.start(node.container)
+    def _start(self, node: NodePlan, plan: Plan) -> None:
+        with self._endpoints_of(plan.network(i.network).docker_name for i in node.interfaces):
+            self.api.start(node.container)
+
+    def _start_node(self, node: NodePlan, plan: Plan) -> None:
+        self._start(node, plan)
         self._wait_ready(node.container)
 
     def _wait_ready(self, container: str) -> None:
@@ -378,38 +426,55 @@ class Engine:
     # --- down and clean ----------------------------------------------------------------------
 
     def down(self, lab: str | None, progress: Progress = _no_progress) -> tuple[int, int]:
-        """Remove one lab's objects (or every hoplab object) in parallel; never anything else."""
-        containers = self.api.containers(all=True, filters=L.lab_filter(lab))
-        self._parallel(
-            lambda c: self._remove_container(c["Id"]), containers, "removing nodes", progress
-        )
-        networks = self.api.networks(filters=L.lab_filter(lab))
-        self._parallel(
-            lambda n: self._remove_network(n["Id"]), networks, "removing networks", progress
-        )
+        """Remove one lab's objects (or every hoplab object) in parallel; never anything else.
+
+        Once started it finishes: a Ctrl-C half-way would leave networks without nodes.
+        """
+        with _sigint_deferred():
+            containers = self.api.containers(all=True, filters=L.lab_filter(lab))
+            self._parallel(self._remove_container, containers, "removing nodes", progress)
+            networks = self.api.networks(filters=L.lab_filter(lab))
+            self._parallel(
+                lambda n: self._remove_network(n["Id"]), networks, "removing networks", progress
+            )
         return len(containers), len(networks)
 
-    def _remove_container(self, cid: str) -> None:
+    def _remove_container(self, container: dict) -> None:
+        networks = ((container.get("NetworkSettings") or {}).get("Networks") or {}).keys()
         try:
-            self.api.remove_container(cid, force=True, v=True)
+            with self._endpoints_of(networks):
+                self.api.remove_container(container["Id"], force=True, v=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as err:
             if "already in progress" not in explain(err):
                 raise
 
-    def _remove_network(self, nid: str) -> None:
-        # A container removed a moment ago can still hold an endpoint; give the engine a beat.
-        for attempt in range(20):
+    def _remove_network(self, nid: str, patience: float = 60.0) -> None:
+        """Remove a network once the engine has let go of its endpoints.
+
+        After a mass removal the engine can report "active endpoints" for many seconds while it
+        tears veths down; endpoints it still lists are force-disconnected, then we back off.
+        """
+        deadline = time.monotonic() + patience
+        delay = 0.05
+        while True:
             try:
                 self.api.remove_network(nid)
                 return
             except docker.errors.NotFound:
                 return
             except docker.errors.APIError as err:
-                if "active endpoints" not in explain(err) or attempt == 19:
-                    raise
-                time.sleep(0.1)
+                if "active endpoints" not in explain(err) or time.monotonic() > deadline:
+                    raise HoplabError(
+                        f"cannot remove network {nid[:12]}: {explain(err)}",
+                        hint="run `hoplab clean` again in a moment",
+                    ) from None
+            with contextlib.suppress(docker.errors.APIError):
+                for endpoint in self.api.inspect_network(nid).get("Containers") or {}:
+                    self.api.disconnect_container_from_network(endpoint, nid, force=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     # --- running things in nodes ---------------------------------------------------------------
 
