@@ -93,11 +93,14 @@ def remap_subnets(
     taken: Iterable[IPv4Network],
     pool: IPv4Network = DEFAULT_POOL,
     prefer: Mapping[IPv4Network, IPv4Network] | None = None,
+    seed: str = "",
 ) -> dict[IPv4Network, IPv4Network]:
     """Map each subnet to itself when free, or to a free subnet of the same size from the pool.
 
     Same size keeps every host offset, so addresses and routes translate one to one. `prefer`
     holds where a running lab already put a subnet, so planning it again gives the same answer.
+    The search starts at a place derived from `seed` (the lab name), so labs planned at the
+    same moment look in different parts of the pool instead of racing for the lowest subnet.
     """
     wanted = list(subnets)
     busy = list(taken)
@@ -116,7 +119,7 @@ def remap_subnets(
                 f"subnet {s} is taken and is larger than the pool {pool}",
                 hint="free the subnet, or give the lab a different subnet in the file",
             )
-        for candidate in pool.subnets(new_prefix=s.prefixlen):
+        for candidate in _candidates(pool, s.prefixlen, seed):
             if not any(candidate.overlaps(u) for u in used):
                 out[s] = candidate
                 used.append(candidate)
@@ -129,6 +132,16 @@ def remap_subnets(
     return out
 
 
+def _candidates(pool: IPv4Network, prefixlen: int, seed: str) -> Iterable[IPv4Network]:
+    """Every subnet of that size in the pool, starting at a seed-derived one and wrapping."""
+    count = 1 << (prefixlen - pool.prefixlen)
+    size = 1 << (32 - prefixlen)
+    start = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % count if seed else 0
+    base = int(pool.network_address)
+    for i in range(count):
+        yield IPv4Network((base + ((start + i) % count) * size, prefixlen))
+
+
 def _translate(addr: IPv4Address, mapping: dict[IPv4Network, IPv4Network]) -> IPv4Address:
     for old, new in mapping.items():
         if addr in old:
@@ -139,7 +152,10 @@ def _translate(addr: IPv4Address, mapping: dict[IPv4Network, IPv4Network]) -> IP
 def _assign_addresses(topo: Topology) -> dict[tuple[str, str], IPv4Address]:
     """Explicit addresses first, then the lowest free host address in node order."""
     out: dict[tuple[str, str], IPv4Address] = {}
-    used: dict[str, set[IPv4Address]] = {n.name: set() for n in topo.networks}
+    # An explicit gateway is Docker's: a node given it would fail to start.
+    used: dict[str, set[IPv4Address]] = {
+        n.name: {n.gateway} if n.gateway else set() for n in topo.networks
+    }
     for node in topo.nodes:
         for att in node.attachments:
             if att.address is not None:
@@ -192,6 +208,32 @@ def _explicit_via(topo: Topology, node: str, via: str, addrs: dict) -> IPv4Addre
     return IPv4Address(via)
 
 
+def forward_path(plan: Plan, src: str, dest: IPv4Network) -> tuple[list[str], bool]:
+    """The nodes a packet for dest visits from src by the planned routes, and whether it loops.
+
+    Pure: the loader uses it to refuse explicit routes that bounce a network between routers.
+    The walk stops where dest is attached, where no route matches, or at a next hop no node has.
+    """
+    owner = {i.address: n.name for n in plan.nodes for i in n.interfaces}
+    subnets = {n.name: n.subnet for n in plan.networks}
+    probe = dest.network_address
+    hops = [src]
+    here = plan.node(src)
+    while not any(probe in subnets[i.network] for i in here.interfaces):
+        matches = [r for r in here.routes if probe in r.dest]
+        if not matches:
+            break
+        nxt = owner.get(max(matches, key=lambda r: r.dest.prefixlen).via)
+        if nxt is None:
+            break
+        looped = nxt in hops
+        hops.append(nxt)
+        if looped:
+            return hops, True
+        here = plan.node(nxt)
+    return hops, False
+
+
 def build_plan(
     topo: Topology,
     lab: str | None = None,
@@ -205,7 +247,7 @@ def build_plan(
     """
     lab = lab or topo.name
     prefer = {n.subnet: current[n.name] for n in topo.networks if n.name in (current or {})}
-    mapping = remap_subnets((n.subnet for n in topo.networks), taken, pool, prefer)
+    mapping = remap_subnets((n.subnet for n in topo.networks), taken, pool, prefer, seed=lab)
     moved = {o: n for o, n in mapping.items() if o != n}
     addrs = _assign_addresses(topo)
 

@@ -6,6 +6,7 @@ input learners write by hand, so a silent guess here becomes a confusing lab lat
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
@@ -16,9 +17,13 @@ import yaml
 
 from lab.errors import InputError
 from lab.model import Attachment, Network, Node, Role, RouteSpec, Topology
+from lab.plan import build_plan, forward_path
 
 MAX_FILE_BYTES = 1 << 20
 MAX_YAML_NODES = 50_000
+MAX_DEPTH = 64  # a topology nests about six levels; deeper is a mistake or an attack
+MAX_NODES = 500
+MAX_NETWORKS = 250
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,19}$")
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 NAME_HINT = "use 1-20 lowercase letters and digits, starting with a letter (e.g. 'lan1', 'srv')"
@@ -69,7 +74,8 @@ def _expanded_size(root: yaml.Node) -> int:
     """How many values the document holds once every alias is expanded (memoised, so linear).
 
     PyYAML shares aliased objects, but any consumer that walks or serialises the result (Compose
-    itself, a JSON dump) expands them: a billion-laughs file must be refused here.
+    itself, a JSON dump) expands them: a billion-laughs file must be refused here. The culprit is
+    named by its top-level key, where the file's author can find it.
     """
     sizes: dict[int, int] = {}
     visiting: set[int] = set()
@@ -79,7 +85,12 @@ def _expanded_size(root: yaml.Node) -> int:
         if key in sizes:
             return sizes[key]
         if key in visiting:
-            raise yaml.YAMLError("recursive alias")
+            raise _BadKey(
+                "malformed YAML: an alias refers to the value that contains it",
+                node.start_mark.line + 1,
+                "",
+                "a recursive structure never ends; copy the values instead of aliasing them",
+            )
         visiting.add(key)
         total = 1
         if isinstance(node, yaml.SequenceNode):
@@ -90,7 +101,88 @@ def _expanded_size(root: yaml.Node) -> int:
         sizes[key] = min(total, MAX_YAML_NODES + 1)
         return sizes[key]
 
-    return size(root)
+    total = size(root)
+    if total > MAX_YAML_NODES:
+        line, key, running = root.start_mark.line + 1, "", 1
+        if isinstance(root, yaml.MappingNode):
+            for k, v in root.value:
+                running += size(k) + size(v)
+                if running > MAX_YAML_NODES:
+                    line, key = (
+                        k.start_mark.line + 1,
+                        str(k.value) if isinstance(k, yaml.ScalarNode) else "?",
+                    )
+                    break
+        raise _BadKey(
+            f"document expands to more than {MAX_YAML_NODES} values (a YAML bomb?)",
+            line,
+            key,
+            "write the values out, or remove the aliases that multiply them",
+        )
+    return total
+
+
+class _KeyIndex:
+    """The key path each line of the file sits under, so that even a YAML error names a key."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[int, str]] = []
+
+    def at(self, line: int) -> str:
+        found = "(top level)"
+        for start, path in self.starts:
+            if start > line:
+                break
+            found = path
+        return found
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _prescan(text: str, index: _KeyIndex) -> None:
+    """Walk the parser's events once: record where each key starts, refuse deep nesting.
+
+    Events come from a loop, not recursion, so a file of 10,000 '[' cannot exhaust the stack
+    here; the composer (which recurses) only ever sees a document of bounded depth.
+    """
+    # frame: [path, is_mapping, expecting_key, key_or_index]
+    stack: list[list[Any]] = []
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.DocumentStartEvent):
+            index.starts.append((event.start_mark.line + 1, "(top level)"))
+        if isinstance(event, yaml.CollectionEndEvent):
+            stack.pop()
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue
+        line = event.start_mark.line + 1
+        frame = stack[-1] if stack else None
+        if frame is not None and frame[1] and frame[2]:  # a key of a mapping
+            frame[2] = False
+            value = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+            frame[3] = value if value.strip() else repr(value)
+            path = _join(frame[0], frame[3])
+            index.starts.append((line, path))
+        elif frame is not None and frame[1]:  # a value of a mapping
+            frame[2] = True
+            path = _join(frame[0], frame[3])
+        elif frame is not None:  # an item of a sequence
+            path = f"{frame[0]}[{frame[3]}]"
+            frame[3] += 1
+        else:
+            path = ""
+        if isinstance(event, yaml.CollectionStartEvent):
+            is_map = isinstance(event, yaml.MappingStartEvent)
+            stack.append([path, is_map, True, None if is_map else 0])
+            if len(stack) > MAX_DEPTH:
+                raise _BadKey(
+                    f"malformed YAML: nesting is deeper than {MAX_DEPTH} levels",
+                    line,
+                    stack[1][0] or "(top level)",  # the key it hangs from, not 64 indexes
+                    "a topology nests a few levels; simplify the file",
+                )
 
 
 def _loader_class() -> type[yaml.SafeLoader]:
@@ -98,10 +190,7 @@ def _loader_class() -> type[yaml.SafeLoader]:
 
     class Loader(yaml.SafeLoader):
         def construct_document(self, node: yaml.Node) -> Any:
-            if _expanded_size(node) > MAX_YAML_NODES:
-                raise yaml.YAMLError(
-                    f"document expands to more than {MAX_YAML_NODES} values (a YAML bomb?)"
-                )
+            _expanded_size(node)  # raises _BadKey for a bomb or a recursive alias
             return super().construct_document(node)
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LinedDict:
@@ -115,7 +204,7 @@ def _loader_class() -> type[yaml.SafeLoader]:
                 raise _BadKey("mapping keys must be plain scalars", line, "", "quote the key")
             if key in out:
                 raise _BadKey(
-                    f"duplicate key {key!r}", line, str(key), "each key may appear once per mapping"
+                    f"duplicate key {key!r}", line, "", "each key may appear once per mapping"
                 )
             out[key] = loader.construct_object(value_node, deep=True)
             out.lines[key] = line
@@ -132,26 +221,63 @@ def _loader_class() -> type[yaml.SafeLoader]:
     return Loader
 
 
+def _key_near(text: str, line: int) -> str:
+    """The key path at line of a text YAML cannot read as it is: unreadable characters blanked."""
+    index = _KeyIndex()
+    clean = "".join(c if c.isprintable() or c in "\n\t" else " " for c in text)
+    with contextlib.suppress(yaml.YAMLError, _BadKey):
+        _prescan(clean, index)
+    return index.at(line)
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML text into LinedDict/LinedList trees, turning every failure into InputError."""
+    """Parse YAML text into LinedDict/LinedList trees, turning every failure into InputError.
+
+    Every error names a line and a key: the key is read from the events seen before the error,
+    so even a stray quote says which key it broke.
+    """
+    index = _KeyIndex()
     try:
+        _prescan(text, index)
         return yaml.load(text, Loader=_loader_class())  # noqa: S506 - SafeLoader subclass
     except _BadKey as err:
         raise InputError(
-            err.message, file=source, line=err.line, key=err.key, hint=err.hint
+            err.message,
+            file=source,
+            line=err.line,
+            key=err.key or index.at(err.line),
+            hint=err.hint,
         ) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else 0
+        line = mark.line + 1 if mark else 1
+        what = ", ".join(p for p in (err.context, err.problem) if p) or str(err)
         raise InputError(
-            f"malformed YAML: {err.problem or err}",
+            f"malformed YAML: {what}",
             file=source,
             line=line,
+            key=index.at(line),
             hint="check indentation and quoting near this line",
+        ) from None
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        raise InputError(
+            f"malformed YAML: unprintable character {err.character:#04x}",
+            file=source,
+            line=line,
+            key=_key_near(text, line),
+            hint="a topology is plain text; remove control characters",
         ) from None
     except (yaml.YAMLError, RecursionError) as err:
         msg = str(err) if isinstance(err, yaml.YAMLError) else "nesting is too deep"
-        raise InputError(f"malformed YAML: {msg}", file=source, hint="simplify the file") from None
+        line = index.starts[-1][0] if index.starts else 1
+        raise InputError(
+            f"malformed YAML: {msg}",
+            file=source,
+            line=line,
+            key=index.at(line),
+            hint="simplify the file",
+        ) from None
 
 
 @dataclass
@@ -170,17 +296,39 @@ def _line(parent: Any, key: Any) -> int:
     return 0
 
 
+def _kind(value: Any) -> str:
+    """What a YAML value is, in the file's words rather than Python's."""
+    if value is None:
+        return "nothing"
+    for kind, word in ((bool, "true/false"), (dict, "a mapping"), (list, "a list"), (str, "text")):
+        if isinstance(value, kind):
+            return word
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
 def _expect(ctx: _Ctx, value: Any, kind: type | tuple, line: int, key: str, what: str) -> None:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        got = "nothing" if value is None else type(value).__name__
-        raise ctx.fail(f"expected {what}, got {got}", line, key, f"write {key} as {what}")
+        raise ctx.fail(f"expected {what}, got {_kind(value)}", line, key, f"write {key} as {what}")
+
+
+def _opt(ctx: _Ctx, spec: dict, name: str, kind: type, key: str, what: str) -> Any:
+    """An optional field: absent or empty gives kind(); anything else must be of that kind.
+
+    `or {}` would let `x-hoplab: 0` or `cap_add: ""` slip through as if they were absent.
+    """
+    value = spec.get(name)
+    if value is None:
+        return kind()
+    _expect(ctx, value, kind, _line(spec, name), key, what)
+    return value
 
 
 def _check_keys(ctx: _Ctx, mapping: dict, allowed: set[str], key: str) -> None:
     for k in mapping:
         if k in allowed or (key == "" and isinstance(k, str) and k.startswith("x-")):
             continue
-        path = f"{key}.{k}" if key else str(k)
+        part = str(k) if str(k).strip() else repr(k)  # an empty key still gets a name
+        path = f"{key}.{part}" if key else part
         why = WHY_NOT.get(str(k), "")
         hint = why or f"supported keys here: {', '.join(sorted(allowed))}"
         raise ctx.fail(f"key {k!r} is not supported by hoplab", _line(mapping, k), path, hint)
@@ -243,8 +391,7 @@ def _network(ctx: _Ctx, name: str, spec: Any, line: int) -> Network:
             "hoplab networks are bridges; remove the driver key",
         )
     mtu: int | None = None
-    opts = spec.get("driver_opts") or {}
-    _expect(ctx, opts, dict, _line(spec, "driver_opts"), f"{key}.driver_opts", "a mapping")
+    opts = _opt(ctx, spec, "driver_opts", dict, f"{key}.driver_opts", "a mapping")
     for opt, val in opts.items():
         if opt != MTU_OPT:
             raise ctx.fail(
@@ -254,8 +401,7 @@ def _network(ctx: _Ctx, name: str, spec: Any, line: int) -> Network:
                 f"only {MTU_OPT} is supported",
             )
         mtu = _mtu(ctx, val, _line(opts, opt), f"{key}.driver_opts.{opt}")
-    xh = spec.get("x-hoplab") or {}
-    _expect(ctx, xh, dict, _line(spec, "x-hoplab"), f"{key}.x-hoplab", "a mapping")
+    xh = _opt(ctx, spec, "x-hoplab", dict, f"{key}.x-hoplab", "a mapping")
     _check_keys(ctx, xh, NETWORK_X_KEYS, f"{key}.x-hoplab")
     if "mtu" in xh:
         mtu = _mtu(ctx, xh["mtu"], _line(xh, "mtu"), f"{key}.x-hoplab.mtu")
@@ -266,6 +412,13 @@ def _network(ctx: _Ctx, name: str, spec: Any, line: int) -> Network:
         raise ctx.fail("network has no subnet", line, key, hint)
     _expect(ctx, ipam, dict, _line(spec, "ipam"), f"{key}.ipam", "a mapping")
     _check_keys(ctx, ipam, {"config", "driver"}, f"{key}.ipam")
+    if ipam.get("driver", "default") != "default":
+        raise ctx.fail(
+            f"IPAM driver {ipam['driver']!r} is not supported",
+            _line(ipam, "driver"),
+            f"{key}.ipam.driver",
+            "hoplab uses Docker's default IPAM; remove the driver key",
+        )
     config = ipam.get("config")
     if not isinstance(config, list) or len(config) != 1 or not isinstance(config[0], dict):
         raise ctx.fail(
@@ -358,25 +511,23 @@ def _service(ctx: _Ctx, name: str, spec: Any, line: int) -> Node:
     key = f"services.{name}"
     _expect(ctx, spec, dict, line, key, "a mapping")
     _check_keys(ctx, spec, SERVICE_KEYS, key)
-    if "image" in spec and spec["image"] not in NODE_IMAGES:
+    if "image" in spec and (not isinstance(spec["image"], str) or spec["image"] not in NODE_IMAGES):
         raise ctx.fail(
             f"image {spec['image']!r} is not supported",
             _line(spec, "image"),
             f"{key}.image",
             "every node runs hoplab/node; write image: hoplab/node",
         )
-    caps = spec.get("cap_add") or []
-    _expect(ctx, caps, list, _line(spec, "cap_add"), f"{key}.cap_add", "a list")
+    caps = _opt(ctx, spec, "cap_add", list, f"{key}.cap_add", "a list")
     for i, cap in enumerate(caps):
-        if cap not in NODE_CAPS:
+        if not isinstance(cap, str) or cap not in NODE_CAPS:
             raise ctx.fail(
                 f"capability {cap!r} is not allowed",
                 _line(caps, i),
                 f"{key}.cap_add",
                 "nodes get NET_ADMIN and NET_RAW only",
             )
-    sysctls = spec.get("sysctls") or {}
-    _expect(ctx, sysctls, dict, _line(spec, "sysctls"), f"{key}.sysctls", "a mapping")
+    sysctls = _opt(ctx, spec, "sysctls", dict, f"{key}.sysctls", "a mapping")
     for s in sysctls:
         if s != "net.ipv4.ip_forward":
             raise ctx.fail(
@@ -385,19 +536,26 @@ def _service(ctx: _Ctx, name: str, spec: Any, line: int) -> Node:
                 f"{key}.sysctls.{s}",
                 "only net.ipv4.ip_forward is accepted; hoplab sets it from the role",
             )
-    xh = spec.get("x-hoplab") or {}
-    _expect(ctx, xh, dict, _line(spec, "x-hoplab"), f"{key}.x-hoplab", "a mapping")
+    xh = _opt(ctx, spec, "x-hoplab", dict, f"{key}.x-hoplab", "a mapping")
     _check_keys(ctx, xh, SERVICE_X_KEYS, f"{key}.x-hoplab")
     role_value = xh.get("role", "host")
-    try:
-        role = Role(role_value)
-    except ValueError:
+    if role_value not in [r.value for r in Role]:
         raise ctx.fail(
             f"unknown role {role_value!r}",
             _line(xh, "role"),
             f"{key}.x-hoplab.role",
             "role is 'host' (default) or 'router'",
-        ) from None
+        )
+    role = Role(role_value)
+    if "net.ipv4.ip_forward" in sysctls:
+        forward = str(sysctls["net.ipv4.ip_forward"])
+        if forward != ("1" if role is Role.ROUTER else "0"):
+            raise ctx.fail(
+                f"net.ipv4.ip_forward {forward!r} does not match role {role.value!r}",
+                _line(sysctls, "net.ipv4.ip_forward"),
+                f"{key}.sysctls.net.ipv4.ip_forward",
+                "routers forward (1) and hosts do not (0); set x-hoplab: {role: router} to forward",
+            )
     attachments = _attachments(
         ctx, spec.get("networks"), _line(spec, "networks"), f"{key}.networks"
     )
@@ -411,22 +569,27 @@ def parse(text: str, source: str = "<string>") -> Topology:
     doc = parse_yaml(text, source)
     _expect(ctx, doc, dict, 1, "(top level)", "a mapping with 'services' and 'networks'")
     _check_keys(ctx, doc, TOP_KEYS, "")
-    xh = doc.get("x-hoplab") or {}
-    _expect(ctx, xh, dict, _line(doc, "x-hoplab"), "x-hoplab", "a mapping")
+    xh = _opt(ctx, doc, "x-hoplab", dict, "x-hoplab", "a mapping")
     _check_keys(ctx, xh, TOP_X_KEYS, "x-hoplab")
     name = check_lab_name(
         xh.get("name", "hoplab"), source=source, line=_line(xh, "name"), key="x-hoplab.name"
     )
 
-    nets_spec = doc.get("networks") or {}
-    _expect(ctx, nets_spec, dict, _line(doc, "networks"), "networks", "a mapping")
+    nets_spec = _opt(ctx, doc, "networks", dict, "networks", "a mapping")
+    if len(nets_spec) > MAX_NETWORKS:
+        raise ctx.fail(
+            f"{len(nets_spec)} networks; hoplab runs at most {MAX_NETWORKS} in one lab",
+            _line(doc, "networks"),
+            "networks",
+            "split the topology into several labs",
+        )
     networks = []
     for net_name, spec in nets_spec.items():
         ln = _line(nets_spec, net_name)
         _name(ctx, net_name, ln, f"networks.{net_name}", "network")
         networks.append(_network(ctx, net_name, spec, ln))
 
-    services = doc.get("services")
+    services = _opt(ctx, doc, "services", dict, "services", "a mapping of nodes")
     if not services:
         raise ctx.fail(
             "no services",
@@ -434,7 +597,13 @@ def parse(text: str, source: str = "<string>") -> Topology:
             "services",
             "declare at least one node under services:",
         )
-    _expect(ctx, services, dict, _line(doc, "services"), "services", "a mapping")
+    if len(services) > MAX_NODES:
+        raise ctx.fail(
+            f"{len(services)} nodes; hoplab runs at most {MAX_NODES} in one lab",
+            _line(doc, "services"),
+            "services",
+            "split the topology into several labs",
+        )
     nodes = []
     for node_name, spec in services.items():
         ln = _line(services, node_name)
@@ -447,26 +616,41 @@ def parse(text: str, source: str = "<string>") -> Topology:
 
 
 def load(path: str | Path) -> Topology:
-    """Read and parse a topology file; size is capped before YAML ever sees it."""
+    """Read and parse a topology file; size is capped before YAML ever sees it.
+
+    The cap is on bytes read, not on what stat says: /dev/zero or a pipe report size 0.
+    """
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise InputError(
-                f"file is larger than {MAX_FILE_BYTES // 1024} KiB",
-                file=str(p),
-                hint="a topology is a few dozen lines; is this the right file?",
-            )
-        data = p.read_bytes()
+        with p.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise InputError(
             f"cannot read topology: {err.strerror}",
             file=str(p),
+            line=1,
+            key="(file)",
             hint="pass an existing Compose file with -f FILE",
         ) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(
+            f"file is larger than {MAX_FILE_BYTES // 1024} KiB",
+            file=str(p),
+            line=data.count(b"\n", 0, MAX_FILE_BYTES) + 1,
+            key="(file)",
+            hint="a topology is a few dozen lines; is this the right file?",
+        )
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError("file is not UTF-8 text", file=str(p)) from None
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise InputError(
+            f"file is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start})",
+            file=str(p),
+            line=line,
+            key=_key_near(data.decode("utf-8", errors="replace"), line),
+            hint="save the file as UTF-8",
+        ) from None
     return parse(text, str(p))
 
 
@@ -549,6 +733,7 @@ def _validate(ctx: _Ctx, topo: Topology, services: dict) -> None:
             )
     _check_routes(ctx, topo, nets)
     _check_reachable(ctx, topo)
+    _check_route_loops(ctx, topo)
 
 
 def _pairs(items: tuple) -> list[tuple]:
@@ -570,6 +755,13 @@ def _check_routes(ctx: _Ctx, topo: Topology, nets: dict[str, Network]) -> None:
                         f"use one of: {', '.join(nets)}",
                     ) from None
             mine = set(node.networks)
+            if route.to in mine:
+                raise ctx.fail(
+                    f"route to {route.to!r}: {node.name!r} is attached to it",
+                    route.line,
+                    f"{key}.to",
+                    "a node reaches its own networks directly; remove this route",
+                )
             if route.via in {n.name for n in topo.nodes}:
                 via = topo.node(route.via)
                 if via.role is not Role.ROUTER or not mine & set(via.networks):
@@ -624,3 +816,27 @@ def _check_reachable(ctx: _Ctx, topo: Topology) -> None:
                 f"services.{lonely.name}",
                 "attach a router to both parts of the topology",
             )
+
+
+def _check_route_loops(ctx: _Ctx, topo: Topology) -> None:
+    """Follow every explicit route through the planned tables: it must not come back around.
+
+    A ring of routers is fine (shortest paths never loop), but explicit routes can send a
+    network back and forth between two routers until the TTL runs out.
+    """
+    if not any(node.routes for node in topo.nodes):
+        return
+    plan = build_plan(topo)
+    subnets = {n.name: n.subnet for n in plan.networks}
+    for node in topo.nodes:
+        for i, route in enumerate(node.routes):
+            dest = subnets.get(route.to) or IPv4Network(route.to)
+            hops, loops = forward_path(plan, node.name, dest)
+            if loops:
+                raise ctx.fail(
+                    f"route to {route.to} loops: {' -> '.join(hops)}",
+                    route.line,
+                    f"services.{node.name}.x-hoplab.routes[{i}]",
+                    "each next hop must be closer to the target; fix the routes of "
+                    + ", ".join(sorted(set(hops))),
+                )
