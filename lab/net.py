@@ -40,6 +40,19 @@ class Result:
     def ok(self) -> bool:
         return self.code == 0
 
+    # subprocess.CompletedProcess names, so test code written for subprocess reads the same.
+    @property
+    def returncode(self) -> int:
+        return self.code
+
+    @property
+    def stdout(self) -> str:
+        return self.out
+
+    @property
+    def stderr(self) -> str:
+        return self.err
+
     def json(self) -> Any:
         """The last JSON line a program printed: in-node programs report their evidence so."""
         for line in reversed(self.out.strip().splitlines()):
@@ -66,6 +79,13 @@ class Proc:
     pid: int
     log: str
     stopped: bool = False
+    cmd: tuple[str, ...] = ()
+
+    def __enter__(self) -> Proc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def output(self) -> str:
         return self.node.fetch(self.log).decode(errors="replace")
@@ -113,10 +133,12 @@ class Proc:
         if self.stopped:
             return
         self.stopped = True
+        # spawn.py starts each program in a session of its own, so -PID reaches its children
+        # too (dash's kill wants "-TERM -PID", without "--").
         script = (
-            f"kill -TERM {self.pid} 2>/dev/null; i=0; "
+            f"kill -TERM -{self.pid} 2>/dev/null; i=0; "
             f"while kill -0 {self.pid} 2>/dev/null && [ $i -lt {int(wait * 100)} ]; "
-            f"do sleep 0.01; i=$((i+1)); done; kill -KILL {self.pid} 2>/dev/null; true"
+            f"do sleep 0.01; i=$((i+1)); done; kill -KILL -{self.pid} 2>/dev/null; true"
         )
         self.node.run(["sh", "-c", script], timeout=wait + 5)
 
@@ -150,7 +172,7 @@ class Node:
                 f"{self.name}: {shlex.join(cmd)} did not start: {info.get('error')}\n"
                 f"{info.get('log', '')}"
             )
-        proc = Proc(self, int(info["pid"]), log)
+        proc = Proc(self, int(info["pid"]), log, cmd=tuple(cmd))
         self.lab._procs.append(proc)
         return proc
 
@@ -160,8 +182,15 @@ class Node:
         )
 
     def copy_in(self, src: str | Path | bytes, dest: str, mode: int = 0o755) -> None:
+        """Copy a file (or bytes) to dest in the node, making dest's directory if it is missing."""
         data = src if isinstance(src, bytes) else Path(src).read_bytes()
-        self.lab.engine.put_file(self.container, dest, data, mode)
+        try:
+            self.lab.engine.put_file(self.container, dest, data, mode)
+        except HoplabError:
+            parent = str(Path(dest).parent)
+            if self.run(["test", "-d", parent]).ok or not self.run(["mkdir", "-p", parent]).ok:
+                raise
+            self.lab.engine.put_file(self.container, dest, data, mode)
 
     def fetch(self, path: str) -> bytes:
         return self.lab.engine.get_file(self.container, path)
