@@ -1,0 +1,127 @@
+"""`hoplab check` and `hoplab assignments`: grade a participant's program in a running lab.
+
+Registered through lab.cli.EXTENSIONS; lab.cli is imported inside the handlers because it
+imports this module to build its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lab import grading, lifecycle
+from lab.checks import Check, Status
+from lab.errors import InputError
+from lab.grading.base import Assignment
+
+
+def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
+    sp = sub.add_parser(
+        "check",
+        help="grade your program for an assignment in the running lab",
+        description="Copy your program into the lab's nodes, run it against hoplab's own peers "
+        "across the routers, and grade it. Exit 0: every check passed; 1: some failed; "
+        "2: bad input. Start with `hoplab check ASSIGNMENT --init`.",
+    )
+    sp.add_argument("assignment", nargs="?", metavar="ASSIGNMENT", help="see `hoplab assignments`")
+    sp.add_argument(
+        "--solution",
+        type=Path,
+        metavar="PATH",
+        help="your program (default: ./<assignment>.py with _ for -, e.g. ./tcp_echo.py)",
+    )
+    sp.add_argument("-f", "--file", default=lifecycle.DEFAULT_FILE, help="topology file")
+    sp.add_argument("--name", help="lab name (default: x-hoplab.name of the file)")
+    sp.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
+    sp.add_argument("--results", type=Path, metavar="FILE", help="write Gradescope results.json")
+    sp.add_argument(
+        "--init", action="store_true", help="copy the starter to the --solution path and stop"
+    )
+    sp.add_argument("--list", action="store_true", help="list the assignments")
+    sp = sub.add_parser("assignments", help="list the workshop assignments, or show one's lesson")
+    sp.add_argument("assignment", nargs="?", metavar="ASSIGNMENT")
+    return {"check": cmd_check, "assignments": cmd_assignments}
+
+
+def default_solution(a: Assignment) -> Path:
+    return Path(a.program)
+
+
+def cmd_assignments(args: argparse.Namespace) -> int:
+    from lab import cli
+
+    if args.assignment:
+        a = grading.select(args.assignment)
+        cli.out.print(a.lesson.read_text() if a.lesson.is_file() else a.summary)
+        return 0
+    from rich.table import Table
+
+    table = Table(title="hoplab assignments", title_justify="left")
+    for col in ("assignment", "builds on", "you write", "what it is"):
+        table.add_column(col)
+    for a in grading.catalogue():
+        table.add_row(a.name, a.exercise, a.program, a.summary)
+    cli.out.print(table)
+    cli.err.print(
+        "start one: hoplab check ASSIGNMENT --init; read its lesson: hoplab assignments ASSIGNMENT"
+    )
+    return 0
+
+
+def _init(a: Assignment, dest: Path) -> int:
+    from lab import cli
+
+    if dest.exists():
+        raise InputError(
+            f"{dest} exists already; --init never overwrites your work",
+            key="--solution",
+            hint=f"grade it with `hoplab check {a.name}`, or --init --solution OTHER.py",
+        )
+    shutil.copyfile(a.starter, dest)
+    cli.err.print(
+        f"[green]{dest}[/] is the starter for {a.name}: fill in its TODOs, then run "
+        f"`hoplab check {a.name}`{'' if dest == default_solution(a) else f' --solution {dest}'}"
+        f"\n  usage: {a.usage}\n  lesson: hoplab assignments {a.name}  ({a.lesson})"
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from lab import cli
+    from lab.grading import outputs
+    from lab.grading.grader import grade, load_source
+    from lab.net import Lab
+
+    if args.list:
+        return cmd_assignments(argparse.Namespace(assignment=None))
+    if not args.assignment:
+        raise InputError(
+            "which assignment?",
+            key="ASSIGNMENT",
+            hint=f"one of: {', '.join(a.name for a in grading.catalogue())}",
+        )
+    a = grading.select(args.assignment)
+    path = args.solution or default_solution(a)
+    if args.init:
+        return _init(a, path)
+    load_source(path, a.name)  # bad input exits 2 before the lab is touched
+    name = lifecycle.lab_name(args.file, args.name)
+    lab = Lab.attach(cli._engine(), name)
+    cli.err.print(f"[dim]grading[/] {path} for {a.name} in lab {name} ({a.usage})")
+
+    def show(c: Check) -> None:
+        colour = {Status.PASS: "green", Status.FAIL: "red", Status.ENV: "yellow"}[c.status]
+        cli.err.print(f"  [{colour}]{c.status}[/] {c.name}")
+
+    g = grade(lab, a, path, show)
+    cli.out.print(outputs.table(g))
+    if args.junit:
+        outputs.write_junit(g, args.junit)
+    if args.results:
+        outputs.write_results(g, args.results)
+    verdict = "[green]all checks passed[/]" if g.ok else "[red]mend the first FAIL, then re-run[/]"
+    cli.err.print(f"{g.passed}/{len(g.checks)} checks passed in {g.seconds:.1f} s: {verdict}")
+    return 0 if g.ok else 1

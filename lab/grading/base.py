@@ -1,0 +1,61 @@
+"""What an assignment is: a participant's program, the exercise it builds on, and its checker.
+
+A checker is a generator of Checks: it yields each one as soon as it is known, so the grader can
+show progress, and an early stop (the program never started) keeps what was already graded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lab.checks import Check
+
+if TYPE_CHECKING:
+    from lab.grading.sandbox import Fence
+    from lab.net import Lab
+
+
+def assignments_dir() -> Path:
+    """Participant-facing files (starter, solution, lesson): the repo's assignments/, or
+    HOPLAB_ASSIGNMENTS, found like lifecycle.hosts_dir() so an editable install finds them."""
+    env = os.environ.get("HOPLAB_ASSIGNMENTS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "assignments"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    exercise: str  # the exercise whose lesson and checks this builds on (`hoplab explain`)
+    summary: str
+    program: str  # the participant's file name, e.g. tcp_echo.py
+    usage: str  # how the grader runs it, for the lesson and the hints
+    checks: tuple[str, ...]  # every check, in order: the score's denominator never shrinks
+    grade: Callable[[Lab, Fence], Iterator[Check]]
+
+    @property
+    def folder(self) -> Path:
+        return assignments_dir() / self.name
+
+    @property
+    def starter(self) -> Path:
+        return self.folder / "starter.py"
+
+    @property
+    def solution(self) -> Path:
+        return self.folder / "solution.py"
+
+    @property
+    def lesson(self) -> Path:
+        return self.folder / "LESSON.md"
+
+
+class Stopped(Exception):
+    """Grading cannot go on (the program did not start); carries the FAIL that says why."""
+
+    def __init__(self, check: Check) -> None:
+        super().__init__(check.observed)
+        self.check = check
