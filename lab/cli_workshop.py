@@ -1,0 +1,165 @@
+"""`hoplab workshop up|down|status`: a room of labs on the command line (logic: lab/workshop.py)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lab import lifecycle, workshop
+from lab.errors import HoplabError, InputError
+from lab.topology import load
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(sub: Any) -> dict[str, Handler]:
+    """Add `workshop` with its own sub-commands to hoplab's parser."""
+    sp = sub.add_parser("workshop", help="a room of labs, one per participant: up, down, status")
+    room = sp.add_subparsers(dest="workshop_cmd", required=True, parser_class=type(sp))
+
+    def name_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--workshop",
+            default=workshop.DEFAULT_NAME,
+            metavar="NAME",
+            help=f"the room's name (default: {workshop.DEFAULT_NAME})",
+        )
+
+    p = room.add_parser("up", help="bring up one lab per participant, in parallel")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--participants", type=int, metavar="N", help="N labs: <prefix>01..<prefix>N")
+    who.add_argument("--roster", metavar="FILE", help="one participant name per line")
+    p.add_argument("--prefix", help="name prefix for --participants (default: '<workshop>-')")
+    p.add_argument("-f", "--file", default=lifecycle.DEFAULT_FILE, help="topology file")
+    p.add_argument("--pool", metavar="CIDR", help="subnet pool for the room (else HOPLAB_POOL)")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=workshop.PARALLEL,
+        metavar="K",
+        help=f"labs brought up at once (default {workshop.PARALLEL})",
+    )
+    name_arg(p)
+    name_arg(room.add_parser("down", help="remove every lab of the room, and nothing else"))
+    name_arg(room.add_parser("status", help="the room's labs, owners, nodes and ages"))
+    return {"workshop": cmd_workshop}
+
+
+def cmd_workshop(args: argparse.Namespace) -> int:
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.workshop_cmd](args)
+
+
+def _room(args: argparse.Namespace) -> workshop.Room:
+    """Every argument is checked here, before the engine is reached."""
+    name = workshop.check_room_name(args.workshop)
+    if args.roster:
+        if args.prefix is not None:
+            raise InputError(
+                "--prefix goes with --participants",
+                key="--prefix",
+                hint="drop it: the roster names are the lab names",
+            )
+        return workshop.Room(name, workshop.read_roster(args.roster), args.roster)
+    prefix = f"{name}-" if args.prefix is None else args.prefix
+    return workshop.Room(name, workshop.numbered_seats(args.participants, prefix))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from lab import cli  # at call time: lab.cli imports this module to register it
+
+    room = _room(args)
+    topo = load(args.file)
+    if args.parallel < 1:
+        raise InputError(f"--parallel {args.parallel}: give 1 or more", key="--parallel")
+    pool = args.pool or os.environ.get("HOPLAB_POOL")
+    if pool:
+        # The planner reads the pool from HOPLAB_POOL; this process is the room's, so set it here.
+        os.environ["HOPLAB_POOL"] = str(workshop.check_pool(pool, topo, len(room.seats)))
+    engine = cli._engine()
+    started = time.monotonic()
+    with cli._progress() as progress:
+        progress("labs", 0, len(room.seats))
+
+        def done(outcome: workshop.Outcome, count: int, total: int) -> None:
+            progress("labs", count, total)
+            if outcome.action == "failed":
+                cli.err.print(f"[red]lab {outcome.seat.lab} failed[/]: {outcome.error}")
+
+        report = workshop.up(engine, topo, room, on_done=done, say=cli._say, parallel=args.parallel)
+    elapsed = time.monotonic() - started
+    _summary(cli, room, report, elapsed)
+    if report.interrupted:
+        raise KeyboardInterrupt
+    failed = report.error
+    if failed:
+        raise HoplabError(
+            f"lab {failed.seat.lab} failed: {failed.error}",
+            hint=f"mend the cause and run `hoplab workshop up` again (labs already up stay as "
+            f"they are), or `hoplab workshop down --workshop {room.name}`",
+        )
+    return 0
+
+
+def _summary(cli: Any, room: workshop.Room, report: workshop.RoomReport, elapsed: float) -> None:
+    counts: dict[str, int] = {}
+    for o in report.outcomes:
+        counts[o.action] = counts.get(o.action, 0) + 1
+    detail = ", ".join(f"{n} {a}" for a, n in counts.items())
+    colour = "green" if len(report.up) == len(room.seats) else "yellow"
+    cli.err.print(
+        f"[{colour}]workshop {room.name}: {len(report.up)} of {len(room.seats)} labs up[/] "
+        f"({detail}) in {elapsed:.1f} s"
+    )
+    if report.up:
+        cli.err.print(f"  up: {', '.join(report.up)}")
+    for o in report.not_up:
+        cli.err.print(f"  {o.action}: {o.seat.lab}" + (f" ({o.error})" if o.error else ""))
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from lab import cli
+
+    name = workshop.check_room_name(args.workshop)
+    engine = cli._engine()
+    started = time.monotonic()
+    with cli._progress() as progress:
+        labs = workshop.down(engine, name, on_done=lambda lab, d, t: progress("labs down", d, t))
+    if not labs:
+        cli.err.print(f"workshop {name} has no labs (see `hoplab ls`)")
+        return 0
+    cli.err.print(
+        f"[green]workshop {name} down[/]: removed {len(labs)} labs in "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from lab import cli
+
+    name = workshop.check_room_name(args.workshop)
+    engine = cli._engine()
+    mine = set(workshop.room_labs(engine, name))
+    labs = [s for s in engine.labs() if s.name in mine]
+    if not labs:
+        cli.err.print(f"workshop {name} has no labs (start them with `hoplab workshop up`)")
+        return 1
+    table = Table(title=f"workshop {name}: {len(labs)} labs", title_justify="left")
+    for col in ("lab", "owner", "running", "subnets", "age"):
+        table.add_column(col, no_wrap=True)
+    for lab in labs:
+        running = sum(n.state == "running" for n in lab.nodes)
+        table.add_row(
+            lab.name,
+            lab.owner,
+            f"{running}/{len(lab.nodes)}",
+            " ".join(sorted(lab.networks.values())),
+            cli._age(lab.created),
+        )
+    cli.out.print(table)
+    return 0 if all(lab.running for lab in labs) else 1
