@@ -1,0 +1,375 @@
+"""Faults on the real engine: Ctrl-C anywhere, a node killed mid-exercise, a daemon restart, name
+and subnet clashes with strangers, a missing or unbuildable image. Each leaves a working lab or zero
+objects, and a clear message instead of a traceback.
+
+Every test uses lab names of its own (prefix h7) and removes what it made, strangers included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from lab import exercises, lifecycle
+from lab.checks import Status
+from lab.engine import labels as L
+from lab.engine.image import HASH_LABEL, content_hash, ensure_image
+from lab.errors import HoplabError
+from lab.net import Lab
+from lab.runner import run_one
+from tests.conftest import COMPOSE, ROOT, bring_up, unique_lab_name
+
+pytestmark = pytest.mark.docker
+
+STRANGER = "h7.stranger"  # a label of ours that is not hoplab's: hoplab must never touch these
+
+
+def objects(engine, lab: str) -> tuple[list, list]:
+    return (
+        engine.api.containers(all=True, filters=L.lab_filter(lab)),
+        engine.api.networks(filters=L.lab_filter(lab)),
+    )
+
+
+def hoplab(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lab", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | (env or {}),
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def interrupt_after(proc: subprocess.Popen, delay: float) -> tuple[int, str, str]:
+    """Ctrl-C the command after delay seconds (if it still runs), then wait for it to end."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=delay)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    return finish(proc)
+
+
+def routes_in_place(lab: Lab) -> list[str]:
+    """Planned routes (from the labels) missing from each node's kernel table."""
+    missing = []
+    for node in lab.state.nodes:
+        table = lab.node(node.name).run(["ip", "route"]).out
+        missing += [f"{node.name}: {r}" for r in node.routes if r not in table]
+    return missing
+
+
+def assert_working(engine, name: str) -> None:
+    """Working: `hoplab status` exits 0 (every node running) and every planned route is in place."""
+    code, _, err = finish(hoplab("status", "--name", name))
+    assert code == 0, err
+    assert not routes_in_place(Lab.attach(engine, name))
+
+
+def assert_working_or_gone(engine, name: str) -> str:
+    containers, networks = objects(engine, name)
+    if not containers and not networks:
+        return "gone"
+    assert containers and networks, f"half-made: {len(containers)} nodes, {len(networks)} nets"
+    assert_working(engine, name)
+    return "working"
+
+
+def down_via_cli(engine, name: str) -> None:
+    code, _, err = finish(hoplab("down", "--name", name))
+    assert code == 0 and "Traceback" not in err, err
+    assert objects(engine, name) == ([], [])
+
+
+@contextlib.contextmanager
+def own_lab(engine, prefix: str, path: Path = COMPOSE) -> Iterator[tuple[str, Lab]]:
+    name = unique_lab_name(prefix)
+    try:
+        yield name, bring_up(engine, name, path)
+    finally:
+        engine.down(name)
+        assert objects(engine, name) == ([], [])
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_at_random_points_of_up_leaves_a_working_lab_or_nothing(engine):
+    rng = random.Random(7)
+    name = unique_lab_name("h7i")
+    started = time.monotonic()
+    assert finish(hoplab("up", "--name", name))[0] == 0
+    full = time.monotonic() - started  # a whole `up`, imports included: where to aim
+    down_via_cli(engine, name)
+    outcomes = []
+    try:
+        for _ in range(4):
+            delay = rng.uniform(0.1, full)
+            code, _, err = interrupt_after(hoplab("up", "--name", name), delay)
+            assert code in (0, 130, -signal.SIGINT), err
+            outcomes.append((round(delay, 2), assert_working_or_gone(engine, name)))
+            down_via_cli(engine, name)
+    finally:
+        engine.down(name)
+    print(f"up ({full:.1f} s) interrupted at: {outcomes}")
+
+
+def test_ctrl_c_at_random_points_of_run_leaves_a_working_lab(engine, tmp_path):
+    rng = random.Random(11)
+    chosen = ["ttl-and-traceroute", "one-port-many-clients"]
+    with own_lab(engine, "h7r") as (name, _):
+        args = ("run", "--name", name, "--artifacts", str(tmp_path), *chosen)
+        started = time.monotonic()
+        code, _, err = finish(hoplab(*args))
+        full = time.monotonic() - started
+        assert code == 0, err
+        for _ in range(4):
+            delay = rng.uniform(0.2, full)
+            code, _, err = interrupt_after(hoplab(*args), delay)
+            assert code in (0, 1, 130, -signal.SIGINT) and "Traceback" not in err[-2000:], err
+            assert_working(engine, name)
+        # The proof that nothing half-made was left in the nodes: the same run passes again.
+        code, out, err = finish(hoplab(*args))
+        assert code == 0, out + err
+        down_via_cli(engine, name)
+
+
+def test_ctrl_c_at_random_points_of_down_leaves_a_working_lab_or_nothing(engine):
+    rng = random.Random(13)
+    name = unique_lab_name("h7d")
+    outcomes = []
+    try:
+        bring_up(engine, name)
+        started = time.monotonic()
+        down_via_cli(engine, name)
+        full = time.monotonic() - started
+        for _ in range(4):
+            bring_up(engine, name)
+            delay = rng.uniform(0.1, full)
+            code, _, err = interrupt_after(hoplab("down", "--name", name), delay)
+            assert code in (0, 130, -signal.SIGINT), err
+            outcomes.append((round(delay, 2), assert_working_or_gone(engine, name)))
+            down_via_cli(engine, name)
+    finally:
+        engine.down(name)
+    print(f"down ({full:.1f} s) interrupted at: {outcomes}")
+
+
+# --- a node killed in the middle of an exercise ---------------------------------------------------
+
+
+def kill_when_running(engine, container: str, program: str) -> threading.Thread:
+    """Kill container as soon as program shows in its process list (read with `top`, not exec)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(docker.errors.APIError):
+                procs = engine.api.top(container)["Processes"] or []
+                if any(program in " ".join(p) for p in procs):
+                    engine.api.kill(container)
+                    return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    ("exercise", "program"),
+    [("ttl-and-traceroute", "ttl.py"), ("one-port-many-clients", "tcp_server.py")],
+)
+def test_a_node_killed_mid_exercise_is_a_fail_and_down_still_works(
+    engine, tmp_path, exercise, program
+):
+    (ex,) = exercises.select([exercise])
+    with own_lab(engine, "h7k") as (_, lab):
+        srv = lab.state_node("srv").container
+        watcher = kill_when_running(engine, srv, program)
+        result = run_one(lab, ex, tmp_path)  # must not raise: the runner survives
+        watcher.join(timeout=60)
+        assert engine.api.inspect_container(srv)["State"]["Running"] is False, "never killed"
+        assert result.status in (Status.FAIL, Status.ENV), result.checks
+        failed = [c for c in result.checks if c.status is not Status.PASS]
+        assert all(c.expected and c.observed for c in failed), failed
+    # own_lab's exit asserted that down left zero objects
+
+
+# --- a Docker daemon restart ----------------------------------------------------------------------
+
+
+def test_daemon_restart_status_tells_the_truth_and_up_reconciles(engine):
+    """Substitution: this machine's dockerd is not under systemd and must not be killed, so the
+    test reproduces what a daemon restart does to a lab instead. Without a restart policy, dockerd
+    stops every container on shutdown and starts none of them again; networks survive. So every
+    container of the lab is stopped through the engine, which is the state a restart leaves.
+    """
+    with own_lab(engine, "h7y") as (name, _):
+        containers, _ = objects(engine, name)
+        for c in containers:
+            engine.api.stop(c["Id"], timeout=2)
+        code, out, err = finish(hoplab("status", "--name", name))
+        assert code == 1, out + err
+        line = next(ln for ln in err.splitlines() if "not running:" in ln)
+        assert set(re.split(r"[ ,]+", line.split(":", 1)[1].split("(")[0].strip())) == {
+            n.name for n in engine.state(name).nodes
+        }
+        assert out.count("exited") == len(containers)
+
+        code, _, err = finish(hoplab("up", "-f", str(COMPOSE), "--name", name))
+        assert code == 0 and "restarted" in err, err  # restarted in place, not rebuilt
+        assert_working(engine, name)
+        lab = Lab.attach(engine, name)
+        res = lab.node("alice").run(["ping", "-n", "-c1", "-W2", lab.address("carol")])
+        assert res.ok and "ttl=62" in res.out, res.out + res.err  # across r1 and r2
+
+
+# --- strangers: objects hoplab did not create -----------------------------------------------------
+
+
+def test_name_clash_with_a_stranger_network_is_clear_and_spares_it(engine):
+    name = unique_lab_name("h7n")
+    stranger = engine.api.create_network(f"{name}-lan2", driver="bridge", labels={STRANGER: "1"})
+    try:
+        before = engine.api.inspect_network(stranger["Id"])
+        code, _, err = finish(hoplab("up", "--name", name))
+        assert code == 1 and "Traceback" not in err, err
+        assert (
+            f"a network named '{name}-lan2' already exists and does not belong to this lab" in err
+        )
+        assert objects(engine, name) == ([], [])
+        after = engine.api.inspect_network(stranger["Id"])
+        assert after["Name"] == before["Name"] and after["Labels"] == {STRANGER: "1"}
+        assert after["IPAM"] == before["IPAM"] and not after["Containers"]
+    finally:
+        engine.api.remove_network(stranger["Id"])
+
+
+def free_subnets(engine, count: int, rng: random.Random) -> list[IPv4Network]:
+    """/24s outside hoplab's pool that no network on the engine uses right now."""
+    taken = [
+        IPv4Network(cfg["Subnet"])
+        for net in engine.api.networks()
+        for cfg in (net.get("IPAM") or {}).get("Config") or []
+        if "." in cfg.get("Subnet", "")
+    ]
+    out: list[IPv4Network] = []
+    while len(out) < count:
+        s = IPv4Network(f"10.{rng.randrange(100, 170)}.{rng.randrange(256)}.0/24")
+        if not any(s.overlaps(t) for t in taken + out):
+            out.append(s)
+    return out
+
+
+def test_subnet_clash_with_a_stranger_network_picks_another_subnet(engine, tmp_path):
+    rng = random.Random(os.getpid())
+    name = unique_lab_name("h7s")
+    for _ in range(5):  # another helper may take our pick between the look and the create
+        busy, free = free_subnets(engine, 2, rng)
+        with contextlib.suppress(docker.errors.APIError):
+            stranger = engine.api.create_network(
+                f"h7-stranger-{name}",
+                driver="bridge",
+                ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(str(busy))]),
+                labels={STRANGER: "1"},
+            )
+            break
+    else:
+        pytest.fail("could not occupy a subnet for the stranger network")
+    topo = tmp_path / "clash.yaml"
+    topo.write_text(
+        "services:\n"
+        "  r1: {x-hoplab: {role: router}, networks: [lan, lan2]}\n"
+        "  alice: {networks: [lan]}\n"
+        "  bob: {networks: [lan2]}\n"
+        "networks:\n"
+        f"  lan: {{ipam: {{config: [{{subnet: {busy}}}]}}}}\n"
+        f"  lan2: {{ipam: {{config: [{{subnet: {free}}}]}}}}\n"
+    )
+    try:
+        code, _, err = finish(hoplab("up", "-f", str(topo), "--name", name))
+        assert code == 0, err
+        moved = IPv4Network(engine.state(name).networks["lan"])
+        assert f"subnet {busy} is taken: lab {name} uses {moved}" in err
+        assert not moved.overlaps(busy)
+        lab = Lab.attach(engine, name)
+        res = lab.node("alice").run(["ping", "-n", "-c1", "-W2", lab.address("bob")])
+        assert res.ok and "ttl=63" in res.out, res.out + res.err  # routes follow the new subnet
+        down_via_cli(engine, name)
+        info = engine.api.inspect_network(stranger["Id"])
+        assert info["IPAM"]["Config"][0]["Subnet"] == str(busy) and info["Labels"] == {
+            STRANGER: "1"
+        }
+    finally:
+        engine.down(name)
+        engine.api.remove_network(stranger["Id"])
+
+
+# --- the node image -------------------------------------------------------------------------------
+
+
+def test_a_missing_image_is_built(engine):
+    tag = f"hoplab/h7-missing:{os.getpid()}"  # never hoplab/node:latest, which other labs use
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.api.inspect_image(tag)
+    said: list[str] = []
+    try:
+        image_id = ensure_image(engine.client, lifecycle.hosts_dir(), said.append, tag=tag)
+        info = engine.api.inspect_image(tag)
+        assert info["Id"] == image_id
+        assert info["Config"]["Labels"][HASH_LABEL] == content_hash(lifecycle.hosts_dir())
+        assert any("missing or out of date" in m for m in said) and any("built" in m for m in said)
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            engine.api.remove_image(tag)  # untags; never forced, so a shared image survives
+
+
+def broken_hosts(tmp_path: Path) -> Path:
+    hosts = tmp_path / "hosts"
+    hosts.mkdir()
+    (hosts / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nRUN echo h7-broken && exit 3\n")
+    return hosts
+
+
+def test_an_image_that_cannot_build_is_a_clear_error(engine, tmp_path):
+    tag = f"hoplab/h7-broken:{os.getpid()}"
+    with pytest.raises(HoplabError, match=rf"building {re.escape(tag)} failed") as info:
+        ensure_image(engine.client, broken_hosts(tmp_path), lambda m: None, tag=tag)
+    assert "h7-broken" in str(info.value) or "exit" in str(info.value)  # the build's own words
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.api.inspect_image(tag)
+
+
+def test_up_with_an_unbuildable_image_fails_cleanly_and_creates_nothing(engine, tmp_path):
+    """Through the CLI: exit 1, a message, no traceback, no objects; the shared image untouched.
+
+    A failed build never tags, so hoplab/node:latest, which other labs use, keeps its id.
+    """
+    before = engine.api.inspect_image("hoplab/node:latest")["Id"]
+    name = unique_lab_name("h7b")
+    proc = hoplab("up", "--name", name, env={"HOPLAB_HOSTS": str(broken_hosts(tmp_path))})
+    code, _, err = finish(proc)
+    assert code == 1 and "Traceback" not in err, err
+    assert "building hoplab/node:latest failed" in err
+    assert objects(engine, name) == ([], [])
+    assert engine.api.inspect_image("hoplab/node:latest")["Id"] == before
