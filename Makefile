@@ -37,13 +37,14 @@ lab: image
 	$(HOPLAB) run --artifacts $(ARTIFACTS) --json $(ARTIFACTS)/report.json --junit $(ARTIFACTS)/junit.xml
 
 test: image
-	$(VENV)/bin/ruff check lab tests bench
-	$(VENV)/bin/ruff format --check lab tests bench
+	$(VENV)/bin/ruff check lab tests bench hosts examples
+	$(VENV)/bin/ruff format --check lab tests bench hosts examples
 	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 examples
 
 lint: setup
-	$(VENV)/bin/ruff check lab tests bench
-	$(VENV)/bin/ruff format --check lab tests bench
+	$(VENV)/bin/ruff check lab tests bench hosts examples
+	$(VENV)/bin/ruff format --check lab tests bench hosts examples
 
 up: image
 	$(HOPLAB) up
@@ -63,3 +64,8 @@ clean: setup
 # Bring-up and teardown beside docker-compose and a plain docker-py loop; table + JSON.
 bench: image
 	$(VENV)/bin/python bench/bench.py --out bench-results/bench.json
+
+# A workshop room: twenty default labs up at once, checked, down with zero leftovers; table + JSON.
+.PHONY: bench-room
+bench-room: image
+	$(VENV)/bin/python bench/room.py --out bench-results/room.json

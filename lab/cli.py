@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from lab import exercises, lifecycle, report, runner
+from lab import cli_check, cli_workshop, exercises, lifecycle, report, runner
 from lab.checks import Status
 from lab.engine.client import connect
 from lab.engine.image import ensure_image
@@ -297,7 +297,10 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 # Feature modules add their own subcommands: register(subparsers) -> {name: handler}.
-EXTENSIONS: tuple[Callable[[Any], dict[str, Callable[[argparse.Namespace], int]]], ...] = ()
+EXTENSIONS: tuple[Callable[[Any], dict[str, Callable[[argparse.Namespace], int]]], ...] = (
+    cli_workshop.register,
+    cli_check.register,
+)
 
 COMMANDS = {
     "up": cmd_up,

@@ -1,8 +1,8 @@
 """TTL evidence from plain sockets.
 
-  ttl.py listen PORT               one UDP datagram; prints the TTL it arrived with (IP_RECVTTL)
-  ttl.py send HOST PORT            sends one UDP datagram with the default TTL
-  ttl.py trace HOST [MAX_HOPS]     a traceroute: IP_TTL 1, 2, ... and ICMP errors via IP_RECVERR
+ttl.py listen PORT               one UDP datagram; prints the TTL it arrived with (IP_RECVTTL)
+ttl.py send HOST PORT            sends one UDP datagram with the default TTL
+ttl.py trace HOST [MAX_HOPS]     a traceroute: IP_TTL 1, 2, ... and ICMP errors via IP_RECVERR
 """
 
 import json
@@ -26,8 +26,11 @@ def listen(port: int) -> None:
     print(json.dumps({"listening": port}), flush=True)
     data, anc, _flags, peer = s.recvmsg(2048, socket.CMSG_SPACE(4))
     ttl = next(
-        (struct.unpack("i", d[:4])[0] for lvl, typ, d in anc
-         if lvl == socket.IPPROTO_IP and typ == socket.IP_TTL),
+        (
+            struct.unpack("i", d[:4])[0]
+            for lvl, typ, d in anc
+            if lvl == socket.IPPROTO_IP and typ == socket.IP_TTL
+        ),
         None,
     )
     print(json.dumps({"ttl": ttl, "peer": list(peer), "bytes": len(data)}), flush=True)
@@ -50,7 +53,9 @@ def probe(host: str, ttl: int, port: int) -> dict:
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
         try:
-            _data, anc, _flags, _addr = s.recvmsg(512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            _data, anc, _flags, _addr = s.recvmsg(
+                512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
+            )
         except BlockingIOError:
             time.sleep(0.005)
             continue
@@ -60,8 +65,14 @@ def probe(host: str, ttl: int, port: int) -> dict:
                 # info u32, data u32, then the offender's sockaddr_in.
                 errno_, origin, icmp_type, code = struct.unpack("IBBB", data[:7])
                 offender = socket.inet_ntoa(data[16 + 4 : 16 + 8])
-                return {"ttl": ttl, "from": offender, "icmp_type": icmp_type, "icmp_code": code,
-                        "errno": errno_, "icmp": origin == SO_EE_ORIGIN_ICMP}
+                return {
+                    "ttl": ttl,
+                    "from": offender,
+                    "icmp_type": icmp_type,
+                    "icmp_code": code,
+                    "errno": errno_,
+                    "icmp": origin == SO_EE_ORIGIN_ICMP,
+                }
     return {"ttl": ttl, "from": None}
 
 
