@@ -27,7 +27,6 @@ import itertools
 import os
 import re
 import shlex
-import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from lab import lifecycle
 from lab.engine.client import connect
 from lab.engine.labs import Engine, LabState
 from lab.errors import HoplabError
+from lab.interrupts import sigint_deferred
 from lab.net import Lab, Proc
 from lab.topology import load
 
@@ -208,7 +208,7 @@ class LabManager:
         """Stop the lab's background programs, then remove it; a second Ctrl-C waits."""
         with self._lock:
             lab = self._live.get(name)
-        with _sigint_deferred():
+        with sigint_deferred():
             if lab is not None:
                 with contextlib.suppress(HoplabError):
                     lab.stop_all()
@@ -232,19 +232,6 @@ class LabManager:
     def labs(self) -> list[Lab]:
         with self._lock:
             return [lab for lab in self._live.values() if lab is not None]
-
-
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Teardown that a second Ctrl-C cut half-way would leak; only the main thread can defer."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _manager(config: pytest.Config) -> LabManager:

@@ -10,11 +10,9 @@ half-made lab, only with whole labs that the report names.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
@@ -25,6 +23,7 @@ from lab.engine import labels as L
 from lab.engine.image import ensure_image
 from lab.engine.labs import Engine
 from lab.errors import HoplabError, InputError
+from lab.interrupts import sigint_deferred
 from lab.model import Topology
 from lab.topology import LAB_NAME_HINT, check_lab_name
 
@@ -310,22 +309,10 @@ def up(
     finally:
         # On Ctrl-C too: in-flight labs see `stop`, roll back, and are waited for here; a second
         # Ctrl-C must not cut that wait short and leave a rollback unreported.
-        with _sigint_ignored():
+        with sigint_deferred():
             pool.shutdown(wait=True)
     report.outcomes.sort(key=lambda o: room.seats.index(o.seat))
     return report
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def down(

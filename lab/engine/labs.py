@@ -12,7 +12,6 @@ import getpass
 import io
 import json
 import os
-import signal
 import tarfile
 import threading
 import time
@@ -30,6 +29,7 @@ import docker.types
 from lab.engine import labels as L
 from lab.engine.client import explain
 from lab.errors import HoplabError, SubnetTaken
+from lab.interrupts import sigint_deferred
 from lab.model import Role
 from lab.plan import NetPlan, NodePlan, Plan
 
@@ -88,19 +88,6 @@ class UpReport:
 
     action: str
     timings: dict[str, float] = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Keep a second Ctrl-C from interrupting a rollback half-way; only the main thread can."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class Engine:
@@ -286,7 +273,7 @@ class Engine:
                 report.timings[f"{step} (slowest node)"] = values[-1]
         except BaseException:
             net_pool.shutdown(wait=True, cancel_futures=True)
-            with _sigint_deferred():
+            with sigint_deferred():
                 self.down(plan.lab, progress)
             raise
         finally:
@@ -430,7 +417,7 @@ class Engine:
 
         Once started it finishes: a Ctrl-C half-way would leave networks without nodes.
         """
-        with _sigint_deferred():
+        with sigint_deferred():
             containers = self.api.containers(all=True, filters=L.lab_filter(lab))
             self._parallel(self._remove_container, containers, "removing nodes", progress)
             networks = self.api.networks(filters=L.lab_filter(lab))
