@@ -227,11 +227,19 @@ class Impairment:
 
     node: Node
     network: str
-    mechanism: str
+    iface: str
+    mechanism: str = ""
     rules: list[list[str]] = field(default_factory=list)
 
+    @property
+    def netem(self) -> bool:
+        return self.mechanism.startswith("netem")
+
     def drops(self) -> int:
-        """Packets the iptables rules dropped so far (netem keeps its own counters)."""
+        """Packets dropped so far, from the netem qdisc's or the iptables rules' counters."""
+        if self.netem:
+            res = self.node.run(["tc", "-j", "-s", "qdisc", "show", "dev", self.iface])
+            return sum(q.get("drops", 0) for q in json.loads(res.out or "[]"))
         total = 0
         for chain in ("FORWARD", "OUTPUT"):
             res = self.node.run(["iptables", "-L", chain, "-v", "-x", "-n"])
@@ -338,9 +346,10 @@ class Lab:
     ) -> Iterator[Impairment]:
         """Impair what node sends out on network, and always undo it.
 
-        netem where the kernel has it; otherwise loss falls back to iptables statistic (random
-        with `loss`, or deterministic: every `every`-th packet). Delay without netem cannot be
-        shown, so it raises Unsupported rather than pretending.
+        `loss` and `delay_ms` use netem where the kernel has it. Without netem (or with `every`
+        alone), loss falls back to iptables statistic on the packets `match` selects:
+        deterministic, every `every`-th packet, when `every` is given, else random with `loss`.
+        Delay without netem cannot be shown, so it raises Unsupported rather than pretending.
         """
         n = self.node(node)
         iface = n.iface(network).name
@@ -349,8 +358,8 @@ class Lab:
             netem += ["loss", f"{loss * 100:g}%"]
         if delay_ms:
             netem += ["delay", f"{delay_ms:g}ms"]
-        imp = Impairment(n, network, "")
-        if netem and not every and not match:
+        imp = Impairment(n, network, iface)
+        if netem:
             res = n.run(["tc", "qdisc", "add", "dev", iface, "root", "netem", *netem])
             if res.ok:
                 imp.mechanism = f"netem {' '.join(netem)} on {node} {iface}"

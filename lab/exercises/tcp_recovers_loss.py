@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 
 from lab.checks import Check, check
 from lab.errors import HoplabError
 from lab.exercises.base import Exercise
-from lab.net import Lab, Node
+from lab.net import IMPAIR_TAG, Lab, Node
 
 LESSON = """\
 Routers are allowed to drop packets, and they do when a queue is full or a rule says so. IP does
@@ -45,46 +41,42 @@ TCP_EVERY = 6  # nth mode: drop every 6th TCP packet of the flow (never the SYN)
 UDP_EVERY = 5
 UDP_COUNT = 100
 UDP_SIZE = 100  # payload bytes; the IP packet is 20 + 8 + 100
-NETEM_LOSS = "10%"
+NETEM_LOSS = 0.1  # used where the kernel has netem: random loss
 
 
 def run(lab: Lab) -> list[Check]:
     alice, srv = lab.node("alice"), lab.node("srv")
     srv_ip = srv.address()
     router, _ = lab.path(alice.name, srv_ip)[0]
-    out_iface = router.iface(_network_towards(lab, router, srv_ip)).name
-    netem = _netem_available(router, out_iface)
-    how = (
-        f"netem loss {NETEM_LOSS} on {router.name} {out_iface}"
-        if netem
-        else f"iptables nth on {router.name} FORWARD (no netem in this kernel)"
-    )
+    net = _network_towards(lab, router, srv_ip)
 
-    # TCP: 1 MB across the lossy router.
-    tcp_rule = _flow(alice.address(), srv_ip, "tcp", TCP_PORT) + _nth(TCP_EVERY, TCP_EVERY - 1)
-    with _dropping(router, out_iface, netem, tcp_rule) as tcp_loss:
+    # TCP: 1 MB across the lossy router (netem loss, or every TCP_EVERY-th packet of the flow).
+    tcp_flow = _flow(alice.address(), srv_ip, "tcp", TCP_PORT)
+    with lab.impair(router.name, net, NETEM_LOSS, TCP_EVERY, match=tcp_flow) as tcp_loss:
         receiver = srv.start_py("net_loss.py", "tcp-recv", TCP_PORT, ready="listening")
         sent = alice.py("net_loss.py", "tcp-send", srv_ip, TCP_PORT, TCP_BYTES, timeout=30).json()
         receiver.wait(5)
         got = receiver.json()
+        tcp_drops = tcp_loss.drops()
 
-    # UDP: numbered datagrams across the same router.
+    # UDP: numbered datagrams across the same router. The length match spares the short "end"
+    # datagram, so the receiver can stop on it without a fixed wait.
     length = 20 + 8 + UDP_SIZE
-    udp_rule = (
-        _flow(alice.address(), srv_ip, "udp", UDP_PORT)
-        + ["-m", "length", "--length", str(length)]
-        + _nth(UDP_EVERY, UDP_EVERY - 1)
-    )
-    with _dropping(router, out_iface, netem, udp_rule) as udp_loss:
+    udp_flow = _flow(alice.address(), srv_ip, "udp", UDP_PORT) + [
+        "-m", "length", "--length", str(length),
+    ]  # fmt: skip
+    with lab.impair(router.name, net, NETEM_LOSS, UDP_EVERY, match=udp_flow) as udp_loss:
         listener = srv.start_py("net_loss.py", "udp-recv", UDP_PORT, ready="listening")
         alice.py("net_loss.py", "udp-send", srv_ip, UDP_PORT, UDP_COUNT, UDP_SIZE).json()
         listener.wait(5)
         heard = listener.json()
+        udp_drops = udp_loss.drops()
+    how = tcp_loss.mechanism
 
-    left = _leftovers(router, out_iface, [tcp_rule, udp_rule])
+    left = _leftovers(router, tcp_loss.iface)
     missing = sorted(set(range(UDP_COUNT)) - set(heard["received"]))
-    if netem:
-        expected_missing = "some datagrams (random 10% loss), each listed"
+    if tcp_loss.netem:
+        expected_missing = "some datagrams (random loss), each listed"
         udp_ok = bool(missing) and len(heard["received"]) + len(missing) == UDP_COUNT
     else:
         wanted = [s for s in range(UDP_COUNT) if s % UDP_EVERY == UDP_EVERY - 1]
@@ -103,11 +95,11 @@ def run(lab: Lab) -> list[Check]:
         ),
         check(
             "TCP: the sender retransmitted what the router dropped",
-            sent["tcpi_total_retrans"] > 0 and retrans > 0 and tcp_loss.drops > 0,
+            sent["tcpi_total_retrans"] > 0 and retrans > 0 and tcp_drops > 0,
             f"router drops > 0, tcpi_total_retrans > 0, TcpRetransSegs rises; loss: {how}",
-            f"router dropped {tcp_loss.drops}, tcpi_total_retrans {sent['tcpi_total_retrans']}, "
+            f"router dropped {tcp_drops}, tcpi_total_retrans {sent['tcpi_total_retrans']}, "
             f"TcpRetransSegs {sent['retrans_segs_before']} -> {sent['retrans_segs_after']}",
-            evidence="alice: TCP_INFO and /proc/net/snmp; " + _rule_text(router, tcp_rule, netem),
+            evidence=f"alice: TCP_INFO and /proc/net/snmp; loss: {how}",
             hint="no drops means the rule did not match the flow (wrong router, address or "
             "port): check the path with `hoplab status`",
         ),
@@ -116,8 +108,8 @@ def run(lab: Lab) -> list[Check]:
             udp_ok,
             expected_missing,
             f"{len(heard['received'])} of {UDP_COUNT} arrived; missing {_seqs(missing)} "
-            f"(router dropped {udp_loss.drops})",
-            evidence="srv: net_loss.py udp-recv; " + _rule_text(router, udp_rule, netem),
+            f"(router dropped {udp_drops})",
+            evidence=f"srv: net_loss.py udp-recv; loss: {udp_loss.mechanism}",
             hint="nothing missing means the router did not drop (rule not matched); other "
             "gaps mean loss elsewhere on the path",
         ),
@@ -126,7 +118,7 @@ def run(lab: Lab) -> list[Check]:
             not left,
             "no drop rule and no netem qdisc",
             ", ".join(left) or "none left",
-            evidence=f"{router.name}: iptables -C FORWARD ...; tc qdisc show dev {out_iface}",
+            evidence=f"{router.name}: iptables -S; tc qdisc show dev {tcp_loss.iface}",
             hint="the exercise must leave the lab as it found it",
         ),
     ]
@@ -142,72 +134,13 @@ def _network_towards(lab: Lab, router: Node, ip: str) -> str:
     raise HoplabError(f"{router.name} has no network towards {ip}")
 
 
-def _netem_available(router: Node, iface: str) -> bool:
-    """Try a netem qdisc; "Specified qdisc kind is unknown" means this kernel has none."""
-    res = router.run(["tc", "qdisc", "add", "dev", iface, "root", "netem", "loss", NETEM_LOSS])
-    if res.ok:
-        router.run(["tc", "qdisc", "del", "dev", iface, "root"])
-        return True
-    if "unknown" not in (res.out + res.err).lower():
-        raise HoplabError(f"{router.name}: tc netem failed: {res.err.strip()}")
-    return False
-
-
 def _flow(src: str, dst: str, proto: str, port: int) -> list[str]:
     return ["-p", proto, "-s", src, "-d", dst, "--dport", str(port)]
 
 
-def _nth(every: int, packet: int) -> list[str]:
-    return ["-m", "statistic", "--mode", "nth", "--every", str(every), "--packet", str(packet)]
-
-
-@dataclass
-class Loss:
-    drops: int = 0  # filled in when the block ends: what the router dropped
-
-
-@contextlib.contextmanager
-def _dropping(router: Node, iface: str, netem: bool, rule: list[str]) -> Iterator[Loss]:
-    """Drop on the router while the block runs, and undo it however the block ends."""
-    loss = Loss()
-    if netem:
-        cmd = ["tc", "qdisc", "add", "dev", iface, "root", "netem", "loss", NETEM_LOSS]
-    else:
-        cmd = ["iptables", "-I", "FORWARD", *rule, "-j", "DROP"]
-    if not router.run(cmd).ok:
-        raise HoplabError(f"{router.name}: could not add the loss: {' '.join(cmd)}")
-    try:
-        yield loss
-    finally:
-        loss.drops = _drop_count(router, iface, netem, rule)
-        if netem:
-            router.run(["tc", "qdisc", "del", "dev", iface, "root"])
-        else:
-            router.run(["iptables", "-D", "FORWARD", *rule, "-j", "DROP"])
-
-
-def _drop_count(router: Node, iface: str, netem: bool, rule: list[str]) -> int:
-    if netem:
-        res = router.run(["tc", "-j", "-s", "qdisc", "show", "dev", iface])
-        return sum(q.get("drops", 0) for q in json.loads(res.out or "[]"))
-    res = router.run(["iptables", "-L", "FORWARD", "-v", "-x", "-n"])
-    lines = [ln.split() for ln in res.out.splitlines() if "DROP" in ln and "statistic" in ln]
-    port = rule[rule.index("--dport") + 1]
-    return sum(int(ln[0]) for ln in lines if f"dpt:{port}" in " ".join(ln))
-
-
-def _rule_text(router: Node, rule: list[str], netem: bool) -> str:
-    if netem:
-        return f"{router.name}: tc netem loss {NETEM_LOSS}"
-    return f"{router.name}: iptables -I FORWARD {' '.join(rule)} -j DROP"
-
-
-def _leftovers(router: Node, iface: str, rules: list[list[str]]) -> list[str]:
-    left = [
-        "iptables rule " + " ".join(r)
-        for r in rules
-        if router.run(["iptables", "-C", "FORWARD", *r, "-j", "DROP"]).ok
-    ]
+def _leftovers(router: Node, iface: str) -> list[str]:
+    """Anything of the impairment still on the router: its tagged rules or a netem qdisc."""
+    left = [r for r in router.run(["iptables", "-S"]).out.splitlines() if IMPAIR_TAG in r]
     if "netem" in router.run(["tc", "qdisc", "show", "dev", iface]).out:
         left.append(f"netem on {iface}")
     return left
