@@ -38,3 +38,7 @@ class SubnetTaken(HoplabError):
 
 class Unsupported(HoplabError):
     """The environment cannot do this (e.g. delay without netem): an ENV result, never faked."""
+
+
+class Cancelled(HoplabError):
+    """The caller asked a bring-up to stop (a room on Ctrl-C); the lab rolled itself back."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ def up(
     progress: Progress,
     say: Callable[[str], None],
     labels: dict[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> UpResult:
     """The topology is loaded (and so validated) by the caller before the engine is reached.
 
@@ -86,7 +88,7 @@ def up(
     for attempt in range(PLAN_ATTEMPTS):
         plan, state = make_plan(engine, topo, name)
         try:
-            return UpResult(plan, engine.up(plan, image, progress, labels, state))
+            return UpResult(plan, engine.up(plan, image, progress, labels, state, cancel))
         except SubnetTaken:
             if attempt == PLAN_ATTEMPTS - 1:
                 raise

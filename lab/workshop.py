@@ -22,7 +22,7 @@ from lab import lifecycle
 from lab.engine import labels as L
 from lab.engine.image import ensure_image
 from lab.engine.labs import Engine
-from lab.errors import HoplabError, InputError
+from lab.errors import Cancelled, HoplabError, InputError
 from lab.interrupts import sigint_deferred
 from lab.model import Topology
 from lab.topology import LAB_NAME_HINT, check_lab_name
@@ -169,10 +169,6 @@ def check_pool(raw: str, topo: Topology, labs: int) -> IPv4Network:
 # --- on the engine ---------------------------------------------------------------------------
 
 
-class Stopped(HoplabError):
-    """Raised inside a lab's bring-up when the room is stopping: its own rollback then runs."""
-
-
 @dataclass
 class Outcome:
     """What became of one seat: created, kept, rolled back, failed or skipped."""
@@ -264,24 +260,18 @@ def up(
         if seat.lab in kept:
             return Outcome(seat, "kept")
         started = time.monotonic()
-
-        def guard(phase: str, done: int, total: int) -> None:
-            # Only while nodes are made: raising then triggers the engine's own rollback,
-            # while the rollback's phases ("removing ...") must never be interrupted.
-            if stop.is_set() and phase in ("nodes", "starting nodes"):
-                raise Stopped("the room is stopping")
-
         try:
             result = lifecycle.up(
                 engine,
                 topo,
                 seat.lab,
-                guard,
+                lambda *_: None,
                 lambda m: say(f"{seat.lab}: {m}"),
                 labels=room.labels(seat),
+                cancel=stop,  # a stopping room cancels labs in flight: each rolls itself back
             )
             return Outcome(seat, result.report.action, time.monotonic() - started)
-        except Stopped:
+        except Cancelled:
             return Outcome(seat, "rolled back", time.monotonic() - started)
         except HoplabError as err:
             stop.set()

@@ -28,7 +28,7 @@ import docker.types
 
 from lab.engine import labels as L
 from lab.engine.client import explain
-from lab.errors import HoplabError, SubnetTaken
+from lab.errors import Cancelled, HoplabError, SubnetTaken
 from lab.interrupts import sigint_deferred
 from lab.model import Role
 from lab.plan import NetPlan, NodePlan, Plan
@@ -222,12 +222,14 @@ class Engine:
         progress: Progress = _no_progress,
         labels: dict[str, str] | None = None,
         current: LabState | None = None,
+        cancel: threading.Event | None = None,
     ) -> UpReport:
         """Create the lab, or leave a matching one alone; on any failure leave zero objects.
 
         `labels` are extra labels for every node (an owner, the pid of a test run), so that
         whoever made a lab can find and reap it from the engine alone. `current` is the lab's
-        state if the caller just read it, to save the round trips.
+        state if the caller just read it, to save the round trips. Setting `cancel` stops nodes
+        not yet created and rolls the lab back (Cancelled).
         """
         current = current or self.state(plan.lab)
         if current.exists:
@@ -258,7 +260,7 @@ class Engine:
             for future in nets.values():
                 future.add_done_callback(network_done)
             steps = self._parallel(
-                lambda n: self._create_node(plan, n, image, labels or {}, nets),
+                lambda n: self._create_node(plan, n, image, labels or {}, nets, cancel),
                 plan.nodes,
                 "nodes",
                 progress,
@@ -309,11 +311,14 @@ class Engine:
         image: str,
         extra: dict[str, str],
         nets: dict[str, Future],
+        cancel: threading.Event | None = None,
     ) -> dict[str, float]:
         """Wait for its networks, create, connect, start, wait ready; seconds per step."""
         tn = time.monotonic()
         for iface in node.interfaces:
             nets[iface.network].result()  # re-raises a failed network here
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"bring-up of {plan.lab} was cancelled")
         t0 = time.monotonic()
         first, *rest = node.interfaces
         api = self.api
