@@ -29,15 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker
+from hoplab import lifecycle, resources
+from hoplab.engine.client import connect
+from hoplab.engine.image import ensure_image
+from hoplab.engine.labs import Engine
+from hoplab.model.load import load, parse
+from hoplab.model.plan import Plan, build_plan
 from rich.console import Console
 from rich.table import Table
-
-from lab import lifecycle
-from lab.engine.client import connect
-from lab.engine.image import ensure_image
-from lab.engine.labs import Engine
-from lab.plan import Plan, build_plan
-from lab.topology import load, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
@@ -204,7 +203,7 @@ def main() -> int:
 
     client = connect()
     engine = Engine(client)
-    image = ensure_image(client, lifecycle.hosts_dir(), quiet)
+    image = ensure_image(client, resources.hosts_dir(), quiet)
     if engine.labs():
         console.print("[yellow]note: other hoplab labs are running; figures will be noisier[/]")
 

@@ -1,11 +1,11 @@
 """A workshop room under load: twenty default labs at once, every lab checked, all taken down.
 
 What it measures, in one run on the real engine:
-- bring-up of the whole room through lab.workshop.up (the code behind `hoplab workshop up`);
+- bring-up of the whole room through hoplab.workshop.room.up (the code behind `hoplab workshop up`);
 - idle memory per lab (cgroup usage minus inactive page cache, summed over the lab's nodes);
 - a quick check set in every lab (ttl-and-traceroute and one-port-many-clients, through
-  lab.runner.run_one as `hoplab run` does), a few labs at a time;
-- teardown of the room through lab.workshop.down, and zero leftovers afterwards.
+  hoplab.exercises.runner.run_one as `hoplab run` does), a few labs at a time;
+- teardown of the room through hoplab.workshop.room.down, and zero leftovers afterwards.
 
 Other labs on the engine are left alone and counted, because they are load the figures carry.
 Prints a table and writes JSON (bench-results/room.json by default). Exit 1 on any failure.
@@ -23,16 +23,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from hoplab import exercises
+from hoplab.checks import Status
+from hoplab.engine.client import connect
+from hoplab.engine.labs import Engine
+from hoplab.exercises import runner
+from hoplab.model import labels as L
+from hoplab.model.load import load
+from hoplab.runtime.net import Lab
+from hoplab.workshop import room as workshop
 from rich.console import Console
 from rich.table import Table
-
-from lab import exercises, runner, workshop
-from lab.checks import Status
-from lab.engine import labels as L
-from lab.engine.client import connect
-from lab.engine.labs import Engine
-from lab.net import Lab
-from lab.topology import load
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = ["ttl-and-traceroute", "one-port-many-clients"]

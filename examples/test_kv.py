@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from lab.net import Lab, Node
+from hoplab.runtime.net import Lab, Node
 
 KV = Path(__file__).parent / "kv"
 PORT = 7070

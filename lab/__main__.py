@@ -1,3 +1,3 @@
-from lab.cli import main
+from hoplab.cli import main
 
 raise SystemExit(main())

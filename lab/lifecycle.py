@@ -12,20 +12,15 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from lab.engine.image import ensure_image
-from lab.engine.labs import Engine, LabState, Progress, UpReport
-from lab.errors import InputError, SubnetTaken
-from lab.model import Topology
-from lab.plan import DEFAULT_POOL, Plan, build_plan
-from lab.topology import check_lab_name, load
+from hoplab.engine.image import ensure_image
+from hoplab.engine.labs import Engine, LabState, Progress, UpReport
+from hoplab.errors import InputError, SubnetTaken
+from hoplab.model.load import check_lab_name, load
+from hoplab.model.plan import DEFAULT_POOL, Plan, build_plan
+from hoplab.model.topology import Topology
+from hoplab.resources import hosts_dir, topology_file
 
-DEFAULT_FILE = "compose.yaml"
 PLAN_ATTEMPTS = 8
-
-
-def hosts_dir() -> Path:
-    """The node image's build context: the repository's hosts/, or HOPLAB_HOSTS."""
-    return Path(os.environ.get("HOPLAB_HOSTS") or Path(__file__).resolve().parent.parent / "hosts")
 
 
 def subnet_pool() -> IPv4Network:
@@ -46,7 +41,7 @@ def lab_name(path: str | Path | None, name: str | None) -> str:
     """--name wins; else the file's x-hoplab.name; else 'hoplab'. Bad names are input errors."""
     if name:
         return check_lab_name(name, key="--name")
-    p = Path(path or DEFAULT_FILE)
+    p = topology_file(path)
     if p.exists():
         return load(p).name
     return "hoplab"

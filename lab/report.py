@@ -6,10 +6,9 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from hoplab.checks import Status
+from hoplab.exercises.runner import ExerciseResult
 from rich.table import Table
-
-from lab.checks import Status
-from lab.runner import ExerciseResult
 
 COLOURS = {Status.PASS: "green", Status.FAIL: "red", Status.ENV: "yellow"}
 

@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from lab import lifecycle
-from lab.engine.client import connect
-from lab.engine.labs import Engine
-from lab.net import Lab
-from lab.topology import load
+from hoplab import lifecycle
+from hoplab.engine.client import connect
+from hoplab.engine.labs import Engine
+from hoplab.model.load import load
+from hoplab.runtime.net import Lab
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"

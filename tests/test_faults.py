@@ -22,14 +22,14 @@ from pathlib import Path
 
 import docker.errors
 import pytest
+from hoplab import exercises, resources
+from hoplab.checks import Status
+from hoplab.engine.image import HASH_LABEL, content_hash, ensure_image
+from hoplab.errors import HoplabError
+from hoplab.exercises.runner import run_one
+from hoplab.model import labels as L
+from hoplab.runtime.net import Lab
 
-from lab import exercises, lifecycle
-from lab.checks import Status
-from lab.engine import labels as L
-from lab.engine.image import HASH_LABEL, content_hash, ensure_image
-from lab.errors import HoplabError
-from lab.net import Lab
-from lab.runner import run_one
 from tests.conftest import COMPOSE, ROOT, bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker
@@ -334,10 +334,10 @@ def test_a_missing_image_is_built(engine):
         engine.api.inspect_image(tag)
     said: list[str] = []
     try:
-        image_id = ensure_image(engine.client, lifecycle.hosts_dir(), said.append, tag=tag)
+        image_id = ensure_image(engine.client, resources.hosts_dir(), said.append, tag=tag)
         info = engine.api.inspect_image(tag)
         assert info["Id"] == image_id
-        assert info["Config"]["Labels"][HASH_LABEL] == content_hash(lifecycle.hosts_dir())
+        assert info["Config"]["Labels"][HASH_LABEL] == content_hash(resources.hosts_dir())
         assert any("missing or out of date" in m for m in said) and any("built" in m for m in said)
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):

@@ -8,8 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from lab.engine import image
+from hoplab.engine import image
 
 HOSTS = Path(__file__).resolve().parent.parent / "hosts"
 TOOLS = [

@@ -9,10 +9,10 @@ import sys
 import time
 
 import pytest
+from hoplab.engine.client import connect
+from hoplab.model import labels as L
+from hoplab.runtime.net import Lab
 
-from lab.engine import labels as L
-from lab.engine.client import connect
-from lab.net import Lab
 from tests.conftest import COMPOSE, ROOT, bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker
@@ -79,8 +79,8 @@ def test_multi_homed_server_answers_on_both_addresses(lab):
 
 
 def test_up_again_is_a_no_op(engine, lab):
-    from lab import lifecycle
-    from lab.topology import load
+    from hoplab import lifecycle
+    from hoplab.model.load import load
 
     before = {c["Id"] for c in objects(engine, lab.name)[0]}
     result = lifecycle.up(engine, load(COMPOSE), lab.name, lambda *a: None, lambda m: None)
@@ -209,7 +209,7 @@ def test_unknown_node_and_bad_usage_are_clear(lab):
 
 def test_unreachable_engine_fails_loudly(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    from lab.errors import HoplabError
+    from hoplab.errors import HoplabError
 
     with pytest.raises(HoplabError, match="cannot reach the Docker Engine"):
         connect()

@@ -6,10 +6,9 @@ from ipaddress import IPv4Address as A
 from ipaddress import IPv4Network as N
 
 import pytest
-
-from lab.errors import HoplabError
-from lab.plan import build_plan, remap_subnets
-from lab.topology import load, parse
+from hoplab.errors import HoplabError
+from hoplab.model.load import load, parse
+from hoplab.model.plan import build_plan, remap_subnets
 
 CHAIN = """\
 services:

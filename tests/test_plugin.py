@@ -13,11 +13,11 @@ import sys
 from ipaddress import IPv4Network
 
 import pytest
-
-from lab import lifecycle
-from lab.engine import labels as L
-from lab.engine.labs import Engine, LabState
-from lab.pytest_plugin import (
+from hoplab import lifecycle
+from hoplab.engine.labs import Engine, LabState
+from hoplab.model import labels as L
+from hoplab.model.load import parse
+from hoplab.plugin import (
     HOST_LABEL,
     PID_LABEL,
     START_LABEL,
@@ -26,7 +26,7 @@ from lab.pytest_plugin import (
     owner_labels,
     process_start,
 )
-from lab.topology import parse
+
 from tests.conftest import unique_lab_name
 
 pytest_plugins = ["pytester"]
@@ -268,8 +268,8 @@ def test_a_test_of_its_own_topology_gets_a_lab_removed_after_it(project, engine)
         import json
         from pathlib import Path
         from conftest import record
-        from lab.engine.client import connect
-        from lab.engine.labs import Engine
+        from hoplab.engine.client import connect
+        from hoplab.engine.labs import Engine
 
         def test_own_topology(hoplab_lab):
             lab = hoplab_lab("tiny.yaml")  # relative to this file's directory

@@ -6,10 +6,9 @@ import textwrap
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
-
-from lab.errors import InputError
-from lab.model import Role
-from lab.topology import load, parse
+from hoplab.errors import InputError
+from hoplab.model.load import load, parse
+from hoplab.model.topology import Role
 
 BASE = """\
 x-hoplab: {name: demo}

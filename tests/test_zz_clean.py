@@ -14,8 +14,8 @@ import sys
 
 import docker.errors
 import pytest
+from hoplab.model import labels as L
 
-from lab.engine import labels as L
 from tests.conftest import ROOT, bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker

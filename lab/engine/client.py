@@ -5,8 +5,7 @@ from __future__ import annotations
 import docker
 import docker.errors
 import requests
-
-from lab.errors import HoplabError
+from hoplab.errors import HoplabError
 
 API_VERSION = "1.41"
 

@@ -25,8 +25,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import requests
-
-from lab.errors import HoplabError
+from hoplab.errors import HoplabError
 
 IMAGE = "hoplab/node:latest"
 HASH_LABEL = "hoplab.image-hash"

@@ -25,13 +25,12 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 import docker.types
-
-from lab.engine import labels as L
-from lab.engine.client import explain
-from lab.errors import Cancelled, HoplabError, SubnetTaken
-from lab.interrupts import sigint_deferred
-from lab.model import Role
-from lab.plan import NetPlan, NodePlan, Plan
+from hoplab.engine.client import explain
+from hoplab.errors import Cancelled, HoplabError, SubnetTaken
+from hoplab.interrupts import sigint_deferred
+from hoplab.model import labels as L
+from hoplab.model.plan import NetPlan, NodePlan, Plan
+from hoplab.model.topology import Role
 
 T = TypeVar("T")
 Progress = Callable[[str, int, int], None]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from lab.errors import InputError
-from lab.exercises.base import Exercise
+from hoplab.errors import InputError
+from hoplab.exercises.base import Exercise
 
 MODULES = [
     "one_port_many_clients",
@@ -28,7 +28,7 @@ MODULES = [
 
 
 def catalogue() -> list[Exercise]:
-    return [import_module(f"lab.exercises.{m}").EXERCISE for m in MODULES]
+    return [import_module(f"hoplab.exercises.{m}").EXERCISE for m in MODULES]
 
 
 def select(names: list[str]) -> list[Exercise]:

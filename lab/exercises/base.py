@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab.checks import Check
-from lab.net import Lab
+from hoplab.checks import Check
+from hoplab.runtime.net import Lab
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lab.checks import Check, check
-from lab.exercises.base import Exercise
-from lab.net import Lab
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab
 
 LESSON = """\
 A host can have several addresses, and a server chooses which of them it listens on when it

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lab.checks import Check, check, env
-from lab.errors import HoplabError
-from lab.exercises.base import Exercise
-from lab.net import Lab, Node
+from hoplab.checks import Check, check, env
+from hoplab.errors import HoplabError
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 When a client calls connect() without bind(), its kernel picks the local port for it: an

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lab.checks import Check, check
-from lab.errors import HoplabError
-from lab.exercises.base import Exercise
-from lab.net import Lab, Node
+from hoplab.checks import Check, check
+from hoplab.errors import HoplabError
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 When a connection fails, the error tells you which layer said no, and the packet that carried the

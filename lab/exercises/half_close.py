@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from lab.checks import Check, check
-from lab.exercises.base import Exercise
-from lab.net import Lab
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab
 
 LESSON = """\
 A TCP connection is two byte streams, one each way, and each side can end its own stream on its

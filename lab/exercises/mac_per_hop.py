@@ -7,9 +7,9 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from lab.checks import Check, check
-from lab.exercises.base import Exercise
-from lab.net import Lab, Node
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 A packet that crosses routers travels as a series of frames, one per segment (per LAN). Each

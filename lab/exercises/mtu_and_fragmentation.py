@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from lab.checks import Check, check
-from lab.errors import HoplabError
-from lab.exercises.base import Exercise
-from lab.net import Lab, Node
+from hoplab.checks import Check, check
+from hoplab.errors import HoplabError
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 Every link has an MTU: the largest IP packet it carries in one frame. Ethernet usually takes 1500

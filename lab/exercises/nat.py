@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lab.checks import Check, check
-from lab.exercises.base import Exercise
-from lab.net import Lab, Node
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 Without NAT, a server knows each client by the client's own address: the source address of the

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from lab.checks import Check, check
-from lab.exercises.base import Exercise
-from lab.net import Lab
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab
 
 LESSON = """\
 A server listens on one port, here port 80 on srv. Every client that connects gets a connection

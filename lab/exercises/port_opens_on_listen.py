@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lab.checks import Check, check
-from lab.exercises.base import Exercise
-from lab.net import Lab
-from lab.pcap import Frame
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab
+from hoplab.runtime.pcap import Frame
 
 LESSON = """\
 A server opens a TCP port in three steps: socket() makes an endpoint with no address, bind()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lab.checks import Check, check
-from lab.exercises.base import Exercise
-from lab.net import Lab
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab
 
 LESSON = """\
 A port is not a thing of its own. What a program opens is a socket, and binding gives it three

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ipaddress import ip_address, ip_network
 
-from lab.checks import Check, check
-from lab.errors import HoplabError
-from lab.exercises.base import Exercise
-from lab.net import IMPAIR_TAG, Lab, Node
+from hoplab.checks import Check, check
+from hoplab.errors import HoplabError
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import IMPAIR_TAG, Lab, Node
 
 LESSON = """\
 Routers are allowed to drop packets, and they do when a queue is full or a rule says so. IP does

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lab.checks import Check, check
-from lab.errors import HoplabError
-from lab.exercises.base import Exercise
-from lab.net import Lab, Node
+from hoplab.checks import Check, check
+from hoplab.errors import HoplabError
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 Closing a TCP connection takes a FIN from each side. The side that sends its FIN first (the

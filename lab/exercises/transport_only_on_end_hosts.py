@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from lab.checks import Check, check
-from lab.exercises.base import Exercise
-from lab.net import SCRATCH, Lab, Node
-from lab.pcap import Frame
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import SCRATCH, Lab, Node
+from hoplab.runtime.pcap import Frame
 
 LESSON = """\
 TCP lives only in the two end hosts. They hold the sockets, number the bytes (sequence numbers),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lab.checks import Check, check
-from lab.exercises.base import Exercise
-from lab.net import Capture, Lab
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Capture, Lab
 
 LESSON = """\
 Not every socket is a network socket. A Unix domain socket (AF_UNIX) has no IP address and no

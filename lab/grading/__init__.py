@@ -1,15 +1,16 @@
 """Workshop assignments: participants' programs graded across the lab's real hops.
 
 Each module holds one assignment's checker, named after what it checks; the participant-facing
-files (starter.py, solution.py, LESSON.md) live in assignments/<name>/ (see base.assignments_dir).
+files (starter.py, solution.py, LESSON.md) live in
+lab/grading/assignments/<name>/ (see hoplab.resources.assignments_dir).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from lab.errors import InputError
-from lab.grading.base import Assignment
+from hoplab.errors import InputError
+from hoplab.grading.base import Assignment
 
 MODULES = [
     "tcp_echo",
@@ -22,7 +23,7 @@ MODULES = [
 
 
 def catalogue() -> list[Assignment]:
-    return [import_module(f"lab.grading.{m}").ASSIGNMENT for m in MODULES]
+    return [import_module(f"hoplab.grading.{m}").ASSIGNMENT for m in MODULES]
 
 
 def select(name: str) -> Assignment:

@@ -6,24 +6,17 @@ show progress, and an early stop (the program never started) keeps what was alre
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.checks import Check
+from hoplab.checks import Check
+from hoplab.resources import assignments_dir
 
 if TYPE_CHECKING:
-    from lab.grading.sandbox import Fence
-    from lab.net import Lab
-
-
-def assignments_dir() -> Path:
-    """Participant-facing files (starter, solution, lesson): the repo's assignments/, or
-    HOPLAB_ASSIGNMENTS, found like lifecycle.hosts_dir() so an editable install finds them."""
-    env = os.environ.get("HOPLAB_ASSIGNMENTS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "assignments"
+    from hoplab.grading.sandbox import Fence
+    from hoplab.runtime.net import Lab
 
 
 @dataclass(frozen=True)

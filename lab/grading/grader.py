@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.checks import Check, Status, fail
-from lab.errors import HoplabError, InputError
-from lab.grading.base import Assignment, Stopped
-from lab.grading.sandbox import Fence
-from lab.net import Lab
+from hoplab.checks import Check, Status, fail
+from hoplab.errors import HoplabError, InputError
+from hoplab.grading.base import Assignment, Stopped
+from hoplab.grading.sandbox import Fence
+from hoplab.runtime.net import Lab
 
 MAX_BYTES = 256 * 1024  # a socket program of this course fits in far less
 

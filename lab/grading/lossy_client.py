@@ -11,11 +11,11 @@ import json
 import secrets
 from collections.abc import Iterator
 
-from lab.checks import Check, check
-from lab.exercises.tcp_recovers_loss import _network_towards
-from lab.grading.base import Assignment
-from lab.grading.sandbox import Fence, runtime_check
-from lab.net import Lab, Proc
+from hoplab.checks import Check, check
+from hoplab.exercises.tcp_recovers_loss import _network_towards
+from hoplab.grading.base import Assignment
+from hoplab.grading.sandbox import Fence, runtime_check
+from hoplab.runtime.net import Lab, Proc
 
 PORT = 7003
 COUNT = 12

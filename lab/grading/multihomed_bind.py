@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lab.checks import Check, check
-from lab.exercises.bind_scope import PORT, _matrix, _show
-from lab.grading.base import Assignment
-from lab.grading.sandbox import Fence
-from lab.net import Lab
+from hoplab.checks import Check, check
+from hoplab.exercises.bind_scope import PORT, _matrix, _show
+from hoplab.grading.base import Assignment
+from hoplab.grading.sandbox import Fence
+from hoplab.runtime.net import Lab
 
 CHECKS = (
     f"starts and listens on port {PORT}",

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hoplab import report
+from hoplab.checks import Check, Status
+from hoplab.exercises.runner import ExerciseResult
+from hoplab.grading.grader import Grade
 from rich.table import Table
-
-from lab import report
-from lab.checks import Check, Status
-from lab.grading.grader import Grade
-from lab.runner import ExerciseResult
 
 
 def detail(c: Check) -> str:

@@ -16,11 +16,11 @@ import itertools
 import os
 from dataclasses import dataclass, field
 
-from lab import lifecycle
-from lab.checks import Check, check, fail
-from lab.errors import HoplabError
-from lab.grading.base import Stopped
-from lab.net import SCRATCH, Lab, Node, Proc
+from hoplab import resources
+from hoplab.checks import Check, check, fail
+from hoplab.errors import HoplabError
+from hoplab.grading.base import Stopped
+from hoplab.runtime.net import SCRATCH, Lab, Node, Proc
 
 GRADE_DIR = f"{SCRATCH}/grade"
 CPU_SECONDS = 30  # per program: a spinning loop is killed by the kernel even without us
@@ -137,7 +137,7 @@ class Fence:
             if not res.ok:
                 raise HoplabError(f"{node.name}: cannot make {self.run_dir}: {res.err.strip()}")
             self._node_objs[node.name] = node
-        programs = lifecycle.hosts_dir() / "programs"
+        programs = resources.hosts_dir() / "programs"
         for name in ("grade_run.py", *files):
             if name not in have:
                 src = self.source if name == self.program else programs / name

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lab.checks import Check, check
-from lab.exercises.one_port_many_clients import _ss_tuples
-from lab.grading.base import Assignment
-from lab.grading.sandbox import Fence
-from lab.net import Lab
+from hoplab.checks import Check, check
+from hoplab.exercises.one_port_many_clients import _ss_tuples
+from hoplab.grading.base import Assignment
+from hoplab.grading.sandbox import Fence
+from hoplab.runtime.net import Lab
 
 PORT = 7000
 BULK = 256 * 1024

@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from lab.checks import Check, check
-from lab.grading.base import Assignment
-from lab.grading.sandbox import Fence, runtime_check
-from lab.net import Lab
+from hoplab.checks import Check, check
+from hoplab.grading.base import Assignment
+from hoplab.grading.sandbox import Fence, runtime_check
+from hoplab.runtime.net import Lab
 
 LIMIT = 15.0
 MAX_HOPS = 8

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lab.checks import Check, check
-from lab.grading.base import Assignment
-from lab.grading.sandbox import Fence
-from lab.net import Lab
+from hoplab.checks import Check, check
+from hoplab.grading.base import Assignment
+from hoplab.grading.sandbox import Fence
+from hoplab.runtime.net import Lab
 
 PORT = 7001
 SIZES = (100, 200, 300)

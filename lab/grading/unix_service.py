@@ -9,10 +9,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 
-from lab.checks import Check, check
-from lab.grading.base import Assignment
-from lab.grading.sandbox import AS_NOBODY, Fence
-from lab.net import Lab, Node
+from hoplab.checks import Check, check
+from hoplab.grading.base import Assignment
+from hoplab.grading.sandbox import AS_NOBODY, Fence
+from hoplab.runtime.net import Lab, Node
 
 SOCK_DIR = "/var/run/lab"
 SOCK_PATH = f"{SOCK_DIR}/kv.sock"

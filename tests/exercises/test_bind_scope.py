@@ -1,8 +1,8 @@
 """bind-scope passes on the default lab, and fails when one of srv's addresses is cut off."""
 
-from lab.checks import Status
-from lab.exercises.bind_scope import EXERCISE
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.bind_scope import EXERCISE
+from hoplab.exercises.runner import run_one
 
 
 def test_passes_on_default_lab(lab):

@@ -1,8 +1,8 @@
 """ephemeral-ports passes on the default lab, and fails when srv:81 is closed by a filter."""
 
-from lab.checks import Status
-from lab.exercises.ephemeral_ports import EXERCISE, OTHER
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.ephemeral_ports import EXERCISE, OTHER
+from hoplab.exercises.runner import run_one
 
 
 def test_passes_on_default_lab(lab):

@@ -1,8 +1,8 @@
 """errors-by-layer passes on the default lab, and fails when a router answers for the host."""
 
-from lab.checks import Status
-from lab.exercises.errors_by_layer import EXERCISE
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.errors_by_layer import EXERCISE
+from hoplab.exercises.runner import run_one
 
 
 def test_passes_on_default_lab(lab):

@@ -1,8 +1,8 @@
 """half-close passes on the default lab, and fails when the client's FIN is lost on the way."""
 
-from lab.checks import Status
-from lab.exercises.half_close import EXERCISE, PORT
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.half_close import EXERCISE, PORT
+from hoplab.exercises.runner import run_one
 
 
 def test_passes_on_default_lab(lab):

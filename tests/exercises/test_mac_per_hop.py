@@ -1,8 +1,8 @@
 """mac-per-hop passes on the default lab, and fails when alice treats srv as on her LAN."""
 
-from lab.checks import Status
-from lab.exercises.mac_per_hop import EXERCISE
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.mac_per_hop import EXERCISE
+from hoplab.exercises.runner import run_one
 
 
 def test_passes_on_default_lab(lab):

@@ -1,8 +1,8 @@
 """mtu-and-fragmentation passes on the default lab, and fails across a path MTU black hole."""
 
-from lab.checks import Status
-from lab.exercises.mtu_and_fragmentation import EXERCISE
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.mtu_and_fragmentation import EXERCISE
+from hoplab.exercises.runner import run_one
 
 
 def test_passes_on_default_lab(lab):

@@ -1,8 +1,8 @@
 """nat passes on the default lab and leaves no rule behind; it fails when masquerade is bypassed."""
 
-from lab.checks import Status
-from lab.exercises.nat import EXERCISE
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.nat import EXERCISE
+from hoplab.exercises.runner import run_one
 
 
 def test_passes_on_default_lab(lab):

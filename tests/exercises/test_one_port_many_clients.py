@@ -3,9 +3,9 @@ or when the server answers on the wrong connection."""
 
 from pathlib import Path
 
-from lab.checks import Status
-from lab.exercises.one_port_many_clients import EXERCISE
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.one_port_many_clients import EXERCISE
+from hoplab.exercises.runner import run_one
 
 SERVER = Path(__file__).resolve().parents[2] / "hosts" / "programs" / "tcp_server.py"
 

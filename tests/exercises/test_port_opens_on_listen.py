@@ -1,9 +1,9 @@
 """port-opens-on-listen passes on the default lab, and fails when a router answers in the
 server's place."""
 
-from lab.checks import Status
-from lab.exercises.port_opens_on_listen import EXERCISE, PORT
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.port_opens_on_listen import EXERCISE, PORT
+from hoplab.exercises.runner import run_one
 
 
 def test_passes_on_default_lab(lab):

@@ -1,8 +1,8 @@
 """socket-is-address-protocol-port passes on the default lab, and fails when the port is taken."""
 
-from lab.checks import Status
-from lab.exercises.socket_is_address_protocol_port import EXERCISE, PORT
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.runner import run_one
+from hoplab.exercises.socket_is_address_protocol_port import EXERCISE, PORT
 
 HOLD_UDP = (
     "import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); "

@@ -1,8 +1,8 @@
 """stream-vs-datagram passes on the default lab, and fails when a datagram is lost."""
 
-from lab.checks import Status
-from lab.exercises.stream_vs_datagram import EXERCISE, PORT
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.runner import run_one
+from hoplab.exercises.stream_vs_datagram import EXERCISE, PORT
 
 
 def test_passes_on_default_lab(lab):

@@ -1,8 +1,8 @@
 """tcp-recovers-loss passes on the default lab, and fails when loss happens somewhere else too."""
 
-from lab.checks import Status
-from lab.exercises.tcp_recovers_loss import EXERCISE, UDP_PORT
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.runner import run_one
+from hoplab.exercises.tcp_recovers_loss import EXERCISE, UDP_PORT
 
 
 def test_passes_on_default_lab(lab):

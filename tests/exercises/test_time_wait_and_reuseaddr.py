@@ -3,9 +3,9 @@ connection with a reset instead of closing it."""
 
 from pathlib import Path
 
-from lab.checks import Status
-from lab.exercises.time_wait_and_reuseaddr import EXERCISE
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.runner import run_one
+from hoplab.exercises.time_wait_and_reuseaddr import EXERCISE
 
 SERVER = Path(__file__).resolve().parents[2] / "hosts" / "programs" / "tcp_timewait.py"
 LINGER_0 = 'c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\\x01\\0\\0\\0\\0\\0\\0\\0")'

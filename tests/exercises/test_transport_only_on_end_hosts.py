@@ -1,8 +1,8 @@
 """transport-only-on-end-hosts passes on the default lab, and fails when the router is a proxy."""
 
-from lab.checks import Status
-from lab.exercises.transport_only_on_end_hosts import EXERCISE, PORT
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.runner import run_one
+from hoplab.exercises.transport_only_on_end_hosts import EXERCISE, PORT
 
 RELAY_PORT = 9190
 

@@ -1,8 +1,8 @@
 """ttl-and-traceroute passes on the default lab, and fails when a router is bypassed."""
 
-from lab.checks import Status
-from lab.exercises.ttl_and_traceroute import EXERCISE
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.runner import run_one
+from hoplab.exercises.ttl_and_traceroute import EXERCISE
 
 
 def test_passes_on_default_lab(lab):

@@ -1,8 +1,8 @@
 """unix-socket passes on the default lab, and its capture check fails when srv has traffic."""
 
-from lab.checks import Status
-from lab.exercises.unix_socket import EXERCISE, SOCK_DIR
-from lab.runner import run_one
+from hoplab.checks import Status
+from hoplab.exercises.runner import run_one
+from hoplab.exercises.unix_socket import EXERCISE, SOCK_DIR
 
 
 def test_passes_on_default_lab(lab):

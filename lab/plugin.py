@@ -35,14 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from lab import lifecycle
-from lab.engine.client import connect
-from lab.engine.labs import Engine, LabState
-from lab.errors import HoplabError
-from lab.interrupts import sigint_deferred
-from lab.net import Lab, Proc
-from lab.topology import load
+from hoplab import lifecycle, resources
+from hoplab.engine.client import connect
+from hoplab.engine.labs import Engine, LabState
+from hoplab.errors import HoplabError
+from hoplab.interrupts import sigint_deferred
+from hoplab.model.load import load
+from hoplab.runtime.net import Lab, Proc
 
 PID_LABEL = "hoplab.pytest-pid"
 START_LABEL = "hoplab.pytest-start"
@@ -163,8 +162,8 @@ class LabManager:
                 if (base / given).exists():
                     return base / given
             return self.invocation_dir / given  # the loader then names the missing file
-        own = self.rootdir / lifecycle.DEFAULT_FILE
-        return own if own.exists() else lifecycle.hosts_dir().parent / lifecycle.DEFAULT_FILE
+        own = self.rootdir / resources.DEFAULT_FILE
+        return own if own.exists() else resources.default_lab()
 
     def reap(self) -> list[str]:
         """Remove labs left by crashed pytest runs on this host; returns their names."""

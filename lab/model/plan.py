@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from lab.errors import HoplabError
-from lab.model import Role, Topology
+from hoplab.errors import HoplabError
+from hoplab.model.topology import Role, Topology
 
 DEFAULT_POOL = IPv4Network("10.176.0.0/12")
 

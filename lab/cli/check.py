@@ -1,7 +1,6 @@
 """`hoplab check` and `hoplab assignments`: grade a participant's program in a running lab.
 
-Registered through lab.cli.EXTENSIONS; lab.cli is imported inside the handlers because it
-imports this module to build its parser.
+Registered through hoplab.cli.commands.EXTENSIONS; terminal helpers come from hoplab.cli.ui.
 """
 
 from __future__ import annotations
@@ -12,10 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab import grading, lifecycle
-from lab.checks import Check, Status
-from lab.errors import InputError
-from lab.grading.base import Assignment
+from hoplab import grading, lifecycle
+from hoplab.checks import Check, Status
+from hoplab.cli import ui
+from hoplab.errors import InputError
+from hoplab.grading.base import Assignment
 
 
 def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -33,7 +33,11 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         metavar="PATH",
         help="your program (default: ./<assignment>.py with _ for -, e.g. ./tcp_echo.py)",
     )
-    sp.add_argument("-f", "--file", default=lifecycle.DEFAULT_FILE, help="topology file")
+    sp.add_argument(
+        "-f",
+        "--file",
+        help="topology file (default: ./compose.yaml, else the packaged default lab)",
+    )
     sp.add_argument("--name", help="lab name (default: x-hoplab.name of the file)")
     sp.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
     sp.add_argument("--results", type=Path, metavar="FILE", help="write Gradescope results.json")
@@ -51,11 +55,10 @@ def default_solution(a: Assignment) -> Path:
 
 
 def cmd_assignments(args: argparse.Namespace) -> int:
-    from lab import cli
 
     if args.assignment:
         a = grading.select(args.assignment)
-        cli.out.print(a.lesson.read_text() if a.lesson.is_file() else a.summary)
+        ui.out.print(a.lesson.read_text() if a.lesson.is_file() else a.summary)
         return 0
     from rich.table import Table
 
@@ -64,15 +67,14 @@ def cmd_assignments(args: argparse.Namespace) -> int:
         table.add_column(col)
     for a in grading.catalogue():
         table.add_row(a.name, a.exercise, a.program, a.summary)
-    cli.out.print(table)
-    cli.err.print(
+    ui.out.print(table)
+    ui.err.print(
         "start one: hoplab check ASSIGNMENT --init; read its lesson: hoplab assignments ASSIGNMENT"
     )
     return 0
 
 
 def _init(a: Assignment, dest: Path) -> int:
-    from lab import cli
 
     if dest.exists():
         raise InputError(
@@ -81,7 +83,7 @@ def _init(a: Assignment, dest: Path) -> int:
             hint=f"grade it with `hoplab check {a.name}`, or --init --solution OTHER.py",
         )
     shutil.copyfile(a.starter, dest)
-    cli.err.print(
+    ui.err.print(
         f"[green]{dest}[/] is the starter for {a.name}: fill in its TODOs, then run "
         f"`hoplab check {a.name}`{'' if dest == default_solution(a) else f' --solution {dest}'}"
         f"\n  usage: {a.usage}\n  lesson: hoplab assignments {a.name}  ({a.lesson})"
@@ -90,10 +92,9 @@ def _init(a: Assignment, dest: Path) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from lab import cli
-    from lab.grading import outputs
-    from lab.grading.grader import grade, load_source
-    from lab.net import Lab
+    from hoplab.grading import outputs
+    from hoplab.grading.grader import grade, load_source
+    from hoplab.runtime.net import Lab
 
     if args.list:
         return cmd_assignments(argparse.Namespace(assignment=None))
@@ -109,19 +110,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _init(a, path)
     load_source(path, a.name)  # bad input exits 2 before the lab is touched
     name = lifecycle.lab_name(args.file, args.name)
-    lab = Lab.attach(cli._engine(), name)
-    cli.err.print(f"[dim]grading[/] {path} for {a.name} in lab {name} ({a.usage})")
+    lab = Lab.attach(ui.engine(), name)
+    ui.err.print(f"[dim]grading[/] {path} for {a.name} in lab {name} ({a.usage})")
 
     def show(c: Check) -> None:
         colour = {Status.PASS: "green", Status.FAIL: "red", Status.ENV: "yellow"}[c.status]
-        cli.err.print(f"  [{colour}]{c.status}[/] {c.name}")
+        ui.err.print(f"  [{colour}]{c.status}[/] {c.name}")
 
     g = grade(lab, a, path, show)
-    cli.out.print(outputs.table(g))
+    ui.out.print(outputs.table(g))
     if args.junit:
         outputs.write_junit(g, args.junit)
     if args.results:
         outputs.write_results(g, args.results)
     verdict = "[green]all checks passed[/]" if g.ok else "[red]mend the first FAIL, then re-run[/]"
-    cli.err.print(f"{g.passed}/{len(g.checks)} checks passed in {g.seconds:.1f} s: {verdict}")
+    ui.err.print(f"{g.passed}/{len(g.checks)} checks passed in {g.seconds:.1f} s: {verdict}")
     return 0 if g.ok else 1

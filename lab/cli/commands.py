@@ -6,31 +6,26 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from hoplab import exercises, lifecycle, report
+from hoplab.checks import Status
+from hoplab.cli import check as cli_check
+from hoplab.cli import ui
+from hoplab.cli import workshop as cli_workshop
+from hoplab.engine.image import ensure_image
+from hoplab.engine.labs import LabState, json_state
+from hoplab.engine.shell import interactive_shell
+from hoplab.errors import HoplabError, InputError
+from hoplab.exercises import runner
+from hoplab.exercises.base import Exercise
+from hoplab.exercises.runner import ExerciseResult
+from hoplab.model.load import load
+from hoplab.resources import hosts_dir, topology_file
+from hoplab.runtime.net import Lab
 from rich.table import Table
-
-from lab import cli_check, cli_workshop, exercises, lifecycle, report, runner
-from lab.checks import Status
-from lab.engine.client import connect
-from lab.engine.image import ensure_image
-from lab.engine.labs import Engine, LabState, json_state
-from lab.engine.shell import interactive_shell
-from lab.errors import HoplabError, InputError
-from lab.exercises.base import Exercise
-from lab.net import Lab
-from lab.runner import ExerciseResult
-from lab.topology import load
-
-# Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better wider.
-_WIDTH = None if sys.stdout.isatty() else 160
-out = Console(highlight=False, width=_WIDTH)
-err = Console(stderr=True, highlight=False, width=_WIDTH)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        err.print(f"[red]error:[/] {message}\n  hint: run `{self.prog} --help`")
+        ui.err.print(f"[red]error:[/] {message}\n  hint: run `{self.prog} --help`")
         raise SystemExit(2)
 
 
@@ -47,7 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     def lab_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-f", "--file", default=lifecycle.DEFAULT_FILE, help="topology file")
+        sp.add_argument(
+            "-f",
+            "--file",
+            help="topology file (default: ./compose.yaml, else the packaged default lab)",
+        )
         sp.add_argument("--name", help="lab name (default: x-hoplab.name of the file)")
 
     sp = sub.add_parser("up", help="bring a lab up (or leave a matching one as it is)")
@@ -88,36 +87,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int, int], None]]:
-    """Engine events in, rich progress bars out; the engine never sees rich."""
-    bars = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description:<18}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=False,
-    )
-    tasks: dict[str, int] = {}
-
-    def update(phase: str, done: int, total: int) -> None:
-        if phase not in tasks:
-            tasks[phase] = bars.add_task(phase, total=total)
-        bars.update(tasks[phase], completed=done, total=total)
-
-    with bars:
-        yield update
-
-
-def _say(msg: str) -> None:
-    err.print(f"[dim]{msg}[/]")
-
-
-def _engine() -> Engine:
-    return Engine(connect())
-
-
 def _status_table(state: LabState) -> Table:
     nets = ", ".join(f"{n} {s}" for n, s in state.networks.items())
     table = Table(title=f"lab {state.name}: {nets}", title_justify="left")
@@ -135,31 +104,31 @@ def _status_table(state: LabState) -> Table:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    topo = load(args.file)  # validation first: bad input must create nothing
-    engine = _engine()
+    topo = load(topology_file(args.file))  # validation first: bad input must create nothing
+    engine = ui.engine()
     started = time.monotonic()
-    with _progress() as progress:
-        result = lifecycle.up(engine, topo, args.name, progress, _say)
+    with ui.progress() as progress:
+        result = lifecycle.up(engine, topo, args.name, progress, ui.say)
     elapsed = time.monotonic() - started
     plan = result.plan
     for old, new in plan.remapped:
-        err.print(f"[yellow]subnet {old} is taken: lab {plan.lab} uses {new}[/]")
+        ui.err.print(f"[yellow]subnet {old} is taken: lab {plan.lab} uses {new}[/]")
     verb = {"created": "up", "unchanged": "already up", "restarted": "restarted"}
-    err.print(f"[green]lab {plan.lab} {verb[result.report.action]}[/] in {elapsed:.2f} s")
+    ui.err.print(f"[green]lab {plan.lab} {verb[result.report.action]}[/] in {elapsed:.2f} s")
     if args.profile:
         for phase, secs in result.report.timings.items():
-            err.print(f"  {phase:<10} {secs:.3f} s")
-    out.print(_status_table(engine.state(plan.lab)))
+            ui.err.print(f"  {phase:<10} {secs:.3f} s")
+    ui.out.print(_status_table(engine.state(plan.lab)))
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     name = lifecycle.lab_name(args.file, args.name)
-    engine = _engine()
+    engine = ui.engine()
     started = time.monotonic()
-    with _progress() as progress:
+    with ui.progress() as progress:
         containers, networks = engine.down(name, progress)
-    err.print(
+    ui.err.print(
         f"[green]lab {name} down[/]: removed {containers} containers and {networks} networks "
         f"in {time.monotonic() - started:.2f} s"
     )
@@ -168,16 +137,16 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     name = lifecycle.lab_name(args.file, args.name)
-    state = _engine().state(name)
+    state = ui.engine().state(name)
     if args.json:
-        out.print_json(json_state(state))
+        ui.out.print_json(json_state(state))
     elif not state.exists:
-        err.print(f"lab {name} is not up (start it with `hoplab up`)")
+        ui.err.print(f"lab {name} is not up (start it with `hoplab up`)")
     else:
-        out.print(_status_table(state))
+        ui.out.print(_status_table(state))
         stopped = [n.name for n in state.nodes if n.state != "running"]
         if stopped:
-            err.print(f"[red]not running:[/] {', '.join(stopped)} (`hoplab up` restarts them)")
+            ui.err.print(f"[red]not running:[/] {', '.join(stopped)} (`hoplab up` restarts them)")
     return 0 if state.running else 1
 
 
@@ -186,7 +155,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if not command:
         raise InputError("no command given", hint="hoplab exec NODE -- CMD [ARGS...]")
     name = lifecycle.lab_name(args.file, args.name)
-    engine = _engine()
+    engine = ui.engine()
     container = engine.container(name, args.node)
     if container["State"] != "running":
         raise HoplabError(f"node {args.node} is {container['State']}", hint="run `hoplab up`")
@@ -201,7 +170,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_shell(args: argparse.Namespace) -> int:
     name = lifecycle.lab_name(args.file, args.name)
-    engine = _engine()
+    engine = ui.engine()
     container = engine.container(name, args.node)
     return interactive_shell(engine.api, container["Id"], ["/bin/bash", "-l"])
 
@@ -209,23 +178,23 @@ def cmd_shell(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     chosen = exercises.select(args.exercises)
     name = lifecycle.lab_name(args.file, args.name)
-    lab = Lab.attach(_engine(), name)
+    lab = Lab.attach(ui.engine(), name)
 
     def started(ex: Exercise) -> None:
-        err.print(f"[dim]running[/] {ex.name} ...")
+        ui.err.print(f"[dim]running[/] {ex.name} ...")
 
     def done(r: ExerciseResult) -> None:
         colour = report.COLOURS[r.status]
-        err.print(f"  [{colour}]{r.status}[/] {r.name} ({r.seconds:.1f} s)")
+        ui.err.print(f"  [{colour}]{r.status}[/] {r.name} ({r.seconds:.1f} s)")
 
     results = runner.run_all(lab, chosen, args.artifacts, started, done)
-    out.print(report.table(results, args.verbose))
+    ui.out.print(report.table(results, args.verbose))
     if args.json:
         report.write_json(results, args.json)
     if args.junit:
         report.write_junit(results, args.junit)
     counts = {s: sum(r.status is s for r in results) for s in Status}
-    err.print(
+    ui.err.print(
         f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.ENV]} env; "
         f"captures in {args.artifacts}/"
     )
@@ -238,19 +207,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     table.add_column("what it shows")
     for ex in exercises.catalogue():
         table.add_row(ex.name, ex.summary)
-    out.print(table)
+    ui.out.print(table)
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     (ex,) = exercises.select([args.exercise])
-    out.print(f"[bold]{ex.name}[/]: {ex.summary}\n")
-    out.print(ex.lesson)
+    ui.out.print(f"[bold]{ex.name}[/]: {ex.summary}\n")
+    ui.out.print(ex.lesson)
     return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    labs = _engine().labs()
+    labs = ui.engine().labs()
     table = Table(title="hoplab labs", title_justify="left")
     for col in ("lab", "owner", "nodes", "running", "networks", "age"):
         table.add_column(col)
@@ -262,37 +231,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
             str(len(lab.nodes)),
             str(running),
             str(len(lab.networks)),
-            _age(lab.created),
+            ui.age(lab.created),
         )
-    out.print(table)
+    ui.out.print(table)
     return 0
 
 
-def _age(created: str) -> str:
-    from datetime import UTC, datetime
-
-    try:
-        secs = int((datetime.now(UTC) - datetime.fromisoformat(created)).total_seconds())
-    except ValueError:
-        return "?"
-    return (
-        f"{secs // 3600}h{secs % 3600 // 60:02d}m"
-        if secs >= 3600
-        else f"{secs // 60}m{secs % 60:02d}s"
-    )
-
-
 def cmd_build(args: argparse.Namespace) -> int:
-    image = ensure_image(_engine().client, lifecycle.hosts_dir(), _say)
-    err.print(f"[green]hoplab/node ready[/]: {image[:19]}")
+    image = ensure_image(ui.engine().client, hosts_dir(), ui.say)
+    ui.err.print(f"[green]hoplab/node ready[/]: {image[:19]}")
     return 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    engine = _engine()
-    with _progress() as progress:
+    engine = ui.engine()
+    with ui.progress() as progress:
         containers, networks = engine.down(None, progress)
-    err.print(f"[green]clean[/]: removed {containers} containers and {networks} networks")
+    ui.err.print(f"[green]clean[/]: removed {containers} containers and {networks} networks")
     return 0
 
 
@@ -322,12 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.cmd](args)
     except HoplabError as e:
-        err.print(f"[red]error:[/] {e.message}", soft_wrap=True)
+        ui.err.print(f"[red]error:[/] {e.message}", soft_wrap=True)
         if e.hint:
-            err.print(f"  hint: {e.hint}", soft_wrap=True)
+            ui.err.print(f"  hint: {e.hint}", soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: nothing half-made was left behind")
+        ui.err.print("[yellow]interrupted[/]: nothing half-made was left behind")
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from lab.errors import InputError
-from lab.model import Attachment, Network, Node, Role, RouteSpec, Topology
-from lab.plan import build_plan, forward_path
+from hoplab.errors import InputError
+from hoplab.model.plan import build_plan, forward_path
+from hoplab.model.topology import Attachment, Network, Node, Role, RouteSpec, Topology
 
 MAX_FILE_BYTES = 1 << 20
 MAX_YAML_NODES = 50_000

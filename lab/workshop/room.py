@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from lab import lifecycle
-from lab.engine import labels as L
-from lab.engine.image import ensure_image
-from lab.engine.labs import Engine
-from lab.errors import Cancelled, HoplabError, InputError
-from lab.interrupts import sigint_deferred
-from lab.model import Topology
-from lab.topology import LAB_NAME_HINT, check_lab_name
+from hoplab import lifecycle, resources
+from hoplab.engine.image import ensure_image
+from hoplab.engine.labs import Engine
+from hoplab.errors import Cancelled, HoplabError, InputError
+from hoplab.interrupts import sigint_deferred
+from hoplab.model import labels as L
+from hoplab.model.load import LAB_NAME_HINT, check_lab_name
+from hoplab.model.topology import Topology
 
 WORKSHOP = "hoplab.workshop"  # label key on every node of a room's labs
 DEFAULT_NAME = "workshop"
@@ -249,7 +249,7 @@ def up(
     # A room lab that exists is kept as it is: `up` again (say, for a latecomer) must never
     # rebuild a participant's lab under them because the image or the file changed meanwhile.
     kept = check_free(engine, room)
-    ensure_image(engine.client, lifecycle.hosts_dir(), say)  # once, not once per thread
+    ensure_image(engine.client, resources.hosts_dir(), say)  # once, not once per thread
     stop = stop or threading.Event()
     report = RoomReport(room.name)
     lock = threading.Lock()

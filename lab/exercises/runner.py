@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.checks import Check, Status, fail
-from lab.errors import HoplabError
-from lab.exercises.base import Exercise
-from lab.net import Lab
+from hoplab.checks import Check, Status, fail
+from hoplab.errors import HoplabError
+from hoplab.exercises.base import Exercise
+from hoplab.runtime.net import Lab
 
 
 @dataclass(frozen=True)

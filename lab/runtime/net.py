@@ -21,9 +21,9 @@ from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
-from lab import pcap
-from lab.engine.labs import Engine, LabState
-from lab.errors import HoplabError, Unsupported
+from hoplab.engine.labs import Engine, LabState
+from hoplab.errors import HoplabError, Unsupported
+from hoplab.runtime import pcap
 
 PROGRAMS = "/opt/hoplab"
 IMPAIR_TAG = "hoplab-impair"

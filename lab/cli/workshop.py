@@ -8,9 +8,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lab import lifecycle, workshop
-from lab.errors import HoplabError, InputError
-from lab.topology import load
+from hoplab.cli import ui
+from hoplab.errors import HoplabError, InputError
+from hoplab.model.load import load
+from hoplab.resources import topology_file
+from hoplab.workshop import room as workshop
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -33,7 +35,11 @@ def register(sub: Any) -> dict[str, Handler]:
     who.add_argument("--participants", type=int, metavar="N", help="N labs: <prefix>01..<prefix>N")
     who.add_argument("--roster", metavar="FILE", help="one participant name per line")
     p.add_argument("--prefix", help="name prefix for --participants (default: '<workshop>-')")
-    p.add_argument("-f", "--file", default=lifecycle.DEFAULT_FILE, help="topology file")
+    p.add_argument(
+        "-f",
+        "--file",
+        help="topology file (default: ./compose.yaml, else the packaged default lab)",
+    )
     p.add_argument("--pool", metavar="CIDR", help="subnet pool for the room (else HOPLAB_POOL)")
     p.add_argument(
         "--parallel",
@@ -68,29 +74,28 @@ def _room(args: argparse.Namespace) -> workshop.Room:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from lab import cli  # at call time: lab.cli imports this module to register it
 
     room = _room(args)
-    topo = load(args.file)
+    topo = load(topology_file(args.file))
     if args.parallel < 1:
         raise InputError(f"--parallel {args.parallel}: give 1 or more", key="--parallel")
     pool = args.pool or os.environ.get("HOPLAB_POOL")
     if pool:
         # The planner reads the pool from HOPLAB_POOL; this process is the room's, so set it here.
         os.environ["HOPLAB_POOL"] = str(workshop.check_pool(pool, topo, len(room.seats)))
-    engine = cli._engine()
+    engine = ui.engine()
     started = time.monotonic()
-    with cli._progress() as progress:
+    with ui.progress() as progress:
         progress("labs", 0, len(room.seats))
 
         def done(outcome: workshop.Outcome, count: int, total: int) -> None:
             progress("labs", count, total)
             if outcome.action == "failed":
-                cli.err.print(f"[red]lab {outcome.seat.lab} failed[/]: {outcome.error}")
+                ui.err.print(f"[red]lab {outcome.seat.lab} failed[/]: {outcome.error}")
 
-        report = workshop.up(engine, topo, room, on_done=done, say=cli._say, parallel=args.parallel)
+        report = workshop.up(engine, topo, room, on_done=done, say=ui.say, parallel=args.parallel)
     elapsed = time.monotonic() - started
-    _summary(cli, room, report, elapsed)
+    _summary(room, report, elapsed)
     if report.interrupted:
         raise KeyboardInterrupt
     failed = report.error
@@ -103,34 +108,33 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(cli: Any, room: workshop.Room, report: workshop.RoomReport, elapsed: float) -> None:
+def _summary(room: workshop.Room, report: workshop.RoomReport, elapsed: float) -> None:
     counts: dict[str, int] = {}
     for o in report.outcomes:
         counts[o.action] = counts.get(o.action, 0) + 1
     detail = ", ".join(f"{n} {a}" for a, n in counts.items())
     colour = "green" if len(report.up) == len(room.seats) else "yellow"
-    cli.err.print(
+    ui.err.print(
         f"[{colour}]workshop {room.name}: {len(report.up)} of {len(room.seats)} labs up[/] "
         f"({detail}) in {elapsed:.1f} s"
     )
     if report.up:
-        cli.err.print(f"  up: {', '.join(report.up)}")
+        ui.err.print(f"  up: {', '.join(report.up)}")
     for o in report.not_up:
-        cli.err.print(f"  {o.action}: {o.seat.lab}" + (f" ({o.error})" if o.error else ""))
+        ui.err.print(f"  {o.action}: {o.seat.lab}" + (f" ({o.error})" if o.error else ""))
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from lab import cli
 
     name = workshop.check_room_name(args.workshop)
-    engine = cli._engine()
+    engine = ui.engine()
     started = time.monotonic()
-    with cli._progress() as progress:
+    with ui.progress() as progress:
         labs = workshop.down(engine, name, on_done=lambda lab, d, t: progress("labs down", d, t))
     if not labs:
-        cli.err.print(f"workshop {name} has no labs (see `hoplab ls`)")
+        ui.err.print(f"workshop {name} has no labs (see `hoplab ls`)")
         return 0
-    cli.err.print(
+    ui.err.print(
         f"[green]workshop {name} down[/]: removed {len(labs)} labs in "
         f"{time.monotonic() - started:.1f} s"
     )
@@ -140,14 +144,12 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from lab import cli
-
     name = workshop.check_room_name(args.workshop)
-    engine = cli._engine()
+    engine = ui.engine()
     mine = set(workshop.room_labs(engine, name))
     labs = [s for s in engine.labs() if s.name in mine]
     if not labs:
-        cli.err.print(f"workshop {name} has no labs (start them with `hoplab workshop up`)")
+        ui.err.print(f"workshop {name} has no labs (start them with `hoplab workshop up`)")
         return 1
     table = Table(title=f"workshop {name}: {len(labs)} labs", title_justify="left")
     for col in ("lab", "owner", "running", "subnets", "age"):
@@ -159,7 +161,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             lab.owner,
             f"{running}/{len(lab.nodes)}",
             " ".join(sorted(lab.networks.values())),
-            cli._age(lab.created),
+            ui.age(lab.created),
         )
-    cli.out.print(table)
+    ui.out.print(table)
     return 0 if all(lab.running for lab in labs) else 1

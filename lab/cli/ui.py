@@ -1,0 +1,64 @@
+"""The terminal side shared by every command: consoles, progress bars, messages, ages.
+
+The engine reports progress as plain (phase, done, total) events; only this module knows rich.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from hoplab.engine.client import connect
+from hoplab.engine.labs import Engine
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+# Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better wider.
+_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, width=_WIDTH)
+
+
+@contextmanager
+def progress() -> Iterator[Callable[[str, int, int], None]]:
+    """Engine events in, rich progress bars out; the engine never sees rich."""
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=False,
+    )
+    tasks: dict[str, int] = {}
+
+    def update(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = bars.add_task(phase, total=total)
+        bars.update(tasks[phase], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
+def say(msg: str) -> None:
+    err.print(f"[dim]{msg}[/]")
+
+
+def engine() -> Engine:
+    return Engine(connect())
+
+
+def age(created: str) -> str:
+    from datetime import UTC, datetime
+
+    try:
+        secs = int((datetime.now(UTC) - datetime.fromisoformat(created)).total_seconds())
+    except ValueError:
+        return "?"
+    return (
+        f"{secs // 3600}h{secs % 3600 // 60:02d}m"
+        if secs >= 3600
+        else f"{secs // 60}m{secs % 60:02d}s"
+    )

@@ -1,0 +1,1 @@
+"""Labs shipped with hoplab: the default lab (the repository's compose.yaml)."""

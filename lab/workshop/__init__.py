@@ -1,0 +1,1 @@
+"""A workshop room: one lab per participant on one engine."""
