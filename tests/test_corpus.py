@@ -6,7 +6,7 @@ Every file in tests/corpus/ states what it expects in its first line:
     # expect: <key path> | <message fragment>
 
 A key path ending in '*' is a prefix. Files too big to commit (megabytes, thousands of nodes) are
-generated below. The CLI half runs `python -m lab up` as a user would, so a traceback anywhere
+generated below. The CLI half runs `python -m hoplab up` as a user would, so a traceback anywhere
 between argv and the engine fails the test.
 """
 
@@ -75,7 +75,7 @@ def test_loader_refuses_with_file_line_and_key(path: Path):
 
 def _cli_up(path: Path, name: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lab", "up", "-f", str(path), "--name", name],
+        [sys.executable, "-m", "hoplab", "up", "-f", str(path), "--name", name],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -235,7 +235,7 @@ BAD_ARGS: list[tuple[list[str], dict[str, str], str]] = [
 )
 def test_bad_command_lines_are_usage_errors_not_tracebacks(engine, argv, env, fragment):
     proc = subprocess.run(
-        [sys.executable, "-m", "lab", *argv],
+        [sys.executable, "-m", "hoplab", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,

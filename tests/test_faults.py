@@ -46,7 +46,7 @@ def objects(engine, lab: str) -> tuple[list, list]:
 
 def hoplab(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "lab", *args],
+        [sys.executable, "-m", "hoplab", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

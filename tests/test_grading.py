@@ -144,7 +144,7 @@ def test_junit_and_results_json_are_well_formed(lab, tmp_path):
 
 def _hoplab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lab", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "hoplab", *args], cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 

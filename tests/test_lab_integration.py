@@ -141,7 +141,7 @@ def test_down_leaves_zero_objects(engine):
 
 def _hoplab(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "lab", *args],
+        [sys.executable, "-m", "hoplab", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -92,7 +92,7 @@ docker = pytest.mark.docker
 
 def _hoplab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lab", *args],
+        [sys.executable, "-m", "hoplab", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -281,7 +281,7 @@ def test_bad_roster_or_pool_exits_2_and_creates_nothing(engine, lab, tmp_path):
 def test_ctrl_c_leaves_only_whole_labs_and_names_them(engine):
     name = unique_lab_name("wsint")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lab", "workshop", "up", "--participants", "3", "--parallel", "1"]
+        [sys.executable, "-m", "hoplab", "workshop", "up", "--participants", "3", "--parallel", "1"]
         + ["--workshop", name],
         cwd=ROOT,
         stdout=subprocess.PIPE,

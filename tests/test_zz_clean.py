@@ -34,7 +34,7 @@ networks:
 
 def clean() -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lab", "clean"],
+        [sys.executable, "-m", "hoplab", "clean"],
         cwd=ROOT,
         capture_output=True,
         text=True,
