@@ -27,6 +27,23 @@ class Check:
         return self.status is Status.PASS
 
 
+@dataclass(frozen=True)
+class ExerciseResult:
+    """The checks of one exercise or one graded program, and how long they took: what a report
+    shows. It lives here, below exercises, grading and report, so all three can share it."""
+
+    name: str
+    checks: tuple[Check, ...]
+    seconds: float
+
+    @property
+    def status(self) -> Status:
+        states = {c.status for c in self.checks}
+        if Status.FAIL in states or not states:
+            return Status.FAIL
+        return Status.ENV if Status.ENV in states else Status.PASS
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 

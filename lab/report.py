@@ -6,8 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from hoplab.checks import Status
-from hoplab.exercises.runner import ExerciseResult
+from hoplab.checks import Check, ExerciseResult, Status
 from rich.table import Table
 
 COLOURS = {Status.PASS: "green", Status.FAIL: "red", Status.ENV: "yellow"}
@@ -29,6 +28,21 @@ def table(results: list[ExerciseResult], verbose: bool = False) -> Table:
                 c.expected,
                 c.observed,
             )
+    return t
+
+
+def checks_table(title: str, checks: tuple[Check, ...]) -> Table:
+    """One result's checks, each with expected and observed (and the hint when it failed)."""
+    t = Table(title=title, title_justify="left")
+    for col in ("check", "expected", "observed"):
+        t.add_column(col, overflow="fold")
+    for c in checks:
+        colour = COLOURS[c.status]
+        t.add_row(
+            f"[{colour}]{c.status}[/] {c.name}" + (f"\n  hint: {c.hint}" if c.hint else ""),
+            c.expected,
+            c.observed,
+        )
     return t
 
 

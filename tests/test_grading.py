@@ -41,7 +41,7 @@ def _lab_still_works(lab: Lab) -> None:
     for node in lab.nodes:
         left = node.run(["ps", "-u", "nobody", "-o", "pid=,args="]).out.strip()
         assert not left, f"{node.name}: {left}"
-        assert not node.run(["ls", sandbox.GRADE_DIR]).out.strip(), node.name
+        assert not node.run(["ls", sandbox.grade_dir()]).out.strip(), node.name
     rules = lab.node("r1").run(["iptables", "-S"]).out
     assert "hoplab-impair" not in rules, rules
 
@@ -144,7 +144,11 @@ def test_junit_and_results_json_are_well_formed(lab, tmp_path):
 
 def _hoplab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hoplab", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "hoplab", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

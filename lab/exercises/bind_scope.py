@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab
+from hoplab.runtime.evidence import reach_matrix, show_matrix
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab
 
 LESSON = """\
 A host can have several addresses, and a server chooses which of them it listens on when it
@@ -27,28 +32,6 @@ CONNECT_TIMEOUT = 1.0  # refusals come back at once; a timeout is already a fail
 CLIENTS = ["alice", "carol", "dave"]
 
 
-def _matrix(lab: Lab, targets: dict[str, str]) -> dict[tuple[str, str], dict]:
-    """Dial every target from every client (and from srv); keyed by (client, target label)."""
-    by_ip = {ip: label for label, ip in targets.items()}
-    seen = {}
-    for client in [*CLIENTS, "srv"]:
-        ips = [ip for label, ip in targets.items() if label != "lo" or client == "srv"]
-        timeout = CONNECT_TIMEOUT * len(ips) + 10
-        res = lab.node(client).py(
-            "sock_scope.py", "dial", PORT, CONNECT_TIMEOUT, *ips, timeout=timeout
-        )
-        for row in res.json():
-            seen[(client, by_ip[row["dialled"]])] = row
-    return seen
-
-
-def _show(cells: dict[tuple[str, str], str]) -> str:
-    rows: dict[str, list[str]] = {}
-    for (client, label), result in cells.items():
-        rows.setdefault(client, []).append(f"{label} {result}")
-    return " | ".join(f"{client}: {', '.join(r)}" for client, r in rows.items())
-
-
 def run(lab: Lab) -> list[Check]:
     # Set up: srv's addresses, read from the lab (subnets are remapped in tests).
     srv = lab.node("srv")
@@ -62,7 +45,7 @@ def run(lab: Lab) -> list[Check]:
     for addr, _ in binds:
         server = srv.start_py("sock_scope.py", "serve", addr, PORT, ready="listening")
         try:
-            matrices[addr] = _matrix(lab, targets)
+            matrices[addr] = reach_matrix(lab, targets, PORT, CLIENTS, timeout=CONNECT_TIMEOUT)
         finally:
             server.stop()
 
@@ -79,8 +62,8 @@ def run(lab: Lab) -> list[Check]:
             check(
                 f"bound to {addr}: reachable {scope}",
                 observed == expected,
-                _show(expected),
-                _show(observed),
+                show_matrix(expected),
+                show_matrix(observed),
                 evidence=f"sock_scope.py dial from {', '.join(CLIENTS)}, srv; srv: {where}",
                 hint="'timeout' or EHOSTUNREACH means the packet never reached srv (routes: "
                 "`hoplab status`); 'answered' where 'refused' was expected means the server "

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hoplab.checks import Check, check, env
 from hoplab.errors import HoplabError
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab, Node
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 When a client calls connect() without bind(), its kernel picks the local port for it: an

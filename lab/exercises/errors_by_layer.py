@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hoplab.checks import Check, check
 from hoplab.errors import HoplabError
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab, Node
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 When a connection fails, the error tells you which layer said no, and the packet that carried the

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab
 
 LESSON = """\
 A TCP connection is two byte streams, one each way, and each side can end its own stream on its

@@ -6,10 +6,13 @@ import contextlib
 import json
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab, Node
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 A packet that crosses routers travels as a series of frames, one per segment (per LAN). Each

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.errors import HoplabError
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab, Node
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 Every link has an MTU: the largest IP packet it carries in one frame. Ethernet usually takes 1500

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab
+from hoplab.runtime.evidence import ss_tuples
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab
 
 LESSON = """\
 A server listens on one port, here port 80 on srv. Every client that connects gets a connection
@@ -26,16 +30,6 @@ Evidence: the (ip, port) peers that accept() returned with the local address of 
 """
 
 PORT = 80
-
-
-def _ss_tuples(out: str, port: int) -> set[tuple[str, str]]:
-    """(local, peer) of every TCP connection in `ss -tnH` output whose local port is port."""
-    rows = set()
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 5 and parts[3].rsplit(":", 1)[-1] == str(port):
-            rows.add((parts[3], parts[4]))
-    return rows
 
 
 def _ep(addr: list | tuple | None) -> str:
@@ -74,7 +68,7 @@ def run(lab: Lab) -> list[Check]:
         for n, g in zip(clients, got, strict=True)
     ]
     want_tuples = {(f"{srv_ip}:{PORT}", f"{ip}:{port}") for ip, port in dialled}
-    seen_tuples = _ss_tuples(table, PORT)
+    seen_tuples = ss_tuples(table, PORT)
     replies = [(tok, g.get("got", g.get("connect"))) for tok, g in zip(tokens, got, strict=True)]
 
     # Check.

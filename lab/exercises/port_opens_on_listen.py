@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab
-from hoplab.runtime.pcap import Frame
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab
+    from hoplab.runtime.pcap import Frame
 
 LESSON = """\
 A server opens a TCP port in three steps: socket() makes an endpoint with no address, bind()

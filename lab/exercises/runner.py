@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hoplab.checks import Check, Status, fail
+from hoplab.checks import ExerciseResult, fail
 from hoplab.errors import HoplabError
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab
 
-
-@dataclass(frozen=True)
-class ExerciseResult:
-    name: str
-    checks: tuple[Check, ...]
-    seconds: float
-
-    @property
-    def status(self) -> Status:
-        states = {c.status for c in self.checks}
-        if Status.FAIL in states or not states:
-            return Status.FAIL
-        return Status.ENV if Status.ENV in states else Status.PASS
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab
 
 
 def run_one(lab: Lab, exercise: Exercise, artifacts: Path | None) -> ExerciseResult:

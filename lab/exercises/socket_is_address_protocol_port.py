@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import Lab
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab
 
 LESSON = """\
 A port is not a thing of its own. What a program opens is a socket, and binding gives it three

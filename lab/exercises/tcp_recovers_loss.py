@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_address, ip_network
+from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.errors import HoplabError
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import IMPAIR_TAG, Lab, Node
+from hoplab.runtime.evidence import network_towards
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab, Node
 
 LESSON = """\
 Routers are allowed to drop packets, and they do when a queue is full or a rule says so. IP does
@@ -48,7 +50,7 @@ def run(lab: Lab) -> list[Check]:
     alice, srv = lab.node("alice"), lab.node("srv")
     srv_ip = srv.address()
     router, _ = lab.path(alice.name, srv_ip)[0]
-    net = _network_towards(lab, router, srv_ip)
+    net = network_towards(lab, router, srv_ip)
 
     # TCP: 1 MB across the lossy router (netem loss, or every TCP_EVERY-th packet of the flow).
     tcp_flow = _flow(alice.address(), srv_ip, "tcp", TCP_PORT)
@@ -124,22 +126,14 @@ def run(lab: Lab) -> list[Check]:
     ]
 
 
-def _network_towards(lab: Lab, router: Node, ip: str) -> str:
-    """The router's network on which it forwards to ip: the one the next hop (or ip) is on."""
-    rest = lab.path(router.name, ip)
-    target = rest[0][1] if rest else ip
-    for net in lab.state_node(router.name).addresses:
-        if ip_address(target) in ip_network(lab.subnet(net)):
-            return net
-    raise HoplabError(f"{router.name} has no network towards {ip}")
-
-
 def _flow(src: str, dst: str, proto: str, port: int) -> list[str]:
     return ["-p", proto, "-s", src, "-d", dst, "--dport", str(port)]
 
 
 def _leftovers(router: Node, iface: str) -> list[str]:
     """Anything of the impairment still on the router: its tagged rules or a netem qdisc."""
+    from hoplab.runtime.net import IMPAIR_TAG  # here, not at import: the runtime imports docker
+
     left = [r for r in router.run(["iptables", "-S"]).out.splitlines() if IMPAIR_TAG in r]
     if "netem" in router.run(["tc", "qdisc", "show", "dev", iface]).out:
         left.append(f"netem on {iface}")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Exercise
-from hoplab.runtime.net import SCRATCH, Lab, Node
-from hoplab.runtime.pcap import Frame
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab, Node
+    from hoplab.runtime.pcap import Frame
 
 LESSON = """\
 TCP lives only in the two end hosts. They hold the sockets, number the bytes (sequence numbers),
@@ -54,6 +57,8 @@ def key(f: Frame) -> tuple:
 
 
 def run(lab: Lab) -> list[Check]:
+    from hoplab.runtime.net import SCRATCH  # here, not at import: the runtime imports docker
+
     # Set up: carol sends to dave through one router (read from the lab, not assumed).
     src, dst = lab.node("carol"), lab.node("dave")
     dst_ip = dst.address()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check
 from hoplab.resources import assignments_dir
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: one direction, base -> sandbox -> runtime
     from hoplab.grading.sandbox import Fence
     from hoplab.runtime.net import Lab
 
@@ -44,11 +44,3 @@ class Assignment:
     @property
     def lesson(self) -> Path:
         return self.folder / "LESSON.md"
-
-
-class Stopped(Exception):
-    """Grading cannot go on (the program did not start); carries the FAIL that says why."""
-
-    def __init__(self, check: Check) -> None:
-        super().__init__(check.observed)
-        self.check = check

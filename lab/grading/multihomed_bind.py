@@ -7,12 +7,18 @@ srv's addresses), the same protocol (sock_scope.py's JSON line), and its getsock
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.bind_scope import PORT, _matrix, _show
 from hoplab.grading.base import Assignment
-from hoplab.grading.sandbox import Fence
-from hoplab.runtime.net import Lab
+from hoplab.runtime.evidence import reach_matrix, show_matrix
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.grading.sandbox import Fence
+    from hoplab.runtime.net import Lab
+
+PORT = 5100  # bind-scope's port: the same matrix, the same sock_scope.py peers
+CLIENTS = ["alice", "carol", "dave"]
 
 CHECKS = (
     f"starts and listens on port {PORT}",
@@ -28,7 +34,7 @@ def _scope(lab: Lab, fence: Fence, net: str, name: str, start_name: str) -> Iter
     server = fence.serve(srv, lab.subnet(net), PORT, listen=f"tcp {PORT}", name=start_name)
     if start_name == CHECKS[0]:
         yield fence.started(start_name, server)
-    seen = _matrix(lab, targets)
+    seen = reach_matrix(lab, targets, PORT, CLIENTS)
     exited = server.status()
     fence.stop(server)
     expected = {k: "answered" if k[1] == net else "refused" for k in seen}
@@ -36,8 +42,8 @@ def _scope(lab: Lab, fence: Fence, net: str, name: str, start_name: str) -> Iter
     yield check(
         name,
         observed == expected,
-        _show(expected),
-        _show(observed) + exited,
+        show_matrix(expected),
+        show_matrix(observed) + exited,
         evidence=f"sock_scope.py dial from alice, carol, dave, srv; srv: "
         f"{', '.join(f'{k}={v}' for k, v in targets.items())}; argument {lab.subnet(net)}",
         hint="'answered' everywhere: you bound 0.0.0.0; bind the one address of this host "

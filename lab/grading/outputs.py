@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hoplab import report
-from hoplab.checks import Check, Status
-from hoplab.exercises.runner import ExerciseResult
-from hoplab.grading.grader import Grade
-from rich.table import Table
+from hoplab.checks import Check, ExerciseResult, Status
+
+if TYPE_CHECKING:
+    from hoplab.grading.grader import Grade
 
 
 def detail(c: Check) -> str:
@@ -27,22 +28,9 @@ def detail(c: Check) -> str:
     return "\n".join(lines)
 
 
-def table(g: Grade) -> Table:
-    t = Table(
-        title=f"hoplab check {g.assignment}: {g.passed}/{len(g.checks)} "
-        f"({g.solution}, {g.seconds:.1f} s)",
-        title_justify="left",
-    )
-    for col in ("check", "expected", "observed"):
-        t.add_column(col, overflow="fold")
-    for c in g.checks:
-        colour = report.COLOURS[c.status]
-        t.add_row(
-            f"[{colour}]{c.status}[/] {c.name}" + (f"\n  hint: {c.hint}" if c.hint else ""),
-            c.expected,
-            c.observed,
-        )
-    return t
+def table(g: Grade) -> report.Table:
+    title = f"hoplab check {g.assignment}: {g.passed}/{len(g.checks)} "
+    return report.checks_table(title + f"({g.solution}, {g.seconds:.1f} s)", g.checks)
 
 
 def write_junit(g: Grade, path: Path) -> None:

@@ -15,20 +15,39 @@ import contextlib
 import itertools
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hoplab import resources
 from hoplab.checks import Check, check, fail
 from hoplab.errors import HoplabError
-from hoplab.grading.base import Stopped
-from hoplab.runtime.net import SCRATCH, Lab, Node, Proc
 
-GRADE_DIR = f"{SCRATCH}/grade"
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.net import Lab, Node, Proc
+
 CPU_SECONDS = 30  # per program: a spinning loop is killed by the kernel even without us
 START_WAIT = 5.0  # seconds a server gets to start listening
 # /proc/PID/fd of a nobody process is closed to root without CAP_SYS_PTRACE (nodes lack it), so
 # whatever reads a participant's sockets (ls /proc/PID/fd, ss -p) runs as nobody too.
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 _runs = itertools.count()
+
+
+def grade_dir() -> str:
+    """Where gradings put their files in a node: under the lab's scratch folder."""
+    from hoplab.runtime.net import SCRATCH  # here, not at import: the runtime imports docker
+
+    return f"{SCRATCH}/grade"
+
+
+class Stopped(Exception):
+    """Grading cannot go on (the program did not start); carries the FAIL that says why.
+
+    Raised by the fence (Fence.serve), caught by the grader: it lives with the fence, so the
+    assignment's description (base.py) and the fence never import each other."""
+
+    def __init__(self, check: Check) -> None:
+        super().__init__(check.observed)
+        self.check = check
 
 
 @dataclass(frozen=True)
@@ -115,7 +134,7 @@ class Fence:
     lab: Lab
     source: bytes  # the participant's program
     program: str  # its file name in the nodes
-    run_dir: str = field(default_factory=lambda: f"{GRADE_DIR}/{os.getpid()}-{next(_runs)}")
+    run_dir: str = field(default_factory=lambda: f"{grade_dir()}/{os.getpid()}-{next(_runs)}")
     _nodes: dict[str, set[str]] = field(default_factory=dict)  # node -> files copied in
     _node_objs: dict[str, Node] = field(default_factory=dict)
     _served: list[Served] = field(default_factory=list)
