@@ -23,9 +23,10 @@ from hoplab.resources import hosts_dir, topology_file
 PLAN_ATTEMPTS = 8
 
 
-def subnet_pool() -> IPv4Network:
-    """Where remapped subnets come from; HOPLAB_POOL lets a workshop host pick its own range."""
-    raw = os.environ.get("HOPLAB_POOL")
+def subnet_pool(raw: str | None = None) -> IPv4Network:
+    """Where remapped subnets come from: raw, else HOPLAB_POOL (so a host can pick its own
+    range), else the default. Callers with a pool of their own (a room) pass it to up()."""
+    raw = raw or os.environ.get("HOPLAB_POOL")
     if not raw:
         return DEFAULT_POOL
     try:
@@ -47,8 +48,11 @@ def lab_name(path: str | Path | None, name: str | None) -> str:
     return "hoplab"
 
 
-def make_plan(engine: Engine, topo: Topology, name: str | None) -> tuple[Plan, LabState]:
-    """The plan, and the lab's state as read for it (so `up` need not read it again)."""
+def make_plan(
+    engine: Engine, topo: Topology, name: str | None, pool: IPv4Network | None = None
+) -> tuple[Plan, LabState]:
+    """The plan, and the lab's state as read for it (so `up` need not read it again).
+    pool: where taken subnets move to; None means subnet_pool()."""
     lab = check_lab_name(name, key="--name") if name else topo.name
     state = engine.state(lab)
     current = {}
@@ -56,7 +60,7 @@ def make_plan(engine: Engine, topo: Topology, name: str | None) -> tuple[Plan, L
         with contextlib.suppress(ValueError):
             current[net] = IPv4Network(subnet)
     taken = engine.taken_subnets(exclude_lab=lab)
-    return build_plan(topo, lab, taken, subnet_pool(), current), state
+    return build_plan(topo, lab, taken, pool or subnet_pool(), current), state
 
 
 @dataclass
@@ -73,6 +77,7 @@ def up(
     say: Callable[[str], None],
     labels: dict[str, str] | None = None,
     cancel: threading.Event | None = None,
+    pool: IPv4Network | None = None,
 ) -> UpResult:
     """The topology is loaded (and so validated) by the caller before the engine is reached.
 
@@ -81,7 +86,7 @@ def up(
     """
     image = ensure_image(engine.client, hosts_dir(), say)
     for attempt in range(PLAN_ATTEMPTS):
-        plan, state = make_plan(engine, topo, name)
+        plan, state = make_plan(engine, topo, name, pool)
         try:
             return UpResult(plan, engine.up(plan, image, progress, labels, state, cancel))
         except SubnetTaken:

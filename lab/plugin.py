@@ -40,12 +40,11 @@ from hoplab.engine.client import connect
 from hoplab.engine.labs import Engine, LabState
 from hoplab.errors import HoplabError
 from hoplab.interrupts import sigint_deferred
+from hoplab.model import labels as L
 from hoplab.model.load import load
 from hoplab.runtime.net import Lab, Proc
 
-PID_LABEL = "hoplab.pytest-pid"
-START_LABEL = "hoplab.pytest-start"
-HOST_LABEL = "hoplab.pytest-host"
+PID_LABEL, START_LABEL, HOST_LABEL = L.PYTEST_PID, L.PYTEST_START, L.PYTEST_HOST
 NAME_PREFIX = "pt"
 NAME_RE = re.compile(rf"^{NAME_PREFIX}(?P<pid>\d+)-(?P<host>[0-9a-f]{{4}})-\d+$")
 LOG_LINES = 20

@@ -79,10 +79,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     topo = load(topology_file(args.file))
     if args.parallel < 1:
         raise InputError(f"--parallel {args.parallel}: give 1 or more", key="--parallel")
-    pool = args.pool or os.environ.get("HOPLAB_POOL")
-    if pool:
-        # The planner reads the pool from HOPLAB_POOL; this process is the room's, so set it here.
-        os.environ["HOPLAB_POOL"] = str(workshop.check_pool(pool, topo, len(room.seats)))
+    raw = args.pool or os.environ.get("HOPLAB_POOL")  # read here, at the edge, and passed on
+    pool = workshop.check_pool(raw, topo, len(room.seats)) if raw else None
     engine = ui.engine()
     started = time.monotonic()
     with ui.progress() as progress:
@@ -93,7 +91,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             if outcome.action == "failed":
                 ui.err.print(f"[red]lab {outcome.seat.lab} failed[/]: {outcome.error}")
 
-        report = workshop.up(engine, topo, room, on_done=done, say=ui.say, parallel=args.parallel)
+        report = workshop.up(
+            engine, topo, room, on_done=done, say=ui.say, parallel=args.parallel, pool=pool
+        )
     elapsed = time.monotonic() - started
     _summary(room, report, elapsed)
     if report.interrupted:

@@ -26,9 +26,10 @@ import docker
 import docker.errors
 import requests
 from hoplab.errors import HoplabError
+from hoplab.model import labels as L
 
 IMAGE = "hoplab/node:latest"
-HASH_LABEL = "hoplab.image-hash"
+HASH_LABEL = L.IMAGE_HASH
 DEBIAN_REPO, DEBIAN_TAG = "debian", "bookworm-slim"
 DEBIAN_IMAGE = f"{DEBIAN_REPO}:{DEBIAN_TAG}"
 BASE_REPO, BASE_TAG = "hoplab/base", "bookworm"

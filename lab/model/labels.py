@@ -1,4 +1,5 @@
-"""Label keys. All lab state lives in labels, so a lab is read back from the engine alone."""
+"""Label keys, all of them, in one place. All lab state lives in labels, so a lab is read back
+from the engine alone; a key spelled twice would be a lab that cannot be found again."""
 
 LAB = "hoplab.lab"
 NODE = "hoplab.node"
@@ -9,6 +10,12 @@ ROUTES = "hoplab.routes"
 SOURCE = "hoplab.source"
 OWNER = "hoplab.owner"
 CREATED = "hoplab.created"
+WORKSHOP = "hoplab.workshop"  # the room a lab belongs to (every node of a room's labs)
+IMAGE_HASH = "hoplab.image-hash"  # on the node image: the hash of the build context it came from
+# The pytest plugin's labs: which test process owns them, so stale ones can be reaped.
+PYTEST_PID = "hoplab.pytest-pid"
+PYTEST_START = "hoplab.pytest-start"
+PYTEST_HOST = "hoplab.pytest-host"
 
 
 def lab_filter(lab: str | None) -> dict[str, list[str]]:

@@ -27,7 +27,7 @@ from hoplab.model import labels as L
 from hoplab.model.load import LAB_NAME_HINT, check_lab_name
 from hoplab.model.topology import Topology
 
-WORKSHOP = "hoplab.workshop"  # label key on every node of a room's labs
+WORKSHOP = L.WORKSHOP  # the label key on every node of a room's labs (defined in model.labels)
 DEFAULT_NAME = "workshop"
 PARALLEL = 4  # labs brought up at once: more only queues on a 2-core engine
 MAX_PARTICIPANTS = 100
@@ -239,12 +239,15 @@ def up(
     say: Say = lambda m: None,
     parallel: int = PARALLEL,
     stop: threading.Event | None = None,
+    pool: IPv4Network | None = None,
 ) -> RoomReport:
     """Bring every seat's lab up, `parallel` at a time; return what became of each.
 
     The first failure, or `stop` being set (the CLI sets it on Ctrl-C), stops the room: labs not
     started are skipped, labs in flight roll back (the engine's own rollback), and labs already
-    up stay up. The report names them; the caller decides the exit code.
+    up stay up. The report names them; the caller decides the exit code. pool (see check_pool)
+    is where the labs' subnets come from; None means the planner's default (HOPLAB_POOL or
+    hoplab's own range).
     """
     # A room lab that exists is kept as it is: `up` again (say, for a latecomer) must never
     # rebuild a participant's lab under them because the image or the file changed meanwhile.
@@ -269,6 +272,7 @@ def up(
                 lambda m: say(f"{seat.lab}: {m}"),
                 labels=room.labels(seat),
                 cancel=stop,  # a stopping room cancels labs in flight: each rolls itself back
+                pool=pool,
             )
             return Outcome(seat, result.report.action, time.monotonic() - started)
         except Cancelled:
