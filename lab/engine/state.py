@@ -1,0 +1,127 @@
+"""A lab as the engine sees it, rebuilt from labels alone; pure (no Docker import).
+
+The real engine and the test fake both turn their list results into these with `lab_state`, so
+what `hoplab status` shows and what the unit tests check come from the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hoplab.model import labels as L
+
+# A progress callback: (phase, done, total); the CLI draws bars, tests and the API pass a no-op.
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class NodeState:
+    name: str
+    container: str
+    role: str
+    state: str
+    addresses: dict[str, str]
+    routes: tuple[str, ...]
+    plan: str
+    image: str = ""
+
+
+@dataclass(frozen=True)
+class LabState:
+    """A lab as the engine sees it: rebuilt from labels alone."""
+
+    name: str
+    nodes: tuple[NodeState, ...] = ()
+    networks: dict[str, str] = field(default_factory=dict)
+    owner: str = ""
+    created: str = ""
+    source: str = ""
+    # Every label of the first node, extra ones included (the pid of the test run that owns it).
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.nodes or self.networks)
+
+    @property
+    def running(self) -> bool:
+        return bool(self.nodes) and all(n.state == "running" for n in self.nodes)
+
+
+@dataclass
+class UpReport:
+    """What `up` did and where the time went, for the CLI and the benchmark."""
+
+    action: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def lab_state(lab: str, containers: list[dict], networks: list[dict]) -> LabState:
+    """Build a LabState from the engine's container and network list entries (their labels)."""
+    prefix = f"{lab}-"
+    nodes = []
+    for c in sorted(containers, key=lambda c: c["Labels"].get(L.NODE, "")):
+        lbl = c["Labels"]
+        nets = (c.get("NetworkSettings") or {}).get("Networks") or {}
+        nodes.append(
+            NodeState(
+                name=lbl.get(L.NODE, ""),
+                container=c["Names"][0].lstrip("/"),
+                role=lbl.get(L.ROLE, ""),
+                state=c.get("State", ""),
+                addresses={
+                    k.removeprefix(prefix): v.get("IPAddress", "")
+                    for k, v in nets.items()
+                    if k.startswith(prefix)
+                },
+                routes=tuple(r for r in lbl.get(L.ROUTES, "").split(";") if r),
+                plan=lbl.get(L.PLAN, ""),
+                image=c.get("ImageID", ""),
+            )
+        )
+    subnets = {}
+    for n in networks:
+        cfg = (n.get("IPAM") or {}).get("Config") or [{}]
+        subnets[n["Labels"].get(L.NETWORK, n["Name"])] = cfg[0].get("Subnet", "")
+    first = containers[0]["Labels"] if containers else {}
+    return LabState(
+        name=lab,
+        nodes=tuple(nodes),
+        networks=dict(sorted(subnets.items())),
+        owner=first.get(L.OWNER, ""),
+        created=first.get(L.CREATED, ""),
+        source=first.get(L.SOURCE, ""),
+        labels=dict(first),
+    )
+
+
+def labs_from(containers: list[dict], networks: list[dict]) -> list[LabState]:
+    """Every lab among the engine's labelled objects, sorted by name."""
+    names = sorted({o["Labels"][L.LAB] for o in containers + networks})
+    return [
+        lab_state(
+            name,
+            [c for c in containers if c["Labels"][L.LAB] == name],
+            [n for n in networks if n["Labels"][L.LAB] == name],
+        )
+        for name in names
+    ]
+
+
+def json_state(state: LabState) -> str:
+    return json.dumps(
+        {
+            "name": state.name,
+            "owner": state.owner,
+            "created": state.created,
+            "networks": state.networks,
+            "nodes": [n.__dict__ | {"routes": list(n.routes)} for n in state.nodes],
+        },
+        indent=2,
+    )
