@@ -1,0 +1,370 @@
+"""The Compose schema hoplab accepts: each key checked on its own, built into the model.
+
+Only what hoplab can honour is accepted (bridges with one subnet, hoplab/node, NET_ADMIN and
+NET_RAW); anything else is refused with the key's path and line and how to mend it, never
+silently ignored. Checks across fields live in validate.py; YAML itself in lined_yaml.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from typing import Any
+
+from hoplab.errors import InputError
+from hoplab.model.lined_yaml import line_of
+from hoplab.model.topology import Attachment, Network, Node, Role, RouteSpec, Topology
+
+MAX_NODES = 500
+MAX_NETWORKS = 250
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,19}$")
+LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+NAME_HINT = "use 1-20 lowercase letters and digits, starting with a letter (e.g. 'lan1', 'srv')"
+LAB_NAME_HINT = "use 1-30 lowercase letters, digits and '-', starting with a letter (e.g. 'alice')"
+NODE_IMAGES = {"hoplab/node", "hoplab/node:latest"}
+NODE_CAPS = {"NET_ADMIN", "NET_RAW"}
+MTU_OPT = "com.docker.network.driver.mtu"
+
+TOP_KEYS = {"version", "services", "networks", "x-hoplab"}
+TOP_X_KEYS = {"name"}
+SERVICE_KEYS = {"image", "networks", "x-hoplab", "cap_add", "sysctls"}
+SERVICE_X_KEYS = {"role", "routes"}
+NETWORK_KEYS = {"driver", "driver_opts", "ipam", "x-hoplab"}
+NETWORK_X_KEYS = {"mtu"}
+WHY_NOT = {
+    "privileged": "nodes never run privileged; they get NET_ADMIN and NET_RAW only",
+    "ports": "nothing is published on host ports: a lab cannot be reached from outside",
+    "internal": "Docker drops routed traffic on internal networks; hoplab isolates labs itself",
+    "network_mode": "every node joins the lab's own networks",
+    "name": "docker-compose v1 rejects a top-level 'name'; use x-hoplab: {name: ...}",
+}
+
+
+@dataclass
+class Ctx:
+    """Where we are in the file, so every error can say file, line and key."""
+
+    source: str
+
+    def fail(self, msg: str, line: int, key: str, hint: str = "") -> InputError:
+        return InputError(msg, file=self.source, line=line, key=key, hint=hint)
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, in the file's words rather than Python's."""
+    if value is None:
+        return "nothing"
+    for kind, word in ((bool, "true/false"), (dict, "a mapping"), (list, "a list"), (str, "text")):
+        if isinstance(value, kind):
+            return word
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
+def _expect(ctx: Ctx, value: Any, kind: type | tuple, line: int, key: str, what: str) -> None:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ctx.fail(f"expected {what}, got {_kind(value)}", line, key, f"write {key} as {what}")
+
+
+def _opt(ctx: Ctx, spec: dict, name: str, kind: type, key: str, what: str) -> Any:
+    """An optional field: absent or empty gives kind(); anything else must be of that kind.
+
+    `or {}` would let `x-hoplab: 0` or `cap_add: ""` slip through as if they were absent.
+    """
+    value = spec.get(name)
+    if value is None:
+        return kind()
+    _expect(ctx, value, kind, line_of(spec, name), key, what)
+    return value
+
+
+def _check_keys(ctx: Ctx, mapping: dict, allowed: set[str], key: str) -> None:
+    for k in mapping:
+        if k in allowed or (key == "" and isinstance(k, str) and k.startswith("x-")):
+            continue
+        part = str(k) if str(k).strip() else repr(k)  # an empty key still gets a name
+        path = f"{key}.{part}" if key else part
+        why = WHY_NOT.get(str(k), "")
+        hint = why or f"supported keys here: {', '.join(sorted(allowed))}"
+        raise ctx.fail(f"key {k!r} is not supported by hoplab", line_of(mapping, k), path, hint)
+
+
+def _name(ctx: Ctx, value: Any, line: int, key: str, what: str) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ctx.fail(f"invalid {what} name {value!r}", line, key, NAME_HINT)
+    return value
+
+
+def check_lab_name(value: Any, *, source: str = "", line: int = 0, key: str = "name") -> str:
+    """Lab names become Docker object names and labels, so they are kept short and plain."""
+    if not isinstance(value, str) or not LAB_NAME_RE.match(value):
+        raise InputError(
+            f"invalid lab name {value!r}", file=source, line=line, key=key, hint=LAB_NAME_HINT
+        )
+    return value
+
+
+def _subnet(ctx: Ctx, value: Any, line: int, key: str) -> IPv4Network:
+    hint = "write an IPv4 network such as 10.77.1.0/24, private and with host bits zero"
+    try:
+        net = IPv4Network(str(value), strict=True)
+    except (AddressValueError, NetmaskValueError, ValueError) as err:
+        raise ctx.fail(f"invalid subnet {value!r}: {err}", line, key, hint) from None
+    if not net.is_private or net.is_loopback or net.is_link_local or net.is_multicast:
+        raise ctx.fail(f"subnet {net} is not a private range", line, key, hint)
+    if net.prefixlen > 29 or net.prefixlen < 8:
+        raise ctx.fail(
+            f"subnet {net} has prefix /{net.prefixlen}; hoplab needs /8 to /29",
+            line,
+            key,
+            "a /29 holds 5 nodes plus the reserved gateway; a /24 is a good default",
+        )
+    return net
+
+
+def _address(ctx: Ctx, value: Any, line: int, key: str) -> IPv4Address:
+    try:
+        return IPv4Address(str(value))
+    except (AddressValueError, ValueError):
+        raise ctx.fail(
+            f"invalid IPv4 address {value!r}", line, key, "write it like 10.77.1.10"
+        ) from None
+
+
+def _network(ctx: Ctx, name: str, spec: Any, line: int) -> Network:
+    key = f"networks.{name}"
+    if spec is None:
+        spec = {}
+    _expect(ctx, spec, dict, line, key, "a mapping")
+    _check_keys(ctx, spec, NETWORK_KEYS, key)
+    driver = spec.get("driver", "bridge")
+    if driver != "bridge":
+        raise ctx.fail(
+            f"driver {driver!r} is not supported",
+            line_of(spec, "driver"),
+            f"{key}.driver",
+            "hoplab networks are bridges; remove the driver key",
+        )
+    mtu: int | None = None
+    opts = _opt(ctx, spec, "driver_opts", dict, f"{key}.driver_opts", "a mapping")
+    for opt, val in opts.items():
+        if opt != MTU_OPT:
+            raise ctx.fail(
+                f"driver option {opt!r} is not supported",
+                line_of(opts, opt),
+                f"{key}.driver_opts.{opt}",
+                f"only {MTU_OPT} is supported",
+            )
+        mtu = _mtu(ctx, val, line_of(opts, opt), f"{key}.driver_opts.{opt}")
+    xh = _opt(ctx, spec, "x-hoplab", dict, f"{key}.x-hoplab", "a mapping")
+    _check_keys(ctx, xh, NETWORK_X_KEYS, f"{key}.x-hoplab")
+    if "mtu" in xh:
+        mtu = _mtu(ctx, xh["mtu"], line_of(xh, "mtu"), f"{key}.x-hoplab.mtu")
+
+    ipam = spec.get("ipam")
+    hint = "add  ipam: {config: [{subnet: 10.77.1.0/24}]}"
+    if ipam is None:
+        raise ctx.fail("network has no subnet", line, key, hint)
+    _expect(ctx, ipam, dict, line_of(spec, "ipam"), f"{key}.ipam", "a mapping")
+    _check_keys(ctx, ipam, {"config", "driver"}, f"{key}.ipam")
+    if ipam.get("driver", "default") != "default":
+        raise ctx.fail(
+            f"IPAM driver {ipam['driver']!r} is not supported",
+            line_of(ipam, "driver"),
+            f"{key}.ipam.driver",
+            "hoplab uses Docker's default IPAM; remove the driver key",
+        )
+    config = ipam.get("config")
+    if not isinstance(config, list) or len(config) != 1 or not isinstance(config[0], dict):
+        raise ctx.fail(
+            "ipam.config must be a list with exactly one {subnet: ...}",
+            line_of(ipam, "config"),
+            f"{key}.ipam.config",
+            hint,
+        )
+    entry = config[0]
+    _check_keys(ctx, entry, {"subnet", "gateway"}, f"{key}.ipam.config[0]")
+    if "subnet" not in entry:
+        raise ctx.fail("missing subnet", entry.line, f"{key}.ipam.config[0]", hint)
+    subnet = _subnet(ctx, entry["subnet"], line_of(entry, "subnet"), f"{key}.ipam.config[0].subnet")
+    gateway = None
+    if "gateway" in entry:
+        gkey = f"{key}.ipam.config[0].gateway"
+        gateway = _address(ctx, entry["gateway"], line_of(entry, "gateway"), gkey)
+        if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+            raise ctx.fail(
+                f"gateway {gateway} is not a host address of {subnet}",
+                line_of(entry, "gateway"),
+                gkey,
+                "Docker reserves it: pick a free host address no node uses",
+            )
+    return Network(name=name, subnet=subnet, mtu=mtu, line=line, gateway=gateway)
+
+
+def _mtu(ctx: Ctx, value: Any, line: int, key: str) -> int:
+    try:
+        mtu = int(str(value))
+    except ValueError:
+        mtu = 0
+    if not 576 <= mtu <= 9000:
+        raise ctx.fail(f"invalid MTU {value!r}", line, key, "use a number from 576 to 9000")
+    return mtu
+
+
+def _attachments(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[Attachment, ...]:
+    if spec is None or spec == [] or spec == {}:
+        raise ctx.fail("node has no network", line, key, "attach it: networks: [lan1]")
+    if isinstance(spec, list):
+        items = [(n, None, line_of(spec, i)) for i, n in enumerate(spec)]
+    else:
+        _expect(ctx, spec, dict, line, key, "a list or mapping of networks")
+        items = [(n, v, line_of(spec, n)) for n, v in spec.items()]
+    seen: set[str] = set()
+    out = []
+    for net, val, ln in items:
+        _name(ctx, net, ln, key, "network")
+        if net in seen:
+            raise ctx.fail(f"network {net!r} listed twice", ln, f"{key}.{net}")
+        seen.add(net)
+        address = None
+        if val is not None:
+            _expect(ctx, val, dict, ln, f"{key}.{net}", "a mapping like {ipv4_address: ...}")
+            _check_keys(ctx, val, {"ipv4_address"}, f"{key}.{net}")
+            if "ipv4_address" in val:
+                address = _address(
+                    ctx,
+                    val["ipv4_address"],
+                    line_of(val, "ipv4_address"),
+                    f"{key}.{net}.ipv4_address",
+                )
+        out.append(Attachment(network=net, address=address))
+    return tuple(out)
+
+
+def _routes(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[RouteSpec, ...]:
+    if spec is None:
+        return ()
+    _expect(ctx, spec, list, line, key, "a list of {to: NET|CIDR, via: ROUTER|IP}")
+    out = []
+    for i, item in enumerate(spec):
+        ln, k = line_of(spec, i), f"{key}[{i}]"
+        _expect(ctx, item, dict, ln, k, "a mapping {to: NET|CIDR, via: ROUTER|IP}")
+        _check_keys(ctx, item, {"to", "via"}, k)
+        for field in ("to", "via"):
+            if not isinstance(item.get(field), str):
+                raise ctx.fail(
+                    f"route needs '{field}' as a string",
+                    ln,
+                    f"{k}.{field}",
+                    "e.g. {to: lan3, via: r1} or {to: 10.77.3.0/24, via: 10.77.1.1}",
+                )
+        out.append(RouteSpec(to=item["to"], via=item["via"], line=ln))
+    return tuple(out)
+
+
+def _service(ctx: Ctx, name: str, spec: Any, line: int) -> Node:
+    key = f"services.{name}"
+    _expect(ctx, spec, dict, line, key, "a mapping")
+    _check_keys(ctx, spec, SERVICE_KEYS, key)
+    if "image" in spec and (not isinstance(spec["image"], str) or spec["image"] not in NODE_IMAGES):
+        raise ctx.fail(
+            f"image {spec['image']!r} is not supported",
+            line_of(spec, "image"),
+            f"{key}.image",
+            "every node runs hoplab/node; write image: hoplab/node",
+        )
+    caps = _opt(ctx, spec, "cap_add", list, f"{key}.cap_add", "a list")
+    for i, cap in enumerate(caps):
+        if not isinstance(cap, str) or cap not in NODE_CAPS:
+            raise ctx.fail(
+                f"capability {cap!r} is not allowed",
+                line_of(caps, i),
+                f"{key}.cap_add",
+                "nodes get NET_ADMIN and NET_RAW only",
+            )
+    sysctls = _opt(ctx, spec, "sysctls", dict, f"{key}.sysctls", "a mapping")
+    for s in sysctls:
+        if s != "net.ipv4.ip_forward":
+            raise ctx.fail(
+                f"sysctl {s!r} is not supported",
+                line_of(sysctls, s),
+                f"{key}.sysctls.{s}",
+                "only net.ipv4.ip_forward is accepted; hoplab sets it from the role",
+            )
+    xh = _opt(ctx, spec, "x-hoplab", dict, f"{key}.x-hoplab", "a mapping")
+    _check_keys(ctx, xh, SERVICE_X_KEYS, f"{key}.x-hoplab")
+    role_value = xh.get("role", "host")
+    if role_value not in [r.value for r in Role]:
+        raise ctx.fail(
+            f"unknown role {role_value!r}",
+            line_of(xh, "role"),
+            f"{key}.x-hoplab.role",
+            "role is 'host' (default) or 'router'",
+        )
+    role = Role(role_value)
+    if "net.ipv4.ip_forward" in sysctls:
+        forward = str(sysctls["net.ipv4.ip_forward"])
+        if forward != ("1" if role is Role.ROUTER else "0"):
+            raise ctx.fail(
+                f"net.ipv4.ip_forward {forward!r} does not match role {role.value!r}",
+                line_of(sysctls, "net.ipv4.ip_forward"),
+                f"{key}.sysctls.net.ipv4.ip_forward",
+                "routers forward (1) and hosts do not (0); set x-hoplab: {role: router} to forward",
+            )
+    attachments = _attachments(
+        ctx, spec.get("networks"), line_of(spec, "networks"), f"{key}.networks"
+    )
+    routes = _routes(ctx, xh.get("routes"), line_of(xh, "routes"), f"{key}.x-hoplab.routes")
+    return Node(name=name, role=role, attachments=attachments, routes=routes, line=line)
+
+
+def read(doc: Any, source: str) -> Topology:
+    """The topology a parsed Compose document describes, each field checked on its own.
+
+    Checks across fields (overlaps, reachability, routes) are validate.py's job."""
+    ctx = Ctx(source)
+    _expect(ctx, doc, dict, 1, "(top level)", "a mapping with 'services' and 'networks'")
+    _check_keys(ctx, doc, TOP_KEYS, "")
+    xh = _opt(ctx, doc, "x-hoplab", dict, "x-hoplab", "a mapping")
+    _check_keys(ctx, xh, TOP_X_KEYS, "x-hoplab")
+    name = check_lab_name(
+        xh.get("name", "hoplab"), source=source, line=line_of(xh, "name"), key="x-hoplab.name"
+    )
+
+    nets_spec = _opt(ctx, doc, "networks", dict, "networks", "a mapping")
+    if len(nets_spec) > MAX_NETWORKS:
+        raise ctx.fail(
+            f"{len(nets_spec)} networks; hoplab runs at most {MAX_NETWORKS} in one lab",
+            line_of(doc, "networks"),
+            "networks",
+            "split the topology into several labs",
+        )
+    networks = []
+    for net_name, spec in nets_spec.items():
+        ln = line_of(nets_spec, net_name)
+        _name(ctx, net_name, ln, f"networks.{net_name}", "network")
+        networks.append(_network(ctx, net_name, spec, ln))
+
+    services = _opt(ctx, doc, "services", dict, "services", "a mapping of nodes")
+    if not services:
+        raise ctx.fail(
+            "no services",
+            line_of(doc, "services") or 1,
+            "services",
+            "declare at least one node under services:",
+        )
+    if len(services) > MAX_NODES:
+        raise ctx.fail(
+            f"{len(services)} nodes; hoplab runs at most {MAX_NODES} in one lab",
+            line_of(doc, "services"),
+            "services",
+            "split the topology into several labs",
+        )
+    nodes = []
+    for node_name, spec in services.items():
+        ln = line_of(services, node_name)
+        _name(ctx, node_name, ln, f"services.{node_name}", "node")
+        nodes.append(_service(ctx, node_name, spec, ln))
+
+    topo = Topology(name=name, source=source, networks=tuple(networks), nodes=tuple(nodes))
+    return topo
