@@ -24,6 +24,7 @@ sysdeps:
 	@command -v mmdebstrap >/dev/null 2>&1 || { \
 	  echo "installing mmdebstrap (bootstraps the Debian base image offline)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mmdebstrap >/dev/null; }
+	@command -v dot >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { echo "installing graphviz (topology pictures) and chromium (report test)"; $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q -o DPkg::Lock::Timeout=600 graphviz chromium >/dev/null; }
 
 image: setup
 	$(HOPLAB) build
@@ -64,6 +65,12 @@ clean: setup
 # Bring-up and teardown beside docker-compose and a plain docker-py loop; table + JSON.
 bench: image
 	$(VENV)/bin/python bench/bench.py --out bench-results/bench.json
+	$(VENV)/bin/python bench/draw.py --out bench-results/draw.json
+
+# Drawing a generated 100-node topology (SVG, PNG) and a long ladder; no Docker needed.
+.PHONY: bench-draw
+bench-draw: setup
+	$(VENV)/bin/python bench/draw.py --out bench-results/draw.json
 
 # A workshop room: twenty default labs up at once, checked, down with zero leftovers; table + JSON.
 .PHONY: bench-room

@@ -13,6 +13,7 @@ from typing import Any
 from hoplab import exercises, lifecycle, report
 from hoplab.checks import Status
 from hoplab.cli import check as cli_check
+from hoplab.cli import graph as cli_graph
 from hoplab.cli import ui
 from hoplab.cli import workshop as cli_workshop
 from hoplab.engine.image import ensure_image
@@ -193,11 +194,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         report.write_json(results, args.json)
     if args.junit:
         report.write_junit(results, args.junit)
+    from hoplab.draw.html import write_report  # matplotlib and graphviz load only here
+
+    page = write_report(lab, chosen, results, args.artifacts)
     counts = {s: sum(r.status is s for r in results) for s in Status}
     ui.err.print(
         f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.ENV]} env; "
         f"captures in {args.artifacts}/"
     )
+    ui.err.print(f"report: {page}")
     return 1 if counts[Status.FAIL] else 0
 
 
@@ -255,6 +260,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 EXTENSIONS: tuple[Callable[[Any], dict[str, Callable[[argparse.Namespace], int]]], ...] = (
     cli_workshop.register,
     cli_check.register,
+    cli_graph.register,
 )
 
 COMMANDS = {

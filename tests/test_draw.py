@@ -1,0 +1,306 @@
+"""Pictures without Docker: the topology drawing from a plan, and ladders from synthetic pcaps.
+
+The pcaps are made with dpkt the way tcpdump writes them: one capture per segment of the path
+alice -> r1 -> r2 -> srv, with the TTL dropping and the MACs rewritten at each router.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import dpkt
+import pytest
+from hoplab.cli.commands import main
+from hoplab.draw import graph, ladder
+from hoplab.errors import HoplabError
+from hoplab.model.load import load
+from hoplab.model.plan import build_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+PLAN = build_plan(load(ROOT / "compose.yaml"))
+IP = {
+    name: str(PLAN.address(*name.split("@")))
+    for name in ("alice@lan1", "srv@lan2", "r1@lan1", "r2@lan2")
+}
+MAC = {
+    ("alice", "lan1"): "02:00:00:00:01:0a",
+    ("r1", "lan1"): "02:00:00:00:01:01",
+    ("r1", "core"): "02:00:00:00:00:01",
+    ("r2", "core"): "02:00:00:00:00:02",
+    ("r2", "lan2"): "02:00:00:00:02:01",
+    ("srv", "lan2"): "02:00:00:00:02:64",
+}
+WHERE = ladder.directory_from_plan(PLAN, {m: k for k, m in MAC.items()})
+PATH = [("alice", "r1", "lan1"), ("r1", "r2", "core"), ("r2", "srv", "lan2")]
+
+
+def _mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def frame(src: tuple, dst: tuple, ip: dpkt.ip.IP) -> bytes:
+    eth = dpkt.ethernet.Ethernet(
+        src=_mac(MAC[src]), dst=_mac(MAC[dst]), type=dpkt.ethernet.ETH_TYPE_IP, data=ip
+    )
+    return bytes(eth)
+
+
+def echo(
+    ip_id: int,
+    seq: int,
+    ttl: int,
+    src: str = "alice@lan1",
+    dst: str = "srv@lan2",
+    kind: int = dpkt.icmp.ICMP_ECHO,
+) -> dpkt.ip.IP:
+    icmp = dpkt.icmp.ICMP(type=kind, data=dpkt.icmp.ICMP.Echo(id=7, seq=seq, data=b"x" * 56))
+    return dpkt.ip.IP(
+        src=socket.inet_aton(IP[src]),
+        dst=socket.inet_aton(IP[dst]),
+        ttl=ttl,
+        id=ip_id,
+        p=dpkt.ip.IP_PROTO_ICMP,
+        data=icmp,
+    )
+
+
+def pcap(frames: list[tuple[float, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    writer = dpkt.pcap.Writer(buf)
+    for ts, data in frames:
+        writer.writepkt(data, ts=ts)
+    return buf.getvalue()
+
+
+def path_captures() -> list[tuple[str, bytes]]:
+    """Packet 1 crosses all three segments; packet 2 reaches r2 and is never seen on lan2; the
+    reply to packet 1 comes back; an ARP frame is noise."""
+    per: dict[str, list] = {"lan1": [], "core": [], "lan2": []}
+    for i, (a, b, net) in enumerate(PATH):
+        per[net].append((1.0 + i / 1000, frame((a, net), (b, net), echo(100, 1, 64 - i))))
+    for i, (a, b, net) in enumerate(PATH[:2]):
+        per[net].append((2.0 + i / 1000, frame((a, net), (b, net), echo(101, 2, 64 - i))))
+    for i, (b, a, net) in enumerate(reversed(PATH)):
+        reply = echo(900, 1, 64 - i, "srv@lan2", "alice@lan1", dpkt.icmp.ICMP_ECHOREPLY)
+        per[net].append((2.5 + i / 1000, frame((a, net), (b, net), reply)))
+    arp = dpkt.ethernet.Ethernet(
+        src=_mac(MAC[("alice", "lan1")]),
+        dst=b"\xff" * 6,
+        type=dpkt.ethernet.ETH_TYPE_ARP,
+        data=dpkt.arp.ARP(),
+    )
+    per["lan1"].insert(0, (0.5, bytes(arp)))
+    return [(f"{net}.pcap", pcap(sorted(f, key=lambda x: x[0]))) for net, f in per.items()]
+
+
+# --- the topology picture ---------------------------------------------------------------------
+
+
+def test_plan_picture_has_every_node_network_and_address():
+    pic = graph.from_plan(PLAN)
+    text = graph.svg(PLAN)
+    dot = graph.to_dot(pic)
+    mermaid = graph.to_mermaid(pic)
+    for out in (text, dot, mermaid):
+        for node in PLAN.nodes:
+            assert node.name in out
+            for iface in node.interfaces:
+                assert str(iface.address) in out
+        for net in PLAN.networks:
+            assert net.name in out and str(net.subnet) in out
+        assert "MTU 1280" in out  # lan3; the 1500 default is not shown
+    assert "MTU 1500" not in text
+    assert {n.role for n in pic.nodes if n.name.startswith("r")} == {"router"}
+
+
+def test_svg_is_self_contained_and_well_formed():
+    text = graph.svg(PLAN)
+    root = ET.fromstring(text)
+    assert root.tag.endswith("svg")
+    _assert_self_contained(text)
+
+
+def _assert_self_contained(text: str) -> None:
+    assert "<script" not in text and "@font-face" not in text and "<!DOCTYPE" not in text
+    assert not re.search(r"""href=["'](?!#)""", text), "only in-document references"
+    assert not re.search(r"url\((?!#)", text)
+    assert set(re.findall(r"https?://[^\s\"']+", text)) <= {
+        "http://www.w3.org/2000/svg",
+        "http://www.w3.org/1999/xlink",
+        "http://purl.org/dc/elements/1.1/",
+        "http://creativecommons.org/ns#",
+        "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+        "http://purl.org/dc/dcmitype/StillImage",
+    }
+
+
+def test_state_picture_labels_each_attachment_with_interface_and_address():
+    class N:  # the shape of hoplab.engine LabState's nodes, as labels give them
+        def __init__(self, name, role, addresses):
+            self.name, self.role, self.addresses, self.routes = name, role, addresses, ()
+
+    class S:
+        name = "running"
+        nodes = (
+            N("r1", "router", {"lan1": "10.9.1.1", "core": "10.9.0.1"}),
+            N("pc", "host", {"lan1": "10.9.1.10"}),
+        )
+        networks = {"lan1": "10.9.1.0/24", "core": "10.9.0.0/29"}
+
+    pic = graph.from_state(S, ifaces={"r1": {"lan1": "eth0", "core": "eth1"}})
+    dot = graph.to_dot(pic)
+    assert "eth0 10.9.1.1" in dot and "eth1 10.9.0.1" in dot and "10.9.1.10" in dot
+    assert "10.9.0.0/29" in graph.svg(S)
+
+
+def test_png_is_a_png():
+    data = graph.render(graph.from_plan(PLAN), "png")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_missing_dot_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(HoplabError) as err:
+        graph.render(graph.from_plan(PLAN), "svg")
+    assert "graphviz" in err.value.hint and "make sysdeps" in err.value.hint
+    # Text formats need no tool.
+    assert graph.render(graph.from_plan(PLAN), "mermaid").startswith(b"flowchart")
+
+
+def test_graph_command_writes_each_format(tmp_path, capsys):
+    for fmt in graph.FORMATS:
+        out = tmp_path / f"t.{fmt}"
+        assert (
+            main(["graph", "-f", str(ROOT / "compose.yaml"), "--format", fmt, "-o", str(out)]) == 0
+        )
+        assert out.stat().st_size > 100
+    assert main(["graph", "-f", str(ROOT / "compose.yaml"), "--format", "mermaid"]) == 0
+    assert "flowchart LR" in capsys.readouterr().out
+
+
+def test_graph_command_bad_input_exits_2_and_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("services:\n  a:\n    networks: [nowhere]\n")
+    assert main(["graph", "-f", str(bad)]) == 2
+    assert "bad.yaml" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["graph", "--format", "gif"])
+    assert exit_.value.code == 2
+
+
+# --- the ladder -------------------------------------------------------------------------------
+
+
+def test_ladder_lanes_ttls_macs_and_drop():
+    lad = ladder.build(path_captures(), WHERE)
+    assert lad.lanes == ("alice", "r1", "r2", "srv")
+    assert lad.ignored == 1  # the ARP frame
+    first = lad.packet(1)
+    assert [(h.sender, h.receiver, h.segment) for h in first] == PATH
+    assert [h.ttl for h in first] == [64, 63, 62]
+    assert [(h.src_mac, h.dst_mac) for h in first] == [
+        (MAC[(a, n)], MAC[(b, n)]) for a, b, n in PATH
+    ]
+    assert {(h.src_ip, h.dst_ip) for h in first} == {(IP["alice@lan1"], IP["srv@lan2"])}
+    assert len({h.src_mac for h in first}) == 3  # a new source MAC at every hop
+    second = lad.packet(2)
+    assert [h.ttl for h in second] == [64, 63]
+    assert [(d.packet, d.at, d.expected_on) for d in lad.drops] == [(2, "r2", "lan2")]
+    assert "lost at r2" in lad.drops[0].reason
+    reply = lad.packet(3)
+    assert [(h.sender, h.receiver) for h in reply] == [("srv", "r2"), ("r2", "r1"), ("r1", "alice")]
+    assert [h.ttl for h in reply] == [64, 63, 62]
+
+
+def test_ladder_svg_shows_labels_and_the_drop():
+    lad = ladder.build(path_captures(), WHERE)
+    text = ladder.svg(lad, "mac-per-hop")
+    ET.fromstring(text)
+    _assert_self_contained(text)
+    for needle in (
+        "TTL 64",
+        "TTL 63",
+        "TTL 62",
+        "DROPPED",
+        "echo-request",
+        "echo-reply",
+        MAC[("r1", "core")],
+        IP["alice@lan1"],
+        "alice",
+        "srv",
+        "98 B",
+    ):
+        assert needle in text, needle
+
+
+def test_same_frame_from_two_captures_on_one_segment_is_drawn_once():
+    caps = path_captures()
+    lad = ladder.build([*caps, ("lan1-again.pcap", caps[0][1])], WHERE)
+    assert len(lad.hops) == len(ladder.build(caps, WHERE).hops)
+
+
+def test_retransmission_and_fragment_are_marked():
+    def tcp(ip_id: int, seq: int) -> dpkt.ip.IP:
+        seg = dpkt.tcp.TCP(
+            sport=40000,
+            dport=80,
+            seq=seq,
+            ack=1,
+            flags=dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
+            data=b"d" * 100,
+        )
+        return dpkt.ip.IP(
+            src=socket.inet_aton(IP["alice@lan1"]),
+            dst=socket.inet_aton(IP["srv@lan2"]),
+            ttl=64,
+            id=ip_id,
+            p=dpkt.ip.IP_PROTO_TCP,
+            data=seg,
+        )
+
+    frag = echo(300, 5, 64)
+    frag.mf = 1
+    frames = [
+        (1.0, frame(("alice", "lan1"), ("r1", "lan1"), tcp(10, 5000))),
+        (1.3, frame(("alice", "lan1"), ("r1", "lan1"), tcp(11, 5000))),  # same bytes again
+        (1.5, frame(("alice", "lan1"), ("r1", "lan1"), frag)),
+    ]
+    lad = ladder.build([("lan1.pcap", pcap(frames))], WHERE)
+    assert [h.retransmission for h in lad.hops] == [False, True, False]
+    assert [h.fragment for h in lad.hops] == [False, False, True]
+    text = ladder.svg(lad)
+    assert "RETRANSMISSION" in text and "FRAGMENT" in text
+
+
+def test_icmp_error_from_a_router_is_matched_to_the_packet_it_quotes():
+    dying = echo(200, 9, 1)
+    quoted = echo(200, 9, 1)
+    err = dpkt.icmp.ICMP(type=11, code=0, data=dpkt.icmp.ICMP.TimeExceed(data=quoted))
+    back = dpkt.ip.IP(
+        src=socket.inet_aton(IP["r1@lan1"]),
+        dst=socket.inet_aton(IP["alice@lan1"]),
+        ttl=64,
+        id=5,
+        p=dpkt.ip.IP_PROTO_ICMP,
+        data=err,
+    )
+    core_noise = frame(("r1", "core"), ("r2", "core"), echo(201, 10, 63))
+    lan1 = pcap(
+        [
+            (1.0, frame(("alice", "lan1"), ("r1", "lan1"), dying)),
+            (1.001, frame(("r1", "lan1"), ("alice", "lan1"), back)),
+        ]
+    )
+    lad = ladder.build([("lan1.pcap", lan1), ("core.pcap", pcap([(1.2, core_noise)]))], WHERE)
+    assert [h.what.split(" ")[1] for h in lad.packet(2)] == ["time-exceeded"]
+    assert lad.drops[0].at == "r1" and "TTL 1" in lad.drops[0].reason
+
+
+def test_empty_and_truncated_captures_give_an_empty_ladder():
+    caps = path_captures()
+    lad = ladder.build([("empty.pcap", b""), ("cut.pcap", caps[0][1][:30])], WHERE)
+    assert lad.hops == () and lad.lanes == ()
