@@ -7,7 +7,10 @@
         assert res.code == 0
 
 Loaded through the `pytest11` entry point, so it is present in every pytest run; it stays inert
-(no Docker call at all) until a test asks for `hoplab` or `hoplab_lab`. Every lab it makes is
+(no Docker call, and no import of docker, the runtime or YAML: those load when a fixture first
+runs) until a test asks for `hoplab` or `hoplab_lab`. It imports only the standard library, pytest
+and modules named `hoplab.*`, so a project's own `lab` package cannot shadow any of it. Every lab
+it makes is
 labelled with the pid, process start time and host of the pytest process that owns it, so:
 
 - each process (each pytest-xdist worker) gets a lab of its own: its own name, and subnets the
@@ -33,16 +36,17 @@ from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from hoplab import lifecycle, resources
-from hoplab.engine.client import connect
-from hoplab.engine.labs import Engine, LabState
+from hoplab import resources
 from hoplab.errors import HoplabError
 from hoplab.interrupts import sigint_deferred
 from hoplab.model import labels as L
-from hoplab.model.load import load
-from hoplab.runtime.net import Lab, Proc
+
+if TYPE_CHECKING:
+    from hoplab.engine.labs import Engine, LabState
+    from hoplab.runtime.net import Lab, Proc
 
 PID_LABEL, START_LABEL, HOST_LABEL = L.PYTEST_PID, L.PYTEST_START, L.PYTEST_HOST
 NAME_PREFIX = "pt"
@@ -149,7 +153,9 @@ class LabManager:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = Engine(connect())
+            from hoplab import api
+
+            self._engine = api.from_env()
             self.reap()
         return self._engine
 
@@ -175,7 +181,9 @@ class LabManager:
 
     def up(self, path: Path, artifacts: Path | None = None) -> Lab:
         """Bring a lab of the topology up under a fresh name owned by this process."""
-        topo = load(path)  # first: bad input names its file, line and key before Docker is asked
+        from hoplab import api
+
+        topo = api.topology(path)  # first: bad input names file, line and key before Docker
         engine = self.engine
         name = self._fresh_name(engine)
         with self._lock:
@@ -184,8 +192,7 @@ class LabManager:
             atexit.register(self.down_all)
             self._atexit = True
         try:
-            lifecycle.up(engine, topo, name, lambda *a: None, lambda m: None, owner_labels())
-            lab = Lab.attach(engine, name, artifacts)
+            lab = api.up(topo, name, labels=owner_labels(), artifacts=artifacts, engine=engine)
         except BaseException:
             with contextlib.suppress(Exception):  # the engine rolled back; this forgets the name
                 self.down(name)
@@ -293,6 +300,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _labs_of(item: pytest.Item) -> list[Lab]:
+    if _MANAGER not in item.config.stash:  # no lab was ever asked for: import nothing more
+        return []
+    from hoplab.runtime.net import Lab
+
     funcargs = getattr(item, "funcargs", {}) or {}
     labs: list[Lab] = []
     if isinstance(funcargs.get("hoplab"), Lab):

@@ -1,6 +1,7 @@
 """`hoplab check` and `hoplab assignments`: grade a participant's program in a running lab.
 
 Registered through hoplab.cli.commands.EXTENSIONS; terminal helpers come from hoplab.cli.ui.
+Grading, the runtime and rich are imported by the handlers, never when the parser is built.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ import argparse
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hoplab import grading, lifecycle
-from hoplab.checks import Check, Status
-from hoplab.cli import ui
 from hoplab.errors import InputError
-from hoplab.grading.base import Assignment
+
+if TYPE_CHECKING:
+    from hoplab.checks import Check
+    from hoplab.grading.base import Assignment
 
 
 def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -45,8 +46,18 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         "--init", action="store_true", help="copy the starter to the --solution path and stop"
     )
     sp.add_argument("--list", action="store_true", help="list the assignments")
-    sp = sub.add_parser("assignments", help="list the workshop assignments, or show one's lesson")
+    sp = sub.add_parser(
+        "assignments",
+        help="list the workshop assignments, or show one's lesson",
+        description="With ASSIGNMENT: its lesson; --starter DIR or --reference DIR writes the "
+        "starter or the reference solution as DIR/<program> (never over an existing file).",
+    )
     sp.add_argument("assignment", nargs="?", metavar="ASSIGNMENT")
+    give = sp.add_mutually_exclusive_group()
+    give.add_argument("--starter", type=Path, metavar="DIR", help="write the starter into DIR")
+    give.add_argument(
+        "--reference", type=Path, metavar="DIR", help="write the reference solution into DIR"
+    )
     return {"check": cmd_check, "assignments": cmd_assignments}
 
 
@@ -55,9 +66,20 @@ def default_solution(a: Assignment) -> Path:
 
 
 def cmd_assignments(args: argparse.Namespace) -> int:
+    from hoplab import grading
+    from hoplab.cli import ui
 
+    wanted = getattr(args, "starter", None) or getattr(args, "reference", None)
+    if wanted and not args.assignment:
+        raise InputError(
+            "--starter and --reference need an assignment",
+            key="ASSIGNMENT",
+            hint="e.g. hoplab assignments tcp-echo --reference DIR",
+        )
     if args.assignment:
         a = grading.select(args.assignment)
+        if wanted:
+            return _give(a, wanted, a.starter if args.starter else a.solution)
         ui.out.print(a.lesson.read_text() if a.lesson.is_file() else a.summary)
         return 0
     from rich.table import Table
@@ -74,7 +96,31 @@ def cmd_assignments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _give(a: Assignment, folder: Path, source: Path) -> int:
+    """Copy the starter or the reference into folder/<program>; never over an existing file."""
+    from hoplab.cli import ui
+
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is not a directory", key="DIR", hint="name a folder")
+    dest = folder / a.program
+    if dest.exists() or dest.is_symlink():
+        raise InputError(
+            f"{dest} exists already; hoplab never overwrites your work",
+            key="DIR",
+            hint="move it away, or name another folder",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    with dest.open("xb") as f:
+        f.write(source.read_bytes())
+    ui.err.print(
+        f"[green]{dest}[/]: {source.stem} of {a.name}; grade it with "
+        f"`hoplab check {a.name} --solution {dest}`"
+    )
+    return 0
+
+
 def _init(a: Assignment, dest: Path) -> int:
+    from hoplab.cli import ui
 
     if dest.exists():
         raise InputError(
@@ -92,12 +138,14 @@ def _init(a: Assignment, dest: Path) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from hoplab import api, grading, lifecycle
+    from hoplab.checks import Status
+    from hoplab.cli import ui
     from hoplab.grading import outputs
     from hoplab.grading.grader import grade, load_source
-    from hoplab.runtime.net import Lab
 
     if args.list:
-        return cmd_assignments(argparse.Namespace(assignment=None))
+        return cmd_assignments(argparse.Namespace(assignment=None, starter=None, reference=None))
     if not args.assignment:
         raise InputError(
             "which assignment?",
@@ -110,7 +158,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _init(a, path)
     load_source(path, a.name)  # bad input exits 2 before the lab is touched
     name = lifecycle.lab_name(args.file, args.name)
-    lab = Lab.attach(ui.engine(), name)
+    lab = api.attach(name)
     ui.err.print(f"[dim]grading[/] {path} for {a.name} in lab {name} ({a.usage})")
 
     def show(c: Check) -> None:

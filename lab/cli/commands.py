@@ -1,4 +1,9 @@
-"""The `hoplab` command: argument parsing, progress and tables. No Docker calls of its own."""
+"""The `hoplab` command: argument parsing, progress and tables. No Docker calls of its own.
+
+Speed rule: building the parser imports only argparse. Each handler imports what it uses (the
+API, rich, the exercises, grading), so `hoplab --help` loads none of them and `hoplab ls` loads
+only the engine and a table. Extension modules follow the same rule.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +13,46 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hoplab import exercises, lifecycle, report
-from hoplab.checks import Status
 from hoplab.cli import check as cli_check
 from hoplab.cli import graph as cli_graph
-from hoplab.cli import ui
+from hoplab.cli import init as cli_init
 from hoplab.cli import workshop as cli_workshop
-from hoplab.engine.image import ensure_image
-from hoplab.engine.labs import LabState, json_state
-from hoplab.engine.shell import interactive_shell
 from hoplab.errors import HoplabError, InputError
-from hoplab.exercises import runner
-from hoplab.exercises.base import Exercise
-from hoplab.exercises.runner import ExerciseResult
-from hoplab.model.load import load
-from hoplab.resources import hosts_dir, topology_file
-from hoplab.runtime.net import Lab
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from hoplab.engine.labs import LabState
+    from rich.table import Table
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors exit 2 with a hint, never a traceback."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        from hoplab.cli import ui
+
         self.print_usage(sys.stderr)
         ui.err.print(f"[red]error:[/] {message}\n  hint: run `{self.prog} --help`")
         raise SystemExit(2)
 
 
-def _parser() -> argparse.ArgumentParser:
+def lab_args(sp: argparse.ArgumentParser) -> None:
+    """-f and --name, the same for every command that acts on one lab."""
+    sp.add_argument(
+        "-f",
+        "--file",
+        help="topology file (default: ./compose.yaml, else the packaged default lab)",
+    )
+    sp.add_argument("--name", help="lab name (default: x-hoplab.name of the file)")
+
+
+def _parser(commands: dict[str, Handler]) -> argparse.ArgumentParser:
+    """The whole command line; extensions add their subcommands and handlers to `commands`."""
     p = _Parser(prog="hoplab", description="A containerized multi-host network lab.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-
-    def lab_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "-f",
-            "--file",
-            help="topology file (default: ./compose.yaml, else the packaged default lab)",
-        )
-        sp.add_argument("--name", help="lab name (default: x-hoplab.name of the file)")
-
     sp = sub.add_parser("up", help="bring a lab up (or leave a matching one as it is)")
     lab_args(sp)
     sp.add_argument("--profile", action="store_true", help="show where the time went")
@@ -84,11 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("ls", help="list running labs with owners and ages")
     sub.add_parser("clean", help="remove every hoplab-labelled container and network")
     for register in EXTENSIONS:
-        COMMANDS.update(register(sub))
+        commands.update(register(sub))
     return p
 
 
 def _status_table(state: LabState) -> Table:
+    from rich.table import Table
+
     nets = ", ".join(f"{n} {s}" for n, s in state.networks.items())
     table = Table(title=f"lab {state.name}: {nets}", title_justify="left")
     for col in ("node", "role", "state", "addresses", "routes"):
@@ -105,30 +110,39 @@ def _status_table(state: LabState) -> Table:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    topo = load(topology_file(args.file))  # validation first: bad input must create nothing
-    engine = ui.engine()
+    from hoplab import api
+    from hoplab.cli import ui
+    from hoplab.model.load import check_lab_name
+
+    # Validation first (the file, then the name): bad input must create nothing.
+    topo = api.topology(args.file)
+    name = check_lab_name(args.name, key="--name") if args.name else None
+    engine = api.from_env()
     started = time.monotonic()
     with ui.progress() as progress:
-        result = lifecycle.up(engine, topo, args.name, progress, ui.say)
+        lab = api.up(topo, name, progress=progress, say=ui.say, engine=engine)
     elapsed = time.monotonic() - started
-    plan = result.plan
+    plan, report = lab.plan, lab.report
     for old, new in plan.remapped:
         ui.err.print(f"[yellow]subnet {old} is taken: lab {plan.lab} uses {new}[/]")
     verb = {"created": "up", "unchanged": "already up", "restarted": "restarted"}
-    ui.err.print(f"[green]lab {plan.lab} {verb[result.report.action]}[/] in {elapsed:.2f} s")
+    ui.err.print(f"[green]lab {plan.lab} {verb[report.action]}[/] in {elapsed:.2f} s")
     if args.profile:
-        for phase, secs in result.report.timings.items():
+        for phase, secs in report.timings.items():
             ui.err.print(f"  {phase:<10} {secs:.3f} s")
-    ui.out.print(_status_table(engine.state(plan.lab)))
+    ui.out.print(_status_table(lab.state))
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from hoplab import api, lifecycle
+    from hoplab.cli import ui
+
     name = lifecycle.lab_name(args.file, args.name)
-    engine = ui.engine()
+    engine = api.from_env()
     started = time.monotonic()
     with ui.progress() as progress:
-        containers, networks = engine.down(name, progress)
+        containers, networks = api.down(name, progress=progress, engine=engine)
     ui.err.print(
         f"[green]lab {name} down[/]: removed {containers} containers and {networks} networks "
         f"in {time.monotonic() - started:.2f} s"
@@ -137,8 +151,13 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from hoplab import api, lifecycle
+    from hoplab.cli import ui
+    from hoplab.engine.labs import json_state
+
     name = lifecycle.lab_name(args.file, args.name)
-    state = ui.engine().state(name)
+    engine = api.from_env()
+    state = engine.state(name)
     if args.json:
         ui.out.print_json(json_state(state))
     elif not state.exists:
@@ -148,15 +167,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         stopped = [n.name for n in state.nodes if n.state != "running"]
         if stopped:
             ui.err.print(f"[red]not running:[/] {', '.join(stopped)} (`hoplab up` restarts them)")
+        from hoplab.runtime.net import left_running  # only for a lab that is up: ~60 ms
+
+        for left in left_running(engine, state):
+            owner = "its run is still going" if left.owner_alive else "left behind"
+            ui.err.print(f"[yellow]running:[/] {left.describe()}: {owner}", soft_wrap=True)
     return 0 if state.running else 1
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    from hoplab import api, lifecycle
+
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise InputError("no command given", hint="hoplab exec NODE -- CMD [ARGS...]")
     name = lifecycle.lab_name(args.file, args.name)
-    engine = ui.engine()
+    engine = api.from_env()
     container = engine.container(name, args.node)
     if container["State"] != "running":
         raise HoplabError(f"node {args.node} is {container['State']}", hint="run `hoplab up`")
@@ -170,21 +196,29 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
+    from hoplab import api, lifecycle
+    from hoplab.engine.shell import interactive_shell
+
     name = lifecycle.lab_name(args.file, args.name)
-    engine = ui.engine()
+    engine = api.from_env()
     container = engine.container(name, args.node)
     return interactive_shell(engine.api, container["Id"], ["/bin/bash", "-l"])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hoplab import api, exercises, lifecycle, report
+    from hoplab.checks import Status
+    from hoplab.cli import ui
+    from hoplab.exercises import runner
+
     chosen = exercises.select(args.exercises)
     name = lifecycle.lab_name(args.file, args.name)
-    lab = Lab.attach(ui.engine(), name)
+    lab = api.attach(name)
 
-    def started(ex: Exercise) -> None:
+    def started(ex: Any) -> None:
         ui.err.print(f"[dim]running[/] {ex.name} ...")
 
-    def done(r: ExerciseResult) -> None:
+    def done(r: Any) -> None:
         colour = report.COLOURS[r.status]
         ui.err.print(f"  [{colour}]{r.status}[/] {r.name} ({r.seconds:.1f} s)")
 
@@ -207,6 +241,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from hoplab import exercises
+    from hoplab.cli import ui
+    from rich.table import Table
+
     table = Table(title="hoplab exercises", title_justify="left")
     table.add_column("exercise", no_wrap=True)
     table.add_column("what it shows")
@@ -217,6 +255,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from hoplab import exercises
+    from hoplab.cli import ui
+
     (ex,) = exercises.select([args.exercise])
     ui.out.print(f"[bold]{ex.name}[/]: {ex.summary}\n")
     ui.out.print(ex.lesson)
@@ -224,7 +265,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    labs = ui.engine().labs()
+    from hoplab import api
+    from hoplab.cli import ui
+    from rich.table import Table
+
+    labs = api.from_env().labs()
     table = Table(title="hoplab labs", title_justify="left")
     for col in ("lab", "owner", "nodes", "running", "networks", "age"):
         table.add_column(col)
@@ -243,27 +288,38 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    image = ensure_image(ui.engine().client, hosts_dir(), ui.say)
+    from hoplab import api
+    from hoplab.cli import ui
+    from hoplab.engine.image import ensure_image
+    from hoplab.resources import hosts_dir
+
+    image = ensure_image(api.from_env().client, hosts_dir(), ui.say)
     ui.err.print(f"[green]hoplab/node ready[/]: {image[:19]}")
     return 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    engine = ui.engine()
+    from hoplab import api
+    from hoplab.cli import ui
+
+    engine = api.from_env()
     with ui.progress() as progress:
         containers, networks = engine.down(None, progress)
     ui.err.print(f"[green]clean[/]: removed {containers} containers and {networks} networks")
     return 0
 
 
-# Feature modules add their own subcommands: register(subparsers) -> {name: handler}.
-EXTENSIONS: tuple[Callable[[Any], dict[str, Callable[[argparse.Namespace], int]]], ...] = (
+# Feature modules add their own subcommands: register(subparsers) -> {name: handler}. A module
+# listed here is imported for every command, `--help` too: at its top it imports argparse-level
+# things only, and its handlers import what they use.
+EXTENSIONS: tuple[Callable[[Any], dict[str, Handler]], ...] = (
     cli_workshop.register,
     cli_check.register,
     cli_graph.register,
+    cli_init.register,
 )
 
-COMMANDS = {
+COMMANDS: dict[str, Handler] = {
     "up": cmd_up,
     "down": cmd_down,
     "status": cmd_status,
@@ -278,21 +334,35 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def dispatch(argv: list[str] | None = None) -> int:
+    """Parse, run the handler, and turn hoplab's errors into messages and exit codes."""
+    commands = dict(COMMANDS)
+    args = _parser(commands).parse_args(argv)
     try:
-        return COMMANDS[args.cmd](args)
+        return commands[args.cmd](args)
     except HoplabError as e:
+        from hoplab.cli import ui
+
         ui.err.print(f"[red]error:[/] {e.message}", soft_wrap=True)
         if e.hint:
             ui.err.print(f"  hint: {e.hint}", soft_wrap=True)
         return e.exit_code
-    except KeyboardInterrupt:
-        ui.err.print("[yellow]interrupted[/]: nothing half-made was left behind")
+    except KeyboardInterrupt as interrupt:
+        from hoplab.cli import ui
+        from hoplab.interrupts import describe
+
+        ui.err.print(f"[yellow]interrupted[/]: {describe(interrupt)}", soft_wrap=True)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The entry point with Ctrl-C handled from the first import on (see hoplab.cli)."""
+    from hoplab.cli import main as safe_main
+
+    return safe_main(argv)
 
 
 if __name__ == "__main__":

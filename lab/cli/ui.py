@@ -1,6 +1,7 @@
 """The terminal side shared by every command: consoles, progress bars, messages, ages.
 
 The engine reports progress as plain (phase, done, total) events; only this module knows rich.
+Handlers import this module when they run, never at parser build time: rich costs ~50 ms.
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from hoplab.engine.client import connect
-from hoplab.engine.labs import Engine
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+if TYPE_CHECKING:
+    from hoplab.engine.labs import Engine
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better wider.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -47,7 +50,10 @@ def say(msg: str) -> None:
 
 
 def engine() -> Engine:
-    return Engine(connect())
+    """The engine of the environment, through the public API like every other caller."""
+    from hoplab.api import from_env
+
+    return from_env()
 
 
 def age(created: str) -> str:

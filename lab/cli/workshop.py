@@ -1,4 +1,8 @@
-"""`hoplab workshop up|down|status`: a room of labs on the command line (logic: lab/workshop.py)."""
+"""`hoplab workshop up|down|status`: a room of labs on the command line (logic: workshop/room.py).
+
+The room's module (and with it docker) is imported by the handlers, not when the parser is built;
+the two defaults the help text shows are mirrored here, and a test keeps them equal to the room's.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,16 @@ import argparse
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hoplab.cli import ui
 from hoplab.errors import HoplabError, InputError
-from hoplab.model.load import load
-from hoplab.resources import topology_file
-from hoplab.workshop import room as workshop
+
+if TYPE_CHECKING:
+    from hoplab.workshop import room as workshop
 
 Handler = Callable[[argparse.Namespace], int]
+DEFAULT_NAME = "workshop"  # = hoplab.workshop.room.DEFAULT_NAME
+PARALLEL = 4  # = hoplab.workshop.room.PARALLEL
 
 
 def register(sub: Any) -> dict[str, Handler]:
@@ -25,9 +30,9 @@ def register(sub: Any) -> dict[str, Handler]:
     def name_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--workshop",
-            default=workshop.DEFAULT_NAME,
+            default=DEFAULT_NAME,
             metavar="NAME",
-            help=f"the room's name (default: {workshop.DEFAULT_NAME})",
+            help=f"the room's name (default: {DEFAULT_NAME})",
         )
 
     p = room.add_parser("up", help="bring up one lab per participant, in parallel")
@@ -44,9 +49,9 @@ def register(sub: Any) -> dict[str, Handler]:
     p.add_argument(
         "--parallel",
         type=int,
-        default=workshop.PARALLEL,
+        default=PARALLEL,
         metavar="K",
-        help=f"labs brought up at once (default {workshop.PARALLEL})",
+        help=f"labs brought up at once (default {PARALLEL})",
     )
     name_arg(p)
     name_arg(room.add_parser("down", help="remove every lab of the room, and nothing else"))
@@ -60,6 +65,8 @@ def cmd_workshop(args: argparse.Namespace) -> int:
 
 def _room(args: argparse.Namespace) -> workshop.Room:
     """Every argument is checked here, before the engine is reached."""
+    from hoplab.workshop import room as workshop
+
     name = workshop.check_room_name(args.workshop)
     if args.roster:
         if args.prefix is not None:
@@ -74,14 +81,17 @@ def _room(args: argparse.Namespace) -> workshop.Room:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from hoplab import api
+    from hoplab.cli import ui
+    from hoplab.workshop import room as workshop
 
     room = _room(args)
-    topo = load(topology_file(args.file))
+    topo = api.topology(args.file)
     if args.parallel < 1:
         raise InputError(f"--parallel {args.parallel}: give 1 or more", key="--parallel")
     raw = args.pool or os.environ.get("HOPLAB_POOL")  # read here, at the edge, and passed on
     pool = workshop.check_pool(raw, topo, len(room.seats)) if raw else None
-    engine = ui.engine()
+    engine = api.from_env()
     started = time.monotonic()
     with ui.progress() as progress:
         progress("labs", 0, len(room.seats))
@@ -109,6 +119,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _summary(room: workshop.Room, report: workshop.RoomReport, elapsed: float) -> None:
+    from hoplab.cli import ui
+
     counts: dict[str, int] = {}
     for o in report.outcomes:
         counts[o.action] = counts.get(o.action, 0) + 1
@@ -125,9 +137,12 @@ def _summary(room: workshop.Room, report: workshop.RoomReport, elapsed: float) -
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from hoplab import api
+    from hoplab.cli import ui
+    from hoplab.workshop import room as workshop
 
     name = workshop.check_room_name(args.workshop)
-    engine = ui.engine()
+    engine = api.from_env()
     started = time.monotonic()
     with ui.progress() as progress:
         labs = workshop.down(engine, name, on_done=lambda lab, d, t: progress("labs down", d, t))
@@ -142,10 +157,13 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from hoplab import api
+    from hoplab.cli import ui
+    from hoplab.workshop import room as workshop
     from rich.table import Table
 
     name = workshop.check_room_name(args.workshop)
-    engine = ui.engine()
+    engine = api.from_env()
     mine = set(workshop.room_labs(engine, name))
     labs = [s for s in engine.labs() if s.name in mine]
     if not labs:

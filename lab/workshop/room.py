@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from hoplab import lifecycle, resources
+from hoplab import api, resources
 from hoplab.engine.image import ensure_image
 from hoplab.engine.labs import Engine
 from hoplab.errors import Cancelled, HoplabError, InputError
@@ -264,17 +264,16 @@ def up(
             return Outcome(seat, "kept")
         started = time.monotonic()
         try:
-            result = lifecycle.up(
-                engine,
+            lab = api.up(
                 topo,
                 seat.lab,
-                lambda *_: None,
-                lambda m: say(f"{seat.lab}: {m}"),
+                say=lambda m: say(f"{seat.lab}: {m}"),
                 labels=room.labels(seat),
                 cancel=stop,  # a stopping room cancels labs in flight: each rolls itself back
                 pool=pool,
+                engine=engine,
             )
-            return Outcome(seat, result.report.action, time.monotonic() - started)
+            return Outcome(seat, lab.report.action, time.monotonic() - started)
         except Cancelled:
             return Outcome(seat, "rolled back", time.monotonic() - started)
         except HoplabError as err:
