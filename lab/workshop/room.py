@@ -288,8 +288,9 @@ def up(
             report.outcomes.append(future.result())
             on_done(report.outcomes[-1], len(report.outcomes), len(room.seats))
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(room.seats))))
-    futures = [pool.submit(one, seat) for seat in room.seats]
+    # Not named `pool`: that is the subnet pool the threads read.
+    executor = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(room.seats))))
+    futures = [executor.submit(one, seat) for seat in room.seats]
     for future in futures:
         future.add_done_callback(record)
     try:
@@ -303,7 +304,7 @@ def up(
         # On Ctrl-C too: in-flight labs see `stop`, roll back, and are waited for here; a second
         # Ctrl-C must not cut that wait short and leave a rollback unreported.
         with sigint_deferred():
-            pool.shutdown(wait=True)
+            executor.shutdown(wait=True)
     report.outcomes.sort(key=lambda o: room.seats.index(o.seat))
     return report
 
