@@ -7,6 +7,7 @@ covered by unit tests.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
@@ -24,32 +25,48 @@ def parallel(
     """Run fn over items with bounded workers; wait for every started call before raising.
 
     Waiting matters: an in-flight create that finishes after we roll back would leak. After the
-    first failure, calls not yet started are cancelled; the first error is raised.
+    first failure (or Ctrl-C in the caller) no further call starts, even one a worker has
+    already taken from the queue; the first error is raised.
     """
     items = list(items)
     if not items:
         return []
+    stop = threading.Event()
+
+    def guarded(item: T) -> Any:
+        if stop.is_set():
+            raise _Skipped
+        try:
+            return fn(item)
+        except BaseException:
+            stop.set()
+            raise
+
     progress(phase, 0, len(items))
     pool = ThreadPoolExecutor(max_workers=min(workers, len(items)))
-    futures: list[Future] = [pool.submit(fn, item) for item in items]
+    futures: list[Future] = [pool.submit(guarded, item) for item in items]
     try:
         pending = set(futures)
         done_count = 0
-        while pending:
+        while pending and not stop.is_set():
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
             done_count += len(done)
             progress(phase, done_count, len(items))
-            if any(f.exception() for f in done):
-                for f in pending:
-                    f.cancel()
-                break
+    except BaseException:
+        stop.set()
+        raise
     finally:
         # Also runs on KeyboardInterrupt: cancel what has not started, finish what has.
         pool.shutdown(wait=True, cancel_futures=True)
-    errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
+    raised = [f.exception() for f in futures if not f.cancelled()]
+    errors = [e for e in raised if e is not None and not isinstance(e, _Skipped)]
     if errors:
         raise errors[0]
     return [f.result() for f in futures]
+
+
+class _Skipped(Exception):
+    """A call not started because an earlier one failed."""
 
 
 def or_roll_back(build: Callable[[], R], roll_back: Callable[[], object]) -> R:

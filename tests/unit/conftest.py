@@ -1,0 +1,31 @@
+"""Fixtures of the fast tier: no Docker daemon, only the model, the engine's pure code and the
+in-memory fake engine. `DOCKER_HOST=unix:///nonexistent pytest tests/unit` must pass."""
+
+from __future__ import annotations
+
+import pytest
+from hoplab.model.load import parse
+from hoplab.model.topology import Topology
+
+from tests.unit.fake_engine import FakeEngine
+
+# One router between two LANs: three nodes, two networks.
+TINY = """\
+services:
+  r1: {x-hoplab: {role: router}, networks: [a, b]}
+  alice: {networks: [a]}
+  bob: {networks: [b]}
+networks:
+  a: {ipam: {config: [{subnet: 10.64.1.0/24}]}}
+  b: {ipam: {config: [{subnet: 10.64.2.0/24}]}}
+"""
+
+
+@pytest.fixture
+def tiny() -> Topology:
+    return parse(TINY, "tiny.yaml")
+
+
+@pytest.fixture
+def fake() -> FakeEngine:
+    return FakeEngine()

@@ -1,0 +1,344 @@
+"""An in-memory engine that implements hoplab.engine.interface.EngineAPI, for unit tests only.
+
+Like the real engine it keeps no lab state of its own: it holds Docker-shaped list entries
+(containers and networks with Labels, Names, State, IPAM) and reads labs back through the real
+`lab_state`. Its `up` and `down` run the real pure decisions and helpers (`reconcile.decide`,
+`reconcile.node_labels`, `parallel`, `or_roll_back`, `create_error`), so what the unit tests prove
+about reconcile and rollback is proved about the code the Docker engine runs; only the Docker
+calls themselves are replaced. It enforces the engine rules that matter to those decisions:
+unique names, no overlapping subnets on one engine, no network removal while it has endpoints.
+
+Faults are injected through `Faults`. Production code must never import this module.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from typing import Any
+
+from hoplab.engine.bringup import create_error
+from hoplab.engine.parallel import or_roll_back, parallel
+from hoplab.engine.reconcile import (
+    REBUILD,
+    RESTART,
+    UNCHANGED,
+    decide,
+    node_labels,
+    route_label,
+)
+from hoplab.engine.state import LabState, Progress, UpReport, lab_state, labs_from, no_progress
+from hoplab.errors import Cancelled, HoplabError
+from hoplab.model import labels as L
+from hoplab.model.plan import NetPlan, NodePlan, Plan
+
+IMAGE_ID = "sha256:" + "f" * 64
+
+
+@dataclass
+class Faults:
+    """What goes wrong, and when. Counters count calls across the whole engine, from 1.
+
+    - fail_containers: container names whose create is refused by the engine;
+    - never_ready: container names whose entrypoint reports an error instead of ready;
+    - race_subnets: how many network creates find their subnet just taken by a stranger
+      network (which then stays, as a real racing lab's would, until the test removes it);
+    - cancel_after_creates: set the `cancel` event passed to `up` once this many nodes exist;
+    - on_create: called with each container name just before its create (a test can block or
+      raise KeyboardInterrupt there to stand for Ctrl-C at that moment).
+    """
+
+    fail_containers: set[str] = field(default_factory=set)
+    never_ready: set[str] = field(default_factory=set)
+    race_subnets: int = 0
+    cancel_after_creates: int = 0
+    on_create: Callable[[str], None] | None = None
+
+
+class _FakeImageAPI:
+    """Enough of docker's APIClient for ensure_image: the node image is there and up to date."""
+
+    def __init__(self, image_hash: Callable[[], str]) -> None:
+        self._hash = image_hash
+
+    def inspect_image(self, ref: str) -> dict:
+        return {"Id": IMAGE_ID, "Config": {"Labels": {L.IMAGE_HASH: self._hash()}}}
+
+
+class _FakeClient:
+    def __init__(self, api: _FakeImageAPI) -> None:
+        self.api = api
+
+
+class FakeEngine:
+    """EngineAPI in memory. Thread-safe: a workshop room drives it from several threads."""
+
+    def __init__(self, workers: int = 4, faults: Faults | None = None) -> None:
+        self.workers = workers
+        self.faults = faults or Faults()
+        self.containers: dict[str, dict] = {}
+        self.networks: dict[str, dict] = {}
+        self.files: dict[tuple[str, str], bytes] = {}
+        self.ran: list[tuple[str, list[str]]] = []
+        self.events: list[tuple[str, str]] = []  # (verb, object name), in engine order
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._created_nodes = 0
+        self._hash: str | None = None
+        self.api = _FakeImageAPI(self._image_hash)
+        self.client = _FakeClient(self.api)
+
+    def _image_hash(self) -> str:
+        if self._hash is None:  # the real hosts/ hash, so ensure_image finds nothing to build
+            from hoplab import resources
+            from hoplab.engine.image import content_hash
+
+            self._hash = content_hash(resources.hosts_dir())
+        return self._hash
+
+    # --- test controls, not part of EngineAPI -------------------------------------------------
+
+    def objects(self, lab: str | None = None) -> tuple[list[dict], list[dict]]:
+        """Labelled containers and networks of one lab (every lab when None)."""
+        with self._lock:
+            return (
+                [c for c in self.containers.values() if _has_lab(c, lab)],
+                [n for n in self.networks.values() if _has_lab(n, lab)],
+            )
+
+    def add_stranger_network(self, name: str, subnet: str, labels: dict | None = None) -> str:
+        """A network hoplab did not make (no hoplab.lab label unless the test gives one)."""
+        with self._lock:
+            return self._add_network(name, IPv4Network(subnet), labels or {})
+
+    def stop(self, container: str) -> None:
+        """The node's process ended (a daemon restart, a kill): State becomes exited."""
+        with self._lock:
+            self._by_name(container)["State"] = "exited"
+
+    # --- EngineAPI: reading --------------------------------------------------------------------
+
+    def state(self, lab: str) -> LabState:
+        containers, networks = self.objects(lab)
+        return lab_state(lab, containers, networks)
+
+    def labs(self) -> list[LabState]:
+        return labs_from(*self.objects(None))
+
+    def labs_labelled(self, key: str, value: str) -> list[str]:
+        containers, _ = self.objects(None)
+        return sorted({c["Labels"][L.LAB] for c in containers if c["Labels"].get(key) == value})
+
+    def memory(self, lab: str) -> dict[str, int]:
+        return {n.name: 8 << 20 for n in self.state(lab).nodes if n.state == "running"}
+
+    def taken_subnets(self, exclude_lab: str) -> list[IPv4Network]:
+        with self._lock:
+            return [
+                IPv4Network(n["IPAM"]["Config"][0]["Subnet"])
+                for n in self.networks.values()
+                if n["Labels"].get(L.LAB) != exclude_lab
+            ]
+
+    # --- EngineAPI: up and down (the real decisions, fake objects) -------------------------------
+
+    def up(
+        self,
+        plan: Plan,
+        image: str,
+        progress: Progress = no_progress,
+        labels: dict[str, str] | None = None,
+        current: LabState | None = None,
+        cancel: threading.Event | None = None,
+    ) -> UpReport:
+        decision = decide(current or self.state(plan.lab), plan, image)
+        if decision.action == UNCHANGED:
+            return UpReport("unchanged")
+        if decision.action == RESTART:
+            parallel(
+                lambda n: self._start(plan.node(n).container),
+                decision.start,
+                "starting nodes",
+                progress,
+                self.workers,
+            )
+            return UpReport("restarted")
+        if decision.action == REBUILD:
+            self.down(plan.lab, progress)
+
+        def create() -> dict[str, float]:
+            parallel(
+                lambda n: self._create_network(plan, n),
+                plan.networks,
+                "networks",
+                progress,
+                self.workers,
+            )
+            parallel(
+                lambda n: self._create_node(plan, n, image, labels or {}, cancel),
+                plan.nodes,
+                "nodes",
+                progress,
+                self.workers,
+            )
+            return {}
+
+        return UpReport("created", or_roll_back(create, lambda: self.down(plan.lab, progress)))
+
+    def down(self, lab: str | None, progress: Progress = no_progress) -> tuple[int, int]:
+        containers, _ = self.objects(lab)
+        parallel(self._remove_container, containers, "removing nodes", progress, self.workers)
+        _, networks = self.objects(lab)  # listed after the nodes are gone, as the engine does
+        parallel(self._remove_network, networks, "removing networks", progress, self.workers)
+        return len(containers), len(networks)
+
+    # --- EngineAPI: inside nodes -------------------------------------------------------------
+
+    def container(self, lab: str, node: str) -> dict:
+        containers, _ = self.objects(lab)
+        found = [c for c in containers if c["Labels"].get(L.NODE) == node]
+        if not found:
+            raise HoplabError(f"lab {lab!r} has no node {node!r}")
+        return found[0]
+
+    def exec_stream(
+        self, container: str, cmd: list[str], write: Callable[[int, bytes], None]
+    ) -> int:
+        code, out, err = self.run(container, cmd)
+        write(1, out)
+        write(2, err)
+        return code
+
+    def run(self, container: str, cmd: list[str]) -> tuple[int, bytes, bytes]:
+        with self._lock:
+            if self._find(container).get("State") != "running":
+                raise HoplabError(f"cannot run {cmd[0]!r} in {container}: not running")
+            self.ran.append((container, list(cmd)))
+        return 0, b"", b""
+
+    def put_file(self, container: str, dest: str, data: bytes, mode: int = 0o755) -> None:
+        with self._lock:
+            self._find(container)
+            self.files[(container, dest)] = data
+
+    def get_file(self, container: str, path: str) -> bytes:
+        with self._lock:
+            self._find(container)
+            try:
+                return self.files[(container, path)]
+            except KeyError:
+                raise HoplabError(f"cannot fetch {container}:{path}: no such file") from None
+
+    # --- the fake Docker objects ---------------------------------------------------------------
+
+    def _create_network(self, plan: Plan, net: NetPlan) -> None:
+        labels = {L.LAB: plan.lab, L.NETWORK: net.name, L.PLAN: plan.digest}
+        with self._lock:
+            if self.faults.race_subnets > 0:
+                self.faults.race_subnets -= 1
+                self._add_network(f"racer{next(self._ids)}", net.subnet, {})
+            self._add_network(net.docker_name, net.subnet, labels)
+            self.events.append(("create network", net.docker_name))
+
+    def _add_network(self, name: str, subnet: IPv4Network, labels: dict) -> str:
+        if any(n["Name"] == name for n in self.networks.values()):
+            raise create_error("network", name, 409, f"network with name {name} already exists")
+        for other in self.networks.values():
+            if subnet.overlaps(IPv4Network(other["IPAM"]["Config"][0]["Subnet"])):
+                raise create_error(
+                    "network", name, 403, "Pool overlaps with other one on this address space"
+                )
+        nid = f"n{next(self._ids):011d}"
+        self.networks[nid] = {
+            "Id": nid,
+            "Name": name,
+            "Labels": dict(labels),
+            "IPAM": {"Config": [{"Subnet": str(subnet)}]},
+            "Containers": {},
+        }
+        return nid
+
+    def _create_node(
+        self,
+        plan: Plan,
+        node: NodePlan,
+        image: str,
+        extra: dict[str, str],
+        cancel: threading.Event | None,
+    ) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"bring-up of {plan.lab} was cancelled")
+        if self.faults.on_create is not None:
+            self.faults.on_create(node.container)
+        labels = node_labels(plan, node, extra, "tester", "2026-01-01T00:00:00+00:00")
+        with self._lock:
+            if node.container in self.faults.fail_containers:
+                raise create_error("container", node.container, 500, "injected create failure")
+            if any(c["Names"][0] == "/" + node.container for c in self.containers.values()):
+                raise create_error("container", node.container, 409, "name already in use")
+            cid = f"c{next(self._ids):011d}"
+            endpoints = {}
+            for iface in node.interfaces:
+                net = self._by_name(plan.network(iface.network).docker_name)
+                net["Containers"][cid] = {}
+                endpoints[net["Name"]] = {"IPAddress": str(iface.address)}
+            self.containers[cid] = {
+                "Id": cid,
+                "Names": ["/" + node.container],
+                "Labels": labels,
+                "State": "created",
+                "ImageID": image,
+                "Env": [f"HOPLAB_ROUTES={route_label(node)}"],
+                "NetworkSettings": {"Networks": endpoints},
+            }
+            self.events.append(("create container", node.container))
+            self._created_nodes += 1
+            if self._created_nodes == self.faults.cancel_after_creates and cancel is not None:
+                cancel.set()
+        self._start(node.container)
+
+    def _start(self, name: str) -> None:
+        with self._lock:
+            c = self._by_name(name)
+            if name in self.faults.never_ready:
+                c["State"] = "exited"
+                raise HoplabError(f"node {name} did not become ready: hoplab-error (injected)")
+            c["State"] = "running"
+
+    def _remove_container(self, container: dict) -> None:
+        with self._lock:
+            if self.containers.pop(container["Id"], None) is None:
+                return
+            for net in self.networks.values():
+                net["Containers"].pop(container["Id"], None)
+            self.events.append(("remove container", container["Names"][0].lstrip("/")))
+
+    def _remove_network(self, network: dict) -> None:
+        with self._lock:
+            current = self.networks.get(network["Id"])
+            if current is None:
+                return
+            if current["Containers"]:
+                raise HoplabError(f"cannot remove network {current['Name']}: active endpoints")
+            del self.networks[network["Id"]]
+            self.events.append(("remove network", current["Name"]))
+
+    def _by_name(self, name: str) -> dict:
+        for obj in itertools.chain(self.containers.values(), self.networks.values()):
+            if name in (obj.get("Name"), *(n.lstrip("/") for n in obj.get("Names", ()))):
+                return obj
+        raise HoplabError(f"no such object: {name}")
+
+    def _find(self, container: str) -> dict[str, Any]:
+        """A container by id or name, as docker accepts either."""
+        if container in self.containers:
+            return self.containers[container]
+        return self._by_name(container)
+
+
+def _has_lab(obj: dict, lab: str | None) -> bool:
+    value = obj["Labels"].get(L.LAB)
+    return value is not None and (lab is None or value == lab)

@@ -1,0 +1,127 @@
+"""The workshop room on the fake engine: seats, parallel bring-up, a failing seat, stop, down.
+
+A room must never be left with half a lab: every lab is either whole and running, or absent.
+"""
+
+from __future__ import annotations
+
+import threading
+from ipaddress import IPv4Network
+
+import pytest
+from hoplab import lifecycle
+from hoplab.errors import InputError
+from hoplab.model import labels as L
+from hoplab.workshop import room as R
+
+from tests.unit.fake_engine import FakeEngine, Faults
+
+POOL = IPv4Network("10.200.0.0/16")
+
+
+def whole_or_absent(fake: FakeEngine, labs: list[str]) -> dict[str, bool]:
+    """For each lab: True whole and running, False absent; fails on a half-made lab."""
+    out = {}
+    for name in labs:
+        state = fake.state(name)
+        if state.exists:
+            assert state.running and len(state.nodes) == 3 and len(state.networks) == 2, name
+        out[name] = state.exists
+    return out
+
+
+def test_every_seat_gets_a_whole_lab_labelled_with_room_and_participant(tiny):
+    fake = FakeEngine()
+    room = R.Room("ws1", R.numbered_seats(6, "p"))
+    seen: list[tuple[str, int, int]] = []
+    report = R.up(
+        fake,
+        tiny,
+        room,
+        parallel=4,
+        pool=POOL,
+        on_done=lambda o, d, t: seen.append((o.seat.lab, d, t)),
+    )
+    assert report.up == [f"p0{i}" for i in range(1, 7)] and not report.not_up
+    assert sorted(d for _, d, _ in seen) == list(range(1, 7))
+    assert R.room_labs(fake, "ws1") == report.up
+    for seat in room.seats:
+        state = fake.state(seat.lab)
+        assert state.running and state.owner == seat.participant
+        assert state.labels[L.WORKSHOP] == "ws1"
+    subnets = [IPv4Network(s) for lab in report.up for s in fake.state(lab).networks.values()]
+    assert len(set(subnets)) == 12  # side by side on one engine: no two labs share a subnet
+
+
+def test_up_again_keeps_the_labs_it_has(tiny):
+    fake = FakeEngine()
+    room = R.Room("ws2", R.numbered_seats(3, "q"))
+    R.up(fake, tiny, room, pool=POOL)
+    ids = {c["Id"] for c in fake.objects()[0]}
+    bigger = R.Room("ws2", R.numbered_seats(4, "q"))  # a latecomer joins
+    report = R.up(fake, tiny, bigger, pool=POOL)
+    assert [o.action for o in report.outcomes] == ["kept", "kept", "kept", "created"]
+    assert ids <= {c["Id"] for c in fake.objects()[0]}
+
+
+def test_a_failing_seat_stops_the_room_and_leaves_no_half_lab(tiny):
+    fake = FakeEngine(workers=1, faults=Faults(fail_containers={"f03-r1"}))
+    room = R.Room("ws3", R.numbered_seats(8, "f"))
+    report = R.up(fake, tiny, room, parallel=2, pool=POOL)
+    assert report.error is not None and report.error.seat.lab == "f03"
+    assert "injected create failure" in report.error.error
+    assert {o.action for o in report.outcomes} <= {"created", "failed", "rolled back", "skipped"}
+    present = whole_or_absent(fake, [s.lab for s in room.seats])
+    assert present["f03"] is False
+    assert sorted(n for n, up in present.items() if up) == report.up
+    assert "f08" not in report.up  # the room stopped before reaching the last seats
+
+
+def test_a_stopped_room_skips_every_seat(tiny):
+    fake = FakeEngine()
+    stop = threading.Event()
+    stop.set()
+    report = R.up(fake, tiny, R.Room("ws4", R.numbered_seats(3, "s")), stop=stop, pool=POOL)
+    assert [o.action for o in report.outcomes] == ["skipped"] * 3
+    assert fake.objects() == ([], [])
+
+
+def test_stop_mid_room_rolls_back_labs_in_flight(tiny):
+    """Setting stop (the CLI does on Ctrl-C) while labs are being created: each lab in flight
+    rolls back (Cancelled), the rest are skipped, the whole ones stay whole."""
+    stop = threading.Event()
+
+    def at_create(name: str) -> None:
+        if name.startswith("c03-"):
+            stop.set()
+
+    fake = FakeEngine(workers=1, faults=Faults(on_create=at_create))
+    room = R.Room("ws5", R.numbered_seats(6, "c"))
+    report = R.up(fake, tiny, room, parallel=2, stop=stop, pool=POOL)
+    actions = {o.seat.lab: o.action for o in report.outcomes}
+    assert actions["c03"] in ("rolled back", "created")
+    assert "skipped" in actions.values() and report.error is None
+    present = whole_or_absent(fake, list(actions))
+    assert sorted(n for n, up in present.items() if up) == report.up
+
+
+def test_a_seat_held_by_someone_elses_lab_is_refused_before_anything_is_made(tiny):
+    fake = FakeEngine()
+    lifecycle.up(fake, tiny, "p02", lambda *a: None, lambda m: None, labels={L.OWNER: "zoe"})
+    before = fake.objects()
+    with pytest.raises(InputError) as err:
+        R.up(fake, tiny, R.Room("ws6", R.numbered_seats(3, "p")), pool=POOL)
+    assert "'p02' already exists (owner zoe)" in err.value.message and err.value.exit_code == 2
+    assert fake.objects() == before
+
+
+def test_down_removes_the_room_and_nothing_else(tiny):
+    fake = FakeEngine()
+    R.up(fake, tiny, R.Room("ws7", R.numbered_seats(3, "d")), pool=POOL)
+    R.up(fake, tiny, R.Room("other", R.numbered_seats(2, "o")), pool=POOL)
+    lifecycle.up(fake, tiny, "solo", lambda *a: None, lambda m: None, pool=POOL)
+    done: list[str] = []
+    assert R.down(fake, "ws7", on_done=lambda lab, d, t: done.append(lab)) == ["d01", "d02", "d03"]
+    assert sorted(done) == ["d01", "d02", "d03"]
+    assert [s.name for s in fake.labs()] == ["o01", "o02", "solo"]
+    assert R.down(fake, "ws7") == []
