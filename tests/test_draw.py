@@ -10,6 +10,7 @@ import io
 import re
 import socket
 import xml.etree.ElementTree as ET
+from html import escape
 from pathlib import Path
 
 import dpkt
@@ -304,3 +305,36 @@ def test_empty_and_truncated_captures_give_an_empty_ladder():
     caps = path_captures()
     lad = ladder.build([("empty.pcap", b""), ("cut.pcap", caps[0][1][:30])], WHERE)
     assert lad.hops == () and lad.lanes == ()
+
+
+# --- the report page --------------------------------------------------------------------------
+
+
+def test_report_page_escapes_hostile_text_links_pcaps_relatively_and_draws_the_ladder(tmp_path):
+    from hoplab.checks import check
+    from hoplab.draw import html
+    from hoplab.exercises.runner import ExerciseResult
+
+    folder = tmp_path / "mac-per-hop"
+    folder.mkdir()
+    for name, data in path_captures():
+        (folder / name).write_bytes(data)
+    evil = "<script>alert(1)</script><img src=http://example.invalid/x>"
+    results = [
+        ExerciseResult("mac-per-hop", (check("ttl drops", True, "64, 63, 62", evil),), 1.5),
+        ExerciseResult("nat", (check("no capture", False, "x", "y", hint=evil),), 0.5),
+    ]
+
+    class Ex:
+        name, summary, lesson = "mac-per-hop", "MACs change per hop", "A lesson with <b>tags</b>"
+
+    secs = html.sections([Ex], results, tmp_path, WHERE)
+    page = html.render_page("lab<1>", graph.svg(PLAN), secs)
+    assert "<script" not in page and "<img" not in page and "&lt;script&gt;" in page
+    assert "&lt;b&gt;tags&lt;/b&gt;" in page and "lab&lt;1&gt;" in page
+    assert 'href="mac-per-hop/core.pcap"' in page and str(tmp_path) not in page
+    assert page.count("<svg") == 2  # topology + the one exercise that captured
+    assert "DROPPED" in page and "TTL 62" in page
+    # Escaped, the hostile text is inert; the rest of the page must reference nothing outside.
+    body = page.removeprefix("<!DOCTYPE html>").replace(escape(evil), "")
+    _assert_self_contained(body.replace('href="mac-per-hop/', 'href="#'))

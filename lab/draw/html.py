@@ -137,6 +137,7 @@ td,th{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;vertical-align
 th{background:#f6f8fa}.lesson{white-space:pre-wrap;background:#f6f8fa;padding:.6em;
 font-size:.85em;border-radius:.4em}
 .pic{overflow-x:auto;margin:.5em 0}.pic svg{max-width:100%;height:auto}
+.topo svg{max-height:560px;width:auto}
 .note{color:#57606a;font-style:italic}code{font-size:.9em}
 summary{cursor:pointer;color:#0969da}
 """
@@ -187,7 +188,7 @@ def render_page(lab: str, topology: str, secs: list[Section], now: datetime | No
             f"<h1>hoplab report: lab {esc(lab)}</h1>",
             f'<p class="note">{stamp}</p><p>{summary}</p><p>{index}</p>',
             "<h2>topology</h2>",
-            f'<div class="pic">{topology}</div>',
+            f'<div class="pic topo">{topology}</div>',
             *(_section(s) for s in secs),
             "</body></html>",
         ]
