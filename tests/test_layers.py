@@ -7,6 +7,7 @@ the copy (found first on PYTHONPATH), with the project's own contracts. No Docke
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -117,3 +118,44 @@ def test_the_copy_is_what_lint_imports_reads(tmp_path):
     assert str(ROOT / "lab") not in result.stdout
     assert "hoplab.model.topology -> hoplab.engine.labs" in result.stdout
     assert "hoplab.model.topology -> hoplab.engine.labs" not in _lint(ROOT, "layers").stdout
+
+
+def test_registries_list_every_exercise_and_assignment_module_once():
+    """The catalogues are explicit tuples: a module that is written but not registered (or
+    registered twice) is caught here rather than silently missing from `hoplab list`."""
+    import pkgutil
+
+    from hoplab import exercises, grading
+
+    machinery = {"base", "runner", "grader", "outputs", "sandbox"}
+    for package, catalogue, attr in (
+        (exercises, exercises.CATALOGUE, "EXERCISE"),
+        (grading, grading.CATALOGUE, "ASSIGNMENT"),
+    ):
+        modules = [
+            m.name
+            for m in pkgutil.iter_modules(package.__path__)
+            if not m.ispkg and m.name not in machinery
+        ]
+        registered = [
+            getattr(importlib.import_module(f"{package.__name__}.{m}"), attr) for m in modules
+        ]
+        assert sorted(id(x) for x in registered) == sorted(id(x) for x in catalogue), package
+        names = [x.name for x in catalogue]
+        assert len(names) == len(set(names)), names
+
+
+def test_catalogues_and_report_import_no_docker_rich_or_dpkt():
+    """`hoplab list` and `hoplab assignments` read the catalogues; neither may pay for docker
+    (or rich, dpkt) at import time. A fresh interpreter, so nothing is imported already."""
+    probe = (
+        "import sys\n"
+        "import hoplab.exercises as e, hoplab.grading as g\n"
+        "import hoplab.exercises.runner, hoplab.grading.grader, hoplab.runtime.evidence\n"
+        "assert len(e.catalogue()) >= 16 and len(g.catalogue()) >= 6\n"
+        "print(sorted(m for m in ('docker', 'requests', 'rich', 'dpkt') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
