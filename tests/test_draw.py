@@ -338,3 +338,24 @@ def test_report_page_escapes_hostile_text_links_pcaps_relatively_and_draws_the_l
     # Escaped, the hostile text is inert; the rest of the page must reference nothing outside.
     body = page.removeprefix("<!DOCTYPE html>").replace(escape(evil), "")
     _assert_self_contained(body.replace('href="mac-per-hop/', 'href="#'))
+
+
+def test_a_packet_fragmented_by_a_router_is_not_a_drop_and_keeps_its_number():
+    whole = echo(400, 3, 63)
+    whole.data.data.data = b"y" * 1400
+    head, tail = echo(400, 3, 62), echo(400, 3, 62)
+    head.mf, head.data.data.data = 1, b"y" * 1000
+    tail.offset, tail.data = 1008 // 8, b"y" * 400
+    tail.p = dpkt.ip.IP_PROTO_ICMP
+    core = pcap([(1.0, frame(("r1", "core"), ("r2", "core"), whole))])
+    lan2 = pcap(
+        [
+            (1.001, frame(("r2", "lan2"), ("srv", "lan2"), head)),
+            (1.002, frame(("r2", "lan2"), ("srv", "lan2"), tail)),
+        ]
+    )
+    lad = ladder.build([("core.pcap", core), ("lan2.pcap", lan2)], WHERE)
+    assert lad.drops == ()
+    assert [(h.segment, h.fragment) for h in lad.packet(1)] == [("core", False), ("lan2", True)]
+    assert lad.packet(2)[0].what.startswith("fragment offset 1008")
+    assert lad.packet(1)[0].length == 14 + 20 + 8 + 1400  # the wire length, not the snapshot

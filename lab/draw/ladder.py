@@ -162,8 +162,10 @@ def _read(name: str, data: bytes) -> tuple[list[_Raw], int]:
                 ignored += 1
                 continue
             digest = hashlib.blake2b(buf, digest_size=8).hexdigest()
+            # Captures keep 256 bytes per frame: the wire length comes from the IP header.
+            wire = 14 + eth.data.len
             frames.append(
-                _Raw(ts, name, digest, mac_str(eth.src), mac_str(eth.dst), eth.data, len(buf))
+                _Raw(ts, name, digest, mac_str(eth.src), mac_str(eth.dst), eth.data, wire)
             )
     except (ValueError, dpkt.dpkt.NeedData, dpkt.dpkt.UnpackError):
         pass  # a truncated capture gives what could be read, as hoplab.runtime.pcap does
@@ -174,13 +176,14 @@ def _describe(ip: dpkt.ip.IP) -> tuple[str, tuple, tuple]:
     """(label, key matching this packet across hops, flow a retransmission repeats)."""
     proto = PROTO_NAMES.get(ip.p, str(ip.p))
     src, dst = socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst)
-    base = (ip.p, ip.id, ip.offset, bool(ip.mf))
+    # MF is left out: a router that fragments sends the packet's head on with MF set.
+    base = (ip.p, ip.id, ip.offset)
     l4 = ip.data
     if ip.offset:
         return f"fragment offset {ip.offset * 8}", base + (ip.len,), ()
     if isinstance(l4, dpkt.tcp.TCP):
         flags = "".join(c for bit, c in _TCP_FLAGS if l4.flags & bit)
-        n = len(l4.data)
+        n = ip.len - ip.hl * 4 - l4.off * 4  # the payload on the wire, not the snapshot
         label = f"TCP {l4.sport}→{l4.dport} [{flags}] seq {l4.seq} ack {l4.ack} len {n}"
         key = base + (l4.seq, l4.ack, l4.flags, n)
         # NAT rewrites addresses and ports but never sequence numbers: match on those.
@@ -188,7 +191,7 @@ def _describe(ip: dpkt.ip.IP) -> tuple[str, tuple, tuple]:
         flow = (src, l4.sport, dst, l4.dport, l4.seq, l4.flags, n) if carries else ()
         return label, key, flow
     if isinstance(l4, dpkt.udp.UDP):
-        return f"UDP {l4.sport}→{l4.dport} len {len(l4.data)}", base + (l4.ulen,), ()
+        return f"UDP {l4.sport}→{l4.dport} len {l4.ulen - 8}", base + (l4.ulen,), ()
     if isinstance(l4, dpkt.icmp.ICMP):
         name = ICMP_NAMES.get(l4.type, f"type {l4.type}")
         inner = l4.data
@@ -322,7 +325,11 @@ def _drops(hops: list[Hop], windows: dict[str, list[float]], where: Directory) -
     last: dict[int, Hop] = {}
     for hop in hops:
         last[hop.packet] = hop
-    answered = {h.key[-1] for h in hops if h.proto == "icmp" and h.key[4] in (3, 11)}
+    # ICMP error keys are (proto, id, offset, type, code, quoted IP ID).
+    answered = {
+        h.key[5] for h in hops if h.proto == "icmp" and len(h.key) == 6 and h.key[3] in (3, 11)
+    }
+    cut = {(h.key[0], h.key[1], h.segment) for h in hops if h.fragment}
     drops = []
     for n, hop in sorted(last.items()):
         at = hop.receiver
@@ -332,6 +339,8 @@ def _drops(hops: list[Hop], windows: dict[str, list[float]], where: Directory) -
         win = windows.get(out or "")
         if out is None or win is None or not (win[0] - HOP_GAP <= hop.time <= win[1] + HOP_GAP):
             continue
+        if not hop.fragment and (hop.key[0], hop.key[1], out) in cut:
+            continue  # forwarded as fragments: not lost
         if hop.ttl <= 1:
             reason = f"TTL {hop.ttl}: {at} may not forward it (time exceeded)"
         elif hop.key[1] in answered:
