@@ -21,6 +21,13 @@ networks:
 """
 
 
+@pytest.fixture(autouse=True)
+def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every unit test at an engine that does not exist: a test that reaches for Docker
+    fails here instead of quietly becoming an integration test."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/hoplab-unit-tests.sock")
+
+
 @pytest.fixture
 def tiny() -> Topology:
     return parse(TINY, "tiny.yaml")

@@ -13,6 +13,7 @@ Faults are injected through `Faults`. Production code must never import this mod
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections.abc import Callable
@@ -93,10 +94,7 @@ class FakeEngine:
 
     def _image_hash(self) -> str:
         if self._hash is None:  # the real hosts/ hash, so ensure_image finds nothing to build
-            from hoplab import resources
-            from hoplab.engine.image import content_hash
-
-            self._hash = content_hash(resources.hosts_dir())
+            self._hash = _hosts_hash()
         return self._hash
 
     # --- test controls, not part of EngineAPI -------------------------------------------------
@@ -337,6 +335,15 @@ class FakeEngine:
         if container in self.containers:
             return self.containers[container]
         return self._by_name(container)
+
+
+@functools.cache
+def _hosts_hash() -> str:
+    """Hashing hosts/ takes a moment; the files do not change during a test run."""
+    from hoplab import resources
+    from hoplab.engine.image import content_hash
+
+    return content_hash(resources.hosts_dir())
 
 
 def _has_lab(obj: dict, lab: str | None) -> bool:

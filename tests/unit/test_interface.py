@@ -86,3 +86,11 @@ def test_endpoint_locks_serialize_one_network_and_not_others():
     first.join(10)
     blocked.join(10)
     assert entered == ["first", "n3", "second"]
+
+
+def test_the_fast_tier_cannot_reach_docker():
+    from hoplab.engine.client import connect
+    from hoplab.errors import HoplabError
+
+    with pytest.raises(HoplabError, match="cannot reach the Docker Engine"):
+        connect(timeout=2)
