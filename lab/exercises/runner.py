@@ -10,17 +10,25 @@ from typing import TYPE_CHECKING
 from hoplab.checks import ExerciseResult, fail
 from hoplab.errors import HoplabError
 from hoplab.exercises.base import Exercise
+from hoplab.interrupts import Interrupted
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.net import Lab
 
 
 def run_one(lab: Lab, exercise: Exercise, artifacts: Path | None) -> ExerciseResult:
-    """An exercise that raises is a FAIL with the reason, never a crash of the whole run."""
+    """An exercise that raises is a FAIL with the reason, never a crash of the whole run.
+
+    It starts by reaping what earlier runs left in the lab, and a Ctrl-C stops every program it
+    started (Interrupted says which).
+    """
     lab.artifacts = artifacts / exercise.name if artifacts else None
+    lab.reap()
     started = time.monotonic()
     try:
         checks = list(exercise.run(lab))
+    except KeyboardInterrupt:
+        raise Interrupted(lab.stop_all(), f"exercise {exercise.name}") from None
     except HoplabError as err:
         checks = [
             fail(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, Status, fail
 from hoplab.errors import HoplabError, InputError
 from hoplab.grading.sandbox import Fence, Stopped
+from hoplab.interrupts import Interrupted
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.base import Assignment
@@ -101,6 +102,7 @@ def grade(
         on_check(bad)
         checks = _complete(assignment, [bad], "the program does not compile")
         return Grade(assignment.name, str(path), checks, 0.0)
+    lab.reap(files=True)  # whatever an earlier run or participant left: no stray decides a grade
     fence = Fence(lab, source, assignment.program)
     try:
         for c in assignment.grade(lab, fence):
@@ -124,6 +126,8 @@ def grade(
         found.append(c)
         on_check(c)
         reason = "grading stopped early"
+    except KeyboardInterrupt:
+        raise Interrupted(lab.stop_all(), f"grading of {assignment.name}") from None
     finally:
         fence.close()
     return Grade(

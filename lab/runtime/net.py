@@ -14,20 +14,187 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import shlex
+import socket
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
+from hoplab.engine import programs
 from hoplab.engine.labs import Engine, LabState
 from hoplab.errors import HoplabError, Unsupported
+from hoplab.interrupts import sigint_deferred
 from hoplab.runtime import pcap
 
 PROGRAMS = "/opt/hoplab"
 IMPAIR_TAG = "hoplab-impair"
 SCRATCH = "/tmp/hoplab"
+# Every exec hoplab makes in a node carries this variable (host/pid/start/tag of the Lab that made
+# it), and every process it starts inherits it: so what hoplab started is found from the node's
+# /proc alone, even after the CLI crashed before it learnt a pid.
+RUN_ENV = "HOPLAB_RUN"
+NOBODY = 65534  # only submitted participant code runs as nobody in a node
+
+# Runs in the node as root (python3 -c), never marked itself. argv: MODE RUN...
+#   kill RUN... SIGKILL the processes marked with one of RUN, until a few scans in a row find none
+#               (an exec that was in flight when we were interrupted may start its program late)
+#   reap RUN... the same, and every process of nobody: kill(-1) as nobody reaches all of them at
+#               once, whatever they fork, which a loop over pids cannot promise
+#   reap-files RUN...  reap, then delete what nobody left in the world-writable directories, so
+#               nothing a participant wrote survives into the next grading (or fills the disk)
+_SCAN = r"""
+import json, os, signal, sys, time
+mode, runs = sys.argv[1], set(sys.argv[2:])
+mine = {os.getpid(), os.getppid()}
+def scan():
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) in mine:
+            continue
+        try:
+            uid = os.stat("/proc/" + pid).st_uid
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            try:
+                with open("/proc/%s/environ" % pid, "rb") as f:
+                    env = f.read().split(b"\0")
+            except PermissionError:  # nobody's environ is closed to root without SYS_PTRACE
+                env = []
+        except OSError:
+            continue
+        run = next((e[len(b"RUN_ENV="):].decode() for e in env if e.startswith(b"RUN_ENV=")), "")
+        if cmd and (run or uid == NOBODY):
+            yield {"pid": int(pid), "uid": uid, "run": run, "cmd": cmd[:300]}
+def nobody_kill_all():
+    for _ in range(3):
+        child = os.fork()
+        if child == 0:
+            try:
+                os.setgid(NOBODY); os.setuid(NOBODY); os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(child, 0)
+killed, quiet = {}, 0
+for _ in range(40):
+    hit = [p for p in scan() if p["run"] in runs or (mode != "kill" and p["uid"] == NOBODY)]
+    if any(p["uid"] == NOBODY for p in hit):
+        nobody_kill_all()
+    for p in hit:
+        killed.setdefault(p["pid"], p)
+        try:
+            os.kill(p["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    quiet = 0 if hit else quiet + 1
+    if quiet >= 3:
+        break
+    time.sleep(0.05)
+if mode == "reap-files":
+    for top in ("/tmp", "/var/tmp", "/dev/shm"):
+        for here, dirs, files in os.walk(top, topdown=False):
+            for name in files + dirs:
+                path = os.path.join(here, name)
+                try:
+                    if os.lstat(path).st_uid == NOBODY:
+                        os.rmdir(path) if name in dirs else os.unlink(path)
+                except OSError:
+                    pass
+for p in killed.values():
+    print(json.dumps(p))
+""".replace("RUN_ENV", RUN_ENV).replace("NOBODY", str(NOBODY))
+
+
+def _start_time(pid: int) -> str:
+    """A process's start time in clock ticks since boot: with the pid, it names one process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def new_run_id() -> str:
+    """host/pid/start/tag: enough to tell, from the host, whether the run is still alive."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}/{pid}/{_start_time(pid)}/{uuid.uuid4().hex[:8]}"
+
+
+def run_alive(run: str) -> bool:
+    """Is the process that owns this run id still alive? Another host's runs count as gone: a
+    lab belongs to one user, and a run from elsewhere left in it is a stray."""
+    try:
+        host, pid, start, _ = run.split("/")
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    return _start_time(int(pid)) == start and start != "0"
+
+
+@dataclass(frozen=True)
+class Left:
+    """A program hoplab started (or a participant's, run as nobody) still running in a node."""
+
+    node: str
+    pid: int
+    cmd: str
+    run: str  # the run id that started it; '' for a participant program (nobody)
+    user: str
+
+    @property
+    def owner_alive(self) -> bool:
+        return bool(self.run) and run_alive(self.run)
+
+    def describe(self) -> str:
+        return f"{self.node}: {self.cmd} (pid {self.pid}, {self.user})"
+
+
+def _scan(engine: Engine, container: str, node: str, mode: str, runs: list[str]) -> list[Left]:
+    """One exec of _SCAN, deliberately not through Node.run: the scanner must carry no mark."""
+    code, out, err = engine.run(container, ["python3", "-c", _SCAN, mode, *runs])
+    if code != 0:
+        raise HoplabError(f"cannot read the processes of {node}: {err.decode(errors='replace')}")
+    found = []
+    for line in out.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError):
+            p = json.loads(line)
+            user = "nobody" if p["uid"] == NOBODY else ("root" if p["uid"] == 0 else str(p["uid"]))
+            found.append(Left(node, int(p["pid"]), p["cmd"], p["run"], user))
+    return found
+
+
+def _each_node(fn: Any, nodes: list[Any]) -> list[Any]:
+    """fn over nodes in parallel (one exec each costs ~55 ms; seven in a row would add up)."""
+    if not nodes:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+        return list(pool.map(fn, nodes))
+
+
+def _listed(engine: Engine, container: str, node: str) -> list[Left]:
+    """Marked and nobody's processes of one node, from the host side (no exec; pids are the
+    host's). The docker-init and entrypoint processes carry no mark."""
+    found = []
+    for pid, uid, run, cmd in programs.processes(engine.api, container, RUN_ENV):
+        if run or uid == NOBODY:
+            user = "nobody" if uid == NOBODY else ("root" if uid == 0 else str(uid))
+            found.append(Left(node, pid, cmd[:300], run, user))
+    return found
+
+
+def left_running(engine: Engine, state: LabState) -> list[Left]:
+    """Programs hoplab started in the lab's running nodes that still run, and participant code.
+
+    For `hoplab status`: one `top` per running node, in parallel; nothing is changed.
+    """
+    nodes = [n for n in state.nodes if n.state == "running"]
+    found = _each_node(lambda n: _listed(engine, n.container, n.name), nodes)
+    return [left for per_node in found for left in per_node]
 
 
 @dataclass(frozen=True)
@@ -128,10 +295,13 @@ class Proc:
             parts.append(f"kill -USR1 {self.pid} 2>/dev/null; true")
         return self.node.run(["sh", "-c", "; ".join(parts)], timeout=timeout + 5)
 
-    def stop(self, wait: float = 5.0) -> None:
-        """SIGTERM, then wait (bounded, in the node) for it to go, then SIGKILL."""
+    def stop(self, wait: float = 5.0) -> bool:
+        """SIGTERM, then wait (bounded, in the node) for it to go, then SIGKILL.
+
+        Returns whether it was still running (for an honest "what was stopped").
+        """
         if self.stopped:
-            return
+            return False
         self.stopped = True
         # spawn.py starts each program in a session of its own, so -PID reaches its children
         # too (dash's kill wants "-TERM -PID", without "--").
@@ -140,7 +310,8 @@ class Proc:
             f"while kill -0 {self.pid} 2>/dev/null && [ $i -lt {int(wait * 100)} ]; "
             f"do sleep 0.01; i=$((i+1)); done; kill -KILL -{self.pid} 2>/dev/null; true"
         )
-        self.node.run(["sh", "-c", script], timeout=wait + 5)
+        alive = f"kill -0 {self.pid} 2>/dev/null && echo running; "
+        return "running" in self.node.run(["sh", "-c", alive + script], timeout=wait + 5).out
 
 
 class Node:
@@ -152,10 +323,18 @@ class Node:
         return f"Node({self.name})"
 
     def run(self, cmd: list[str] | str, timeout: float = 20) -> Result:
-        """Run and wait, never longer than timeout: coreutils' timeout bounds it in the node."""
+        """Run and wait, never longer than timeout: coreutils' timeout bounds it in the node.
+
+        The exec carries the lab's run mark from its first instant (env, before timeout), so if
+        it never comes back (Ctrl-C, a crash) whatever it started is still found and stopped.
+        """
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        bounded = ["timeout", "-k", "2", str(timeout), *argv]
-        code, out, err = self.lab.engine.run(self.container, bounded)
+        bounded = ["env", f"{RUN_ENV}={self.lab.run_id}", "timeout", "-k", "2", str(timeout), *argv]
+        try:
+            code, out, err = self.lab.engine.run(self.container, bounded)
+        except BaseException:
+            self.lab._unfinished.add(self.name)  # stop_all sweeps this node by mark
+            raise
         return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def py(self, program: str, *args: Any, timeout: float = 20) -> Result:
@@ -164,7 +343,7 @@ class Node:
 
     def start(self, cmd: list[str], ready: str = "", timeout: float = 10) -> Proc:
         """Start cmd in the background; return once its output contains `ready`."""
-        log = f"{SCRATCH}/proc-{next(self.lab._seq)}.log"
+        log = self.lab.scratch("proc", ".log")
         res = self.py("spawn.py", log, ready, timeout, "--", *cmd, timeout=timeout + 5)
         info = res.json()
         if "pid" not in info:
@@ -172,9 +351,7 @@ class Node:
                 f"{self.name}: {shlex.join(cmd)} did not start: {info.get('error')}\n"
                 f"{info.get('log', '')}"
             )
-        proc = Proc(self, int(info["pid"]), log, cmd=tuple(cmd))
-        self.lab._procs.append(proc)
-        return proc
+        return self.lab.register(Proc(self, int(info["pid"]), log, cmd=tuple(cmd)))
 
     def start_py(self, program: str, *args: Any, ready: str = "", timeout: float = 10) -> Proc:
         return self.start(
@@ -267,8 +444,10 @@ class Lab:
         self.state = state
         self.name = state.name
         self.artifacts = artifacts
+        self.run_id = new_run_id()
         self._procs: list[Proc] = []
         self._seq = itertools.count()
+        self._unfinished: set[str] = set()  # nodes with an exec that never came back
         self._nodes = {n.name: Node(self, n.name, n.container, n.role) for n in state.nodes}
 
     @classmethod
@@ -328,11 +507,72 @@ class Lab:
             hops.append((self.node(here), via))
         raise HoplabError(f"routing loop from {src} to {dst_ip}")
 
-    def stop_all(self) -> None:
-        """Stop every background program this Lab started, newest first."""
-        while self._procs:
+    # --- what this Lab started, and what earlier runs left ---------------------------------------
+
+    def scratch(self, kind: str, suffix: str = "") -> str:
+        """A fresh path under the nodes' scratch directory, unique to this Lab (logs, captures)."""
+        return f"{SCRATCH}/{kind}-{self.run_id.rsplit('/', 1)[1]}-{next(self._seq)}{suffix}"
+
+    def register(self, proc: Proc) -> Proc:
+        """Track a background program, so that stop_all stops it."""
+        self._procs.append(proc)
+        return proc
+
+    def forget(self, proc: Proc) -> None:
+        """Stop tracking a program its owner stopped itself."""
+        with contextlib.suppress(ValueError):
+            self._procs.remove(proc)
+
+    @property
+    def procs(self) -> tuple[Proc, ...]:
+        """Background programs started and not yet stopped through stop_all, oldest first."""
+        return tuple(self._procs)
+
+    def stop_all(self) -> list[str]:
+        """Stop every program this Lab started, newest first; return what was still running.
+
+        Tracked programs stop through their process group. Nodes where an exec never came back
+        (Ctrl-C, an error) are swept for this run's mark as well: that catches a program whose
+        pid we never learnt. A second Ctrl-C cannot cut this short.
+        """
+        stopped: list[str] = []
+        with sigint_deferred():
+            while self._procs:
+                proc = self._procs.pop()
+                with contextlib.suppress(HoplabError):
+                    if proc.stop():
+                        stopped.append(f"{proc.node.name}: {shlex.join(proc.cmd)}")
+            unfinished = [self.node(n) for n in sorted(self._unfinished)]
+            self._unfinished.clear()
+
+            def sweep(node: Node) -> list[Left]:
+                return _scan(self.engine, node.container, node.name, "kill", [self.run_id])
+
             with contextlib.suppress(HoplabError):
-                self._procs.pop().stop()
+                swept = _each_node(sweep, unfinished)
+                stopped += [left.describe() for per_node in swept for left in per_node]
+        return stopped
+
+    def reap(self, files: bool = False) -> list[Left]:
+        """Kill what earlier runs left in this lab's nodes, whoever left them; return it.
+
+        Strays are programs marked by a run whose process is gone (a crashed or interrupted
+        CLI, a killed test run), and every participant program (nobody). Runs that are still
+        alive, this one included, keep theirs. Exercises and gradings call this first, so a
+        server left on a port never decides the next result. With `files` (gradings), what
+        nobody wrote in /tmp, /var/tmp and /dev/shm goes too, in every node.
+        """
+        listed = _each_node(lambda n: _listed(self.engine, n.container, n.name), self.nodes)
+        todo: list[tuple[Node, list[str]]] = []
+        for node, found in zip(self.nodes, listed, strict=True):
+            dead = sorted({f.run for f in found if f.run and not run_alive(f.run)})
+            if files or dead or any(f.user == "nobody" for f in found):
+                todo.append((node, dead))
+        mode = "reap-files" if files else "reap"
+        reaped = _each_node(
+            lambda t: _scan(self.engine, t[0].container, t[0].name, mode, t[1]), todo
+        )
+        return [left for per_node in reaped for left in per_node]
 
     @contextlib.contextmanager
     def impair(
@@ -424,7 +664,7 @@ class Lab:
         n = self.node(node)
         iface = n.iface(network)
         cap = Capture(n, network)
-        remote = f"{SCRATCH}/cap-{next(self._seq)}.pcap"
+        remote = self.scratch("cap", ".pcap")
         cmd = [
             "tcpdump",
             "-i",
@@ -432,6 +672,8 @@ class Lab:
             "-n",
             "-U",
             "--immediate-mode",
+            "-Z",  # stay root: a tcpdump that drops to its own user hides its run mark from root
+            "root",
             "-s",
             "256",
             "-w",
@@ -440,10 +682,17 @@ class Lab:
         proc = n.start([*cmd, *shlex.split(bpf)], ready="listening on")
         try:
             yield cap
-        finally:
+        except BaseException:
+            # Stop tcpdump, and let the error (a Ctrl-C above all) go on untouched: fetching
+            # the file now could fail and replace it.
+            with contextlib.suppress(HoplabError), sigint_deferred():
+                proc.stop()
+                self.forget(proc)
+                n.run(["rm", "-f", remote])
+            raise
+        else:
             proc.stop()
-            with contextlib.suppress(ValueError):
-                self._procs.remove(proc)
+            self.forget(proc)
             data = n.fetch(remote)
             n.run(["rm", "-f", remote])
             cap.frames = pcap.parse(data)

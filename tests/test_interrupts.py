@@ -1,0 +1,212 @@
+"""Nothing hoplab started keeps running after any end: a Ctrl-C at a chosen moment, a crashed CLI,
+or a run that simply left something. Every program carries its run's mark from the exec on, so
+it is found in the node's processes even when its pid was never learnt.
+
+The interrupts land at moments defined by events (a given program shows in a node's process
+list), not by timers, so each test does the same thing on every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from hoplab.interrupts import Interrupted
+from hoplab.model import labels as L
+from hoplab.runtime.net import Lab, left_running
+
+from tests.conftest import ROOT, bring_up, unique_lab_name
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def own(engine) -> Iterator[Lab]:
+    """A default lab for this module alone: interrupts must not disturb other tests' labs."""
+    name = unique_lab_name("h12i")
+    try:
+        yield bring_up(engine, name)
+    finally:
+        engine.down(name)
+        assert not engine.api.containers(all=True, filters=L.lab_filter(name))
+
+
+def left(engine, lab: Lab) -> list[str]:
+    return [x.describe() for x in left_running(engine, lab.state)]
+
+
+def when_running(engine, lab: Lab, needle: str, then: Callable[[], None]) -> threading.Thread:
+    """Call then() as soon as a program whose command line holds needle runs in the lab."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(needle in x.cmd for x in left_running(engine, lab.state)):
+                then()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_program_whose_pid_was_never_learnt_is_stopped_after_ctrl_c(engine, own):
+    """Ctrl-C lands while Node.start still waits for the program to say it is ready, so the
+    orchestrator never got its pid: stop_all still finds it by the run's mark and kills it."""
+    srv = own.node("srv")
+    main = threading.main_thread().ident
+    assert main is not None
+    # A real SIGINT, aimed at the main thread so it cuts the exec's blocking read as Ctrl-C does.
+    watcher = when_running(
+        engine, own, "sleep 31", lambda: signal.pthread_kill(main, signal.SIGINT)
+    )
+    with pytest.raises(KeyboardInterrupt):
+        srv.start(["sh", "-c", "sleep 31"], ready="never printed", timeout=20)
+    watcher.join(5)
+    assert own.procs == ()  # it never got as far as registering
+    stopped = own.stop_all()
+    assert any("sleep 31" in s for s in stopped), stopped
+    assert left(engine, own) == []
+
+
+def test_strays_of_a_dead_run_are_reaped_and_live_runs_keep_theirs(engine, own):
+    """A run whose process is gone (a crashed CLI) left a server, a background child of a
+    foreground command and a participant program; the next run reaps all three, and a program
+    of a run that is still alive (this test's own Lab) is left alone."""
+    crashed = Lab.attach(engine, own.name)
+    crashed.run_id = "gone-host/1/1/crashed"  # what a CLI on another machine, or a dead one, left
+    crashed.node("srv").start(["sleep", "301"])
+    crashed.node("alice").run("sleep 302 >/dev/null 2>&1 &", timeout=5)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    crashed.node("srv").run([*nobody, "sh", "-c", "sleep 303 >/dev/null 2>&1 & touch /tmp/x"])
+    mine = own.node("carol").start(["sleep", "304"])
+    try:
+        before = left(engine, own)
+        assert len([x for x in before if "sleep 30" in x]) == 4, before
+        reaped = [x.describe() for x in own.reap(files=True)]
+        assert {r.split(" (")[0] for r in reaped} == {
+            "srv: sleep 301",
+            "alice: sleep 302",
+            "srv: sleep 303",
+        }, reaped
+        assert [x for x in left(engine, own) if "sleep" in x] == [
+            next(x for x in before if "sleep 304" in x)
+        ]
+        assert not own.node("srv").run(["test", "-e", "/tmp/x"]).ok  # nobody's files went too
+    finally:
+        mine.stop()
+    assert left(engine, own) == []
+
+
+def test_a_respawning_participant_daemon_is_reaped_whatever_it_forks(engine, own):
+    """A nobody program that forks a new copy of itself every few ms, so a process list often
+    misses it: kill(-1) as nobody takes the whole family at once. Proof that it is gone: the
+    log it appends to on every respawn stops growing."""
+    bob = own.node("bob")
+    spawner = (
+        "import os, time\n"
+        "os.setsid()\n"
+        "while True:\n"
+        "    if os.fork():\n"
+        "        os._exit(0)\n"
+        "    with open('/tmp/h12-respawn.log', 'a') as f:\n"
+        "        f.write('.')\n"
+        "    time.sleep(0.005)\n"
+    )
+    bob.copy_in(spawner.encode(), "/tmp/h12-respawn.py", mode=0o644)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    bob.run([*nobody, "sh", "-c", "python3 /tmp/h12-respawn.py >/dev/null 2>&1 &"])
+
+    def size() -> int:
+        return int(bob.run(["stat", "-c", "%s", "/tmp/h12-respawn.log"]).out.strip() or 0)
+
+    grown = [size()]
+    while len(grown) < 3 or grown[-1] == grown[-3]:  # it really runs and respawns
+        time.sleep(0.1)
+        grown.append(size())
+        assert len(grown) < 100, "the respawner never started"
+    reaped = own.reap(files=True)
+    assert any("h12-respawn" in x.cmd for x in reaped), reaped
+    gone = bob.run("[ ! -e /tmp/h12-respawn.log ] && sleep 0.5 && [ ! -e /tmp/h12-respawn.log ]")
+    assert gone.ok, "the respawner survived the reap (its log came back)"
+    assert left(engine, own) == []
+    bob.run(["rm", "-f", "/tmp/h12-respawn.py"])
+
+
+def hoplab(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hoplab", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+# (exercise, a program it starts in a node): the moments the issue saw strays at.
+MOMENTS = [
+    ("one-port-many-clients", "tcp_server.py many"),
+    ("bind-scope", "sock_scope.py serve"),
+    ("stream-vs-datagram", "sock_stream.py"),
+    ("half-close", "tcpdump"),
+]
+
+
+@pytest.mark.parametrize(("exercise", "program"), MOMENTS)
+def test_ctrl_c_while_an_exercise_program_runs_stops_it_and_says_so(
+    engine, own, tmp_path, exercise, program
+):
+    args = ("run", "--name", own.name, "--artifacts", str(tmp_path), exercise)
+    proc = hoplab(*args)
+    watcher = when_running(engine, own, program, lambda: proc.send_signal(signal.SIGINT))
+    out, err = proc.communicate(timeout=120)
+    watcher.join(5)
+    assert proc.returncode == 130 and "Traceback" not in err, out + err
+    assert "nothing half-made" not in err and f"stopped exercise {exercise}" in err, err
+    # It names what it stopped; the exercise may have stopped that program itself in the ms
+    # between the watcher's look and the signal, and then it says that instead.
+    assert "program(s) it left running: srv" in err or "no program of it was" in err, err
+    assert left(engine, own) == [], err  # nothing left, without waiting for the next run
+    code, out, err = proc_result(hoplab(*args))
+    assert code == 0, out + err
+
+
+def proc_result(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+def test_a_crashed_cli_leaves_strays_that_status_shows_and_the_next_run_reaps(
+    engine, own, tmp_path
+):
+    """SIGKILL, not Ctrl-C: the CLI cannot clean up. `status` names what it left, and the next
+    run of the same exercise starts by reaping it and passes (no EADDRINUSE)."""
+    args = ("run", "--name", own.name, "--artifacts", str(tmp_path), "one-port-many-clients")
+    proc = hoplab(*args)
+    watcher = when_running(engine, own, "tcp_server.py many", proc.kill)
+    proc.communicate(timeout=120)
+    watcher.join(5)
+    assert proc.returncode == -signal.SIGKILL
+    assert any("tcp_server.py many" in x for x in left(engine, own))
+    code, out, err = proc_result(hoplab("status", "--name", own.name))
+    assert code == 0 and "tcp_server.py many" in err and "left behind" in err, out + err
+    code, out, err = proc_result(hoplab(*args))
+    assert code == 0, out + err
+    assert left(engine, own) == []
+
+
+def test_interrupted_names_what_it_stopped():
+    assert "no program of it was still running" in Interrupted([], "exercise x").summary()
+    text = Interrupted([f"srv: p{i}" for i in range(10)], "exercise x").summary()
+    assert "10 program(s)" in text and "srv: p7" in text and "2 more" in text
+    with contextlib.suppress(KeyboardInterrupt):
+        raise Interrupted([])  # still a KeyboardInterrupt for every existing handler
+    assert os.environ.get("HOPLAB_RUN") is None  # the mark lives in nodes, never in our process
