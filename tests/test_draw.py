@@ -359,3 +359,29 @@ def test_a_packet_fragmented_by_a_router_is_not_a_drop_and_keeps_its_number():
     assert [(h.segment, h.fragment) for h in lad.packet(1)] == [("core", False), ("lan2", True)]
     assert lad.packet(2)[0].what.startswith("fragment offset 1008")
     assert lad.packet(1)[0].length == 14 + 20 + 8 + 1400  # the wire length, not the snapshot
+
+
+def test_too_big_with_df_set_is_dropped_by_the_router_that_answered_frag_needed():
+    big = echo(500, 4, 63)
+    big.df, big.data.data.data = 1, b"z" * 1400
+    quoted = echo(500, 4, 63)
+    err = dpkt.icmp.ICMP(type=3, code=4, data=dpkt.icmp.ICMP.Unreach(mtu=1280, data=quoted))
+    back = dpkt.ip.IP(
+        src=socket.inet_aton(str(PLAN.address("r2", "core"))),
+        dst=socket.inet_aton(IP["alice@lan1"]),
+        ttl=64,
+        id=6,
+        p=dpkt.ip.IP_PROTO_ICMP,
+        data=err,
+    )
+    core = pcap(
+        [
+            (1.0, frame(("r1", "core"), ("r2", "core"), big)),
+            (1.001, frame(("r2", "core"), ("r1", "core"), back)),
+        ]
+    )
+    lan2 = pcap([(1.5, frame(("r2", "lan2"), ("srv", "lan2"), echo(501, 5, 62)))])
+    lad = ladder.build([("core.pcap", core), ("lan2.pcap", lan2)], WHERE)
+    assert [(d.packet, d.at) for d in lad.drops] == [(1, "r2")]
+    assert "frag-needed" in lad.drops[0].reason
+    assert "DF" in ladder.label(lad.packet(1)[0])[0]

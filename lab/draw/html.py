@@ -137,7 +137,7 @@ td,th{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;vertical-align
 th{background:#f6f8fa}.lesson{white-space:pre-wrap;background:#f6f8fa;padding:.6em;
 font-size:.85em;border-radius:.4em}
 .pic{overflow-x:auto;margin:.5em 0}.pic svg{max-width:100%;height:auto}
-.topo svg{max-height:560px;width:auto}
+.topo svg{max-height:760px;width:auto}
 .note{color:#57606a;font-style:italic}code{font-size:.9em}
 summary{cursor:pointer;color:#0969da}
 """

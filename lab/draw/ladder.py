@@ -112,6 +112,7 @@ class Hop:
     key: tuple
     flow: tuple  # what a TCP retransmission repeats: endpoints, seq, flags, payload length
     fragment: bool = False
+    dont_fragment: bool = False
     packet: int = 0  # which packet (numbered 1.. in order of first sight)
     retransmission: bool = False
 
@@ -274,6 +275,7 @@ def build(captures: Iterable[tuple[str, bytes]], where: Directory) -> Ladder:
                 key=key,
                 flow=flow,
                 fragment=bool(ip.mf or ip.offset),
+                dont_fragment=bool(ip.df),
             )
         )
     numbered = _match(hops)
@@ -327,7 +329,9 @@ def _drops(hops: list[Hop], windows: dict[str, list[float]], where: Directory) -
         last[hop.packet] = hop
     # ICMP error keys are (proto, id, offset, type, code, quoted IP ID).
     answered = {
-        h.key[5] for h in hops if h.proto == "icmp" and len(h.key) == 6 and h.key[3] in (3, 11)
+        (h.key[5], h.sender): h.what
+        for h in hops
+        if h.proto == "icmp" and len(h.key) == 6 and h.key[3] in (3, 11)
     }
     cut = {(h.key[0], h.key[1], h.segment) for h in hops if h.fragment}
     drops = []
@@ -343,8 +347,8 @@ def _drops(hops: list[Hop], windows: dict[str, list[float]], where: Directory) -
             continue  # forwarded as fragments: not lost
         if hop.ttl <= 1:
             reason = f"TTL {hop.ttl}: {at} may not forward it (time exceeded)"
-        elif hop.key[1] in answered:
-            reason = f"{at} answered with an ICMP error"
+        elif (hop.key[1], at) in answered:
+            reason = f"{at} did not forward it; it answered {answered[(hop.key[1], at)]}"
         else:
             reason = f"lost at {at}: never seen on {out}"
         drops.append(Drop(n, at, hop.time, out, reason))
@@ -387,7 +391,8 @@ def label(hop: Hop) -> tuple[str, str]:
     marks = [
         m for m, on in (("FRAGMENT", hop.fragment), ("RETRANSMISSION", hop.retransmission)) if on
     ]
-    head = f"#{hop.packet} {hop.what} · TTL {hop.ttl} · {hop.length} B"
+    df = " · DF" if hop.dont_fragment else ""
+    head = f"#{hop.packet} {hop.what} · TTL {hop.ttl}{df} · {hop.length} B"
     if marks:
         head = f"{' '.join(marks)} {head}"
     return head, f"{hop.src_mac} → {hop.dst_mac} · {hop.src_ip} → {hop.dst_ip} · on {hop.segment}"
@@ -409,7 +414,7 @@ def svg(ladder: Ladder, title: str = "") -> str:
             rows.append(("drop", drop))
     lanes = {name: i for i, name in enumerate(ladder.lanes)}
     width = max(7.0, 2.9 * max(len(lanes) - 1, 1) + 1.5)
-    height = 1.2 + 0.55 * len(rows) + (0.3 if len(ladder.hops) > MAX_ROWS else 0)
+    height = 1.5 + 0.55 * len(rows) + (0.3 if len(ladder.hops) > MAX_ROWS else 0)
     with rc_context(
         {"svg.fonttype": "none", "svg.hashsalt": "hoplab", "font.family": "sans-serif"}
     ):
@@ -417,7 +422,7 @@ def svg(ladder: Ladder, title: str = "") -> str:
         FigureCanvasSVG(fig)
         ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
         ax.set_xlim(-0.6, max(len(lanes) - 1, 1) + 0.6)
-        ax.set_ylim(-len(rows) - 0.6, 1.1)
+        ax.set_ylim(-len(rows) - 0.6, 1.45)
         ax.axis("off")
         for name, x in lanes.items():
             ax.plot([x, x], [-len(rows) - 0.3, 0.45], color="#999999", lw=1, zorder=1)
@@ -478,7 +483,7 @@ def svg(ladder: Ladder, title: str = "") -> str:
                 style="italic",
             )
         if title:
-            ax.text(-0.5, 1.0, title, fontsize=11, weight="bold", va="center")
+            ax.text(-0.5, 1.25, title, fontsize=11, weight="bold", va="center")
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
