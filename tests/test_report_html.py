@@ -9,15 +9,15 @@ file alone.
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from hoplab import exercises
-from hoplab.draw.html import interfaces, write_report
-from hoplab.exercises import runner
+from hoplab.cli.commands import main
+from hoplab.draw.html import interfaces
 from PIL import Image
 
 CHOSEN = ["mac-per-hop", "half-close"]
@@ -59,19 +59,24 @@ def screenshot(page: Path, png: Path, profile: Path, size: str = "1280,2600") ->
 
 
 @pytest.mark.docker
-def test_report_html_from_a_real_run_renders_in_chromium(lab, tmp_path):
+def test_report_html_from_a_real_run_renders_in_chromium(lab, tmp_path, capsys):
     artifacts = tmp_path / "artifacts"
-    chosen = exercises.select(CHOSEN)
-    results = runner.run_all(lab, chosen, artifacts)
-    page = write_report(lab, chosen, results, artifacts)
-    assert page == artifacts / "report.html"
+    artifacts.mkdir()
+    # The command a learner runs: `hoplab run` ends with the report's path.
+    results = artifacts / "results.json"
+    argv = ["run", "--name", lab.name, *CHOSEN, "--artifacts", str(artifacts), "--json"]
+    code = main([*argv, str(results)])
+    assert code == 0
+    page = artifacts / "report.html"
+    assert f"report: {page}" in " ".join(capsys.readouterr().err.split())
     text = page.read_text()
+    exercises = json.loads(results.read_text())["exercises"]
 
     # Every exercise with its checks, and links to its pcaps that resolve from the page.
-    for r in results:
-        assert f'id="{r.name}"' in text
-        for c in r.checks:
-            assert html.escape(c.name) in text and html.escape(c.expected) in text
+    for ex in exercises:
+        assert f'id="{ex["name"]}"' in text
+        for c in ex["checks"]:
+            assert html.escape(c["name"]) in text and html.escape(c["expected"]) in text
     links = re.findall(r'href="([^"#][^"]*)"', text)
     assert links and all(link.endswith(".pcap") for link in links)
     assert all((artifacts / link).is_file() for link in links)
@@ -85,6 +90,9 @@ def test_report_html_from_a_real_run_renders_in_chromium(lab, tmp_path):
     assert lab.address("alice") in text and lab.address("srv") in text
     assert "[SA]" in text or "[AS]" in text  # half-close's handshake, as flags
     assert text.count("<svg") >= 3  # topology + two ladders
+    # The topology of the running lab: interface names and lan3's MTU read from the nodes.
+    assert f"{seen['srv']['lan3'].name} {lab.address('srv', 'lan3')}" in text
+    assert "MTU 1280" in text
 
     # Self-contained: no script, no external reference of any kind.
     assert "<script" not in text and "@import" not in text and "@font-face" not in text
@@ -98,3 +106,26 @@ def test_report_html_from_a_real_run_renders_in_chromium(lab, tmp_path):
         colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
         # A real page: many colours (text, badges, pictures), not a blank or error screen.
         assert colours is not None and len(colours) > 200
+
+
+@pytest.mark.docker
+def test_graph_of_a_running_lab_names_interfaces_addresses_and_mtu(lab, tmp_path):
+    out = tmp_path / "lab.svg"
+    assert main(["graph", "--name", lab.name, "-o", str(out)]) == 0
+    text = out.read_text()
+    seen = interfaces(lab)
+    for node in lab.state.nodes:
+        assert f">{node.name}<" in text
+        for net, addr in node.addresses.items():
+            assert f"{seen[node.name][net].name} {addr}" in text
+    for net, subnet in lab.state.networks.items():
+        assert net in text and subnet in text
+    assert "MTU 1280" in text and "MTU 1500" not in text
+    assert "<script" not in text
+
+
+@pytest.mark.docker
+def test_graph_of_a_lab_that_is_not_up_is_a_clear_error(engine, capsys):
+    assert main(["graph", "--name", "t-not-up-anywhere"]) == 1
+    err = capsys.readouterr().err
+    assert "is not up" in err and "-f" in err

@@ -72,7 +72,7 @@ def _running(name: str) -> Any:
     if not engine.state(name).exists:
         raise HoplabError(f"lab {name!r} is not up", hint="draw its file with -f, or `hoplab up`")
     lab = Lab.attach(engine, name)
-    ifaces = {
-        node: {net: i.name for net, i in nets.items()} for node, nets in interfaces(lab).items()
-    }
-    return graph.from_state(lab.state, ifaces)
+    seen = interfaces(lab)
+    ifaces = {node: {net: i.name for net, i in nets.items()} for node, nets in seen.items()}
+    mtus = {net: i.mtu for nets in seen.values() for net, i in nets.items()}
+    return graph.from_state(lab.state, ifaces, mtus)
