@@ -11,6 +11,8 @@ inside a round and then summarised (median and spread over rounds). Contenders:
 - mininet: the namespace-only lower bound, when Mininet is installed (skipped, with a message).
 
 Also: a generated 100-node topology (up, down, idle memory per node) and the warm `make lab`.
+First of all, before anything else runs: how long the commands people type most take, as whole
+processes (`hoplab --help`, `hoplab ls`, `hoplab status`; median of --cmd-runs).
 """
 
 from __future__ import annotations
@@ -18,22 +20,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import docker
-from hoplab import lifecycle, resources
-from hoplab.engine.client import connect
+import hoplab
+from hoplab import resources
 from hoplab.engine.image import ensure_image
 from hoplab.engine.labs import Engine
-from hoplab.model.load import load, parse
 from hoplab.model.plan import Plan, build_plan
 from rich.console import Console
 from rich.table import Table
@@ -51,14 +50,15 @@ def quiet(*_a: object) -> None:
 
 
 def hoplab_round(engine: Engine, path: Path, name: str) -> tuple[float, float, dict]:
-    topo = load(path)
+    """Through the public API, as a user scripts it: up (attached, ready to use), then down."""
+    topo = hoplab.topology(path)
     t0 = time.perf_counter()
-    result = lifecycle.up(engine, topo, name, quiet, quiet)
+    lab = hoplab.up(topo, name, engine=engine)
     t1 = time.perf_counter()
-    engine.down(name)
+    lab.down()
     t2 = time.perf_counter()
-    assert result.report.action == "created", result.report.action
-    return t1 - t0, t2 - t1, result.report.timings
+    assert lab.report.action == "created", lab.report.action
+    return t1 - t0, t2 - t1, lab.report.timings
 
 
 def compose_round(project: str) -> tuple[float, float]:
@@ -74,7 +74,7 @@ def compose_round(project: str) -> tuple[float, float]:
 
 def floor_round(client: docker.DockerClient, image: str) -> tuple[float, float]:
     """The same containers and networks, one call after another, as a plain script would."""
-    plan = build_plan(load(COMPOSE), "floor")
+    plan = build_plan(hoplab.topology(COMPOSE), "floor")
     api = client.api
     nets: dict[str, str] = {}
     ids: list[str] = []
@@ -138,19 +138,22 @@ def mininet_round() -> tuple[float, float]:
 # --- the 100-node topology ------------------------------------------------------------------
 
 
-def generated_topology(routers: int = 10, hosts_per_lan: int = 9) -> str:
-    """A chain of routers, each with a LAN of hosts: routers * (1 + hosts_per_lan) nodes."""
-    lines = ["x-hoplab: {name: bench100}", "services:"]
-    nets = ["networks:"]
+def generated_topology(routers: int = 10, hosts_per_lan: int = 9) -> dict:
+    """A chain of routers, each with a LAN of hosts: routers * (1 + hosts_per_lan) nodes.
+
+    Built in code as a Compose-shaped dict; hoplab.up validates it with the file loader's rules.
+    """
+    services: dict[str, dict] = {}
+    networks: dict[str, dict] = {}
     for r in range(routers):
         links = [f"lan{r}"] + [f"core{c}" for c in (r - 1, r) if 0 <= c < routers - 1]
-        lines.append(f"  r{r}: {{x-hoplab: {{role: router}}, networks: [{', '.join(links)}]}}")
-        nets.append(f"  lan{r}: {{ipam: {{config: [{{subnet: 10.150.{r}.0/24}}]}}}}")
+        services[f"r{r}"] = {"x-hoplab": {"role": "router"}, "networks": links}
+        networks[f"lan{r}"] = {"ipam": {"config": [{"subnet": f"10.150.{r}.0/24"}]}}
         if r < routers - 1:
-            nets.append(f"  core{r}: {{ipam: {{config: [{{subnet: 10.151.{r}.0/29}}]}}}}")
+            networks[f"core{r}"] = {"ipam": {"config": [{"subnet": f"10.151.{r}.0/29"}]}}
         for h in range(hosts_per_lan):
-            lines.append(f"  h{r}x{h}: {{networks: [lan{r}]}}")
-    return "\n".join(lines + nets) + "\n"
+            services[f"h{r}x{h}"] = {"networks": [f"lan{r}"]}
+    return {"x-hoplab": {"name": "bench100"}, "services": services, "networks": networks}
 
 
 def memory_per_node(engine: Engine, lab: str) -> float:
@@ -159,21 +162,46 @@ def memory_per_node(engine: Engine, lab: str) -> float:
 
 
 def big_round(engine: Engine) -> tuple[float, float, float, int]:
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(generated_topology())
+    topo = hoplab.topology(generated_topology())
     try:
-        topo = parse(Path(f.name).read_text(), f.name)
         t0 = time.perf_counter()
-        lifecycle.up(engine, topo, "bench100", quiet, quiet)
+        lab = hoplab.up(topo, "bench100", engine=engine)
         t1 = time.perf_counter()
         mem = memory_per_node(engine, "bench100")
         t2 = time.perf_counter()
-        engine.down("bench100")
+        lab.down()
         t3 = time.perf_counter()
     finally:
-        os.unlink(f.name)
-        engine.down("bench100")
+        hoplab.down("bench100", engine=engine)
     return t1 - t0, t3 - t2, mem, len(topo.nodes)
+
+
+# --- command start-up -------------------------------------------------------------------------
+
+COMMANDS = (["--help"], ["ls"], ["status"])
+
+
+def command_times(runs: int, engine: Engine) -> dict[str, dict]:
+    """Wall clock of whole `hoplab` processes (interpreter start, imports, engine calls, output).
+
+    `status` is measured twice: for a lab that is not up (the common "is it up?" question) and for
+    a running default lab, whose table and in-node process scan cost engine calls too.
+    """
+    exe = Path(sys.executable).parent / "hoplab"
+
+    def once(argv: list[str]) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([exe, *argv], cwd=ROOT, capture_output=True, check=False)
+        return time.perf_counter() - t0
+
+    figures = {f"hoplab {' '.join(a)}": summary([once(a) for _ in range(runs)]) for a in COMMANDS}
+    lab = hoplab.up(COMPOSE, "benchcmd", engine=engine)
+    try:
+        argv = ["status", "--name", "benchcmd"]
+        figures["hoplab status (lab up)"] = summary([once(argv) for _ in range(runs)])
+    finally:
+        lab.down()
+    return figures
 
 
 # --- reporting --------------------------------------------------------------------------------
@@ -199,11 +227,19 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
     ap.add_argument("--skip-big", action="store_true", help="skip the 100-node topology")
     ap.add_argument("--skip-make", action="store_true", help="skip the warm `make lab`")
+    ap.add_argument("--cmd-runs", type=int, default=11, help="runs per command-time figure")
+    ap.add_argument(
+        "--commands-only", action="store_true", help="only the command start-up figures"
+    )
     args = ap.parse_args()
 
-    client = connect()
-    engine = Engine(client)
+    engine = hoplab.from_env()
+    client = engine.client
     image = ensure_image(client, resources.hosts_dir(), quiet)
+    # First, before anything else loads the machine: the commands people type most.
+    commands = timed("command times", lambda: command_times(args.cmd_runs, engine))
+    if args.commands_only:
+        return report({"commands": commands}, args.runs, args.out)
     if engine.labs():
         console.print("[yellow]note: other hoplab labs are running; figures will be noisier[/]")
 
@@ -244,7 +280,8 @@ def main() -> int:
         }.items():
             rows.setdefault(key, []).append(value)
 
-    results: dict[str, object] = {k: summary(v) for k, v in rows.items()}
+    results: dict[str, object] = {"commands": commands}
+    results |= {k: summary(v) for k, v in rows.items()}
     results["hoplab up profile (median over rounds)"] = {
         k: round(statistics.median(p[k] for p in profile), 3) for k in profile[0]
     }
@@ -267,7 +304,12 @@ def main() -> int:
             runs.append(time.perf_counter() - t0)
         results["warm make lab"] = summary(runs)
 
-    table = Table(title=f"hoplab bench ({args.runs} rounds; seconds unless a ratio)")
+    return report(results, args.runs, args.out)
+
+
+def report(results: dict[str, object], runs: int, out: Path) -> int:
+    """The table on the terminal, and the same figures as JSON."""
+    table = Table(title=f"hoplab bench ({runs} rounds; seconds unless a ratio)")
     for col in ("measure", "median", "min", "max"):
         table.add_column(col)
     for key, value in results.items():
@@ -277,13 +319,18 @@ def main() -> int:
             )
         elif isinstance(value, dict):
             for k, v in value.items():
-                table.add_row(f"  {k}", f"{v:.3f}", "", "")
+                if isinstance(v, dict):  # command times: median, min, max of each
+                    table.add_row(
+                        f"  {k}", f"{v['median']:.3f}", f"{v['min']:.3f}", f"{v['max']:.3f}"
+                    )
+                else:
+                    table.add_row(f"  {k}", f"{v:.3f}", "", "")
         else:
             table.add_row(key, str(value), "", "")
     console.print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    console.print(f"written to {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    console.print(f"written to {out}")
     return 0
 
 

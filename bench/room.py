@@ -23,14 +23,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import hoplab
 from hoplab import exercises
 from hoplab.checks import Status
-from hoplab.engine.client import connect
 from hoplab.engine.labs import Engine
 from hoplab.exercises import runner
 from hoplab.model import labels as L
-from hoplab.model.load import load
-from hoplab.runtime.net import Lab
 from hoplab.workshop import room as workshop
 from rich.console import Console
 from rich.table import Table
@@ -50,7 +48,7 @@ def leftovers(engine: Engine, labs: list[str]) -> int:
 
 
 def check_lab(engine: Engine, lab: str, artifacts: Path) -> dict:
-    running = Lab.attach(engine, lab)
+    running = hoplab.attach(lab, engine=engine)
     results = [runner.run_one(running, ex, artifacts / lab) for ex in exercises.select(CHECKS)]
     return {
         "lab": lab,
@@ -75,8 +73,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results" / "room.json")
     args = ap.parse_args()
 
-    engine = Engine(connect())
-    topo = load(ROOT / "compose.yaml")
+    engine = hoplab.from_env()
+    topo = hoplab.topology(ROOT / "compose.yaml")
     name = workshop.check_room_name(args.workshop)
     room = workshop.Room(name, workshop.numbered_seats(args.participants, f"{name}-"))
     labs = [s.lab for s in room.seats]
