@@ -6,6 +6,8 @@ A room must never be left with half a lab: every lab is either whole and running
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from ipaddress import IPv4Network
 
 import pytest
@@ -17,6 +19,14 @@ from hoplab.workshop import room as R
 from tests.unit.fake_engine import FakeEngine, Faults
 
 POOL = IPv4Network("10.200.0.0/16")
+
+
+def wait_until(done: Callable[[], bool]) -> None:
+    """For ordering threads in a test: the outcome never depends on how long this takes."""
+    deadline = time.monotonic() + 10
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.002)
 
 
 def whole_or_absent(fake: FakeEngine, labs: list[str]) -> dict[str, bool]:
@@ -65,16 +75,30 @@ def test_up_again_keeps_the_labs_it_has(tiny):
 
 
 def test_a_failing_seat_stops_the_room_and_leaves_no_half_lab(tiny):
-    fake = FakeEngine(workers=1, faults=Faults(fail_containers={"f03-r1"}))
+    stop, f04_in_flight = threading.Event(), threading.Event()
+
+    def hold_later_seats(name: str) -> None:
+        # The failing seat waits for the earlier ones to be up, the later ones for the failure:
+        # then the outcome of every seat is exact, however the threads are scheduled.
+        if name == "f03-r1":
+            wait_until(lambda: fake.state("f01").running and fake.state("f02").running)
+            assert f04_in_flight.wait(10)
+        elif name[:3] > "f03":
+            if name.startswith("f04-"):
+                f04_in_flight.set()
+            assert stop.wait(10)
+
+    fake = FakeEngine(
+        workers=1, faults=Faults(fail_containers={"f03-r1"}, on_create=hold_later_seats)
+    )
     room = R.Room("ws3", R.numbered_seats(8, "f"))
-    report = R.up(fake, tiny, room, parallel=2, pool=POOL)
+    report = R.up(fake, tiny, room, parallel=2, stop=stop, pool=POOL)
     assert report.error is not None and report.error.seat.lab == "f03"
     assert "injected create failure" in report.error.error
-    assert {o.action for o in report.outcomes} <= {"created", "failed", "rolled back", "skipped"}
+    actions = [o.action for o in report.outcomes]
+    assert actions == ["created", "created", "failed", "rolled back"] + ["skipped"] * 4
     present = whole_or_absent(fake, [s.lab for s in room.seats])
-    assert present["f03"] is False
-    assert sorted(n for n, up in present.items() if up) == report.up
-    assert "f08" not in report.up  # the room stopped before reaching the last seats
+    assert sorted(n for n, up in present.items() if up) == report.up == ["f01", "f02"]
 
 
 def test_a_stopped_room_skips_every_seat(tiny):
@@ -89,20 +113,27 @@ def test_a_stopped_room_skips_every_seat(tiny):
 def test_stop_mid_room_rolls_back_labs_in_flight(tiny):
     """Setting stop (the CLI does on Ctrl-C) while labs are being created: each lab in flight
     rolls back (Cancelled), the rest are skipped, the whole ones stay whole."""
-    stop = threading.Event()
+    stop, c04_in_flight = threading.Event(), threading.Event()
 
     def at_create(name: str) -> None:
+        # c01 and c02 are up and c04 is in flight when c03 stops the room.
         if name.startswith("c03-"):
+            wait_until(lambda: fake.state("c01").running and fake.state("c02").running)
+            assert c04_in_flight.wait(10)
             stop.set()
+        elif name[:3] > "c03":
+            if name.startswith("c04-"):
+                c04_in_flight.set()
+            assert stop.wait(10)
 
     fake = FakeEngine(workers=1, faults=Faults(on_create=at_create))
     room = R.Room("ws5", R.numbered_seats(6, "c"))
     report = R.up(fake, tiny, room, parallel=2, stop=stop, pool=POOL)
-    actions = {o.seat.lab: o.action for o in report.outcomes}
-    assert actions["c03"] in ("rolled back", "created")
-    assert "skipped" in actions.values() and report.error is None
-    present = whole_or_absent(fake, list(actions))
-    assert sorted(n for n, up in present.items() if up) == report.up
+    actions = [o.action for o in report.outcomes]
+    assert actions == ["created", "created", "rolled back", "rolled back", "skipped", "skipped"]
+    assert report.error is None
+    present = whole_or_absent(fake, [s.lab for s in room.seats])
+    assert sorted(n for n, up in present.items() if up) == report.up == ["c01", "c02"]
 
 
 def test_a_seat_held_by_someone_elses_lab_is_refused_before_anything_is_made(tiny):
