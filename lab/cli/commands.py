@@ -306,6 +306,10 @@ def cmd_clean(args: argparse.Namespace) -> int:
     with ui.progress() as progress:
         containers, networks = engine.down(None, progress)
     ui.err.print(f"[green]clean[/]: removed {containers} containers and {networks} networks")
+    from hoplab.engine import egress  # the host rules go with the last lab; `up` puts them back
+
+    egress.remove(engine.client, "hoplab/node:latest")
+    ui.err.print("[green]clean[/]: removed hoplab's host rules (DOCKER-USER, INPUT)")
     return 0
 
 

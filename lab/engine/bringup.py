@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import docker
 import docker.errors
 import docker.types
+from hoplab.engine import egress
 from hoplab.engine.client import explain
 from hoplab.engine.endpoints import EndpointLocks
 from hoplab.engine.parallel import parallel
@@ -35,6 +36,9 @@ INHIBIT = "com.docker.network.bridge.inhibit_ipv4"
 MTU_OPT = "com.docker.network.driver.mtu"
 MEM_LIMIT = "256m"
 PIDS_LIMIT = 256
+# One core's worth per node, for the node's whole cgroup: unlike RLIMIT_CPU, forking cannot renew
+# it, and a spinning node leaves the rest of the machine to the other nodes and labs.
+CPU_LIMIT = 1.0
 READY_TIMEOUT = 60.0
 
 
@@ -44,6 +48,7 @@ class Limits:
 
     mem_limit: str = MEM_LIMIT
     pids_limit: int = PIDS_LIMIT
+    cpus: float = CPU_LIMIT
 
 
 class BringUp:
@@ -95,7 +100,8 @@ class BringUp:
     def create_network(self, plan: Plan, net: NetPlan) -> float:
         """Create one network; returns its seconds for --profile."""
         started = time.monotonic()
-        options = {INHIBIT: "true"}
+        options = {INHIBIT: "true", **egress.network_options()}
+        options[egress.BRIDGE_OPT] = egress.bridge_name(net.docker_name)  # what the rules match
         if net.mtu:
             options[MTU_OPT] = str(net.mtu)
         ipam = docker.types.IPAMConfig(
@@ -130,7 +136,10 @@ class BringUp:
             extra_hosts={name: str(ip) for name, ip in plan.names},
             dns=["127.0.0.1"],  # names come from /etc/hosts; nothing is forwarded outside
             mem_limit=self.limits.mem_limit,
+            memswap_limit=self.limits.mem_limit,  # swap equal to memory: none beyond it
             pids_limit=self.limits.pids_limit,
+            nano_cpus=int(self.limits.cpus * 1e9),
+            security_opt=["no-new-privileges"],  # setuid binaries give nobody nothing
         )
 
     def create_node(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Network
 
 import docker
-from hoplab.engine import inside, inventory
+from hoplab.engine import egress, inside, inventory
 from hoplab.engine.bringup import (
     INHIBIT,
     MEM_LIMIT,
@@ -119,6 +119,7 @@ class Engine:
         state if the caller just read it, to save the round trips. Setting `cancel` stops nodes
         not yet created and rolls the lab back (Cancelled).
         """
+        egress.ensure(self.client, image)  # no lab starts, or stays up, open to the host
         decision = decide(current or self.state(plan.lab), plan, image)
         if decision.action == UNCHANGED:
             return UpReport("unchanged")

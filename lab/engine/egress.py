@@ -1,0 +1,177 @@
+"""Host-side rules that keep every lab inside its bridges: no forwarding, no NAT, no host.
+
+Docker installs `FORWARD -i br ! -o br -j ACCEPT` for every bridge network, even with
+inhibit_ipv4: a root node that routes through the bridge's MAC gets its packets forwarded out of
+the host. Lab networks therefore turn masquerading off (ENABLE_MASQ) and use bridge names with
+one prefix (BRIDGE_PREFIX), so one fixed set of rules covers every lab, present and future:
+
+    DOCKER-USER -i hl+ -m physdev --physdev-is-bridged -j RETURN   frames within one bridge
+    DOCKER-USER -i hl+ -j DROP                                     routed out of a lab
+    DOCKER-USER -o hl+ -j DROP                                     routed into a lab
+    INPUT       -i hl+ -j DROP                                     to the host itself
+
+DOCKER-USER runs before Docker's own FORWARD rules and Docker never flushes it. The rules are
+applied in the engine's network namespace: directly when hoplab runs as root on the engine's own
+host, else from a short-lived helper container with host networking and NET_ADMIN built from the
+node image (so a remote engine works too). `up` refuses to start a lab when they cannot be put
+in place, and `clean` removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+
+import docker
+import docker.errors
+from hoplab.engine.client import explain
+from hoplab.errors import HoplabError
+
+BRIDGE_PREFIX = "hl-"
+BRIDGE_OPT = "com.docker.network.bridge.name"
+ENABLE_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+TAG = "hoplab-egress"
+HELPER_LABEL = "hoplab.lab"  # a leaked helper is a hoplab object, so `clean` removes it
+HELPER_LAB = "hoplab-host-rules"
+
+_WILD = f"{BRIDGE_PREFIX}+"
+_MARK = f"-m comment --comment {TAG}"
+# In order: the RETURN for bridged frames must come before the DROPs.
+RULES = (
+    ("DOCKER-USER", f"-i {_WILD} -m physdev --physdev-is-bridged {_MARK} -j RETURN"),
+    ("DOCKER-USER", f"-i {_WILD} {_MARK} -j DROP"),
+    ("DOCKER-USER", f"-o {_WILD} {_MARK} -j DROP"),
+    ("INPUT", f"-i {_WILD} {_MARK} -j DROP"),
+)
+
+# POSIX sh, run on the host or in the helper. Uses the iptables backend whose tables hold
+# Docker's DOCKER-USER chain (nft or legacy): rules in the other backend would do nothing.
+# argv: check | install | remove. Exit 0 ok, 1 rules missing (check), 3 no Docker chain.
+_SCRIPT = """
+set -u
+IPT=""
+for b in iptables iptables-nft iptables-legacy; do
+  if command -v "$b" >/dev/null 2>&1 && "$b" -w 5 -S DOCKER-USER >/dev/null 2>&1; then
+    IPT="$b"; break
+  fi
+done
+[ -n "$IPT" ] || { echo "no DOCKER-USER chain in any iptables backend"; exit 3; }
+check() {
+  RULES_CHECK
+}
+remove() {
+  RULES_REMOVE
+}
+case "$1" in
+  check) check && echo ok || { echo missing; exit 1; } ;;
+  install)
+    if ! check; then remove; RULES_INSERT; fi
+    check && echo "installed with $IPT" || { echo "rules did not hold with $IPT"; exit 1; } ;;
+  remove) remove; echo removed ;;
+esac
+"""
+
+
+def script() -> str:
+    checks = " && ".join(f'"$IPT" -w 5 -C {chain} {rule} 2>/dev/null' for chain, rule in RULES)
+    removes = "; ".join(
+        f'while "$IPT" -w 5 -D {chain} {rule} 2>/dev/null; do :; done' for chain, rule in RULES
+    )
+    # Insert in reverse at position 1, so the chain reads in RULES order from the top.
+    inserts = "; ".join(f'"$IPT" -w 5 -I {chain} 1 {rule}' for chain, rule in reversed(RULES))
+    return (
+        _SCRIPT.replace("RULES_CHECK", checks)
+        .replace("RULES_REMOVE", removes)
+        .replace("RULES_INSERT", inserts)
+    )
+
+
+def bridge_name(docker_name: str) -> str:
+    """The host interface name of a lab network: the prefix the rules match, plus a digest of
+    the network's unique Docker name (interface names stop at 15 characters)."""
+    return BRIDGE_PREFIX + hashlib.sha256(docker_name.encode()).hexdigest()[:12]
+
+
+def network_options() -> dict[str, str]:
+    """Driver options every lab network gets besides its bridge name: no NAT."""
+    return {ENABLE_MASQ: "false"}
+
+
+def _local(client: docker.DockerClient) -> bool:
+    """Root on the engine's own host, in its network namespace: then iptables runs directly."""
+    if os.geteuid() != 0 or not shutil.which("iptables"):
+        return False
+    if not str(client.api.base_url).startswith("http+docker://local"):
+        return False  # a TCP or SSH engine lives elsewhere
+    try:
+        return client.api.info().get("Name") == socket.gethostname()
+    except docker.errors.APIError:
+        return False
+
+
+def _direct(mode: str) -> tuple[int, str]:
+    try:
+        res = subprocess.run(
+            ["sh", "-c", script(), "egress", mode], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return 1, str(err)
+    return res.returncode, (res.stdout + res.stderr).strip()
+
+
+def _helper(client: docker.DockerClient, image: str, mode: str) -> tuple[int, str]:
+    """Run the script in a throwaway container on the host's network namespace; always removed."""
+    api = client.api
+    try:
+        created = api.create_container(
+            image,
+            entrypoint=["sh", "-c", script(), "egress", mode],
+            labels={HELPER_LABEL: HELPER_LAB},
+            host_config=api.create_host_config(network_mode="host", cap_add=["NET_ADMIN"]),
+        )
+    except docker.errors.APIError as err:
+        return 1, f"cannot create the host-rules helper: {explain(err)}"
+    try:
+        api.start(created["Id"])
+        code = int(api.wait(created["Id"], timeout=60)["StatusCode"])
+        return code, api.logs(created["Id"]).decode(errors="replace").strip()
+    except (docker.errors.APIError, OSError) as err:
+        return 1, f"the host-rules helper failed: {err}"
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_container(created["Id"], force=True)
+
+
+def apply(client: docker.DockerClient, image: str, mode: str) -> tuple[int, str]:
+    """Run check, install or remove where the engine's host is; (exit code, what it said)."""
+    if _local(client):
+        return _direct(mode)
+    return _helper(client, image, mode)
+
+
+def ensure(client: docker.DockerClient, image: str) -> None:
+    """Install the rules if they are missing and prove they hold; refuse (raise) otherwise.
+
+    Called before any lab network is made: a lab that cannot be kept in never starts.
+    """
+    code, said = apply(client, image, "install")
+    if code != 0:
+        raise HoplabError(
+            f"cannot put the host rules that keep labs inside in place: {said}",
+            hint="hoplab needs root on the engine's host (or a node image with iptables) to "
+            "add DROP rules to the DOCKER-USER chain; no lab was started",
+        )
+
+
+def installed(client: docker.DockerClient, image: str) -> bool:
+    return apply(client, image, "check")[0] == 0
+
+
+def remove(client: docker.DockerClient, image: str) -> None:
+    code, said = apply(client, image, "remove")
+    if code not in (0, 3):  # 3: no Docker chain, so no rules of ours either
+        raise HoplabError(f"cannot remove hoplab's host rules: {said}")
