@@ -16,7 +16,7 @@ setup: $(VENV)/.installed sysdeps
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,portal]'
 	touch $@
 
 # No container registry may be reachable: the base image is then bootstrapped with mmdebstrap.
@@ -24,6 +24,7 @@ sysdeps:
 	@command -v mmdebstrap >/dev/null 2>&1 || { \
 	  echo "installing mmdebstrap (bootstraps the Debian base image offline)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mmdebstrap >/dev/null; }
+	@command -v chromedriver >/dev/null 2>&1 || { echo "installing chromium-driver (the portal's browser test)"; $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q -o DPkg::Lock::Timeout=600 chromium chromium-driver >/dev/null; }
 	@command -v dot >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { echo "installing graphviz (topology pictures) and chromium (report test)"; $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q -o DPkg::Lock::Timeout=600 graphviz chromium >/dev/null; }
 
 image: setup

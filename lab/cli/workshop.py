@@ -56,11 +56,52 @@ def register(sub: Any) -> dict[str, Handler]:
     name_arg(p)
     name_arg(room.add_parser("down", help="remove every lab of the room, and nothing else"))
     name_arg(room.add_parser("status", help="the room's labs, owners, nodes and ages"))
+    p = room.add_parser("serve", help="the portal: a browser tab per participant (README)")
+    name_arg(p)
+    _serve_args(p)
     return {"workshop": cmd_workshop}
 
 
 def cmd_workshop(args: argparse.Namespace) -> int:
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.workshop_cmd](args)
+    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "serve": cmd_serve}
+    return handlers[args.workshop_cmd](args)
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free one)")
+    p.add_argument("--url", metavar="BASE", help="base URL in the links, e.g. a TLS proxy's")
+    p.add_argument("--links", metavar="FILE", help="links CSV (default: in the room's state dir)")
+    for flag, what in (("--reissue", "a new link"), ("--revoke", "no link")):
+        p.add_argument(
+            flag, action="append", default=[], metavar="WHO", help=f"{what} for WHO (or instructor)"
+        )
+    p.add_argument("--issue-only", action="store_true", help="write the links and stop")
+    p.add_argument("-f", "--file", help="topology for a reset whose lab's own file is gone")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Imports aiohttp and the portal only here: other commands never load them."""
+    from pathlib import Path
+
+    from hoplab.cli import ui
+    from hoplab.portal import serve
+    from hoplab.workshop.room import check_room_name
+
+    return serve.main(
+        ui.engine,
+        check_room_name(args.workshop),
+        host=args.host,
+        port=args.port,
+        base=args.url,
+        links_file=Path(args.links) if args.links else None,
+        reissue=tuple(args.reissue),
+        revoke=tuple(args.revoke),
+        issue_only=args.issue_only,
+        topology=Path(args.file) if args.file else None,
+        say=ui.err.print,
+        show=ui.out.print,
+    )
 
 
 def _room(args: argparse.Namespace) -> workshop.Room:
