@@ -24,7 +24,6 @@ from hoplab.errors import HoplabError, InputError
 from hoplab.interrupts import sigint_deferred
 
 if TYPE_CHECKING:
-    import docker
     from hoplab.engine.labs import Engine, UpReport
     from hoplab.model.plan import Plan
     from hoplab.model.topology import Topology
@@ -38,8 +37,10 @@ def _quiet(*_args: object) -> None:
     pass
 
 
-def from_env(client: docker.DockerClient | None = None) -> Engine:
-    """An engine on `client`, else on the Docker Engine of the environment (DOCKER_HOST, ...).
+def from_env(client: Any = None) -> Engine:
+    """An engine on `client` (a docker.DockerClient), else on the environment's (DOCKER_HOST...).
+
+    `client` is typed Any because only hoplab.engine may import docker, even for type hints.
 
     Unreachable engines raise HoplabError with a hint; nothing ever silently skips.
     """
@@ -157,7 +158,7 @@ def up(
     pool: str | IPv4Network | None = None,
     artifacts: str | Path | None = None,
     engine: Engine | None = None,
-    client: docker.DockerClient | None = None,
+    client: Any = None,
 ) -> RuntimeLab:
     """Bring a lab up and return it attached; a running lab that matches is left as it is.
 
@@ -211,7 +212,7 @@ def attach(
     *,
     artifacts: str | Path | None = None,
     engine: Engine | None = None,
-    client: docker.DockerClient | None = None,
+    client: Any = None,
 ) -> RuntimeLab:
     """The running lab `name`, read back from the engine's labels (it refuses a stopped lab)."""
     from hoplab.model.load import check_lab_name
@@ -226,7 +227,7 @@ def down(
     *,
     progress: Progress = _quiet,
     engine: Engine | None = None,
-    client: docker.DockerClient | None = None,
+    client: Any = None,
 ) -> tuple[int, int]:
     """Remove the lab's containers and networks; returns how many of each were removed.
 
