@@ -30,12 +30,13 @@ import docker
 import docker.errors
 from hoplab.engine.client import explain
 from hoplab.errors import HoplabError
+from hoplab.model import labels as L
 
 BRIDGE_PREFIX = "hl-"
 BRIDGE_OPT = "com.docker.network.bridge.name"
 ENABLE_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
 TAG = "hoplab-egress"
-HELPER_LABEL = "hoplab.lab"  # a leaked helper is a hoplab object, so `clean` removes it
+HELPER_LABEL = L.LAB  # a leaked helper is a hoplab object, so `clean` removes it
 HELPER_LAB = "hoplab-host-rules"
 
 _WILD = f"{BRIDGE_PREFIX}+"
