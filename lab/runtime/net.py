@@ -344,14 +344,20 @@ class Node:
     def start(self, cmd: list[str], ready: str = "", timeout: float = 10) -> Proc:
         """Start cmd in the background; return once its output contains `ready`."""
         log = self.lab.scratch("proc", ".log")
-        res = self.py("spawn.py", log, ready, timeout, "--", *cmd, timeout=timeout + 5)
-        info = res.json()
-        if "pid" not in info:
-            raise HoplabError(
-                f"{self.name}: {shlex.join(cmd)} did not start: {info.get('error')}\n"
-                f"{info.get('log', '')}"
-            )
-        return self.lab.register(Proc(self, int(info["pid"]), log, cmd=tuple(cmd)))
+        try:
+            res = self.py("spawn.py", log, ready, timeout, "--", *cmd, timeout=timeout + 5)
+            info = res.json()
+            if "pid" not in info:
+                raise HoplabError(
+                    f"{self.name}: {shlex.join(cmd)} did not start: {info.get('error')}\n"
+                    f"{info.get('log', '')}"
+                )
+            return self.lab.register(Proc(self, int(info["pid"]), log, cmd=tuple(cmd)))
+        except BaseException:
+            # Whatever it started before we could register it (a Ctrl-C between the exec's
+            # answer and the line above, a program that never got ready) goes by its mark.
+            self.lab._unfinished.add(self.name)
+            raise
 
     def start_py(self, program: str, *args: Any, ready: str = "", timeout: float = 10) -> Proc:
         return self.start(
@@ -639,11 +645,12 @@ class Lab:
                     raise HoplabError(f"{node}: iptables failed: {res.err.strip()}")
             yield imp
         finally:
-            if imp.rules:
-                for rule in imp.rules:
-                    n.run(["iptables", "-D", *rule])
-            else:
-                n.run(["tc", "qdisc", "del", "dev", iface, "root"])
+            with sigint_deferred():  # a second Ctrl-C must not leave a router dropping packets
+                if imp.rules:
+                    for rule in imp.rules:
+                        n.run(["iptables", "-D", *rule])
+                else:
+                    n.run(["tc", "qdisc", "del", "dev", iface, "root"])
 
     @contextlib.contextmanager
     def capture(
