@@ -159,3 +159,34 @@ def test_catalogues_and_report_import_no_docker_rich_or_dpkt():
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_label_keys_are_spelled_only_in_model_labels():
+    """A label key spelled twice can drift, and a lab would no longer be found again: every
+    module takes its keys from hoplab.model.labels. Docstrings may name them; code may not."""
+    import ast
+    import re
+
+    from hoplab.model import labels
+
+    keys = {v for k, v in vars(labels).items() if k.isupper() and isinstance(v, str)}
+    dashed = re.compile(r"^hoplab\.[a-z0-9]+-[a-z0-9-]+")  # no module name has a dash
+    found = []
+    for path in sorted((ROOT / "lab").rglob("*.py")):
+        if path == ROOT / "lab" / "model" / "labels.py" or "assignments" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = {
+            id(node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+                continue
+            text = node.value
+            if id(node) in docstrings:
+                continue
+            if text in keys or text.split("=", 1)[0] in keys or dashed.match(text):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text!r}")
+    assert not found, "use hoplab.model.labels instead:\n" + "\n".join(found)
