@@ -385,3 +385,19 @@ def test_too_big_with_df_set_is_dropped_by_the_router_that_answered_frag_needed(
     assert [(d.packet, d.at) for d in lad.drops] == [(1, "r2")]
     assert "frag-needed" in lad.drops[0].reason
     assert "DF" in ladder.label(lad.packet(1)[0])[0]
+
+
+def test_report_says_why_a_ladder_is_missing(tmp_path):
+    from dataclasses import replace
+
+    from hoplab.checks import check
+    from hoplab.draw import html
+    from hoplab.exercises.runner import ExerciseResult
+
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "lan1.pcap").write_bytes(path_captures()[0][1])
+    (tmp_path / "x" / "empty.pcap").write_bytes(b"")
+    result = ExerciseResult("x", (check("c", True, "a", "a"),), 0.1)
+    (sec,) = html.sections([], [result], tmp_path, replace(WHERE, macs={}))
+    assert sec.ladder_svg == "" and "MAC addresses could be read" in sec.notes[0]
+    assert sec.pcaps == ("x/empty.pcap", "x/lan1.pcap")

@@ -42,7 +42,10 @@ def interfaces(lab: Any) -> dict[str, dict[str, Seen]]:
     """node -> network -> Seen, from `ip -j addr` in every node of a hoplab.runtime Lab."""
 
     def read(node: Any) -> tuple[str, dict[str, Seen]]:
-        res = node.run(["ip", "-j", "addr", "show"])
+        try:
+            res = node.run(["ip", "-j", "addr", "show"])
+        except HoplabError:  # a stopped node: its frames stay unplaced, the page still comes
+            return node.name, {}
         by_addr = {a: net for net, a in lab.state_node(node.name).addresses.items()}
         found = {}
         for link in json.loads(res.out or "[]") if res.ok else []:
@@ -89,8 +92,13 @@ def sections(
             lad = ladder.build(((f.name, f.read_bytes()) for f in files), where)
             if lad.hops:
                 svg = ladder.svg(lad, f"{r.name}: {', '.join(f.name for f in files)}")
+            elif lad.ignored:
+                notes.append(
+                    f"no ladder: none of the {lad.ignored} captured frames is IPv4 between two "
+                    "lab nodes whose MAC addresses could be read"
+                )
             else:
-                notes.append("the captures hold no IPv4 frame between lab nodes")
+                notes.append("no ladder: the captures are empty")
         out.append(
             Section(
                 name=r.name,
