@@ -54,7 +54,8 @@ XTERM = {  # xterm.js 4.2.0 as the webssh package ships it: no npm, no CDN
     "xterm.min.css": ("css/xterm.min.css", "text/css"),
 }
 
-WHO = "hoplab.who"  # the request's key for the token's owner (a Who)
+# The request's key for the token's owner (a Who); typed keys came with aiohttp 3.12.
+WHO: Any = web.RequestKey("who", Who) if hasattr(web, "RequestKey") else "hoplab.who"
 
 
 def xterm_file(name: str) -> bytes:
