@@ -135,7 +135,8 @@ def to_graphviz(pic: Picture) -> graphviz.Graph:
             color="#888888",
             penwidth="3",
         )
-    for node in pic.nodes:
+    # Routers first: `normalize` levels the first edge out of the first node with edges.
+    for node in sorted(pic.nodes, key=lambda n: n.role != "router"):
         router = node.role == "router"
         g.node(
             _node_id(node.name),
@@ -151,7 +152,7 @@ def to_graphviz(pic: Picture) -> graphviz.Graph:
 
 def _backbone_first(pic: Picture) -> list[Link]:
     """Links with a router's link to a transit network (one that two routers share) first:
-    `normalize` turns the first edge horizontal, so the backbone runs across the page."""
+    `normalize` levels that edge, so the backbone runs across the page."""
     routers = {n.name for n in pic.nodes if n.role == "router"}
     on_net: dict[str, int] = {}
     for link in pic.links:
