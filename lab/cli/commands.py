@@ -308,8 +308,13 @@ def cmd_clean(args: argparse.Namespace) -> int:
     ui.err.print(f"[green]clean[/]: removed {containers} containers and {networks} networks")
     from hoplab.engine import egress  # the host rules go with the last lab; `up` puts them back
 
-    egress.remove(engine.client, "hoplab/node:latest")
-    ui.err.print("[green]clean[/]: removed hoplab's host rules (DOCKER-USER, INPUT)")
+    if os.environ.get("HOPLAB_KEEP_HOST_RULES") == "1":
+        return 0  # a scoped view of a shared engine: labs outside it still need the rules
+    try:
+        egress.remove(engine.client, "hoplab/node:latest")
+        ui.err.print("[green]clean[/]: removed hoplab's host rules (DOCKER-USER, INPUT)")
+    except HoplabError as err:  # the labs are gone either way; say what stayed
+        ui.err.print(f"[yellow]clean[/]: host rules left in place: {err.message}", soft_wrap=True)
     return 0
 
 
