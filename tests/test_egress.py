@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -48,20 +49,19 @@ networks:
 """
 
 SNIFF = r"""
-import json, socket, sys, time
+import json, select, socket, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
 s.bind((sys.argv[1], 0))
-s.settimeout(0.2)
 print("sniffing", flush=True)
 seen = []
-end = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < end:
-    try:
+while True:  # until the test closes our stdin (bounded by a minute, whatever happens)
+    ready, _, _ = select.select([s, sys.stdin], [], [], 60)
+    if s in ready:
         frame = s.recv(2048)
-    except socket.timeout:
-        continue
-    if frame[12:14] == b"\x08\x00":  # IPv4: what a leak would be (the host's IPv6 chatter is not)
-        seen.append(".".join(map(str, frame[26:30])) + " > " + ".".join(map(str, frame[30:34])))
+        if frame[12:14] == b"\x08\x00":  # IPv4: a leak would be (the host's IPv6 chatter is not)
+            seen.append(".".join(map(str, frame[26:30])) + " > " + ".".join(map(str, frame[30:34])))
+    if sys.stdin in ready or not ready:
+        break
 print(json.dumps(seen), flush=True)
 """
 
@@ -101,11 +101,13 @@ def outside() -> Iterator[tuple[str, str, str]]:
 
 
 @contextlib.contextmanager
-def sniffing(ns: str, seconds: float) -> Iterator[list[str]]:
-    """Every IPv4 frame that reaches the namespace's veth while the block runs."""
+def sniffing(ns: str) -> Iterator[list[str]]:
+    """Every IPv4 frame that reaches the namespace's veth while the block runs (and 1 s after,
+    for a frame still on its way)."""
     ns_if = f"h12n{os.getpid()}"[:15]
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", SNIFF, ns_if, str(seconds)],
+        ["ip", "netns", "exec", ns, sys.executable, "-c", SNIFF, ns_if],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -113,7 +115,8 @@ def sniffing(ns: str, seconds: float) -> Iterator[list[str]]:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "sniffing"
         yield seen
-        out, _ = proc.communicate(timeout=seconds + 10)
+        time.sleep(1)
+        out, _ = proc.communicate(timeout=30)  # closes stdin: the sniffer reports and ends
         seen += json.loads(out.strip().splitlines()[-1])
     finally:
         if proc.poll() is None:
@@ -181,7 +184,7 @@ def test_a_root_node_cannot_leave_through_the_host(engine, tiny):
     mac = bridge_mac(info["Options"][egress.BRIDGE_OPT])
     with outside() as (ns, host_ip, out_ip):
         before = drop_counts()
-        with sniffing(ns, 12) as seen:
+        with sniffing(ns) as seen:
             attack(
                 lambda c: alice.run(c, timeout=15),
                 alice.iface("a").name,
@@ -222,7 +225,7 @@ def test_control_the_same_attack_from_a_plain_docker_network_does_arrive(engine)
             code = api.exec_inspect(exec_id)["ExitCode"]
             return subprocess.CompletedProcess(cmd, code, out, b"")
 
-        with outside() as (ns, _host_ip, out_ip), sniffing(ns, 10) as seen:
+        with outside() as (ns, _host_ip, out_ip), sniffing(ns) as seen:
             attack(run, "eth0", subnet, used, bridge_mac(bridge), [out_ip])
         assert seen, "the control attack did not arrive: the egress test could not see a leak"
     finally:
