@@ -10,13 +10,14 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import hoplab
 import pytest
 from hoplab.cli import init as cli_init
 from hoplab.cli import workshop as cli_workshop
-from hoplab.errors import HoplabError, InputError
+from hoplab.errors import Cancelled, HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.resources import default_lab
 
@@ -179,6 +180,8 @@ def test_up_as_a_context_manager_routes_and_leaves_nothing(engine):
             res = lab.node("h1").run(["ping", "-n", "-c1", "-W5", lab.address("h2")])
             assert res.ok and "ttl=63" in res.out, res  # one router on the way
             assert events, "progress callback was never called"
+            same = hoplab.up(TINY, name, engine=engine)  # a matching lab is left as it is
+            assert same.report.action == "unchanged" and same.address("h2") == lab.address("h2")
             again = hoplab.attach(name, engine=engine)
             with again:  # someone else's lab: leaving the block does not take it down
                 assert not again.owned
@@ -201,6 +204,19 @@ def test_down_removes_an_attached_lab_and_attach_refuses_a_missing_one(engine):
         assert leftovers(engine, name) == ([], [])
         with pytest.raises(HoplabError, match="not running"):
             hoplab.attach(name, engine=engine)
+    finally:
+        engine.down(name)
+
+
+@pytest.mark.docker
+def test_a_cancelled_bring_up_rolls_back_to_nothing(engine):
+    name = unique_lab_name("h7api")
+    stop = threading.Event()
+    stop.set()  # what a room does on Ctrl-C: labs in flight see it and roll back
+    try:
+        with pytest.raises(Cancelled):
+            hoplab.up(TINY, name, engine=engine, cancel=stop)
+        assert leftovers(engine, name) == ([], [])
     finally:
         engine.down(name)
 
