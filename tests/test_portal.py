@@ -593,8 +593,101 @@ def test_serve_on_the_command_line_prints_the_instructor_link_once(room, tmp_pat
     )
     assert second.returncode == 0, second.stderr
     assert "instructor:" not in second.stdout and "shown when issued" in second.stderr
-    assert links.read_text().splitlines()[1:] == rows[1:]  # the same links as before
+
+    def tokens(lines: list[str]) -> list[str]:
+        return [line.rsplit("#", 1)[1] for line in lines[1:]]
+
+    assert tokens(links.read_text().splitlines()) == tokens(rows)  # the same links as before
     bad = subprocess.run(
         cmd + ["--port", "70000"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "--port" in bad.stderr
+
+
+# --- a real browser ---------------------------------------------------------------------------
+
+# Chromium talks only to loopback: every other host resolves to nothing and goes to a dead proxy,
+# and its background services (updates, metrics, sync) are off.
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",  # root in CI; the page is our own
+    "--window-size=1400,1700",
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--no-first-run",
+    "--no-pings",
+    "--dns-prefetch-disable",
+]
+DOCS = ROOT / "docs"
+
+
+def chromium():  # noqa: ANN201 - selenium's driver type
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    # An explicit driver path: selenium's manager would otherwise look for one on the internet.
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+@docker
+def test_a_browser_opens_a_link_types_into_a_terminal_and_checks(room, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    a = sorted(room.labs)[0]
+    lab = Lab.attach(room.served.portal.engine, room.labs[a].name)
+    assignment = grading.select(ASSIGNMENT)
+    solution = tmp_path / assignment.program
+    solution.write_text(assignment.solution.read_text())
+    driver = chromium()
+    try:
+        driver.get(f"{room.served.base}/p/#{room.tokens[a]}")
+        wait = WebDriverWait(driver, 30)
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "ready"))
+        Select(driver.find_element(By.ID, "node")).select_by_value("srv")
+        driver.find_element(By.ID, "open").click()
+        rows = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".xterm-rows")))
+        wait.until(lambda d: "root@srv" in rows.text)
+        driver.find_element(By.CSS_SELECTOR, ".xterm-helper-textarea").send_keys(
+            "hostname; hostname -I\n"
+        )
+        address = lab.address("srv", "lan2")
+        wait.until(lambda d: address in rows.text)
+        assert "\nsrv\n" in rows.text, rows.text
+        Select(driver.find_element(By.ID, "assignment")).select_by_value(ASSIGNMENT)
+        driver.find_element(By.ID, "upload").send_keys(str(solution))
+        wait.until(lambda d: "def " in d.find_element(By.ID, "source").get_attribute("value"))
+        time.sleep(5)  # the check test before may have just run: one check per 5 s
+        driver.find_element(By.ID, "check").click()
+        verdict = WebDriverWait(driver, 240).until(
+            ec.presence_of_element_located((By.ID, "verdict"))
+        )
+        assert "PASS" in verdict.get_attribute("class"), verdict.text
+        assert f"{len(assignment.checks)}/{len(assignment.checks)} checks passed" in verdict.text
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#checks tbody tr.PASS")) == len(
+            assignment.checks
+        )
+        DOCS.mkdir(exist_ok=True)
+        driver.set_window_size(1400, 2900)  # the whole page: lab, terminal, lesson and result
+        driver.save_screenshot(str(DOCS / "portal.png"))
+        driver.set_window_size(1400, 1100)
+        # The instructor's page: the grid shows the grade, and the terminal can be watched.
+        driver.get(f"{room.served.base}/i/#{room.tokens['instructor']}")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "grid"), a))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "grid"), f"{len(assignment.checks)}/"))
+        driver.find_element(By.XPATH, "//button[text()='watch srv']").click()
+        watched = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".xterm-rows")))
+        wait.until(lambda d: address in watched.text)
+        driver.save_screenshot(str(DOCS / "portal-instructor.png"))
+    finally:
+        driver.quit()
