@@ -210,3 +210,19 @@ def test_interrupted_names_what_it_stopped():
     with contextlib.suppress(KeyboardInterrupt):
         raise Interrupted([])  # still a KeyboardInterrupt for every existing handler
     assert os.environ.get("HOPLAB_RUN") is None  # the mark lives in nodes, never in our process
+
+
+def test_ctrl_c_during_a_grading_stops_the_participant_program_and_says_so(engine, own):
+    """Ctrl-C while the participant's server runs (as nobody): exit 130, the message names the
+    grading it stopped, nothing runs on, and the next grading of the same program passes."""
+    solution = ROOT / "lab" / "grading" / "assignments" / "tcp-echo" / "solution.py"
+    args = ("check", "tcp-echo", "--solution", str(solution), "--name", own.name)
+    proc = hoplab(*args)
+    watcher = when_running(engine, own, "tcp_echo.py", lambda: proc.send_signal(signal.SIGINT))
+    out, err = proc.communicate(timeout=120)
+    watcher.join(5)
+    assert proc.returncode == 130 and "Traceback" not in err, out + err
+    assert "stopped grading of tcp-echo" in err and "nothing half-made" not in err, err
+    assert left(engine, own) == [], err
+    code, out, err = proc_result(hoplab(*args))
+    assert code == 0, out + err
