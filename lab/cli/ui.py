@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 if TYPE_CHECKING:
     from hoplab.engine.labs import Engine
@@ -25,7 +24,12 @@ err = Console(stderr=True, highlight=False, width=_WIDTH)
 
 @contextmanager
 def progress() -> Iterator[Callable[[str, int, int], None]]:
-    """Engine events in, rich progress bars out; the engine never sees rich."""
+    """Engine events in, rich progress bars out; the engine never sees rich.
+
+    rich.progress is imported here: `hoplab ls` and `status` draw no bars and skip its cost.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
     bars = Progress(
         SpinnerColumn(),
         TextColumn("{task.description:<18}"),
