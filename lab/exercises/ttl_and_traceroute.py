@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
@@ -35,11 +36,17 @@ def run(lab: Lab) -> list[Check]:
     path = lab.path(src.name, dst_ip)
     listener = dst.start_py("ttl.py", "listen", PORT, ready="listening")
 
-    # Run: one datagram, then a traceroute.
-    sent = src.py("ttl.py", "send", dst_ip, PORT).json()
-    listener.wait(3)  # the datagram is already sent; a live path delivers it in microseconds
-    got = listener.json()
-    trace = src.py("ttl.py", "trace", dst_ip, 8, timeout=30).json()
+    # Run: one datagram, then a traceroute, captured on every segment of the path by the node
+    # that receives there (the report draws each probe's TTL running out as a ladder).
+    receivers = [*(n.name for n, _ in path), dst.name]
+    nets = [lab.network_of(via) for _, via in path] + [lab.network_of(dst_ip)]
+    with contextlib.ExitStack() as stack:
+        for i, (net, at) in enumerate(zip(nets, receivers, strict=True)):
+            stack.enter_context(lab.capture(at, net, "udp or icmp", f"{i + 1}-{net}-at-{at}"))
+        sent = src.py("ttl.py", "send", dst_ip, PORT).json()
+        listener.wait(3)  # the datagram is already sent; a live path delivers it in microseconds
+        got = listener.json()
+        trace = src.py("ttl.py", "trace", dst_ip, 8, timeout=30).json()
 
     # Check.
     routers = [n.name for n, _ in path]
