@@ -299,6 +299,7 @@ def test_icmp_error_from_a_router_is_matched_to_the_packet_it_quotes():
     lad = ladder.build([("lan1.pcap", lan1), ("core.pcap", pcap([(1.2, core_noise)]))], WHERE)
     assert [h.what.split(" ")[1] for h in lad.packet(2)] == ["time-exceeded"]
     assert lad.drops[0].at == "r1" and "TTL 1" in lad.drops[0].reason
+    assert "about #1, IP ID 200" in lad.packet(2)[0].what  # the error names the packet it quotes
 
 
 def test_empty_and_truncated_captures_give_an_empty_ladder():

@@ -278,7 +278,7 @@ def build(captures: Iterable[tuple[str, bytes]], where: Directory) -> Ladder:
                 dont_fragment=bool(ip.df),
             )
         )
-    numbered = _match(hops)
+    numbered = _name_quoted(_match(hops))
     drops = _drops(numbered, windows, where)
     return Ladder(_lanes(numbered), tuple(numbered), tuple(drops), tuple(names), ignored)
 
@@ -317,6 +317,24 @@ def _match(hops: list[Hop]) -> list[Hop]:
     return out
 
 
+def _name_quoted(hops: list[Hop]) -> list[Hop]:
+    """An ICMP error quotes the IP ID of the packet it is about: name that packet's number."""
+    number: dict[int, int] = {}
+    for h in hops:
+        if not _is_icmp_error(h):
+            number.setdefault(h.key[1], h.packet)
+    out = []
+    for h in hops:
+        n = number.get(h.key[5]) if _is_icmp_error(h) else None
+        out.append(_with(h, what=h.what.replace("about IP ID", f"about #{n}, IP ID")) if n else h)
+    return out
+
+
+def _is_icmp_error(hop: Hop) -> bool:
+    """ICMP error keys are (proto, id, offset, type, code, quoted IP ID)."""
+    return hop.proto == "icmp" and len(hop.key) == 6 and hop.key[3] in (3, 11)
+
+
 def _with(hop: Hop, **changes: Any) -> Hop:
     return Hop(**(hop.__dict__ | changes))
 
@@ -327,12 +345,7 @@ def _drops(hops: list[Hop], windows: dict[str, list[float]], where: Directory) -
     last: dict[int, Hop] = {}
     for hop in hops:
         last[hop.packet] = hop
-    # ICMP error keys are (proto, id, offset, type, code, quoted IP ID).
-    answered = {
-        (h.key[5], h.sender): h.what
-        for h in hops
-        if h.proto == "icmp" and len(h.key) == 6 and h.key[3] in (3, 11)
-    }
+    answered = {(h.key[5], h.sender): h.what for h in hops if _is_icmp_error(h)}
     cut = {(h.key[0], h.key[1], h.segment) for h in hops if h.fragment}
     drops = []
     for n, hop in sorted(last.items()):
