@@ -61,7 +61,9 @@ for b in iptables iptables-nft iptables-legacy; do
   fi
 done
 [ -n "$IPT" ] || { echo "no DOCKER-USER chain in any iptables backend"; exit 3; }
+# Read each chain once and look for the rules in it: two iptables runs, not one per rule.
 check() {
+  du=$("$IPT" -w 5 -S DOCKER-USER) && inp=$("$IPT" -w 5 -S INPUT) || return 1
   RULES_CHECK
 }
 remove() {
@@ -78,7 +80,11 @@ esac
 
 
 def script() -> str:
-    checks = " && ".join(f'"$IPT" -w 5 -C {chain} {rule} 2>/dev/null' for chain, rule in RULES)
+    var = {"DOCKER-USER": "$du", "INPUT": "$inp"}
+    checks = " && ".join(
+        f"printf '%s\\n' \"{var[chain]}\" | grep -qxF -- '-A {chain} {rule}'"
+        for chain, rule in RULES
+    )
     removes = "; ".join(
         f'while "$IPT" -w 5 -D {chain} {rule} 2>/dev/null; do :; done' for chain, rule in RULES
     )
