@@ -383,13 +383,24 @@ def test_no_wrong_or_revoked_token_gets_in(room):
                 async with ws_connect(s, base, "/ws/terminal/x", "nope"):
                     pass
             assert info.value.status == 401
-        # Revoked by another process (the CLI's --revoke --issue-only): refused at once.
-        store = T.Tokens(room.folder)
-        store.revoke(a)
+        # Revoked by another process (the CLI's --revoke --issue-only): new requests are refused
+        # at once, and an open terminal websocket is closed by the reaper (every 5 s).
+        tid = await open_terminal(base, room.tokens[a], "bob")
         try:
-            assert (await call(base, "GET", "/api/me", room.tokens[a]))[0] == 401
+            async with (
+                aiohttp.ClientSession() as s,
+                ws_connect(s, base, f"/ws/terminal/{tid}", room.tokens[a]) as ws,
+            ):
+                term = Term(ws)
+                await term.expect(r"root@bob")
+                T.Tokens(room.folder).revoke(a)
+                try:
+                    assert (await call(base, "GET", "/api/me", room.tokens[a]))[0] == 401
+                    await term.expect("your link was revoked", timeout=12)
+                finally:
+                    room.tokens[a] = T.Tokens(room.folder).issue(a)
         finally:
-            room.tokens[a] = T.Tokens(room.folder).issue(a)
+            await call(base, "DELETE", f"/api/terminals/{tid}", room.tokens[a])
         assert (await call(base, "GET", "/api/me", room.tokens[a]))[0] == 200
 
     run(go())

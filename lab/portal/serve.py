@@ -94,6 +94,7 @@ def build(engine: Engine, room: str, folder: Path, topology: Path | None = None)
         topology=topology,
     )
     portal.terminals.on_activity = portal.touch
+    portal.terminals.valid = lambda token: portal.tokens.who(token) is not None
     return portal
 
 

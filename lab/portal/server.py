@@ -35,6 +35,7 @@ from hoplab.portal.tokens import Tokens, Who
 MAX_BODY = 300 * 1024  # a JSON body with one program of at most grading.grader.MAX_BYTES
 RESET_INTERVAL = 30.0  # seconds between two resets of one lab
 SEATS_TTL = 2.0  # seconds the room's participant -> lab map is reused between requests
+STATE_TTL = 1.0  # seconds a lab's state is reused: a room of polling pages costs Docker little
 PROTOCOL = "hoplab"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -78,6 +79,8 @@ class Portal:
     resetting: set[str] = field(default_factory=set)
     _seats: dict[str, str] = field(default_factory=dict)
     _seats_at: float = 0.0
+    state_cache: dict[str, tuple[float, LabState]] = field(default_factory=dict)
+    assignment_cache: list[dict[str, str]] | None = None
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
@@ -105,7 +108,10 @@ class Portal:
 
     async def state(self, participant: str) -> LabState:
         lab = await self.lab_of(participant)
-        state: LabState = await self.call(self.engine.state, lab)
+        at, state = self.state_cache.get(lab, (0.0, None))
+        if state is None or time.monotonic() - at > STATE_TTL:
+            state = await self.call(self.engine.state, lab)
+            self.state_cache[lab] = (time.monotonic(), state)
         if state.labels.get(L.WORKSHOP) != self.room or state.owner != participant:
             raise web.HTTPNotFound(text="that lab is not yours")
         return state
@@ -273,6 +279,7 @@ async def topology_svg(request: web.Request) -> web.Response:
 
 async def assignments(request: web.Request) -> web.Response:
     participant_of(request)
+    portal = request.app[PORTAL]
 
     def read() -> list[dict[str, str]]:
         return [
@@ -288,7 +295,9 @@ async def assignments(request: web.Request) -> web.Response:
             for a in grading.catalogue()
         ]
 
-    return web.json_response(await request.app[PORTAL].call(read))
+    if portal.assignment_cache is None:  # package data: read once per process
+        portal.assignment_cache = await portal.call(read)
+    return web.json_response(portal.assignment_cache)
 
 
 async def open_terminal(request: web.Request) -> web.Response:
@@ -326,7 +335,7 @@ async def terminal_ws(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such terminal of yours")
     ws = web.WebSocketResponse(protocols=(PROTOCOL,), heartbeat=30, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    await portal.terminals.attach(term, ws, readonly=False)
+    await portal.terminals.attach(term, ws, readonly=False, token=ws_token(request) or "")
     return ws
 
 
@@ -380,6 +389,7 @@ async def _reset(portal: Portal, participant: str, lab: str) -> web.Response:
         raise web.HTTPInternalServerError(text=f"reset failed: {err.message}") from None
     finally:
         portal.resetting.discard(lab)
+        portal.state_cache.pop(lab, None)
     return web.json_response({"reset": lab, "seconds": round(time.monotonic() - started, 1)})
 
 
@@ -483,7 +493,7 @@ async def watch_ws(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such terminal")
     ws = web.WebSocketResponse(protocols=(PROTOCOL,), heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
-    await portal.terminals.attach(term, ws, readonly=True)
+    await portal.terminals.attach(term, ws, readonly=True, token=ws_token(request) or "")
     return ws
 
 

@@ -74,9 +74,12 @@ class Terminals:
         grace: float = GRACE,
         limit: int = MAX_PER_PARTICIPANT,
         on_activity: Callable[[str], None] = lambda p: None,
+        valid: Callable[[str], bool] = lambda token: True,
     ) -> None:
         self.engine, self.pool, self.grace, self.limit = engine, pool, grace, limit
         self.on_activity = on_activity
+        self.valid = valid  # is the token a websocket was opened with still good?
+        self._tokens: dict[web.WebSocketResponse, str] = {}
         self._open: dict[tuple[str, str], Terminal] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -131,12 +134,15 @@ class Terminals:
             pass
         await self.close(term, "the shell exited")
 
-    async def attach(self, term: Terminal, ws: web.WebSocketResponse, readonly: bool) -> None:
+    async def attach(
+        self, term: Terminal, ws: web.WebSocketResponse, readonly: bool, token: str = ""
+    ) -> None:
         """Serve one websocket until it closes: replay, then input and resizes (unless readonly).
 
         One page writes at a time: a reload (or a second tab) takes the terminal over and the
         older page is told so. Watchers (the instructor) only read.
         """
+        self._tokens[ws] = token
         await ws.send_str(json.dumps({"o": term.scrollback, "replay": True}))
         if readonly:
             term.watchers.add(ws)
@@ -171,6 +177,7 @@ class Terminals:
                 ):
                     await self._io(tty.resize, self.engine.api, term.exec_id, size[0], size[1])
         finally:
+            self._tokens.pop(ws, None)
             term.watchers.discard(ws)
             if term.writer is ws:
                 term.writer, term.detached_at = None, time.monotonic()
@@ -196,9 +203,15 @@ class Terminals:
         await asyncio.gather(*(self.close(t, why) for t in self.of(participant)))
 
     async def reap(self, every: float = 5.0) -> None:
-        """End terminals whose page has been gone for longer than the grace period."""
+        """End terminals whose page has been gone for longer than the grace period, and close
+        websockets whose token was revoked meanwhile (new requests are refused at once)."""
         while True:
             await asyncio.sleep(every)
+            for ws, token in list(self._tokens.items()):
+                if not self.valid(token) and not ws.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.send_str(json.dumps({"bye": "your link was revoked"}))
+                        await ws.close()
             now = time.monotonic()
             for term in list(self._open.values()):
                 if term.detached_at is not None and now - term.detached_at > self.grace:

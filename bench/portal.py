@@ -1,0 +1,254 @@
+"""The workshop portal under a room's load: is it still responsive?
+
+One run on the real engine:
+- a room of N default labs (20 by default) through hoplab.workshop.room.up;
+- the portal served from this process on 127.0.0.1 (an ephemeral port), links issued;
+- N terminals open at once, one per participant, each printing a line every 0.2 s to its page;
+- N check runs (udp-service, the reference solution) queued at the same moment;
+- until the last check is done, page loads as a browser makes them (the page, /api/me and
+  /api/assignments) for random participants, 4 at a time, timed to the last byte: p50, p95, max;
+- then every check's result, the room down, and zero leftovers.
+
+Prints a table and writes JSON (bench-results/portal.json by default). Exit 1 when a check does
+not pass, something is left behind, or the page-load p95 is over the --p95 budget (300 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from hoplab import grading
+from hoplab.engine.client import connect
+from hoplab.engine.labs import Engine
+from hoplab.model import labels as L
+from hoplab.model.load import load as load_file
+from hoplab.portal import serve
+from hoplab.portal.server import make_app
+from hoplab.resources import default_lab
+from hoplab.workshop import room as workshop
+from rich.console import Console
+from rich.table import Table
+
+ASSIGNMENT = "udp-service"
+console = Console(highlight=False)
+
+
+def start(
+    portal: serve.Portal,
+) -> tuple[str, asyncio.AbstractEventLoop, asyncio.Event, threading.Thread]:
+    box: dict = {}
+    ready = threading.Event()
+
+    async def body() -> None:
+        runner = web.AppRunner(make_app(portal), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        box["base"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
+        ready.set()
+        try:
+            await box["stop"].wait()
+        finally:
+            await runner.cleanup()
+
+    thread = threading.Thread(target=lambda: asyncio.run(body()), daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        raise SystemExit("the portal did not start")
+    return box["base"], box["loop"], box["stop"], thread
+
+
+async def load_page(s: aiohttp.ClientSession, base: str, token: str) -> float:
+    """What a browser does to show the participant's page; seconds to the last byte."""
+    started = time.perf_counter()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with s.get(f"{base}/p/") as r:
+        await r.read()
+        assert r.status == 200, r.status
+    for path in ("/api/me", "/api/assignments"):
+        async with s.get(base + path, headers=headers) as r:
+            await r.read()
+            assert r.status == 200, (path, r.status)
+    return time.perf_counter() - started
+
+
+async def under_load(base: str, tokens: dict[str, str], source: str, pause: float) -> dict:
+    ws_url = base.replace("http", "ws", 1)
+    async with aiohttp.ClientSession() as s:
+        sockets, lines = [], [0]
+        for token in tokens.values():
+            body = {"node": "srv"}
+            async with s.post(
+                f"{base}/api/terminals", json=body, headers={"Authorization": f"Bearer {token}"}
+            ) as r:
+                assert r.status == 201, await r.text()
+                tid = (await r.json())["id"]
+            ws = await s.ws_connect(
+                f"{ws_url}/ws/terminal/{tid}", protocols=("hoplab", f"tok.{token}")
+            )
+            await ws.send_str(json.dumps({"i": "while :; do date +%s.%N; sleep 0.2; done\r"}))
+            sockets.append(ws)
+
+        async def drain(ws: aiohttp.ClientWebSocketResponse) -> None:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    lines[0] += json.loads(msg.data).get("o", "").count("\n")
+
+        drains = [asyncio.create_task(drain(ws)) for ws in sockets]
+        await asyncio.sleep(2)  # every terminal printing
+        queued_at = time.monotonic()
+        for token in tokens.values():
+            async with s.post(
+                f"{base}/api/check",
+                json={"assignment": ASSIGNMENT, "source": source},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as r:
+                assert r.status == 202, await r.text()
+        times: list[float] = []
+        done = asyncio.Event()
+
+        async def sampler() -> None:
+            # A few page loads at a time, all along the check runs: the load the room feels.
+            while not done.is_set():
+                batch = [random.choice(list(tokens.values())) for _ in range(4)]
+                times.extend(await asyncio.gather(*(load_page(s, base, t) for t in batch)))
+                await asyncio.sleep(pause)
+
+        sampling = asyncio.create_task(sampler())
+        results = {}
+        while len(results) < len(tokens):
+            for participant, token in tokens.items():
+                if participant in results:
+                    continue
+                async with s.get(
+                    f"{base}/api/check", headers={"Authorization": f"Bearer {token}"}
+                ) as r:
+                    run = await r.json()
+                if run and run["state"] == "done":
+                    results[participant] = run
+            await asyncio.sleep(1)
+        done.set()
+        await sampling
+        page_seconds = time.monotonic() - queued_at
+        checks_seconds = time.monotonic() - queued_at
+        for ws in sockets:
+            await ws.close()
+        for task in drains:
+            task.cancel()
+    ok = [p for p, r in results.items() if r.get("result", {}).get("ok")]
+    return {
+        "page_load_ms": {
+            "samples": len(times),
+            "p50": round(statistics.median(times) * 1000, 1),
+            "p95": round(statistics.quantiles(times, n=20)[18] * 1000, 1),
+            "max": round(max(times) * 1000, 1),
+            "measured_over_s": round(page_seconds, 1),
+        },
+        "terminals": len(sockets),
+        "terminal_lines_seen": lines[0],
+        "checks": {
+            "queued": len(tokens),
+            "passed": len(ok),
+            "all_done_s": round(checks_seconds, 1),
+            "failed": {
+                p: r.get("error") or r["result"]["passed"]
+                for p, r in results.items()
+                if p not in ok
+            },
+        },
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--labs", type=int, default=20)
+    ap.add_argument("--pause", type=float, default=0.2, help="seconds between 4-page batches")
+    ap.add_argument("--p95", type=float, default=300.0, help="budget for the p95 page load, ms")
+    ap.add_argument("--out", type=Path, default=Path("bench-results/portal.json"))
+    args = ap.parse_args()
+    engine = Engine(connect())
+    name = f"bp{int(time.time()) % 100000}"
+    room = workshop.Room(name, workshop.numbered_seats(args.labs, f"{name}-"))
+    source = grading.select(ASSIGNMENT).solution.read_text()
+    figures: dict = {"labs": args.labs, "other_labs_on_engine": len(engine.labs())}
+    stop = thread = loop = None
+    try:
+        started = time.monotonic()
+        report = workshop.up(engine, load_topology(), room)
+        figures["room_up_s"] = round(time.monotonic() - started, 1)
+        if len(report.up) != args.labs:
+            raise SystemExit(f"only {len(report.up)} of {args.labs} labs came up")
+        with tempfile.TemporaryDirectory() as state:
+            portal = serve.build(engine, name, Path(state))
+            base, loop, stop, thread = start(portal)
+            links = serve.issue(portal.tokens, [s.participant for s in room.seats], base)
+            tokens = {p: u.split("#", 1)[1] for p, u in links.participants.items()}
+            figures |= asyncio.run(under_load(base, tokens, source, args.pause))
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(60)
+            stop = None
+    finally:
+        if stop is not None and loop is not None:
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(60)
+        started = time.monotonic()
+        workshop.down(engine, name)
+        figures["room_down_s"] = round(time.monotonic() - started, 1)
+        figures["leftovers"] = sum(
+            len(engine.api.containers(all=True, filters=L.lab_filter(s.lab)))
+            + len(engine.api.networks(filters=L.lab_filter(s.lab)))
+            for s in room.seats
+        )
+    show(figures)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2))
+    good = (
+        figures["checks"]["passed"] == args.labs
+        and figures["leftovers"] == 0
+        and figures["page_load_ms"]["p95"] <= args.p95
+    )
+    return 0 if good else 1
+
+
+def load_topology():  # noqa: ANN201 - a Topology
+    return load_file(default_lab())
+
+
+def show(f: dict) -> None:
+    t = Table(title=f"portal under a room of {f['labs']} labs", title_justify="left")
+    t.add_column("what")
+    t.add_column("figure", justify="right")
+    page = f.get("page_load_ms", {})
+    rows = [
+        ("room up (s)", f.get("room_up_s")),
+        ("open terminals, each printing 5 lines/s", f.get("terminals")),
+        ("terminal lines received", f.get("terminal_lines_seen")),
+        ("check runs queued at once", f.get("checks", {}).get("queued")),
+        ("page load p50 (ms)", page.get("p50")),
+        ("page load p95 (ms)", page.get("p95")),
+        ("page load max (ms)", page.get("max")),
+        (f"page loads measured (over {page.get('measured_over_s')} s)", page.get("samples")),
+        ("checks passed", f.get("checks", {}).get("passed")),
+        ("all checks done after (s)", f.get("checks", {}).get("all_done_s")),
+        ("room down (s)", f.get("room_down_s")),
+        ("leftover objects", f.get("leftovers")),
+        ("other labs on the engine", f.get("other_labs_on_engine")),
+    ]
+    for what, value in rows:
+        t.add_row(what, str(value))
+    console.print(t)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
