@@ -40,9 +40,8 @@ def _quiet(*_args: object) -> None:
 def from_env(client: Any = None) -> Engine:
     """An engine on `client` (a docker.DockerClient), else on the environment's (DOCKER_HOST...).
 
-    `client` is typed Any because only hoplab.engine may import docker, even for type hints.
-
-    Unreachable engines raise HoplabError with a hint; nothing ever silently skips.
+    Unreachable engines raise HoplabError with a hint; nothing ever silently skips. `client` is
+    typed Any because only hoplab.engine may import docker, even for type hints.
     """
     from hoplab.engine.client import connect
     from hoplab.engine.labs import Engine
@@ -75,6 +74,13 @@ def _from_mapping(doc: Mapping[str, Any]) -> Topology:
 
     try:
         text = yaml.safe_dump(_plain(doc), sort_keys=False, default_flow_style=False)
+    except RecursionError:  # a dict that contains itself, or absurdly deep nesting
+        raise InputError(
+            "the document nests too deeply (or contains itself)",
+            file="<dict>",
+            key="(top level)",
+            hint="a topology nests about six levels; build it from fresh dicts and lists",
+        ) from None
     except yaml.YAMLError as err:
         raise InputError(
             f"not a Compose-shaped document: {err}",

@@ -154,6 +154,7 @@ def test_a_dict_goes_through_the_same_loader_as_a_file():
         ),
         (lambda d: d["networks"].pop("b"), "services.r.networks", "b"),
         (lambda d: d["services"]["h1"].update(networks=[object()]), "(top level)", "Compose"),
+        (lambda d: d["services"]["h1"].update(me=d), "(top level)", "contains itself"),
     ],
 )
 def test_a_bad_dict_is_an_input_error_naming_the_key(mutate, key, text):
