@@ -13,6 +13,8 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueE
 from typing import Any
 
 from hoplab.errors import InputError
+from hoplab.model import impair as impair_model
+from hoplab.model.images import APP_KEYS, check_depends, is_app, read_app, refuse_app_keys
 from hoplab.model.lined_yaml import line_of
 from hoplab.model.topology import Attachment, Network, Node, Role, RouteSpec, Topology
 
@@ -26,18 +28,22 @@ NODE_IMAGES = {"hoplab/node", "hoplab/node:latest"}
 NODE_CAPS = {"NET_ADMIN", "NET_RAW"}
 MTU_OPT = "com.docker.network.driver.mtu"
 
-TOP_KEYS = {"version", "services", "networks", "x-hoplab"}
+TOP_KEYS = {"version", "name", "services", "networks", "x-hoplab"}
 TOP_X_KEYS = {"name"}
-SERVICE_KEYS = {"image", "networks", "x-hoplab", "cap_add", "sysctls"}
+SERVICE_KEYS = {"image", "networks", "x-hoplab", "cap_add", "sysctls"} | APP_KEYS
 SERVICE_X_KEYS = {"role", "routes"}
 NETWORK_KEYS = {"driver", "driver_opts", "ipam", "x-hoplab"}
-NETWORK_X_KEYS = {"mtu"}
+NETWORK_X_KEYS = {"mtu", "impair"}
+ATTACHMENT_X_KEYS = {"impair"}
 WHY_NOT = {
     "privileged": "nodes never run privileged; they get NET_ADMIN and NET_RAW only",
     "ports": "nothing is published on host ports: a lab cannot be reached from outside",
     "internal": "Docker drops routed traffic on internal networks; hoplab isolates labs itself",
     "network_mode": "every node joins the lab's own networks",
-    "name": "docker-compose v1 rejects a top-level 'name'; use x-hoplab: {name: ...}",
+    "devices": "no host device reaches a node, whatever the image",
+    "pid": "host namespaces are never shared with a node",
+    "ipc": "host namespaces are never shared with a node",
+    "userns_mode": "host namespaces are never shared with a node",
 }
 
 
@@ -160,6 +166,7 @@ def _network(ctx: Ctx, name: str, spec: Any, line: int) -> Network:
     _check_keys(ctx, xh, NETWORK_X_KEYS, f"{key}.x-hoplab")
     if "mtu" in xh:
         mtu = _mtu(ctx, xh["mtu"], line_of(xh, "mtu"), f"{key}.x-hoplab.mtu")
+    impair = _impair(ctx, xh, f"{key}.x-hoplab")
 
     ipam = spec.get("ipam")
     hint = "add  ipam: {config: [{subnet: 10.77.1.0/24}]}"
@@ -198,7 +205,21 @@ def _network(ctx: Ctx, name: str, spec: Any, line: int) -> Network:
                 gkey,
                 "Docker reserves it: pick a free host address no node uses",
             )
-    return Network(name=name, subnet=subnet, mtu=mtu, line=line, gateway=gateway)
+    return Network(name=name, subnet=subnet, mtu=mtu, line=line, gateway=gateway, impair=impair)
+
+
+def _impair(ctx: Ctx, xh: dict, key: str) -> impair_model.Impair | None:
+    """x-hoplab.impair of a network or an attachment (None when absent)."""
+    if xh.get("impair") is None:
+        return None
+    spec = xh["impair"]
+    return impair_model.parse(
+        spec,
+        source=ctx.source,
+        key=f"{key}.impair",
+        lines=(lambda k: line_of(spec, k)) if isinstance(spec, dict) else None,
+        line=line_of(xh, "impair"),
+    )
 
 
 def _mtu(ctx: Ctx, value: Any, line: int, key: str) -> int:
@@ -229,7 +250,7 @@ def _attachments(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[Attachment, 
         address = None
         if val is not None:
             _expect(ctx, val, dict, ln, f"{key}.{net}", "a mapping like {ipv4_address: ...}")
-            _check_keys(ctx, val, {"ipv4_address"}, f"{key}.{net}")
+            _check_keys(ctx, val, {"ipv4_address", "x-hoplab"}, f"{key}.{net}")
             if "ipv4_address" in val:
                 address = _address(
                     ctx,
@@ -237,7 +258,13 @@ def _attachments(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[Attachment, 
                     line_of(val, "ipv4_address"),
                     f"{key}.{net}.ipv4_address",
                 )
-        out.append(Attachment(network=net, address=address))
+        impair = None
+        if val is not None and "x-hoplab" in val:
+            xkey = f"{key}.{net}.x-hoplab"
+            axh = _opt(ctx, val, "x-hoplab", dict, xkey, "a mapping")
+            _check_keys(ctx, axh, ATTACHMENT_X_KEYS, xkey)
+            impair = _impair(ctx, axh, xkey)
+        out.append(Attachment(network=net, address=address, impair=impair))
     return tuple(out)
 
 
@@ -266,13 +293,9 @@ def _service(ctx: Ctx, name: str, spec: Any, line: int) -> Node:
     key = f"services.{name}"
     _expect(ctx, spec, dict, line, key, "a mapping")
     _check_keys(ctx, spec, SERVICE_KEYS, key)
-    if "image" in spec and (not isinstance(spec["image"], str) or spec["image"] not in NODE_IMAGES):
-        raise ctx.fail(
-            f"image {spec['image']!r} is not supported",
-            line_of(spec, "image"),
-            f"{key}.image",
-            "every node runs hoplab/node; write image: hoplab/node",
-        )
+    own = is_app(spec, NODE_IMAGES)
+    if not own:
+        refuse_app_keys(ctx, name, spec)
     caps = _opt(ctx, spec, "cap_add", list, f"{key}.cap_add", "a list")
     for i, cap in enumerate(caps):
         if not isinstance(cap, str) or cap not in NODE_CAPS:
@@ -315,7 +338,8 @@ def _service(ctx: Ctx, name: str, spec: Any, line: int) -> Node:
         ctx, spec.get("networks"), line_of(spec, "networks"), f"{key}.networks"
     )
     routes = _routes(ctx, xh.get("routes"), line_of(xh, "routes"), f"{key}.x-hoplab.routes")
-    return Node(name=name, role=role, attachments=attachments, routes=routes, line=line)
+    app = read_app(ctx, name, spec, caps) if own else None
+    return Node(name=name, role=role, attachments=attachments, routes=routes, line=line, app=app)
 
 
 def read(doc: Any, source: str) -> Topology:
@@ -327,8 +351,10 @@ def read(doc: Any, source: str) -> Topology:
     _check_keys(ctx, doc, TOP_KEYS, "")
     xh = _opt(ctx, doc, "x-hoplab", dict, "x-hoplab", "a mapping")
     _check_keys(ctx, xh, TOP_X_KEYS, "x-hoplab")
+    # x-hoplab.name wins; else Compose's own top-level name (the project name); else "hoplab".
+    where, name_key = (xh, "x-hoplab.name") if "name" in xh else (doc, "name")
     name = check_lab_name(
-        xh.get("name", "hoplab"), source=source, line=line_of(xh, "name"), key="x-hoplab.name"
+        where.get("name", "hoplab"), source=source, line=line_of(where, "name"), key=name_key
     )
 
     nets_spec = _opt(ctx, doc, "networks", dict, "networks", "a mapping")
@@ -366,5 +392,6 @@ def read(doc: Any, source: str) -> Topology:
         _name(ctx, node_name, ln, f"services.{node_name}", "node")
         nodes.append(_service(ctx, node_name, spec, ln))
 
+    check_depends(ctx, {n.name: n.app for n in nodes})
     topo = Topology(name=name, source=source, networks=tuple(networks), nodes=tuple(nodes))
     return topo

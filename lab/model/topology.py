@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
 
+from hoplab.model.images import App
+from hoplab.model.impair import Impair
+
 
 class Role(StrEnum):
     HOST = "host"
@@ -23,6 +26,7 @@ class Network:
     mtu: int | None = None
     line: int = 0
     gateway: IPv4Address | None = None  # Docker reserves one; None lets the planner pick it
+    impair: Impair | None = None  # x-hoplab.impair: on every node's egress (both directions)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Attachment:
 
     network: str
     address: IPv4Address | None = None
+    impair: Impair | None = None  # x-hoplab.impair of this attachment: this node's egress only
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Node:
     attachments: tuple[Attachment, ...]
     routes: tuple[RouteSpec, ...] = ()
     line: int = 0
+    app: App | None = None  # the user's own image (a pod with a hoplab/node sandbox), if any
 
     @property
     def networks(self) -> tuple[str, ...]:
@@ -78,3 +84,15 @@ class Topology:
     @property
     def hosts(self) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.role is Role.HOST)
+
+    def impairments(self) -> list[tuple[str, str, Impair]]:
+        """(node, network, impairment) for every interface that has one: an attachment's own
+        impairment replaces its network's for that node."""
+        nets = {n.name: n.impair for n in self.networks}
+        out = []
+        for node in self.nodes:
+            for att in node.attachments:
+                imp = att.impair or nets.get(att.network)
+                if imp is not None:
+                    out.append((node.name, att.network, imp))
+        return out
