@@ -134,9 +134,13 @@ def test_privileged_and_internal_are_refused_with_reason():
     assert "internal" in e.key
 
 
-def test_top_level_name_is_refused_for_compose_v1():
-    e = err("name: x\n" + BASE)
-    assert e.key == "name" and "x-hoplab" in e.hint and e.line == 1
+def test_top_level_name_is_the_default_lab_name_and_x_hoplab_wins():
+    """Compose v2's project name (issue 11); x-hoplab.name, if given, is more specific."""
+    anonymous = BASE.replace("x-hoplab: {name: demo}\n", "")
+    assert parse("name: proj\n" + anonymous, "t.yaml").name == "proj"
+    assert parse("name: proj\n" + BASE, "t.yaml").name == "demo"
+    e = err("name: Bad Name\n" + anonymous)
+    assert e.key == "name" and e.line == 1
 
 
 def test_wrong_types():
