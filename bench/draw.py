@@ -20,6 +20,7 @@ import dpkt
 from hoplab.draw import graph, ladder
 from hoplab.model.load import parse
 from hoplab.model.plan import build_plan
+from hoplab.runtime.pcap import mac_str
 from rich.console import Console
 from rich.table import Table
 
@@ -81,7 +82,7 @@ def long_path_captures(
             )
             w.writepkt(bytes(eth), ts=n * 0.01 + k * 0.0001)
         caps.append((f"{net}.pcap", buf.getvalue()))
-    where = ladder.directory_from_plan(plan, {ladder.mac_str(m): k for k, m in macs.items()})
+    where = ladder.directory_from_plan(plan, {mac_str(m): k for k, m in macs.items()})
     return caps, where
 
 

@@ -23,8 +23,6 @@ from typing import Any
 import dpkt
 from hoplab.runtime.pcap import PROTO_NAMES, mac_str
 
-__all__ = ["mac_str"]
-
 MAX_ROWS = 60  # a ladder taller than this is unreadable; the .pcap link has every frame
 SAME_FRAME = 0.05  # s: one frame seen by two captures on one segment (retransmits take >= 200 ms)
 HOP_GAP = 1.0  # s: a forwarded frame leaves a router well within this
@@ -197,16 +195,8 @@ def _describe(ip: dpkt.ip.IP) -> tuple[str, tuple, tuple]:
         name = ICMP_NAMES.get(l4.type, f"type {l4.type}")
         inner = l4.data
         if isinstance(inner, dpkt.icmp.ICMP.Echo):
-            return (
-                f"ICMP {name} id {inner.id} seq {inner.seq}",
-                base
-                + (
-                    l4.type,
-                    inner.id,
-                    inner.seq,
-                ),
-                (),
-            )
+            key = base + (l4.type, inner.id, inner.seq)
+            return f"ICMP {name} id {inner.id} seq {inner.seq}", key, ()
         quoted = getattr(inner, "data", b"")
         qid = quoted.id if isinstance(quoted, dpkt.ip.IP) else -1
         if l4.type == 3:
@@ -310,8 +300,8 @@ def _match(hops: list[Hop]) -> list[Hop]:
             placed = _with(hop, packet=count, retransmission=retrans)
             chains.append((count, placed))
         else:
-            n, first = chains[chain]
-            placed = _with(hop, packet=n, retransmission=first.retransmission)
+            n, latest = chains[chain]
+            placed = _with(hop, packet=n, retransmission=latest.retransmission)
             chains[chain] = (n, placed)
         out.append(placed)
     return out
