@@ -239,6 +239,10 @@ def test_a_terminal_runs_in_the_participants_own_node(room):
             assert re.search(r"\rsrv\r\n", term.seen), term.seen
             assert room.labs[a].address("srv", "lan2") in term.seen
             assert room.labs[b].address("srv", "lan2") not in term.seen
+            # The page's size reaches the TTY: the server resizes before it reads the next keys.
+            await ws.send_str(json.dumps({"r": [37, 111]}))
+            await term.send("stty size\r")
+            await term.expect(r"[\r\n]37 111\r\n")
         status, _ = await call(base, "DELETE", f"/api/terminals/{tid}", room.tokens[a])
         assert status == 200
 

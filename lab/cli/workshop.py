@@ -99,8 +99,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         revoke=tuple(args.revoke),
         issue_only=args.issue_only,
         topology=Path(args.file) if args.file else None,
-        say=ui.err.print,
-        show=ui.out.print,
+        say=lambda m: ui.err.print(m, markup=False, soft_wrap=True),
+        show=lambda m: ui.out.print(m, markup=False, soft_wrap=True),  # a link never folds
     )
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from hoplab import grading, lifecycle, resources
+from hoplab.engine import rooms
 from hoplab.engine.labs import Engine, LabState
 from hoplab.errors import HoplabError, InputError
 from hoplab.model import labels as L
@@ -86,12 +87,7 @@ class Portal:
         return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
     def read_seats(self) -> dict[str, str]:
-        labs = self.engine.labs_labelled(L.WORKSHOP, self.room)
-        found = self.engine.api.containers(
-            all=True, filters={"label": [f"{L.WORKSHOP}={self.room}"]}
-        )
-        owners = {c["Labels"].get(L.LAB): c["Labels"].get(L.OWNER, "") for c in found}
-        return {owners[lab]: lab for lab in labs if owners.get(lab)}
+        return rooms.owners(self.engine.api, self.room)
 
     async def seats(self, fresh: bool = False) -> dict[str, str]:
         """participant -> lab, from the labels hoplab.workshop=<room> and hoplab.owner."""
