@@ -80,3 +80,4 @@ bench-draw: setup
 .PHONY: bench-room
 bench-room: image
 	$(VENV)/bin/python bench/room.py --out bench-results/room.json
+	$(VENV)/bin/python bench/portal.py --out bench-results/portal.json
