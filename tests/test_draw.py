@@ -402,3 +402,26 @@ def test_report_says_why_a_ladder_is_missing(tmp_path):
     (sec,) = html.sections([], [result], tmp_path, replace(WHERE, macs={}))
     assert sec.ladder_svg == "" and "MAC addresses could be read" in sec.notes[0]
     assert sec.pcaps == ("x/empty.pcap", "x/lan1.pcap")
+
+
+def test_a_long_ladder_is_drawn_from_just_before_the_first_retransmission():
+    def seg(ip_id: int, seq: int) -> bytes:
+        tcp = dpkt.tcp.TCP(
+            sport=40000, dport=80, seq=seq, ack=1, flags=dpkt.tcp.TH_ACK, data=b"d" * 100
+        )
+        ip = dpkt.ip.IP(
+            src=socket.inet_aton(IP["alice@lan1"]),
+            dst=socket.inet_aton(IP["srv@lan2"]),
+            ttl=64,
+            id=ip_id,
+            p=dpkt.ip.IP_PROTO_TCP,
+            data=tcp,
+        )
+        return frame(("alice", "lan1"), ("r1", "lan1"), ip)
+
+    frames = [(1 + i / 100, seg(i, 1000 + 100 * i)) for i in range(200)]
+    frames.append((1.505, seg(999, 1000 + 100 * 50)))  # segment 50 sent again, as frame 52
+    lad = ladder.build([("lan1.pcap", pcap(frames))], WHERE)
+    assert [i for i, h in enumerate(lad.hops) if h.retransmission] == [51]
+    assert ladder.window(lad) == (51 - 8, 51 - 8 + ladder.MAX_ROWS)
+    assert "frames 44-103 of 201" in ladder.svg(lad)

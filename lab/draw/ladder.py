@@ -401,13 +401,28 @@ def label(hop: Hop) -> tuple[str, str]:
     return head, f"{hop.src_mac} → {hop.dst_mac} · {hop.src_ip} → {hop.dst_ip} · on {hop.segment}"
 
 
+def window(ladder: Ladder, lead: int = 8) -> tuple[int, int]:
+    """Which MAX_ROWS frames to draw: from the start, or from a little before the first drop or
+    retransmission when that comes later (a 1 MB transfer loses its 6th packet of many)."""
+    total = len(ladder.hops)
+    if total <= MAX_ROWS:
+        return 0, total
+    dropped = {d.packet for d in ladder.drops}
+    marked = next(
+        (i for i, h in enumerate(ladder.hops) if h.retransmission or h.packet in dropped), 0
+    )
+    start = min(max(marked - lead, 0), total - MAX_ROWS)
+    return start, start + MAX_ROWS
+
+
 def svg(ladder: Ladder, title: str = "") -> str:
     """A self-contained SVG: text stays text (searchable) in generic fonts, no external refs."""
     from matplotlib import rc_context
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
 
-    hops = ladder.hops[:MAX_ROWS]
+    start, end = window(ladder)
+    hops = ladder.hops[start:end]
     drops = {d.packet: d for d in ladder.drops}
     rows: list[tuple[str, Any]] = []
     for hop in hops:
@@ -481,7 +496,10 @@ def svg(ladder: Ladder, title: str = "") -> str:
             ax.text(
                 -0.5,
                 -len(rows) - 0.5,
-                f"first {MAX_ROWS} of {len(ladder.hops)} frames; open the .pcap for all",
+                f"frames {start + 1}-{end} of {len(ladder.hops)}, from just before the first drop "
+                "or retransmission; open the .pcap for all"
+                if start
+                else f"frames 1-{end} of {len(ladder.hops)}; open the .pcap for all",
                 fontsize=8,
                 style="italic",
             )
