@@ -9,7 +9,6 @@ rollback). Names imported from here before the split keep working.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from ipaddress import IPv4Network
 
@@ -26,8 +25,8 @@ from hoplab.engine.bringup import (
     Limits,
 )
 from hoplab.engine.endpoints import EndpointLocks
-from hoplab.engine.parallel import or_roll_back, parallel
-from hoplab.engine.reconcile import FAILED, READY, REBUILD, RESTART, UNCHANGED, decide
+from hoplab.engine.parallel import parallel
+from hoplab.engine.reconcile import FAILED, READY, apply, decide
 from hoplab.engine.state import (
     LabState,
     NodeState,
@@ -120,26 +119,18 @@ class Engine:
         not yet created and rolls the lab back (Cancelled).
         """
         egress.ensure(self.client, image)  # no lab starts, or stays up, open to the host
-        decision = decide(current or self.state(plan.lab), plan, image)
-        if decision.action == UNCHANGED:
-            return UpReport("unchanged")
-        if decision.action == RESTART:
-            started = time.monotonic()
-            parallel(
-                lambda n: self._bringup.start_node(n, plan),
-                [plan.node(n) for n in decision.start],
+        return apply(
+            decide(current or self.state(plan.lab), plan, image),
+            start=lambda names: parallel(
+                lambda n: self._bringup.start_node(plan.node(n), plan),
+                names,
                 "starting nodes",
                 progress,
                 self.workers,
-            )
-            return UpReport("restarted", {"start": time.monotonic() - started})
-        if decision.action == REBUILD:
-            self.down(plan.lab, progress)
-        timings = or_roll_back(
-            lambda: self._bringup.create(plan, image, progress, labels or {}, cancel),
-            lambda: self.down(plan.lab, progress),
+            ),
+            remove=lambda: self.down(plan.lab, progress),
+            create=lambda: self._bringup.create(plan, image, progress, labels or {}, cancel),
         )
-        return UpReport("created", timings)
 
     def down(self, lab: str | None, progress: Progress = no_progress) -> tuple[int, int]:
         """Remove one lab's objects (or every hoplab object) in parallel; never anything else."""

@@ -1,13 +1,17 @@
-"""Pure decisions of bring-up: what to do with a lab that may already run, and how a node's
-labels, readiness and step timings are read. No Docker here, so unit tests cover every branch.
+"""Decisions of bring-up: what to do with a lab that may already run, and how a node's labels,
+readiness and step timings are read, as pure functions; and `apply`, which carries a decision
+out through callables. No Docker here: the real engine passes its Docker calls to `apply`, the
+unit tests' fake passes in-memory ones, so both run the same reconcile and rollback wiring.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from hoplab.engine.state import LabState
+from hoplab.engine.parallel import or_roll_back
+from hoplab.engine.state import LabState, UpReport
 from hoplab.model import labels as L
 from hoplab.model.plan import NodePlan, Plan
 
@@ -45,6 +49,29 @@ def decide(current: LabState, plan: Plan, image: str) -> Decision:
         return Decision(REBUILD)
     stopped = tuple(n.name for n in current.nodes if n.state != "running")
     return Decision(RESTART, stopped) if stopped else Decision(UNCHANGED)
+
+
+def apply(
+    decision: Decision,
+    *,
+    start: Callable[[tuple[str, ...]], object],
+    remove: Callable[[], object],
+    create: Callable[[], dict[str, float]],
+) -> UpReport:
+    """Carry a decision out: start the stopped nodes, or (after removing a stale lab) create it.
+
+    A create that fails, is cancelled or is interrupted is rolled back with `remove`, so the lab
+    is whole or absent; `create` must have waited for its own calls in flight before it raises.
+    """
+    if decision.action == UNCHANGED:
+        return UpReport("unchanged")
+    if decision.action == RESTART:
+        started = time.monotonic()
+        start(decision.start)
+        return UpReport("restarted", {"start": time.monotonic() - started})
+    if decision.action == REBUILD:
+        remove()
+    return UpReport("created", or_roll_back(create, remove))
 
 
 def node_labels(

@@ -2,11 +2,12 @@
 
 Like the real engine it keeps no lab state of its own: it holds Docker-shaped list entries
 (containers and networks with Labels, Names, State, IPAM) and reads labs back through the real
-`lab_state`. Its `up` and `down` run the real pure decisions and helpers (`reconcile.decide`,
-`reconcile.node_labels`, `parallel`, `or_roll_back`, `create_error`), so what the unit tests prove
-about reconcile and rollback is proved about the code the Docker engine runs; only the Docker
-calls themselves are replaced. It enforces the engine rules that matter to those decisions:
-unique names, no overlapping subnets on one engine, no network removal while it has endpoints.
+`lab_state`. Its `up` and `down` run the real decisions and helpers (`reconcile.decide`,
+`reconcile.apply` with its rollback, `node_labels`, `parallel`, `create_error`), so what the
+unit tests prove about reconcile and rollback is proved about the code the Docker engine runs;
+only the Docker calls themselves are replaced. It enforces the engine rules that matter to those
+decisions: unique names, no overlapping subnets on one engine, no network removal while it has
+endpoints.
 
 Faults are injected through `Faults`. Production code must never import this module.
 """
@@ -22,15 +23,8 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from hoplab.engine.bringup import create_error
-from hoplab.engine.parallel import or_roll_back, parallel
-from hoplab.engine.reconcile import (
-    REBUILD,
-    RESTART,
-    UNCHANGED,
-    decide,
-    node_labels,
-    route_label,
-)
+from hoplab.engine.parallel import parallel
+from hoplab.engine.reconcile import apply, decide, node_labels, route_label
 from hoplab.engine.state import LabState, Progress, UpReport, lab_state, labs_from, no_progress
 from hoplab.errors import Cancelled, HoplabError
 from hoplab.model import labels as L
@@ -152,21 +146,6 @@ class FakeEngine:
         current: LabState | None = None,
         cancel: threading.Event | None = None,
     ) -> UpReport:
-        decision = decide(current or self.state(plan.lab), plan, image)
-        if decision.action == UNCHANGED:
-            return UpReport("unchanged")
-        if decision.action == RESTART:
-            parallel(
-                lambda n: self._start(plan.node(n).container),
-                decision.start,
-                "starting nodes",
-                progress,
-                self.workers,
-            )
-            return UpReport("restarted")
-        if decision.action == REBUILD:
-            self.down(plan.lab, progress)
-
         def create() -> dict[str, float]:
             parallel(
                 lambda n: self._create_network(plan, n),
@@ -184,7 +163,18 @@ class FakeEngine:
             )
             return {}
 
-        return UpReport("created", or_roll_back(create, lambda: self.down(plan.lab, progress)))
+        return apply(
+            decide(current or self.state(plan.lab), plan, image),
+            start=lambda names: parallel(
+                lambda n: self._start(plan.node(n).container),
+                names,
+                "starting nodes",
+                progress,
+                self.workers,
+            ),
+            remove=lambda: self.down(plan.lab, progress),
+            create=create,
+        )
 
     def down(self, lab: str | None, progress: Progress = no_progress) -> tuple[int, int]:
         containers, _ = self.objects(lab)
