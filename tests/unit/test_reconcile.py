@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
 from hoplab import lifecycle
 from hoplab.engine.reconcile import (
     CREATE,
@@ -144,3 +145,36 @@ def test_half_torn_down_lab_is_rebuilt(fake, tiny):
         lifecycle.up(fake, tiny, "rc4", lambda *a: None, lambda m: None).report.action == "created"
     )
     assert fake.state("rc4").running and len(fake.objects("rc4")[1]) == 2
+
+
+def test_apply_does_exactly_what_the_decision_says():
+    from hoplab.engine.reconcile import Decision, apply
+    from hoplab.errors import HoplabError
+
+    calls: list[object] = []
+
+    def run(decision: Decision, fail: bool = False):
+        calls.clear()
+
+        def create() -> dict[str, float]:
+            calls.append("create")
+            if fail:
+                raise HoplabError("no")
+            return {"nodes": 1.0}
+
+        return apply(
+            decision,
+            start=lambda names: calls.append(("start", names)),
+            remove=lambda: calls.append("remove"),
+            create=create,
+        )
+
+    assert run(Decision(UNCHANGED)).action == "unchanged" and calls == []
+    assert run(Decision(RESTART, ("r1",))).action == "restarted"
+    assert calls == [("start", ("r1",))]
+    report = run(Decision(CREATE))
+    assert (report.action, report.timings, calls) == ("created", {"nodes": 1.0}, ["create"])
+    assert run(Decision(REBUILD)).action == "created" and calls == ["remove", "create"]
+    with pytest.raises(HoplabError):
+        run(Decision(CREATE), fail=True)
+    assert calls == ["create", "remove"]  # rolled back
