@@ -12,6 +12,9 @@ ip route del default 2>/dev/null || true
 # Docker points resolv.conf at its embedded DNS, which forwards unknown names outside the lab.
 # Lab names live in /etc/hosts; a resolver that asks anything else is refused at once.
 printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' > /etc/resolv.conf 2>/dev/null || true
+# Names come from /etc/hosts only, and no lookup waits for a resolver. Set at start, not in the
+# image, so that builds FROM hoplab/node can still resolve Debian's mirror in their RUN steps.
+sed -i 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf 2>/dev/null || true
 
 if [ -n "${HOPLAB_ROUTES:-}" ]; then
     echo "$HOPLAB_ROUTES" | tr ';' '\n' | sed -e '/^ *$/d' -e 's/^/route replace /' \

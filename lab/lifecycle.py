@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
 
+from hoplab.engine.build import ensure_app_images
 from hoplab.engine.image import ensure_image
 from hoplab.engine.labs import Engine, LabState, Progress, UpReport
 from hoplab.errors import InputError, SubnetTaken
+from hoplab.model.images import with_image_ids
 from hoplab.model.load import check_lab_name, load
 from hoplab.model.plan import DEFAULT_POOL, Plan, build_plan
 from hoplab.model.topology import Topology
@@ -85,6 +87,8 @@ def up(
     (the engine leaves nothing), waits a random moment and plans again with the winner in view.
     """
     image = ensure_image(engine.client, hosts_dir(), say)
+    # Own images are found or built before anything is created: a bad one creates nothing.
+    topo = with_image_ids(topo, ensure_app_images(engine.client, topo, image, say))
     for attempt in range(PLAN_ATTEMPTS):
         plan, state = make_plan(engine, topo, name, pool)
         try:

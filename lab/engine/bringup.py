@@ -24,6 +24,7 @@ from hoplab.engine import egress
 from hoplab.engine.client import explain
 from hoplab.engine.endpoints import EndpointLocks
 from hoplab.engine.parallel import parallel
+from hoplab.engine.pods import Pods
 from hoplab.engine.reconcile import node_labels, readiness, route_label, step_timings
 from hoplab.engine.state import Progress
 from hoplab.errors import Cancelled, HoplabError, SubnetTaken
@@ -93,9 +94,27 @@ class BringUp:
                 self.workers,
             )
             slowest_net = max((f.result() for f in nets.values()), default=0.0)
-            return step_timings(slowest_net, time.monotonic() - t0, steps)
+            timings = step_timings(slowest_net, time.monotonic() - t0, steps)
+            return timings | self.start_apps(plan, labels, progress, cancel)
         finally:
             net_pool.shutdown(wait=True, cancel_futures=True)
+
+    def start_apps(
+        self,
+        plan: Plan,
+        labels: dict[str, str],
+        progress: Progress,
+        cancel: threading.Event | None,
+    ) -> dict[str, float]:
+        """Own-image nodes' containers, once every node (so every router) is ready: pods.py."""
+        limits = {
+            "mem_limit": self.limits.mem_limit,
+            "memswap_limit": self.limits.mem_limit,
+            "pids_limit": self.limits.pids_limit,
+            "nano_cpus": int(self.limits.cpus * 1e9),
+        }
+        extra = labels | {L.OWNER: labels.get(L.OWNER) or owner()}
+        return Pods(self.api, limits).start_apps(plan, extra, progress, cancel)
 
     def create_network(self, plan: Plan, net: NetPlan) -> float:
         """Create one network; returns its seconds for --profile."""

@@ -30,6 +30,7 @@ class NodeState:
     routes: tuple[str, ...]
     plan: str
     image: str = ""
+    app: str = ""  # an own-image node: its user container's state ("" for hoplab/node nodes)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,10 @@ class UpReport:
 
 def lab_state(lab: str, containers: list[dict], networks: list[dict]) -> LabState:
     """Build a LabState from the engine's container and network list entries (their labels)."""
-    prefix = f"{lab}-"
+    prefix, RUN = f"{lab}-", "running"
+    # An own-image node is a pod: its sandbox is the node; the user's container is its `app`.
+    apps = {c["Labels"][L.APP]: c.get("State", "") for c in containers if L.APP in c["Labels"]}
+    containers = [c for c in containers if L.APP not in c["Labels"]]
     nodes = []
     for c in sorted(containers, key=lambda c: c["Labels"].get(L.NODE, "")):
         lbl = c["Labels"]
@@ -81,8 +85,10 @@ def lab_state(lab: str, containers: list[dict], networks: list[dict]) -> LabStat
                     if k.startswith(prefix)
                 },
                 routes=tuple(r for r in lbl.get(L.ROUTES, "").split(";") if r),
-                plan=lbl.get(L.PLAN, ""),
+                # A pod whose program is gone matches no plan, so `up` rebuilds it.
+                plan=lbl.get(L.PLAN, "") if apps.get(lbl.get(L.NODE), "running") == RUN else "",
                 image=c.get("ImageID", ""),
+                app=apps.get(lbl.get(L.NODE, ""), ""),
             )
         )
     subnets = {}

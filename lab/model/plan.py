@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from hoplab.errors import HoplabError
+from hoplab.model.images import App
 from hoplab.model.topology import Role, Topology
 
 DEFAULT_POOL = IPv4Network("10.176.0.0/12")
@@ -50,6 +51,7 @@ class NodePlan:
     role: Role
     interfaces: tuple[Interface, ...]
     routes: tuple[Route, ...]
+    app: App | None = None  # an own-image node: the user's container joins this node's namespace
 
     def address(self, network: str) -> IPv4Address:
         return next(i.address for i in self.interfaces if i.network == network)
@@ -282,6 +284,7 @@ def build_plan(
                     for a in node.attachments
                 ),
                 routes=tuple(Route(d, v) for d, v in sorted(routes.items())),
+                app=node.app,
             )
         )
     names: list[tuple[str, IPv4Address]] = []

@@ -1,0 +1,231 @@
+"""Own-image nodes as pods: the user's container joins its node's namespace once the plan is in it.
+
+Every node of a lab, own-image or not, is first a hoplab/node container that holds the network
+namespace, applies the plan (interfaces, addresses, routes, /etc/hosts) and reports ready. Only
+when every node of the lab is ready (so every router already forwards) does an own-image node's
+user container start, with `network_mode: container:<node>`: its first instruction already sees
+the whole plan, even in a `FROM scratch` image with no shell, no `ip` and no Python, and it needs
+no capability for it (it gets NET_ADMIN/NET_RAW only when its service asks for them). Tools the
+image lacks (tcpdump, ss) run from the sandbox's side of the same namespace: exec, captures and
+impairments keep addressing the node's own container.
+
+User containers start in depends_on order; a healthcheck is that node's readiness, and `up`
+returns only when every one has passed. A container that exits during `up`, or never becomes
+healthy, is an input error naming the service, with its last log lines; the caller rolls back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+
+import docker
+import docker.errors
+from hoplab.engine.client import explain
+from hoplab.engine.parallel import parallel
+from hoplab.engine.state import Progress
+from hoplab.errors import Cancelled, HoplabError, InputError
+from hoplab.model import labels as L
+from hoplab.model.images import App, start_order
+from hoplab.model.plan import NodePlan, Plan
+
+POLL = 0.1  # seconds between health reads: one inspect each, a few ms
+LOG_TAIL = 20
+NS = 1_000_000_000
+
+
+def app_container(node: NodePlan) -> str:
+    """The user container's name: the node's own container keeps the node's name."""
+    return f"{node.container}-app"
+
+
+class _Gates:
+    """Which user containers have started and which are healthy, for depends_on to wait on."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.started: set[str] = set()
+        self.healthy: set[str] = set()
+        self.failed = False
+
+    def mark(self, name: str, healthy: bool) -> None:
+        with self.cond:
+            (self.healthy if healthy else self.started).add(name)
+            self.cond.notify_all()
+
+    def fail(self) -> None:
+        with self.cond:
+            self.failed = True
+            self.cond.notify_all()
+
+    def wait(self, app: App) -> None:
+        def ready() -> bool:
+            return all(
+                d.service in (self.healthy if d.condition == "service_healthy" else self.started)
+                for d in app.depends_on
+            )
+
+        with self.cond:
+            self.cond.wait_for(lambda: self.failed or ready())
+            if self.failed:
+                raise _DependencyFailed
+
+
+class _DependencyFailed(Exception):
+    """A container this one depends on failed; that failure is the one reported."""
+
+
+class Pods:
+    """Starts a lab's user containers; holds no lab state."""
+
+    def __init__(self, api: docker.APIClient, limits: Mapping[str, object]) -> None:
+        self.api, self.limits = api, dict(limits)
+
+    def start_apps(
+        self,
+        plan: Plan,
+        labels: Mapping[str, str],
+        progress: Progress,
+        cancel: threading.Event | None,
+    ) -> dict[str, float]:
+        """Create and start every user container in depends_on order; wait for health.
+
+        Runs after every node reported ready. Returns seconds for `up --profile`."""
+        pods = {n.name: n for n in plan.nodes if n.app is not None}
+        if not pods:
+            return {}
+        started = time.monotonic()
+        order = start_order({name: n.app for name, n in pods.items() if n.app})
+        gates = _Gates()
+
+        def one(name: str) -> None:
+            try:
+                self._one(plan, pods[name], labels, gates, cancel)
+            except BaseException:
+                gates.fail()
+                raise
+
+        # One worker per container: each waits only on containers before it in `order`.
+        parallel(one, order, "own images", progress, len(order))
+        t_started = time.monotonic()
+        for name in order:  # whoever died while the others were still starting
+            self._check_running(plan, pods[name])
+        return {"own images (start + health)": t_started - started}
+
+    def _one(
+        self,
+        plan: Plan,
+        node: NodePlan,
+        labels: Mapping[str, str],
+        gates: _Gates,
+        cancel: threading.Event | None,
+    ) -> None:
+        app = node.app
+        assert app is not None
+        gates.wait(app)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"bring-up of {plan.lab} was cancelled")
+        name = app_container(node)
+        try:
+            self.api.create_container(
+                app.image_id or app.image,
+                name=name,
+                command=list(app.command) if app.command is not None else None,
+                entrypoint=list(app.entrypoint) if app.entrypoint is not None else None,
+                environment=dict(app.environment) or None,
+                working_dir=app.working_dir or None,
+                user=app.user or None,
+                healthcheck=_healthcheck(app),
+                labels=dict(labels) | {L.LAB: plan.lab, L.APP: node.name, L.PLAN: plan.digest},
+                host_config=self.host_config(node, app),
+                detach=True,
+            )
+        except docker.errors.APIError as err:
+            raise HoplabError(f"cannot create container {name!r}: {explain(err)}") from None
+        self.api.start(name)
+        gates.mark(node.name, healthy=False)
+        if app.healthcheck is not None:
+            self._wait_healthy(plan, node)
+        gates.mark(node.name, healthy=True)
+
+    def host_config(self, node: NodePlan, app: App) -> dict:
+        """The user's container: the node's namespace, the node's limits, no added capability
+        unless the service asked for NET_ADMIN/NET_RAW, and only read-only binds."""
+        return self.api.create_host_config(
+            network_mode=f"container:{node.container}",
+            cap_add=list(app.caps) or None,
+            binds={m.source: {"bind": m.target, "mode": "ro"} for m in app.mounts} or None,
+            security_opt=["no-new-privileges"],
+            **self.limits,
+        )
+
+    def _wait_healthy(self, plan: Plan, node: NodePlan) -> None:
+        app = node.app
+        assert app is not None and app.healthcheck is not None
+        h = app.healthcheck
+        # Docker itself says "unhealthy" after `retries` failures; this bound is for an engine
+        # that never answers at all.
+        deadline = time.monotonic() + h.start_period + (h.retries + 2) * (h.interval + h.timeout)
+        name = app_container(node)
+        while True:
+            state = self.api.inspect_container(name)["State"]
+            health = state.get("Health") or {}
+            status = health.get("Status", "")
+            if status == "healthy":
+                return
+            if not state.get("Running"):
+                raise self._exited(plan, node, state)
+            if status == "unhealthy" or time.monotonic() > deadline:
+                log = health.get("Log") or [{}]
+                last = str(log[-1].get("Output", "")).strip() or f"health status {status!r}"
+                raise InputError(
+                    f"node {node.name}: the healthcheck never passed ({h.retries} tries): "
+                    f"{last[:300]}\n{self._tail(name)}",
+                    file=plan.source,
+                    line=h.line,
+                    key=f"services.{node.name}.healthcheck",
+                    hint=f"the test {list(h.test)} must exit 0 once {node.name} is ready",
+                )
+            time.sleep(POLL)
+
+    def _check_running(self, plan: Plan, node: NodePlan) -> None:
+        state = self.api.inspect_container(app_container(node))["State"]
+        if not state.get("Running"):
+            raise self._exited(plan, node, state)
+
+    def _exited(self, plan: Plan, node: NodePlan, state: dict) -> InputError:
+        app = node.app
+        assert app is not None
+        why = f"exit code {state.get('ExitCode')}" + (
+            f", {state['Error']}" if state.get("Error") else ""
+        )
+        return InputError(
+            f"node {node.name}: its container exited during up ({why})\n"
+            + self._tail(app_container(node)),
+            file=plan.source,
+            line=app.line,
+            key=f"services.{node.name}",
+            hint="a node's program must keep running; its last log lines are above",
+        )
+
+    def _tail(self, name: str) -> str:
+        try:
+            text = self.api.logs(name, tail=LOG_TAIL).decode(errors="replace").rstrip()
+        except docker.errors.APIError as err:
+            text = f"(no log: {explain(err)})"
+        lines = text.splitlines() or ["(empty log)"]
+        return f"  last log lines of {name}:\n" + "\n".join(f"    | {line}" for line in lines)
+
+
+def _healthcheck(app: App) -> dict | None:
+    h = app.healthcheck
+    if h is None:
+        return None
+    return {
+        "test": list(h.test),
+        "interval": max(int(h.interval * NS), 1_000_000),  # Docker's floor is 1 ms
+        "timeout": max(int(h.timeout * NS), 1_000_000),
+        "retries": h.retries,
+        "start_period": int(h.start_period * NS),
+    }
