@@ -431,7 +431,8 @@ def svg(ladder: Ladder, title: str = "") -> str:
         if drop and hop is ladder.packet(hop.packet)[-1]:
             rows.append(("drop", drop))
     lanes = {name: i for i, name in enumerate(ladder.lanes)}
-    width = max(7.0, 2.9 * max(len(lanes) - 1, 1) + 1.5)
+    # An arrow's label is wider than the arrow: a margin of most of a lane on either side.
+    width = 3.2 * max(len(lanes) - 1, 1) + 4.5
     height = 1.5 + 0.55 * len(rows) + (0.3 if len(ladder.hops) > MAX_ROWS else 0)
     with rc_context(
         {"svg.fonttype": "none", "svg.hashsalt": "hoplab", "font.family": "sans-serif"}
@@ -439,7 +440,7 @@ def svg(ladder: Ladder, title: str = "") -> str:
         fig = Figure(figsize=(width, height))
         FigureCanvasSVG(fig)
         ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
-        ax.set_xlim(-0.6, max(len(lanes) - 1, 1) + 0.6)
+        ax.set_xlim(-0.7, max(len(lanes) - 1, 1) + 0.7)
         ax.set_ylim(-len(rows) - 0.6, 1.45)
         ax.axis("off")
         for name, x in lanes.items():
@@ -494,7 +495,7 @@ def svg(ladder: Ladder, title: str = "") -> str:
             ax.text(mid, -y + 0.1, addrs, ha="center", fontsize=6.5, color="#444444")
         if len(ladder.hops) > MAX_ROWS:
             ax.text(
-                -0.5,
+                -0.65,
                 -len(rows) - 0.5,
                 f"frames {start + 1}-{end} of {len(ladder.hops)}, from just before the first drop "
                 "or retransmission; open the .pcap for all"
@@ -504,7 +505,7 @@ def svg(ladder: Ladder, title: str = "") -> str:
                 style="italic",
             )
         if title:
-            ax.text(-0.5, 1.25, title, fontsize=11, weight="bold", va="center")
+            ax.text(-0.65, 1.25, title, fontsize=11, weight="bold", va="center")
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
