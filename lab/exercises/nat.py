@@ -88,8 +88,14 @@ def run(lab: Lab) -> list[Check]:
     plain = connect_all(lab, srv, srv_ip)
     forget_flows(router)
     added = router.run(["iptables", "-t", "nat", "-A", *rule])
+    inside = lab.network_of(lab.path(CLIENTS[0], srv_ip)[0][1])
     try:
-        natted = connect_all(lab, srv, srv_ip)
+        # Captured on both sides of the router, so the report's ladder shows each rewrite.
+        with (
+            lab.capture(router.name, inside, f"tcp port {PORT}", f"nat-{inside}-inside"),
+            lab.capture(router.name, out_net, f"tcp port {PORT}", f"nat-{out_net}-outside"),
+        ):
+            natted = connect_all(lab, srv, srv_ip)
         table = router.run(["conntrack", "-L", "-p", "tcp", "--dport", str(PORT)]).out
     finally:
         if added.ok:

@@ -54,7 +54,14 @@ def run(lab: Lab) -> list[Check]:
 
     # TCP: 1 MB across the lossy router (netem loss, or every TCP_EVERY-th packet of the flow).
     tcp_flow = _flow(alice.address(), srv_ip, "tcp", TCP_PORT)
-    with lab.impair(router.name, net, NETEM_LOSS, TCP_EVERY, match=tcp_flow) as tcp_loss:
+    # Captured on both sides of the router, so the report's ladder shows drops and resends.
+    inside = lab.network_of(lab.path(alice.name, srv_ip)[0][1])
+    bpf = f"tcp port {TCP_PORT}"
+    with (
+        lab.impair(router.name, net, NETEM_LOSS, TCP_EVERY, match=tcp_flow) as tcp_loss,
+        lab.capture(router.name, inside, bpf, f"tcp-{inside}-in"),
+        lab.capture(router.name, net, bpf, f"tcp-{net}-out"),
+    ):
         receiver = srv.start_py("net_loss.py", "tcp-recv", TCP_PORT, ready="listening")
         sent = alice.py("net_loss.py", "tcp-send", srv_ip, TCP_PORT, TCP_BYTES, timeout=30).json()
         receiver.wait(5)
