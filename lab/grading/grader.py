@@ -130,6 +130,9 @@ def grade(
         raise Interrupted(lab.stop_all(), f"grading of {assignment.name}") from None
     finally:
         fence.close()
+        # Whatever escaped the fence (a daemon, a respawner, a node whose pids are full) goes
+        # now, not only when the next grading starts.
+        lab.reap(files=True)
     return Grade(
         assignment.name,
         str(path),

@@ -25,8 +25,8 @@ from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
-from hoplab.engine import programs
-from hoplab.engine.labs import Engine, LabState
+from hoplab.engine import pods, programs
+from hoplab.engine.labs import READY, Engine, LabState
 from hoplab.errors import HoplabError, Unsupported
 from hoplab.interrupts import sigint_deferred
 from hoplab.runtime import pcap
@@ -337,6 +337,13 @@ class Node:
             raise
         return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
+    def logs(self, tail: int = 200) -> str | None:
+        """What an own-image node's program printed (None for a hoplab/node node).
+
+        Tools such as tcpdump, ss and ip run in the node's own container, which shares the
+        program's namespace; its output is the one thing only the program's container has."""
+        return pods.app_log(self.lab.engine.api, self.container, tail)
+
     def py(self, program: str, *args: Any, timeout: float = 20) -> Result:
         """Run one of the in-node programs from hosts/programs."""
         return self.run(["python3", f"{PROGRAMS}/{program}", *map(str, args)], timeout=timeout)
@@ -568,16 +575,36 @@ class Lab:
         server left on a port never decides the next result. With `files` (gradings), what
         nobody wrote in /tmp, /var/tmp and /dev/shm goes too, in every node.
         """
-        listed = _each_node(lambda n: _listed(self.engine, n.container, n.name), self.nodes)
+
+        def listed(node: Node) -> list[Left] | None:
+            try:
+                return _listed(self.engine, node.container, node.name)
+            except HoplabError:
+                return None  # processes churning too fast to list: reap nobody's anyway
+
         todo: list[tuple[Node, list[str]]] = []
-        for node, found in zip(self.nodes, listed, strict=True):
+        for node, found in zip(self.nodes, _each_node(listed, self.nodes), strict=True):
+            if found is None:
+                todo.append((node, []))
+                continue
             dead = sorted({f.run for f in found if f.run and not run_alive(f.run)})
             if files or dead or any(f.user == "nobody" for f in found):
                 todo.append((node, dead))
         mode = "reap-files" if files else "reap"
-        reaped = _each_node(
-            lambda t: _scan(self.engine, t[0].container, t[0].name, mode, t[1]), todo
-        )
+
+        def one(item: tuple[Node, list[str]]) -> list[Left]:
+            node, dead = item
+            try:
+                return _scan(self.engine, node.container, node.name, mode, dead)
+            except HoplabError:
+                # No exec starts in a node whose pids limit is full: restart it (routes come
+                # back with the entrypoint), which ends every process in it at once.
+                found = listed(node) or []
+                programs.restart(self.engine.api, node.container, READY)
+                node._ifaces = None  # interface names may come back in another order
+                return found
+
+        reaped = _each_node(one, todo)
         return [left for per_node in reaped for left in per_node]
 
     @contextlib.contextmanager
