@@ -30,6 +30,7 @@ import docker
 import docker.errors
 from hoplab.engine.client import explain
 from hoplab.errors import HoplabError
+from hoplab.interrupts import sigint_deferred
 from hoplab.model import labels as L
 
 BRIDGE_PREFIX = "hl-"
@@ -154,10 +155,15 @@ def _helper(client: docker.DockerClient, image: str, mode: str) -> tuple[int, st
 
 
 def apply(client: docker.DockerClient, image: str, mode: str) -> tuple[int, str]:
-    """Run check, install or remove where the engine's host is; (exit code, what it said)."""
-    if _local(client):
-        return _direct(mode)
-    return _helper(client, image, mode)
+    """Run check, install or remove where the engine's host is; (exit code, what it said).
+
+    A Ctrl-C waits for it to finish: a cut between removing stale rules and inserting them
+    again would leave every lab open. (SIG_IGN is inherited, so iptables ignores it too.)
+    """
+    with sigint_deferred():
+        if _local(client):
+            return _direct(mode)
+        return _helper(client, image, mode)
 
 
 def ensure(client: docker.DockerClient, image: str) -> None:
