@@ -141,7 +141,7 @@ class Left:
     """A program hoplab started (or a participant's, run as nobody) still running in a node."""
 
     node: str
-    pid: int
+    pid: int  # as the host sees it when listed (docker top), as the node does when killed
     cmd: str
     run: str  # the run id that started it; '' for a participant program (nobody)
     user: str
