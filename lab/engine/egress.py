@@ -25,6 +25,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 
 import docker
 import docker.errors
@@ -40,6 +41,9 @@ TAG = "hoplab-egress"
 HELPER_LABEL = L.LAB  # a leaked helper is a hoplab object, so `clean` removes it
 HELPER_LAB = "hoplab-host-rules"
 
+# The rules are one resource of the host: labs brought up in parallel threads (a workshop room)
+# must not interleave one's remove-then-insert with another's check.
+_ONE_AT_A_TIME = threading.Lock()
 _WILD = f"{BRIDGE_PREFIX}+"
 _MARK = f"-m comment --comment {TAG}"
 # In order: the RETURN for bridged frames must come before the DROPs.
@@ -160,7 +164,7 @@ def apply(client: docker.DockerClient, image: str, mode: str) -> tuple[int, str]
     A Ctrl-C waits for it to finish: a cut between removing stale rules and inserting them
     again would leave every lab open. (SIG_IGN is inherited, so iptables ignores it too.)
     """
-    with sigint_deferred():
+    with _ONE_AT_A_TIME, sigint_deferred():
         if _local(client):
             return _direct(mode)
         return _helper(client, image, mode)
