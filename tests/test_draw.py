@@ -425,3 +425,31 @@ def test_a_long_ladder_is_drawn_from_just_before_the_first_retransmission():
     assert [i for i, h in enumerate(lad.hops) if h.retransmission] == [51]
     assert ladder.window(lad) == (51 - 8, 51 - 8 + ladder.MAX_ROWS)
     assert "frames 44-103 of 201" in ladder.svg(lad)
+
+
+def test_hostile_frames_never_break_the_ladder():
+    """A participant is root in their node and can send any bytes: the ladder skips what it
+    cannot read and draws the rest."""
+    import random
+
+    rng = random.Random(14)
+    good = path_captures()[0][1]
+    src, dst = _mac(MAC[("alice", "lan1")]), _mac(MAC[("r1", "lan1")])
+    frames = []
+    for i in range(600):
+        body = rng.randbytes(rng.randrange(0, 60))
+        if i % 3 == 0:  # ICMP errors and echoes quoting garbage
+            body = bytes([rng.choice([0, 3, 8, 11]), rng.randrange(16), 0, 0]) + body
+        raw = bytearray(bytes(dpkt.ip.IP(p=rng.choice([1, 6, 17]), id=i, ttl=9, data=body)))
+        if i % 4 == 0:
+            raw[2:4] = rng.randbytes(2)  # a total length that lies
+        if i % 5 == 0:
+            raw[6:8] = rng.randbytes(2)  # random flags and fragment offset
+        if i % 7 == 0:
+            raw = bytearray(rng.randbytes(rng.randrange(0, 40)))  # not even a header
+        frames.append((1.0 + i / 1000, dst + src + b"\x08\x00" + bytes(raw)))
+    lad = ladder.build([("evil.pcap", pcap(frames)), ("lan1.pcap", good)], WHERE)
+    real = [h for h in lad.hops if h.what == "ICMP echo-request id 7 seq 1"]
+    assert [h.ttl for h in real] == [64]  # the real frame is still there
+    assert lad.ignored > 0  # and the unreadable ones were counted, not drawn
+    ladder.svg(lad)  # and it draws

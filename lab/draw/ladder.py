@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import socket
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
@@ -33,6 +34,7 @@ ICMP_NAMES = {
     11: "time-exceeded",
 }
 UNREACH = {0: "net", 1: "host", 3: "port", 4: "frag-needed", 13: "prohibited"}
+BAD_FRAME = (dpkt.dpkt.Error, ValueError, IndexError, AttributeError, TypeError, struct.error)
 
 
 @dataclass(frozen=True)
@@ -156,16 +158,20 @@ def _read(name: str, data: bytes) -> tuple[list[_Raw], int]:
         return frames, 0
     try:
         for ts, buf in dpkt.pcap.Reader(io.BytesIO(data)):
-            eth = dpkt.ethernet.Ethernet(buf)
-            if not isinstance(eth.data, dpkt.ip.IP):
-                ignored += 1
+            try:
+                eth = dpkt.ethernet.Ethernet(buf)
+                ip = eth.data
+                if not isinstance(ip, dpkt.ip.IP):
+                    ignored += 1
+                    continue
+                _describe(ip)  # a frame that cannot be described is skipped here, not later
+            except BAD_FRAME:
+                ignored += 1  # a node's root can put any bytes on the wire
                 continue
             digest = hashlib.blake2b(buf, digest_size=8).hexdigest()
             # Captures keep 256 bytes per frame: the wire length comes from the IP header.
-            wire = 14 + eth.data.len
-            frames.append(
-                _Raw(ts, name, digest, mac_str(eth.src), mac_str(eth.dst), eth.data, wire)
-            )
+            wire = 14 + ip.len
+            frames.append(_Raw(ts, name, digest, mac_str(eth.src), mac_str(eth.dst), ip, wire))
     except (ValueError, dpkt.dpkt.NeedData, dpkt.dpkt.UnpackError):
         pass  # a truncated capture gives what could be read, as hoplab.runtime.pcap does
     return frames, ignored
