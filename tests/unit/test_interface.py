@@ -94,3 +94,20 @@ def test_the_fast_tier_cannot_reach_docker():
 
     with pytest.raises(HoplabError, match="cannot reach the Docker Engine"):
         connect(timeout=2)
+
+
+def test_the_runtime_works_on_any_engine(tiny):
+    """Lab and Node use only EngineAPI: attached to the fake, they read the lab from its labels
+    and send commands and files through the interface."""
+    from hoplab import lifecycle
+    from hoplab.runtime.net import Lab
+
+    fake = FakeEngine()
+    lifecycle.up(fake, tiny, "if1", lambda *a: None, lambda m: None)
+    lab = Lab.attach(fake, "if1")
+    assert sorted(n.name for n in lab.nodes) == ["alice", "bob", "r1"]
+    assert lab.address("r1", "b") == "10.64.2.1"
+    lab.node("alice").copy_in(b"print(1)\n", "/tmp/p.py")
+    assert lab.node("alice").fetch("/tmp/p.py") == b"print(1)\n"
+    assert lab.node("bob").run(["true"]).ok
+    assert any(c == "if1-bob" for c, _ in fake.ran)
