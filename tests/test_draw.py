@@ -140,22 +140,26 @@ def _assert_self_contained(text: str) -> None:
 
 
 def test_state_picture_labels_each_attachment_with_interface_and_address():
-    class N:  # the shape of hoplab.engine LabState's nodes, as labels give them
-        def __init__(self, name, role, addresses):
-            self.name, self.role, self.addresses, self.routes = name, role, addresses, ()
+    from hoplab.engine.state import LabState, NodeState
 
-    class S:
-        name = "running"
-        nodes = (
-            N("r1", "router", {"lan1": "10.9.1.1", "core": "10.9.0.1"}),
-            N("pc", "host", {"lan1": "10.9.1.10"}),
-        )
-        networks = {"lan1": "10.9.1.0/24", "core": "10.9.0.0/29"}
+    def node(name: str, role: str, addresses: dict[str, str]) -> NodeState:
+        return NodeState(name, f"running-{name}", role, "running", addresses, (), "digest")
 
-    pic = graph.from_state(S, ifaces={"r1": {"lan1": "eth0", "core": "eth1"}})
+    state = LabState(
+        "running",
+        nodes=(
+            node("r1", "router", {"lan1": "10.9.1.1", "core": "10.9.0.1"}),
+            node("pc", "host", {"lan1": "10.9.1.10"}),
+        ),
+        networks={"lan1": "10.9.1.0/24", "core": "10.9.0.0/29"},
+    )
+    pic = graph.from_state(
+        state, ifaces={"r1": {"lan1": "eth0", "core": "eth1"}}, mtus={"core": 9000}
+    )
     dot = graph.to_dot(pic)
     assert "eth0 10.9.1.1" in dot and "eth1 10.9.0.1" in dot and "10.9.1.10" in dot
-    assert "10.9.0.0/29" in graph.svg(S)
+    assert "MTU 9000" in dot
+    assert "10.9.0.0/29" in graph.svg(state)
 
 
 def test_png_is_a_png():
