@@ -338,6 +338,10 @@ def describe(lab: Lab, before: AbstractSet[int] = frozenset()) -> str:
         lines.append(f"{n.name} ({n.role}, {n.state}) {addrs}")
         for route in (routes.get(n.name) or "").strip().splitlines():
             lines.append(f"    {route.rstrip()}")
+        if n.app:  # an own-image node: its program's last lines (it may have no shell to ask)
+            log = (lab.node(n.name).logs(tail=LOG_LINES) or "").rstrip().splitlines()
+            lines.append(f"    --- its own image's container ({n.app}), last {len(log)} lines")
+            lines.extend(f"    | {line}" for line in log)
     procs = [p for p in lab._procs if id(p) not in before or not p.stopped]
     if procs:
         lines.append("background programs (this test's, and any still running):")

@@ -37,7 +37,20 @@ NS = 1_000_000_000
 
 def app_container(node: NodePlan) -> str:
     """The user container's name: the node's own container keeps the node's name."""
-    return f"{node.container}-app"
+    return app_of(node.container)
+
+
+def app_of(container: str) -> str:
+    return f"{container}-app"
+
+
+def app_log(api: docker.APIClient, container: str, tail: int = LOG_TAIL) -> str | None:
+    """What an own-image node's program printed (its image may have no shell to ask), or None
+    for a hoplab/node node. container: the node's own container."""
+    try:
+        return api.logs(app_of(container), tail=tail).decode(errors="replace")
+    except docker.errors.NotFound:
+        return None
 
 
 class _Gates:

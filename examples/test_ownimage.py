@@ -1,0 +1,79 @@
+"""A project's own image under test: srv runs a FROM scratch image (one static binary, no shell),
+built from ownimage/server/Dockerfile, in the default lab's topology (alice -> r1 -> r2 -> srv).
+
+Its first instruction sends one UDP datagram to alice, two routers away, with no retry: it
+arrives because hoplab puts every interface, route and /etc/hosts name in place before the
+program starts. Then srv echoes datagrams, clean and with every fifth packet dropped on the core
+link; UDP does not recover what is lost, so exactly the dropped ones never come back.
+
+The same commands run in CI (see the README's GitHub Actions workflow):
+    pytest examples/test_ownimage.py
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import hoplab
+import pytest
+from hoplab.plugin import owner_labels
+from hoplab.runtime.net import Lab
+
+TOPOLOGY = Path(__file__).parent / "ownimage" / "compose.yaml"
+PORT = 7000
+COUNT = 20
+
+# bob (a hoplab/node host on lan1) sends COUNT datagrams one at a time and counts the echoes.
+CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.0)
+back = 0
+for i in range(int(sys.argv[3])):
+    s.sendto(b"seq %d" % i, (sys.argv[1], int(sys.argv[2])))
+    try:
+        back += s.recv(100) == b"seq %d" % i
+    except TimeoutError:
+        pass
+print(back)
+"""
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    """One lab for the module (bring-up builds srv's image once, then it is cached by content)."""
+    name = f"own{os.getpid() % 100000}"
+    with hoplab.up(TOPOLOGY, name=name, labels=owner_labels()) as running:
+        yield running
+
+
+def echoes(lab: Lab) -> int:
+    res = lab.node("bob").run(["python3", "-c", CLIENT, "srv", str(PORT), str(COUNT)], timeout=60)
+    assert res.returncode == 0, res.stderr
+    return int(res.stdout)
+
+
+def test_the_first_instruction_reaches_a_host_two_routers_away(lab: Lab) -> None:
+    srv_addresses = {lab.address("srv", "lan2"), lab.address("srv", "lan3")}
+    log = lab.node("alice").logs() or ""
+    got = [line for line in log.splitlines() if "hello at the first instruction" in line]
+    assert len(got) == 1, log  # sent once, at start, without any retry
+    source = got[0].split(" from ")[1].split(":")[0]
+    assert source in srv_addresses, got
+    assert got[0].endswith("ttl=62"), got  # 64, less one at r2 and one at r1
+    assert "sent hello to alice:9000" in (lab.node("srv").logs() or "")
+
+
+def test_echo_across_two_routers_clean_then_with_loss(lab: Lab) -> None:
+    # Captured from the node's own container: it shares srv's namespace and has tcpdump.
+    with lab.capture("srv", "lan2", bpf=f"udp port {PORT}") as cap:
+        assert echoes(lab) == COUNT
+    assert len(cap.frames) >= 2 * COUNT, cap  # each request and its echo
+
+    with lab.impair("r1", "core", every=5) as loss:
+        back = echoes(lab)
+        dropped = loss.drops()
+    assert dropped == COUNT // 5, loss.mechanism
+    assert back == COUNT - COUNT // 5  # each dropped request has no echo, and nothing else is lost
