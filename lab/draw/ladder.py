@@ -483,18 +483,11 @@ def svg(ladder: Ladder, title: str = "") -> str:
             hop = item
             x0, x1 = lanes[hop.sender], lanes[hop.receiver]
             colour = COLOURS[(hop.packet - 1) % len(COLOURS)]
-            ax.annotate(
-                "",
-                xy=(x1, -y),
-                xytext=(x0, -y),
-                zorder=2,
-                arrowprops={
-                    "arrowstyle": "-|>",
-                    "color": colour,
-                    "lw": 1.6,
-                    "linestyle": "--" if hop.retransmission else "-",
-                },
-            )
+            # A line and a head marker: a tenth of the cost of annotate's arrow patches.
+            tip = x1 - 0.03 if x1 > x0 else x1 + 0.03
+            style = "--" if hop.retransmission else "-"
+            ax.plot([x0, tip], [-y, -y], color=colour, lw=1.6, ls=style, zorder=2)
+            ax.plot([tip], [-y], marker=">" if x1 > x0 else "<", ms=6, color=colour, zorder=2)
             head, addrs = label(hop)
             mid = (x0 + x1) / 2
             ax.text(mid, -y + 0.28, head, ha="center", fontsize=7.5, color=colour)
