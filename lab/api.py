@@ -165,6 +165,7 @@ def up(
     artifacts: str | Path | None = None,
     engine: Engine | None = None,
     client: Any = None,
+    allow_unsupported: bool = False,
 ) -> RuntimeLab:
     """Bring a lab up and return it attached; a running lab that matches is left as it is.
 
@@ -173,8 +174,9 @@ def up(
     validated before the engine is reached, so bad input creates nothing. progress gets
     (phase, done, total) events, say gets one-line messages, labels go on every node, cancel
     makes a bring-up in flight roll back, pool (a private CIDR) is where moved subnets come from,
-    and artifacts is where captures are saved. The result is a context manager that takes the lab
-    down; it also carries `plan` and `report` (what up did, and how long each phase took).
+    and artifacts is where captures are saved. allow_unsupported turns the refusal of delay or
+    jitter on a kernel without netem into a warning. The result is a context manager that takes
+    the lab down; it also carries `plan` and `report` (what up did, and how long each phase took).
     """
     from hoplab import lifecycle
     from hoplab.model.load import check_lab_name
@@ -192,6 +194,7 @@ def up(
         labels=dict(labels or {}),
         cancel=cancel,
         pool=_pool(pool) if pool is not None else None,
+        allow_unsupported=allow_unsupported,
     )
     lab = lab_class().attach(eng, result.plan.lab, Path(artifacts) if artifacts else None)
     lab.plan, lab.report, lab.owned = result.plan, result.report, True

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from hoplab.cli import check as cli_check
 from hoplab.cli import graph as cli_graph
+from hoplab.cli import impair as cli_impair
 from hoplab.cli import init as cli_init
 from hoplab.cli import workshop as cli_workshop
 from hoplab.errors import HoplabError, InputError
@@ -56,6 +57,11 @@ def _parser(commands: dict[str, Handler]) -> argparse.ArgumentParser:
     sp = sub.add_parser("up", help="bring a lab up (or leave a matching one as it is)")
     lab_args(sp)
     sp.add_argument("--profile", action="store_true", help="show where the time went")
+    sp.add_argument(
+        "--allow-unsupported",
+        action="store_true",
+        help="warn instead of refusing impairments this kernel cannot do (delay without netem)",
+    )
     lab_args(sub.add_parser("down", help="remove a lab's containers and networks"))
     sp = sub.add_parser("status", help="nodes, roles, addresses and routes of a lab")
     lab_args(sp)
@@ -120,7 +126,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     engine = api.from_env()
     started = time.monotonic()
     with ui.progress() as progress:
-        lab = api.up(topo, name, progress=progress, say=ui.say, engine=engine)
+        lab = api.up(
+            topo,
+            name,
+            progress=progress,
+            say=ui.say,
+            engine=engine,
+            allow_unsupported=args.allow_unsupported,
+        )
     elapsed = time.monotonic() - started
     plan, report = lab.plan, lab.report
     for old, new in plan.remapped:
@@ -172,6 +185,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         for left in left_running(engine, state):
             owner = "its run is still going" if left.owner_alive else "left behind"
             ui.err.print(f"[yellow]running:[/] {left.describe()}: {owner}", soft_wrap=True)
+        for line in cli_impair.status_lines(engine, state):
+            ui.out.print(line, soft_wrap=True)
     return 0 if state.running else 1
 
 
@@ -326,6 +341,7 @@ EXTENSIONS: tuple[Callable[[Any], dict[str, Handler]], ...] = (
     cli_check.register,
     cli_graph.register,
     cli_init.register,
+    cli_impair.register,
 )
 
 COMMANDS: dict[str, Handler] = {

@@ -202,3 +202,9 @@ def mechanism(imp: Impair, netem: bool) -> str:
 def unsupported(imp: Impair) -> list[str]:
     """The settings of imp that need netem (to name them when the kernel lacks it)."""
     return [k for k, v in (("delay", imp.delay_ms), ("jitter", imp.jitter_ms)) if v]
+
+
+def needs_netem_message(lacking: list[str], why: str) -> str:
+    """The refusal of settings the kernel cannot honour, naming them and the kernel's answer."""
+    verb = "need" if len(lacking) > 1 else "needs"
+    return f"{' and '.join(lacking)} {verb} netem, which this kernel lacks ({why})"
