@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import docker
 import hoplab
+import yaml
 from hoplab import resources
 from hoplab.engine.image import ensure_image
 from hoplab.engine.labs import Engine
@@ -49,7 +52,7 @@ def quiet(*_a: object) -> None:
 # --- contenders -------------------------------------------------------------------------------
 
 
-def hoplab_round(engine: Engine, path: Path, name: str) -> tuple[float, float, dict]:
+def hoplab_round(engine: Engine, path: Path | dict, name: str) -> tuple[float, float, dict]:
     """Through the public API, as a user scripts it: up (attached, ready to use), then down."""
     topo = hoplab.topology(path)
     t0 = time.perf_counter()
@@ -135,6 +138,41 @@ def mininet_round() -> tuple[float, float]:
     return timings["up"], timings["down"]
 
 
+# --- own images (issue 11) -------------------------------------------------------------------
+
+OWN_EXAMPLE = ROOT / "examples" / "ownimage" / "compose.yaml"
+OWN_NODES = ("alice", "srv")
+
+
+def own_image_topology(client: docker.DockerClient, node_image: str) -> dict:
+    """The default lab with alice and srv running the example's FROM scratch image (a UDP
+    listener each, no healthcheck): the same lab, two nodes as pods."""
+    from hoplab.engine.build import ensure_app_images
+
+    ids = ensure_app_images(client, hoplab.topology(OWN_EXAMPLE), node_image, console.print)
+    doc = yaml.safe_load(COMPOSE.read_text())
+    for name in OWN_NODES:
+        doc["services"][name] |= {"image": ids["srv"], "command": ["listen", "9000"]}
+    return doc
+
+
+def own_image_round(engine: Engine, own: dict) -> dict[str, float]:
+    """All-hoplab/node lab, then the same lab with two own-image nodes, back to back.
+
+    Per-node cost: a hoplab/node node costs up/7; an own-image node costs what the pod lab
+    adds over five hoplab/node nodes, split over the two."""
+    base_up, _, _ = hoplab_round(engine, COMPOSE, "benchbase")
+    own_up, _, _ = hoplab_round(engine, own, "benchown")
+    nodes = len(hoplab.topology(COMPOSE).nodes)
+    per_node = base_up / nodes
+    own_per_node = (own_up - per_node * (nodes - len(OWN_NODES))) / len(OWN_NODES)
+    return {
+        "all hoplab/node up": base_up,
+        "two own-image nodes up": own_up,
+        "own-image node cost / hoplab/node node cost": own_per_node / per_node,
+    }
+
+
 # --- the 100-node topology ------------------------------------------------------------------
 
 
@@ -181,26 +219,38 @@ def big_round(engine: Engine) -> tuple[float, float, float, int]:
 COMMANDS = (["--help"], ["ls"], ["status"])
 
 
-def command_times(runs: int, engine: Engine) -> dict[str, dict]:
+def command_times(runs: int, engine: Engine) -> dict[str, dict | float]:
     """Wall clock of whole `hoplab` processes (interpreter start, imports, engine calls, output).
 
     `status` is measured twice: for a lab that is not up (the common "is it up?" question) and for
-    a running default lab, whose table and in-node process scan cost engine calls too.
+    a running default lab, whose table and in-node process scan cost engine calls too. The CPU
+    time (user + system) of each process is kept beside it: on a busy machine the wall clock
+    mostly measures the others' load, the CPU time what the command itself costs.
     """
     exe = Path(sys.executable).parent / "hoplab"
 
-    def once(argv: list[str]) -> float:
+    def once(argv: list[str]) -> tuple[float, float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run([exe, *argv], cwd=ROOT, capture_output=True, check=False)
-        return time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
-    figures = {f"hoplab {' '.join(a)}": summary([once(a) for _ in range(runs)]) for a in COMMANDS}
+    def measure(label: str, argv: list[str]) -> None:
+        runs_ = [once(argv) for _ in range(runs)]
+        figures[label] = summary([w for w, _ in runs_])
+        figures[f"{label} (cpu s)"] = summary([c for _, c in runs_])
+
+    figures: dict[str, dict | float] = {}
+    for argv in COMMANDS:
+        measure(f"hoplab {' '.join(argv)}", argv)
     lab = hoplab.up(COMPOSE, "benchcmd", engine=engine)
     try:
-        argv = ["status", "--name", "benchcmd"]
-        figures["hoplab status (lab up)"] = summary([once(argv) for _ in range(runs)])
+        measure("hoplab status (lab up)", ["status", "--name", "benchcmd"])
     finally:
         lab.down()
+    figures["loadavg (1 min) at the end"] = round(os.getloadavg()[0], 2)
     return figures
 
 
@@ -231,6 +281,7 @@ def main() -> int:
     ap.add_argument(
         "--commands-only", action="store_true", help="only the command start-up figures"
     )
+    ap.add_argument("--own-only", action="store_true", help="only the own-image figures")
     args = ap.parse_args()
 
     engine = hoplab.from_env()
@@ -240,6 +291,15 @@ def main() -> int:
     commands = timed("command times", lambda: command_times(args.cmd_runs, engine))
     if args.commands_only:
         return report({"commands": commands}, args.runs, args.out)
+    own_doc = own_image_topology(client, image)
+    own_rows: dict[str, list[float]] = {}
+    for i in range(args.runs):
+        console.print(f"own images: round {i + 1}/{args.runs}")
+        for key, value in own_image_round(engine, own_doc).items():
+            own_rows.setdefault(key, []).append(value)
+    own_results = {k: summary(v) for k, v in own_rows.items()}
+    if args.own_only:
+        return report({"commands": commands} | own_results, args.runs, args.out)
     if engine.labs():
         console.print("[yellow]note: other hoplab labs are running; figures will be noisier[/]")
 
@@ -280,7 +340,7 @@ def main() -> int:
         }.items():
             rows.setdefault(key, []).append(value)
 
-    results: dict[str, object] = {"commands": commands}
+    results: dict[str, object] = {"commands": commands} | own_results
     results |= {k: summary(v) for k, v in rows.items()}
     results["hoplab up profile (median over rounds)"] = {
         k: round(statistics.median(p[k] for p in profile), 3) for k in profile[0]

@@ -43,13 +43,13 @@ def leftovers(engine, name: str) -> tuple[list, list]:
 
 
 def loaded_after(code: str) -> list[str]:
-    """Run code in a fresh interpreter; the heavy top-level modules it left in sys.modules."""
+    """Run code in a fresh interpreter; the heavy modules it loaded (None marks are not loads)."""
     probe = textwrap.dedent(code) + textwrap.dedent(
         f"""
         import json, sys
         heavy = {HEAVY!r}
-        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy
-                                or any(m == h or m.startswith(h + ".") for h in heavy))))
+        print(json.dumps(sorted(m for m, mod in sys.modules.items() if mod is not None
+                                and any(m == h or m.startswith(h + ".") for h in heavy))))
         """
     )
     res = subprocess.run(
@@ -79,6 +79,17 @@ def test_help_and_parser_load_no_docker_rich_or_exercises():
         pass
     """
     assert loaded_after(code) == []
+
+
+@pytest.mark.docker
+def test_ls_talks_to_the_engine_without_loading_ssh_support():
+    code = """
+    import sys
+    from hoplab.cli import main
+    assert main(["ls"]) == 0
+    assert "paramiko" not in sys.modules and "docker" in sys.modules
+    """
+    loaded_after(code)
 
 
 def test_pytest_plugin_module_imports_nothing_heavy():
