@@ -683,7 +683,8 @@ def test_a_browser_opens_a_link_types_into_a_terminal_and_checks(room, tmp_path)
         driver.find_element(By.ID, "upload").send_keys(str(solution))
         wait.until(lambda d: "def " in d.find_element(By.ID, "source").get_attribute("value"))
         time.sleep(5)  # the check test before may have just run: one check per 5 s
-        driver.find_element(By.ID, "check").click()
+        driver.find_element(By.ID, "check").click()  # clears the last result before it returns
+        assert not driver.find_elements(By.ID, "verdict")
         verdict = WebDriverWait(driver, 240).until(
             ec.presence_of_element_located((By.ID, "verdict"))
         )

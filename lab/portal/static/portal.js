@@ -188,6 +188,7 @@ async function participantPage() {
   };
   $("check").onclick = async () => {
     $("check").disabled = true;
+    showResult(null); // before any await: the last result never stands for this run
     try {
       showResult(await api("POST", "/api/check", { assignment: $("assignment").value, source: $("source").value }));
       setTimeout(poll, 1000);
