@@ -24,7 +24,7 @@ from hoplab.engine import egress
 from hoplab.engine.client import explain
 from hoplab.engine.endpoints import EndpointLocks
 from hoplab.engine.parallel import parallel
-from hoplab.engine.pods import Pods
+from hoplab.engine.pods import Pods, PodStart
 from hoplab.engine.reconcile import node_labels, readiness, route_label, step_timings
 from hoplab.engine.state import Progress
 from hoplab.errors import Cancelled, HoplabError, SubnetTaken
@@ -86,27 +86,29 @@ class BringUp:
             progress("networks", 0, len(nets))
             for future in nets.values():
                 future.add_done_callback(network_done)
-            steps = parallel(
-                lambda n: self.create_node(plan, n, image, labels, nets, cancel),
-                plan.nodes,
-                "nodes",
-                progress,
-                self.workers,
-            )
+            pods = self.pods(plan, labels, cancel)  # own images start as their nodes get ready
+            pods.begin(progress)
+            try:
+                steps = parallel(
+                    lambda n: pods.node_ready(
+                        n.name, self.create_node(plan, n, image, labels, nets, cancel)
+                    ),
+                    plan.nodes,
+                    "nodes",
+                    progress,
+                    self.workers,
+                )
+            except BaseException:
+                pods.finish(failed=True)  # no user container may still be starting
+                raise
             slowest_net = max((f.result() for f in nets.values()), default=0.0)
             timings = step_timings(slowest_net, time.monotonic() - t0, steps)
-            return timings | self.start_apps(plan, labels, progress, cancel)
+            return timings | pods.finish(failed=False)
         finally:
             net_pool.shutdown(wait=True, cancel_futures=True)
 
-    def start_apps(
-        self,
-        plan: Plan,
-        labels: dict[str, str],
-        progress: Progress,
-        cancel: threading.Event | None,
-    ) -> dict[str, float]:
-        """Own-image nodes' containers, once every node (so every router) is ready: pods.py."""
+    def pods(self, plan: Plan, labels: dict[str, str], cancel: threading.Event | None) -> PodStart:
+        """Own-image nodes' containers, each once its node and every router are ready."""
         limits = {
             "mem_limit": self.limits.mem_limit,
             "memswap_limit": self.limits.mem_limit,
@@ -114,7 +116,7 @@ class BringUp:
             "nano_cpus": int(self.limits.cpus * 1e9),
         }
         extra = labels | {L.OWNER: labels.get(L.OWNER) or owner()}
-        return Pods(self.api, limits).start_apps(plan, extra, progress, cancel)
+        return Pods(self.api, limits).starter(plan, extra, cancel)
 
     def create_network(self, plan: Plan, net: NetPlan) -> float:
         """Create one network; returns its seconds for --profile."""

@@ -2,8 +2,9 @@
 
 Every node of a lab, own-image or not, is first a hoplab/node container that holds the network
 namespace, applies the plan (interfaces, addresses, routes, /etc/hosts) and reports ready. Only
-when every node of the lab is ready (so every router already forwards) does an own-image node's
-user container start, with `network_mode: container:<node>`: its first instruction already sees
+when its own node and every router of the lab are ready (so every router already forwards) does
+an own-image node's user container start, with `network_mode: container:<node>`, while the other
+hosts may still be coming up (so a pod adds little to bring-up): its first instruction already sees
 the whole plan, even in a `FROM scratch` image with no shell, no `ip` and no Python, and it needs
 no capability for it (it gets NET_ADMIN/NET_RAW only when its service asks for them). Tools the
 image lacks (tcpdump, ss) run from the sandbox's side of the same namespace: exec, captures and
@@ -16,9 +17,12 @@ healthy, is an input error naming the service, with its last log lines; the call
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import docker
 import docker.errors
@@ -29,10 +33,12 @@ from hoplab.errors import Cancelled, HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.model.images import App, start_order
 from hoplab.model.plan import NodePlan, Plan
+from hoplab.model.topology import Role
 
 POLL = 0.1  # seconds between health reads: one inspect each, a few ms
 LOG_TAIL = 20
 NS = 1_000_000_000
+T = TypeVar("T")
 
 
 def app_container(node: NodePlan) -> str:
@@ -60,7 +66,13 @@ class _Gates:
         self.cond = threading.Condition()
         self.started: set[str] = set()
         self.healthy: set[str] = set()
+        self.nodes: set[str] = set()  # nodes whose own container reported ready
         self.failed = False
+
+    def node_ready(self, name: str) -> None:
+        with self.cond:
+            self.nodes.add(name)
+            self.cond.notify_all()
 
     def mark(self, name: str, healthy: bool) -> None:
         with self.cond:
@@ -72,11 +84,20 @@ class _Gates:
             self.failed = True
             self.cond.notify_all()
 
-    def wait(self, app: App) -> None:
+    def wait(self, node: str, app: App, routers: set[str], apps: set[str]) -> None:
+        """Until the node and every router are ready (routed, forwarding), and its depends_on
+        holds (a hoplab/node dependency: ready; an own image: started, or healthy)."""
+
+        def met(service: str, condition: str) -> bool:
+            if service not in apps:
+                return service in self.nodes
+            return service in (self.healthy if condition == "service_healthy" else self.started)
+
         def ready() -> bool:
-            return all(
-                d.service in (self.healthy if d.condition == "service_healthy" else self.started)
-                for d in app.depends_on
+            return (
+                node in self.nodes
+                and routers <= self.nodes
+                and all(met(d.service, d.condition) for d in app.depends_on)
             )
 
         with self.cond:
@@ -89,42 +110,74 @@ class _DependencyFailed(Exception):
     """A container this one depends on failed; that failure is the one reported."""
 
 
-class Pods:
-    """Starts a lab's user containers; holds no lab state."""
+class PodStart:
+    """One lab's user containers, started while the rest of the lab still comes up: each as soon
+    as its own node and every router are ready, so a pod adds little to the bring-up time."""
 
-    def __init__(self, api: docker.APIClient, limits: Mapping[str, object]) -> None:
-        self.api, self.limits = api, dict(limits)
+    def __init__(
+        self, pods: Pods, plan: Plan, labels: Mapping[str, str], cancel: threading.Event | None
+    ) -> None:
+        self.pods, self.plan, self.labels, self.cancel = pods, plan, labels, cancel
+        self.apps = {n.name: n for n in plan.nodes if n.app is not None}
+        self.gates = _Gates()
+        self.pool = ThreadPoolExecutor(max_workers=1) if self.apps else None
+        self.future: Future | None = None
+        self.began = 0.0
 
-    def start_apps(
-        self,
-        plan: Plan,
-        labels: Mapping[str, str],
-        progress: Progress,
-        cancel: threading.Event | None,
-    ) -> dict[str, float]:
-        """Create and start every user container in depends_on order; wait for health.
+    def begin(self, progress: Progress) -> None:
+        if self.pool is not None:
+            self.began = time.monotonic()
+            self.future = self.pool.submit(self._run, progress)
 
-        Runs after every node reported ready. Returns seconds for `up --profile`."""
-        pods = {n.name: n for n in plan.nodes if n.app is not None}
-        if not pods:
+    def node_ready(self, name: str, result: T) -> T:
+        """Called as each node's own container reports ready; passes its result through."""
+        self.gates.node_ready(name)
+        return result
+
+    def finish(self, failed: bool) -> dict[str, float]:
+        """Wait for every user container; after a failure of the rest, only let them stop."""
+        if self.future is None or self.pool is None:
             return {}
-        started = time.monotonic()
-        order = start_order({name: n.app for name, n in pods.items() if n.app})
-        gates = _Gates()
+        if failed:
+            self.gates.fail()
+        try:
+            if failed:
+                with contextlib.suppress(Exception):
+                    self.future.result()
+                return {}
+            return self.future.result()
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def _run(self, progress: Progress) -> dict[str, float]:
+        """Start in depends_on order, wait for health, then check none has died meanwhile."""
+        order = start_order({name: n.app for name, n in self.apps.items() if n.app})
+        gates = self.gates
 
         def one(name: str) -> None:
             try:
-                self._one(plan, pods[name], labels, gates, cancel)
+                self.pods._one(self.plan, self.apps[name], self.labels, gates, self.cancel)
             except BaseException:
                 gates.fail()
                 raise
 
         # One worker per container: each waits only on containers before it in `order`.
         parallel(one, order, "own images", progress, len(order))
-        t_started = time.monotonic()
         for name in order:  # whoever died while the others were still starting
-            self._check_running(plan, pods[name])
-        return {"own images (start + health)": t_started - started}
+            self.pods._check_running(self.plan, self.apps[name])
+        return {"own images (start + health)": time.monotonic() - self.began}
+
+
+class Pods:
+    """Starts a lab's user containers; holds no lab state."""
+
+    def __init__(self, api: docker.APIClient, limits: Mapping[str, object]) -> None:
+        self.api, self.limits = api, dict(limits)
+
+    def starter(
+        self, plan: Plan, labels: Mapping[str, str], cancel: threading.Event | None
+    ) -> PodStart:
+        return PodStart(self, plan, labels, cancel)
 
     def _one(
         self,
@@ -136,7 +189,8 @@ class Pods:
     ) -> None:
         app = node.app
         assert app is not None
-        gates.wait(app)
+        routers = {n.name for n in plan.nodes if n.role is Role.ROUTER}
+        gates.wait(node.name, app, routers, {n.name for n in plan.nodes if n.app})
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"bring-up of {plan.lab} was cancelled")
         name = app_container(node)
