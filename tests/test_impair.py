@@ -21,6 +21,7 @@ import pytest
 from hoplab import lifecycle
 from hoplab.engine import impair as engine_impair
 from hoplab.engine.labs import Engine
+from hoplab.errors import InputError
 from hoplab.model import labels as L
 from hoplab.model.impair import TAG
 from hoplab.model.load import parse
@@ -271,3 +272,20 @@ def test_delay_is_refused_without_netem_and_measured_with_it(
         assert engine.api.containers(all=True, filters=probes) == []  # the probe went too
     finally:
         engine.down(name)
+
+
+def test_the_python_api_changes_and_reads_a_link(lab: Lab) -> None:
+    """lab.impair_link is what the pytest plugin's labs offer (hoplab.Lab is this class)."""
+    try:
+        assert lab.impair_link("lan3", loss="50%", rate="2mbit", node="carol") == []
+        now = lab.link_impairments()
+        assert now[("carol", "lan3")] == "rate 2mbit (tbf), loss 50% (iptables statistic)"
+        assert now[("r1", "lan3")] == "rate 4mbit (tbf)"  # the other direction kept the file's
+        with pytest.raises(InputError) as info:
+            lab.impair_link("lan3", loss="50")
+        assert info.value.exit_code == 2 and info.value.key == "impair.loss"
+        lab.impair_link("lan3", node="carol")  # nothing given: cleared
+        assert ("carol", "lan3") not in lab.link_impairments()
+    finally:
+        lab.impair_link("lan3", rate="4mbit")
+    assert lab.link_impairments()[("carol", "lan3")] == "rate 4mbit (tbf)"

@@ -679,6 +679,38 @@ class Lab:
                 else:
                     n.run(["tc", "qdisc", "del", "dev", iface, "root"])
 
+    def impair_link(
+        self,
+        network: str,
+        *,
+        loss: str | None = None,
+        delay: str | None = None,
+        jitter: str | None = None,
+        rate: str | None = None,
+        node: str | None = None,
+        allow_unsupported: bool = False,
+    ) -> list[str]:
+        """Replace network's link impairment, as the topology file's x-hoplab.impair and
+        `hoplab impair` do: values in the file's words ("5%", "20ms", "10mbit"); every node's
+        egress on it, or only `node`'s; none of them clears it. It stays until changed (or
+        `up` puts the file's back), unlike the scoped `impair`. Returns warnings."""
+        from hoplab.engine import impair as engine_impair
+        from hoplab.model.impair import parse as parse_impair
+
+        given = {"loss": loss, "delay": delay, "jitter": jitter, "rate": rate}
+        given = {k: v for k, v in given.items() if v is not None}
+        imp = parse_impair(given, key="impair") if given else None
+        self.state = self.engine.state(self.name)
+        return engine_impair.change(
+            self.engine.api, self.state, network, imp, node, allow_unsupported
+        )
+
+    def link_impairments(self) -> dict[tuple[str, str], str]:
+        """(node, network) -> what impairs that interface now, read from the kernel."""
+        from hoplab.engine import impair as engine_impair
+
+        return engine_impair.show(self.engine.api, self.state)
+
     @contextlib.contextmanager
     def capture(
         self, where: str, network: str = "", bpf: str = "", label: str = ""
