@@ -172,3 +172,15 @@ def test_status_exec_and_a_second_up(pods: Lab) -> None:
     src = Path(state.source)
     again = lifecycle.up(pods.engine, load(src), pods.name, lambda *a: None, print)
     assert again.report.action == "unchanged"
+
+
+def test_nodes_resolve_from_hosts_only_while_the_image_keeps_dns_for_builds(pods: Lab) -> None:
+    """The entrypoint sets `hosts: files` when a node starts; hoplab/node itself keeps Debian's
+    default, so a build FROM hoplab/node can reach the mirror in its RUN steps (the example's
+    build stage installs gcc that way). a's container is hoplab/node without the entrypoint."""
+    res = pods.node("c").run(["grep", "^hosts:", "/etc/nsswitch.conf"])
+    assert res.stdout.split() == ["hosts:", "files"], res.stdout
+    code, out = _exec(pods, f"{pods.name}-a-app", ["grep", "^hosts:", "/etc/nsswitch.conf"])
+    assert code == 0 and "dns" in out.split(), out
+    code, out = _exec(pods, f"{pods.name}-a-app", ["cat", "/etc/resolv.conf"])
+    assert "nameserver 127.0.0.1" in out, out  # and that asks nobody outside the lab
