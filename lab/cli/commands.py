@@ -108,7 +108,7 @@ def _status_table(state: LabState) -> Table:
         table.add_row(
             node.name,
             node.role,
-            node.state,
+            node.state + (f"\nown image {node.app}" if node.app else ""),
             "\n".join(f"{n} {a}" for n, a in node.addresses.items()),
             "\n".join(r.replace(" via ", " -> ") for r in node.routes),
         )
@@ -177,7 +177,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ui.err.print(f"lab {name} is not up (start it with `hoplab up`)")
     else:
         ui.out.print(_status_table(state))
-        stopped = [n.name for n in state.nodes if n.state != "running"]
+        stopped = [n.name for n in state.nodes if {n.state, n.app or n.state} != {"running"}]
         if stopped:
             ui.err.print(f"[red]not running:[/] {', '.join(stopped)} (`hoplab up` restarts them)")
         from hoplab.runtime.net import left_running  # only for a lab that is up: ~60 ms
