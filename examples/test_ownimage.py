@@ -13,6 +13,7 @@ The same commands run in CI (see the README's GitHub Actions workflow):
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,10 +56,21 @@ def echoes(lab: Lab) -> int:
     return int(res.stdout)
 
 
+def hello_lines(lab: Lab, patience: float = 10.0) -> tuple[list[str], str]:
+    """alice's log lines that report srv's hello. `up` returns as soon as srv has started, so
+    the datagram may still be crossing the routers (ARP at each hop): wait for it, bounded."""
+    deadline = time.monotonic() + patience
+    while True:
+        log = lab.node("alice").logs() or ""
+        got = [line for line in log.splitlines() if "hello at the first instruction" in line]
+        if got or time.monotonic() > deadline:
+            return got, log
+        time.sleep(0.05)
+
+
 def test_the_first_instruction_reaches_a_host_two_routers_away(lab: Lab) -> None:
     srv_addresses = {lab.address("srv", "lan2"), lab.address("srv", "lan3")}
-    log = lab.node("alice").logs() or ""
-    got = [line for line in log.splitlines() if "hello at the first instruction" in line]
+    got, log = hello_lines(lab)
     assert len(got) == 1, log  # sent once, at start, without any retry
     source = got[0].split(" from ")[1].split(":")[0]
     assert source in srv_addresses, got
