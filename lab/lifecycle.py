@@ -17,6 +17,7 @@ from hoplab.engine.build import ensure_app_images
 from hoplab.engine.image import ensure_image
 from hoplab.engine.labs import Engine, LabState, Progress, UpReport
 from hoplab.errors import InputError, SubnetTaken
+from hoplab.model import ipv6
 from hoplab.model.images import with_image_ids
 from hoplab.model.impair import Impair, needs_netem_message, unsupported
 from hoplab.model.load import check_lab_name, load
@@ -93,6 +94,9 @@ def up(
     Labs brought up at the same moment can plan the same free subnet; the loser rolls back
     (the engine leaves nothing), waits a random moment and plans again with the winner in view.
     """
+    refused = ipv6.refusal(topo)  # before the engine is touched: a refused lab creates nothing
+    if refused is not None:
+        raise refused
     image = ensure_image(engine.client, hosts_dir(), say)
     # Own images are found or built before anything is created: a bad one creates nothing.
     topo = with_image_ids(topo, ensure_app_images(engine.client, topo, image, say))

@@ -14,6 +14,7 @@ from typing import Any
 
 from hoplab.errors import InputError
 from hoplab.model import impair as impair_model
+from hoplab.model import ipv6
 from hoplab.model.images import APP_KEYS, check_depends, is_app, read_app, refuse_app_keys
 from hoplab.model.lined_yaml import line_of
 from hoplab.model.topology import Attachment, Network, Node, Role, RouteSpec, Topology
@@ -32,7 +33,7 @@ TOP_KEYS = {"version", "name", "services", "networks", "x-hoplab"}
 TOP_X_KEYS = {"name"}
 SERVICE_KEYS = {"image", "networks", "x-hoplab", "cap_add", "sysctls"} | APP_KEYS
 SERVICE_X_KEYS = {"role", "routes"}
-NETWORK_KEYS = {"driver", "driver_opts", "ipam", "x-hoplab"}
+NETWORK_KEYS = {"driver", "driver_opts", "ipam", "x-hoplab", "enable_ipv6"}
 NETWORK_X_KEYS = {"mtu", "impair"}
 ATTACHMENT_X_KEYS = {"impair"}
 WHY_NOT = {
@@ -182,6 +183,17 @@ def _network(ctx: Ctx, name: str, spec: Any, line: int) -> Network:
             "hoplab uses Docker's default IPAM; remove the driver key",
         )
     config = ipam.get("config")
+    subnet6 = None
+    if isinstance(config, list):  # an IPv6 entry beside the IPv4 one (Compose's syntax)
+        subnet6 = ipv6.network_v6(spec, config, source=ctx.source, key=key, line_of=line_of)
+        if subnet6 is not None and len(config) == 1:
+            raise ctx.fail(
+                "an IPv6-only network is not supported yet",
+                line_of(ipam, "config"),
+                f"{key}.ipam.config",
+                "add an IPv4 entry too:  - subnet: 10.77.1.0/24",
+            )
+        config = [e for e in config if not ipv6.is_v6(e)]
     if not isinstance(config, list) or len(config) != 1 or not isinstance(config[0], dict):
         raise ctx.fail(
             "ipam.config must be a list with exactly one {subnet: ...}",
@@ -205,7 +217,15 @@ def _network(ctx: Ctx, name: str, spec: Any, line: int) -> Network:
                 gkey,
                 "Docker reserves it: pick a free host address no node uses",
             )
-    return Network(name=name, subnet=subnet, mtu=mtu, line=line, gateway=gateway, impair=impair)
+    return Network(
+        name=name,
+        subnet=subnet,
+        mtu=mtu,
+        line=line,
+        gateway=gateway,
+        impair=impair,
+        subnet6=subnet6,
+    )
 
 
 def _impair(ctx: Ctx, xh: dict, key: str) -> impair_model.Impair | None:
@@ -250,7 +270,7 @@ def _attachments(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[Attachment, 
         address = None
         if val is not None:
             _expect(ctx, val, dict, ln, f"{key}.{net}", "a mapping like {ipv4_address: ...}")
-            _check_keys(ctx, val, {"ipv4_address", "x-hoplab"}, f"{key}.{net}")
+            _check_keys(ctx, val, {"ipv4_address", "ipv6_address", "x-hoplab"}, f"{key}.{net}")
             if "ipv4_address" in val:
                 address = _address(
                     ctx,
@@ -264,7 +284,11 @@ def _attachments(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[Attachment, 
             axh = _opt(ctx, val, "x-hoplab", dict, xkey, "a mapping")
             _check_keys(ctx, axh, ATTACHMENT_X_KEYS, xkey)
             impair = _impair(ctx, axh, xkey)
-        out.append(Attachment(network=net, address=address, impair=impair))
+        address6 = None
+        if val is not None and "ipv6_address" in val:
+            ln6, k6 = line_of(val, "ipv6_address"), f"{key}.{net}.ipv6_address"
+            address6 = ipv6.address(val["ipv6_address"], source=ctx.source, line=ln6, key=k6)
+        out.append(Attachment(network=net, address=address, impair=impair, address6=address6))
     return tuple(out)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from hoplab.model.images import App
 from hoplab.model.impair import Impair
@@ -27,6 +27,7 @@ class Network:
     line: int = 0
     gateway: IPv4Address | None = None  # Docker reserves one; None lets the planner pick it
     impair: Impair | None = None  # x-hoplab.impair: on every node's egress (both directions)
+    subnet6: IPv6Network | None = None  # enable_ipv6 + a second ipam entry (ULA)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Attachment:
     network: str
     address: IPv4Address | None = None
     impair: Impair | None = None  # x-hoplab.impair of this attachment: this node's egress only
+    address6: IPv6Address | None = None  # ipv6_address
 
 
 @dataclass(frozen=True)

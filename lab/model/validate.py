@@ -10,6 +10,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from hoplab.model import ipv6
 from hoplab.model.compose import Ctx
 from hoplab.model.lined_yaml import line_of
 from hoplab.model.plan import build_plan, forward_path
@@ -25,6 +26,7 @@ def validate(topo: Topology, doc: Any) -> None:
     ctx = Ctx(topo.source)
     services = doc["services"]
     nets = {n.name: n for n in topo.networks}
+    ipv6.check(topo, doc, line_of)
     for a, b in _pairs(topo.networks):
         if a.subnet.overlaps(b.subnet):
             raise ctx.fail(
