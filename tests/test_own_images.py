@@ -34,6 +34,7 @@ PODS = """\
 name: pods
 services:
   r1:
+    build: ./sleeper  # a router from an own image: its node still forwards
     x-hoplab: {role: router}
     networks: [lan1, lan2]
   a:
@@ -166,7 +167,7 @@ def test_status_exec_and_a_second_up(pods: Lab) -> None:
     namespace); status reads the program's state; an unchanged file leaves the lab alone."""
     state = pods.engine.state(pods.name)
     apps = {n.name: n.app for n in state.nodes}
-    assert apps == {"r1": "", "a": "running", "b": "running", "c": ""}, apps
+    assert apps == {"r1": "running", "a": "running", "b": "running", "c": ""}, apps
     res = pods.node("a").run(["ss", "-tuan"])
     assert res.ok, res.stderr
     src = Path(state.source)
@@ -184,3 +185,15 @@ def test_nodes_resolve_from_hosts_only_while_the_image_keeps_dns_for_builds(pods
     assert code == 0 and "dns" in out.split(), out
     code, out = _exec(pods, f"{pods.name}-a-app", ["cat", "/etc/resolv.conf"])
     assert "nameserver 127.0.0.1" in out, out  # and that asks nobody outside the lab
+
+
+def test_an_own_image_router_forwards_and_an_own_image_host_can_be_impaired(pods: Lab) -> None:
+    """c -> r1 (own image) -> a (own image): ping crosses the router (TTL 63 back); loss on a's
+    interface is put in place from a's node container, as on any node."""
+    a = pods.address("a", "lan1")
+    res = pods.node("c").run(["ping", "-n", "-c", "4", "-i", "0.2", "-W", "2", a])
+    assert res.ok and "ttl=63" in res.stdout and " 0% packet loss" in res.stdout, res.stdout
+    with pods.impair("a", "lan1", every=2) as loss:
+        res = pods.node("c").run(["ping", "-n", "-c", "4", "-i", "0.2", "-W", "1", a])
+        dropped = loss.drops()
+    assert dropped == 2 and "50% packet loss" in res.stdout, (loss.mechanism, res.stdout)
