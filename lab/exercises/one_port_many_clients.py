@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
+from hoplab.errors import HoplabError
 from hoplab.exercises.base import Exercise
 from hoplab.runtime.evidence import ss_tuples
 
@@ -25,11 +28,52 @@ carol, on srv's own LAN. The server accepts all three before it answers anyone, 
 connections exist side by side. Then every client sends a token of its own and must get back
 exactly that token, never another client's.
 
+Then the same port serves the web: an HTTP server on srv's port 80 and four users (two from
+alice, bob, carol) fetching a page at the same moment. Each page names the user's own address
+and port and the path it asked for: one port, one listening socket, and each user still gets
+an answer of its own.
+
 Evidence: the (ip, port) peers that accept() returned with the local address of each, the
-`ss -tn` table on srv while all three were open, and what each client got back.
+`ss -tn` table on srv while all three were open, what each client got back, and each HTTP
+user's status, local address and page.
 """
 
 PORT = 80
+# The web server on srv: every page says who asked (the peer of its connection) and for what.
+# argv: ADDRESS PORT REQUESTS. Threads, so the users are served side by side; it stops after
+# REQUESTS pages or 15 s without one.
+HTTP_SERVER = r"""
+import http.server, json, sys
+class Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"path": self.path, "peer": list(self.client_address[:2])}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+srv = http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Page)
+srv.timeout = 15
+print("listening", flush=True)
+for _ in range(int(sys.argv[3])):
+    srv.handle_request()
+srv.server_close()
+"""
+# A user: GET /TOKEN over a connection whose local address it reports. argv: HOST PORT TOKEN
+HTTP_USER = r"""
+import http.client, json, sys
+c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=10)
+try:
+    c.connect()
+    local = list(c.sock.getsockname()[:2])
+    c.request("GET", "/" + sys.argv[3])
+    r = c.getresponse()
+    print(json.dumps({"status": r.status, "local": local, "page": json.loads(r.read())}))
+except OSError as e:
+    print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
+"""
 
 
 def _ep(addr: list | tuple | None) -> str:
@@ -71,6 +115,8 @@ def run(lab: Lab) -> list[Check]:
     seen_tuples = ss_tuples(table, PORT)
     replies = [(tok, g.get("got", g.get("connect"))) for tok, g in zip(tokens, got, strict=True)]
 
+    http = _http_check(lab, srv_ip)
+
     # Check.
     return [
         check(
@@ -106,7 +152,53 @@ def run(lab: Lab) -> list[Check]:
             hint="the reply must go on the connection the token came in on: the socket that "
             "accept() returned for that peer, not the listening socket or another client's",
         ),
+        http,
     ]
+
+
+def _http_check(lab: Lab, srv_ip: str) -> Check:
+    """Port 80 serving many users: each fetches a page at once, each page must be its own."""
+    srv = lab.node("srv")
+    users = [lab.node(n) for n in ("alice", "alice", "bob", "carol")]
+    tokens = [f"{n.name}-{i}-{secrets.token_hex(6)}" for i, n in enumerate(users)]
+    server = srv.start(
+        ["python3", "-c", HTTP_SERVER, srv_ip, str(PORT), str(len(users))], ready="listening"
+    )
+    try:
+        with ThreadPoolExecutor(len(users)) as pool:
+            done = pool.map(
+                lambda nt: nt[0].run(["python3", "-c", HTTP_USER, srv_ip, str(PORT), nt[1]]),
+                zip(users, tokens, strict=True),
+            )
+            results = list(done)
+        server.wait(5)
+    finally:
+        server.stop()
+    got = []
+    for res in results:
+        try:
+            got.append(res.json())
+        except HoplabError:  # a user that printed nothing is evidence too
+            got.append({"error": (res.out + res.err).strip()[-200:] or f"exit {res.code}"})
+    want = []
+    ok = True
+    for n, tok, g in zip(users, tokens, got, strict=True):
+        own = [n.address(), g.get("local", [None, None])[1]]
+        want.append(f"{n.name} gets 200 /{tok} for {own[0]}:{own[1]}")
+        page = g.get("page", {})
+        ok &= g.get("status") == 200 and page == {"path": f"/{tok}", "peer": own}
+    return check(
+        "HTTP on port 80: every user at once gets a page of its own",
+        ok,
+        "; ".join(want),
+        "; ".join(
+            f"{n.name} got {g.get('status', '')} {json.dumps(g.get('page', g.get('error')))}"
+            for n, g in zip(users, got, strict=True)
+        ),
+        evidence="srv: python http.server (threads) on port 80; users: http.client GET /TOKEN",
+        hint="each response must be written to the connection its request came on; a page "
+        "naming another user's address or path is an answer sent to the wrong socket",
+    )
 
 
 EXERCISE = Exercise(

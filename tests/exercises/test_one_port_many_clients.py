@@ -36,3 +36,21 @@ def test_fails_when_the_server_answers_the_wrong_client(fresh_lab):
     result = run_one(fresh_lab, EXERCISE, fresh_lab.artifacts)
     by_name = {c.name: c.status for c in result.checks}
     assert by_name["each client gets back only its own token"] is Status.FAIL
+
+
+def test_http_fails_when_the_server_answers_everyone_with_one_page(fresh_lab, monkeypatch):
+    # Break: a web server that caches the first page and serves it to every user.
+    from hoplab.exercises import one_port_many_clients as mod
+
+    wrong = mod.HTTP_SERVER.replace(
+        "    def do_GET(self):\n",
+        "    cached = None\n    def do_GET(self):\n"
+        "        Page.cached = Page.cached or (self.path, self.client_address)\n"
+        "        self.path, self.client_address = Page.cached\n",
+    )
+    assert wrong != mod.HTTP_SERVER
+    monkeypatch.setattr(mod, "HTTP_SERVER", wrong)
+    result = run_one(fresh_lab, EXERCISE, fresh_lab.artifacts)
+    by_name = {c.name: c.status for c in result.checks}
+    assert by_name["HTTP on port 80: every user at once gets a page of its own"] is Status.FAIL
+    assert by_name["each client gets back only its own token"] is Status.PASS  # only HTTP broke
