@@ -154,15 +154,25 @@ class PodStart:
         order = start_order({name: n.app for name, n in self.apps.items() if n.app})
         gates = self.gates
 
+        first: list[BaseException] = []  # the failure that stopped the others
+
         def one(name: str) -> None:
             try:
                 self.pods._one(self.plan, self.apps[name], self.labels, gates, self.cancel)
-            except BaseException:
+            except _DependencyFailed:
+                raise
+            except BaseException as err:
+                first.append(err)
                 gates.fail()
                 raise
 
         # One worker per container: each waits only on containers before it in `order`.
-        parallel(one, order, "own images", progress, len(order))
+        try:
+            parallel(one, order, "own images", progress, len(order))
+        except _DependencyFailed:
+            if first:
+                raise first[0] from None
+            raise
         for name in order:  # whoever died while the others were still starting
             self.pods._check_running(self.plan, self.apps[name])
         return {"own images (start + health)": time.monotonic() - self.began}
@@ -213,7 +223,7 @@ class Pods:
         self.api.start(name)
         gates.mark(node.name, healthy=False)
         if app.healthcheck is not None:
-            self._wait_healthy(plan, node)
+            self._wait_healthy(plan, node, gates)
         gates.mark(node.name, healthy=True)
 
     def host_config(self, node: NodePlan, app: App) -> dict:
@@ -227,7 +237,7 @@ class Pods:
             **self.limits,
         )
 
-    def _wait_healthy(self, plan: Plan, node: NodePlan) -> None:
+    def _wait_healthy(self, plan: Plan, node: NodePlan, gates: _Gates) -> None:
         app = node.app
         assert app is not None and app.healthcheck is not None
         h = app.healthcheck
@@ -243,6 +253,8 @@ class Pods:
                 return
             if not state.get("Running"):
                 raise self._exited(plan, node, state)
+            if gates.failed:  # the rest of the lab failed, or Ctrl-C: stop waiting at once
+                raise _DependencyFailed
             if status == "unhealthy" or time.monotonic() > deadline:
                 log = health.get("Log") or [{}]
                 last = str(log[-1].get("Output", "")).strip() or f"health status {status!r}"
