@@ -34,7 +34,7 @@ from hoplab.portal.terminals import TerminalLimit, Terminals
 from hoplab.portal.tokens import Tokens, Who
 
 MAX_BODY = 300 * 1024  # a JSON body with one program of at most grading.grader.MAX_BYTES
-RESET_INTERVAL = 30.0  # seconds between two resets of one lab
+RESET_INTERVAL = 30.0  # seconds from the end of one reset of a lab to the start of the next
 SEATS_TTL = 2.0  # seconds the room's participant -> lab map is reused between requests
 STATE_TTL = 1.0  # seconds a lab's state is reused: a room of polling pages costs Docker little
 PROTOCOL = "hoplab"
@@ -385,6 +385,7 @@ async def _reset(portal: Portal, participant: str, lab: str) -> web.Response:
         raise web.HTTPInternalServerError(text=f"reset failed: {err.message}") from None
     finally:
         portal.resetting.discard(lab)
+        portal.resets[lab] = time.monotonic()  # the interval runs from the end of a reset
         portal.state_cache.pop(lab, None)
     return web.json_response({"reset": lab, "seconds": round(time.monotonic() - started, 1)})
 
