@@ -203,7 +203,8 @@ def _http_check(lab: Lab, srv_ip: str) -> Check:
 
 EXERCISE = Exercise(
     name="one-port-many-clients",
-    summary="Three clients share srv's port 80 at once; the 4-tuple keeps them apart.",
+    summary="Three clients share srv's port 80 at once, and four users each get their own web "
+    "page from it; the 4-tuple keeps them apart.",
     lesson=LESSON,
     run=run,
 )
