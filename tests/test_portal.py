@@ -707,3 +707,17 @@ def test_a_browser_opens_a_link_types_into_a_terminal_and_checks(room, tmp_path)
         driver.save_screenshot(str(DOCS / "portal-instructor.png"))
     finally:
         driver.quit()
+
+
+@docker
+def test_serve_for_a_room_without_labs_is_bad_input_and_creates_nothing(engine, tmp_path):
+    env = dict(os.environ, HOPLAB_STATE=str(tmp_path / "state"))
+    cmd = [sys.executable, "-m", "hoplab", "workshop", "serve", "--workshop", unique_lab_name("nr")]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert "has no labs" in res.stderr and "hoplab workshop up" in res.stderr
+    assert not (tmp_path / "state").exists()
+    bad = subprocess.run(
+        [*cmd, "--url", "ftp://x"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "--url" in bad.stderr
