@@ -165,8 +165,11 @@ def show(api: docker.APIClient, state: LabState, workers: int = 16) -> dict[tupl
 
     def one(ns) -> dict:  # noqa: ANN001 (NodeState)
         cmd = ["python3", "-c", _SCRIPT, "show", json.dumps(list(ns.addresses.values()))]
-        code, out, _ = inside.run(api, ns.container, cmd)
-        return json.loads(out or b"{}") if code == 0 else {}
+        try:  # a node that stopped meanwhile shows nothing: status must still tell the rest
+            code, out, _ = inside.run(api, ns.container, cmd)
+            return json.loads(out or b"{}") if code == 0 else {}
+        except (HoplabError, ValueError):
+            return {}
 
     seen = parallel(one, nodes, "reading impairments", no_progress, workers)
     result = {}
