@@ -129,7 +129,9 @@ def write_report(lab: Any, exercises: Iterable[Any], results: list[Any], artifac
     page = render_page(lab.name, topo, sections(exercises, results, artifacts, where))
     artifacts.mkdir(parents=True, exist_ok=True)
     path = artifacts / REPORT
-    path.write_text(page, encoding="utf-8")
+    part = path.with_suffix(".html.part")  # Ctrl-C mid-write leaves the old page, never half
+    part.write_text(page, encoding="utf-8")
+    part.replace(path)
     return path
 
 
