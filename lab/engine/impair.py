@@ -33,10 +33,9 @@ from hoplab.model.impair import (
 
 PROBE_LAB = "hoplab-netem-probe"  # a leaked probe is a hoplab object, so `clean` removes it
 
-# Runs in the node as root (python3 -c SCRIPT MODE JSON). MODE apply: JSON is a list of
-# {address, commands}: for each, find the interface holding the address, clear what an earlier
-# declared impairment left on it (root qdisc, tagged rules), then run the commands with the
-# interface name put in. MODE show: JSON is a list of addresses; print what each interface has.
+# Runs in the node as root (python3 -c SCRIPT apply JSON). JSON is a list of {address, commands}:
+# for each, find the interface holding the address, clear what an earlier declared impairment
+# left on it (root qdisc, tagged rules), then run the commands with the interface name put in.
 _SCRIPT = r"""
 import json, subprocess, sys
 mode, items = sys.argv[1], json.loads(sys.argv[2])
@@ -47,19 +46,13 @@ links = json.loads(run(["ip", "-j", "-4", "addr", "show"])[1] or "[]")
 by_addr = {a["local"]: l["ifname"] for l in links for a in l.get("addr_info", [])}
 out = {}
 for item in items:
-    addr = item["address"] if mode == "apply" else item
+    addr = item["address"]
     dev = by_addr.get(addr)
     if dev is None:
         out[addr] = {"error": "no interface holds " + addr}
         continue
     rules = [r for ch in ("FORWARD", "OUTPUT") for r in run(["iptables", "-S", ch])[1].splitlines()
              if "TAG" in r and ("-o " + dev + " ") in r]
-    if mode == "show":
-        qd = json.loads(run(["tc", "-j", "qdisc", "show", "dev", dev])[1] or "[]")
-        root = next((q for q in qd if q.get("root")), {})
-        out[addr] = {"iface": dev, "qdisc": root.get("kind", ""),
-                     "options": root.get("options", {}), "rules": rules}
-        continue
     for r in rules:
         run(["iptables", "-D"] + r.split()[1:])
     run(["tc", "qdisc", "del", "dev", dev, "root"])
@@ -159,26 +152,55 @@ def describe(seen: dict) -> str:
     return ", ".join(parts)
 
 
+_SHOW = (
+    "ip -j -4 addr show; echo @@; tc -j qdisc show; echo @@; "
+    "iptables -S FORWARD; iptables -S OUTPUT"
+)
+
+
+def read_back(out: str, addresses: dict[str, str]) -> dict[str, str]:
+    """network -> impairment text, from the `_SHOW` output of one node (pure, host side)."""
+    parts = out.split("@@")
+    if len(parts) != 3:
+        return {}
+    links, qdiscs, rules = json.loads(parts[0] or "[]"), json.loads(parts[1] or "[]"), parts[2]
+    by_addr = {a["local"]: ln["ifname"] for ln in links for a in ln.get("addr_info", [])}
+    found = {}
+    for network, addr in addresses.items():
+        dev = by_addr.get(addr)
+        if dev is None:
+            continue
+        root = next((q for q in qdiscs if q.get("root") and q.get("dev") == dev), {})
+        seen = {
+            "qdisc": root.get("kind", ""),
+            "options": root.get("options", {}),
+            "rules": [r for r in rules.splitlines() if TAG in r and f"-o {dev} " in r],
+        }
+        text = describe(seen)
+        if text:
+            found[network] = text
+    return found
+
+
 def show(api: docker.APIClient, state: LabState, workers: int = 16) -> dict[tuple[str, str], str]:
-    """(node, network) -> what impairs that interface now, for every impaired interface."""
+    """(node, network) -> what impairs that interface now, for every impaired interface.
+
+    One plain-shell exec per node (no Python start-up), parsed here: status pays little for it."""
     nodes = [n for n in state.nodes if n.state == "running" and n.addresses]
 
     def one(ns) -> dict:  # noqa: ANN001 (NodeState)
-        cmd = ["python3", "-c", _SCRIPT, "show", json.dumps(list(ns.addresses.values()))]
         try:  # a node that stopped meanwhile shows nothing: status must still tell the rest
-            code, out, _ = inside.run(api, ns.container, cmd)
-            return json.loads(out or b"{}") if code == 0 else {}
+            code, out, _ = inside.run(api, ns.container, ["sh", "-c", _SHOW])
+            return read_back(out.decode(errors="replace"), ns.addresses) if code == 0 else {}
         except (HoplabError, ValueError):
             return {}
 
     seen = parallel(one, nodes, "reading impairments", no_progress, workers)
-    result = {}
-    for ns, per_addr in zip(nodes, seen, strict=True):
-        for network, addr in ns.addresses.items():
-            text = describe(per_addr.get(addr, {}))
-            if text:
-                result[(ns.name, network)] = text
-    return result
+    return {
+        (ns.name, network): text
+        for ns, per_net in zip(nodes, seen, strict=True)
+        for network, text in per_net.items()
+    }
 
 
 def netem_missing_in(api: docker.APIClient, container: str) -> str:

@@ -106,3 +106,25 @@ def test_a_bad_value_in_the_file_names_file_line_and_key() -> None:
         parse_topology(LAB.replace("loss: 5%", "loss: 5"), "lab.yaml")
     e = info.value
     assert (e.file, e.line, e.key) == ("lab.yaml", 21, "networks.core.x-hoplab.impair.loss")
+
+
+def test_status_reads_the_kernel_state_back() -> None:
+    from hoplab.engine.impair import read_back
+
+    links = '[{"ifname":"eth1","addr_info":[{"local":"10.77.0.1"}]},'
+    links += '{"ifname":"eth0","addr_info":[{"local":"10.77.1.1"}]}]'
+    qdiscs = '[{"kind":"tbf","dev":"eth1","root":true,"options":{"rate":1250000}},'
+    qdiscs += '{"kind":"noqueue","dev":"eth0","root":true,"options":{}}]'
+    rules = (
+        "-P FORWARD ACCEPT\n"
+        f"-A FORWARD -o eth1 -m statistic --mode random --probability 0.05 "
+        f"-m comment --comment {TAG} -j DROP\n"
+        f"-A OUTPUT -o eth1 -m statistic --mode random --probability 0.05 "
+        f"-m comment --comment {TAG} -j DROP\n"
+        "-A OUTPUT -o eth0 -m statistic --mode nth --every 3 -m comment --comment x -j DROP\n"
+    )
+    found = read_back(
+        f"{links}\n@@\n{qdiscs}\n@@\n{rules}", {"core": "10.77.0.1", "lan1": "10.77.1.1"}
+    )
+    assert found == {"core": "rate 10mbit (tbf), loss 5% (iptables statistic)"}
+    assert read_back("garbage", {"core": "10.77.0.1"}) == {}
