@@ -54,8 +54,13 @@ def register(sub: Any) -> dict[str, Handler]:
         help=f"labs brought up at once (default {PARALLEL})",
     )
     name_arg(p)
-    name_arg(room.add_parser("down", help="remove every lab of the room, and nothing else"))
-    name_arg(room.add_parser("status", help="the room's labs, owners, nodes and ages"))
+    _engine_args(p)
+    p = room.add_parser("down", help="remove every lab of the room, and nothing else")
+    name_arg(p)
+    _engine_args(p)
+    p = room.add_parser("status", help="the room's labs, owners, nodes and ages")
+    name_arg(p)
+    _engine_args(p)
     p = room.add_parser("serve", help="the portal: a browser tab per participant (README)")
     name_arg(p)
     _serve_args(p)
@@ -65,6 +70,28 @@ def register(sub: Any) -> dict[str, Handler]:
 def cmd_workshop(args: argparse.Namespace) -> int:
     handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "serve": cmd_serve}
     return handlers[args.workshop_cmd](args)
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    """The engines of a room spread over machines (README: several engines); default: local."""
+    p.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an engine of the room: ssh://, tcp://, unix:// URL, a context, or 'local' (repeat)",
+    )
+    p.add_argument("--engines", metavar="FILE", help="engines file: URL [labs=N] [nodes=N] a line")
+
+
+def _engines(args: argparse.Namespace) -> tuple[Any, ...] | None:
+    """The room's engine lines, or None for the single local engine (the path before engines)."""
+    from hoplab.workshop import placement
+
+    lines = placement.read_engines(args.engines) if args.engines else ()
+    given = {line.name for line in lines}
+    extra = [placement.EngineLine(e) for e in dict.fromkeys(args.engine) if e not in given]
+    return (*lines, *extra) or None
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -132,6 +159,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise InputError(f"--parallel {args.parallel}: give 1 or more", key="--parallel")
     raw = args.pool or os.environ.get("HOPLAB_POOL")  # read here, at the edge, and passed on
     pool = workshop.check_pool(raw, topo, len(room.seats)) if raw else None
+    lines = _engines(args)
+    if lines is not None:
+        from hoplab.cli.spread import up_spread
+
+        return up_spread(args, room, topo, lines, pool)
     engine = api.from_env()
     started = time.monotonic()
     with ui.progress() as progress:
@@ -183,6 +215,11 @@ def cmd_down(args: argparse.Namespace) -> int:
     from hoplab.workshop import room as workshop
 
     name = workshop.check_room_name(args.workshop)
+    lines = _engines(args)
+    if lines is not None:
+        from hoplab.cli.spread import down_spread
+
+        return down_spread(name, lines)
     engine = api.from_env()
     started = time.monotonic()
     with ui.progress() as progress:
@@ -204,6 +241,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     name = workshop.check_room_name(args.workshop)
+    lines = _engines(args)
+    if lines is not None:
+        from hoplab.cli.spread import status_spread
+
+        return status_spread(name, lines)
     engine = api.from_env()
     mine = set(workshop.room_labs(engine, name))
     labs = [s for s in engine.labs() if s.name in mine]

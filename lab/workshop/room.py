@@ -28,6 +28,7 @@ from hoplab.model.load import LAB_NAME_HINT, check_lab_name
 from hoplab.model.topology import Topology
 
 WORKSHOP = L.WORKSHOP  # the label key on every node of a room's labs (defined in model.labels)
+ENGINE = "hoplab.engine"  # the engine a room lab was placed on, as `workshop up` named it
 DEFAULT_NAME = "workshop"
 PARALLEL = 4  # labs brought up at once: more only queues on a 2-core engine
 MAX_PARTICIPANTS = 100
@@ -52,9 +53,11 @@ class Room:
     name: str
     seats: tuple[Seat, ...]
     source: str = ""
+    engine: str = ""  # the engine these seats were placed on, as the room names it ('' alone)
 
     def labels(self, seat: Seat) -> dict[str, str]:
-        return {WORKSHOP: self.name, L.OWNER: seat.participant}
+        found = {WORKSHOP: self.name, L.OWNER: seat.participant}
+        return found | ({ENGINE: self.engine} if self.engine else {})
 
 
 # --- pure: names, rosters, pool ------------------------------------------------------------------

@@ -1,0 +1,166 @@
+"""Where each lab of a room goes: whole labs on engines, by free capacity. Pure: no Docker.
+
+A lab never spans engines (all its traffic stays inside it), so what spreads is the number of
+labs. The capacity rule, per engine, in nodes:
+
+    budget = min(NODES_PER_CPU * CPUs, memory // NODE_MEMORY, nodes capacity if given)
+    free labs = min((budget - nodes already running) // nodes per lab,
+                    labs capacity - labs already held, if a labs capacity is given)
+
+NODES_PER_CPU comes from the room benchmark (a 2-core engine holds about 20 default labs of 7
+nodes, so 70 nodes per CPU); NODE_MEMORY is a node's idle cost with headroom. Every hoplab lab on
+the engine counts, whatever room it belongs to. A room lab that already exists stays where it is.
+New labs go one at a time to the engine with the most free labs (the first given wins a tie), so
+a room spreads evenly and a big engine takes the larger share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hoplab.errors import InputError
+
+NODES_PER_CPU = 70
+NODE_MEMORY = 24 * 2**20
+ENGINES_HINT = (
+    "one engine per line: URL-or-context [labs=N] [nodes=N], e.g. "
+    "'ssh://lab@host2 labs=20'; '#' starts a comment"
+)
+
+
+@dataclass(frozen=True)
+class EngineLine:
+    """One engine of the room as the user gave it, with its optional capacities."""
+
+    name: str
+    labs: int | None = None
+    nodes: int | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Free:
+    """An engine's inputs to the rule: given capacities, machine size, and what it holds."""
+
+    name: str
+    cpus: int
+    memory: int
+    labs_held: int = 0
+    nodes_held: int = 0
+    labs_cap: int | None = None
+    nodes_cap: int | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """lab -> engine for every placed seat; unplaced labs with the reason they did not fit."""
+
+    where: dict[str, str]
+    unplaced: tuple[str, ...] = ()
+    why: str = ""
+
+    def on(self, engine: str) -> list[str]:
+        return [lab for lab, e in self.where.items() if e == engine]
+
+
+def parse_engines(text: str, source: str = "") -> tuple[EngineLine, ...]:
+    """The engines file: bad lines are refused with file, line and the key at fault."""
+    out: list[EngineLine] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        name, caps = words[0], {}
+        for word in words[1:]:
+            key, eq, value = word.partition("=")
+            if not eq or key not in ("labs", "nodes") or key in caps:
+                raise InputError(
+                    f"engine {name!r}: {word!r} is not labs=N or nodes=N (each at most once)",
+                    file=source,
+                    line=number,
+                    key=key,
+                    hint=ENGINES_HINT,
+                )
+            if not value.isdigit() or int(value) < 1:
+                raise InputError(
+                    f"engine {name!r}: {key}={value!r} must be a whole number of 1 or more",
+                    file=source,
+                    line=number,
+                    key=key,
+                    hint="write e.g. labs=10; leave it out to let CPUs and memory decide",
+                )
+            caps[key] = int(value)
+        if name in seen:
+            raise InputError(
+                f"engine {name!r} is listed twice (first on line {seen[name]})",
+                file=source,
+                line=number,
+                hint="list every engine once",
+            )
+        seen[name] = number
+        out.append(EngineLine(name, caps.get("labs"), caps.get("nodes"), number))
+    if not out:
+        raise InputError("the engines file lists no engine", file=source, hint=ENGINES_HINT)
+    return tuple(out)
+
+
+def read_engines(path: str | Path) -> tuple[EngineLine, ...]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(
+            f"cannot read the engines file: {getattr(err, 'strerror', None) or err}",
+            file=str(path),
+            hint=ENGINES_HINT,
+        ) from None
+    return parse_engines(text, str(path))
+
+
+def free_labs(engine: Free, nodes_per_lab: int) -> int:
+    """How many more labs of this size the engine takes under the capacity rule (never < 0)."""
+    budget = min(NODES_PER_CPU * max(1, engine.cpus), engine.memory // NODE_MEMORY)
+    if engine.nodes_cap is not None:
+        budget = min(budget, engine.nodes_cap)
+    labs = (budget - engine.nodes_held) // max(1, nodes_per_lab)
+    if engine.labs_cap is not None:
+        labs = min(labs, engine.labs_cap - engine.labs_held)
+    return max(0, labs)
+
+
+def place(
+    labs: list[str],
+    engines: list[Free],
+    nodes_per_lab: int,
+    kept: dict[str, str] | None = None,
+) -> Placement:
+    """Place every lab: kept ones (lab -> engine they are on) stay; new ones fill the freest.
+
+    Kept labs are already counted in their engine's held labs and nodes. Labs that fit nowhere
+    are returned in order with the reason, so the caller can say how many and why.
+    """
+    kept = kept or {}
+    where = {lab: kept[lab] for lab in labs if lab in kept}
+    room = {e.name: free_labs(e, nodes_per_lab) for e in engines}
+    unplaced = []
+    for lab in labs:
+        if lab in where:
+            continue
+        best = max(room, key=lambda n: room[n], default=None)  # max keeps the first on a tie
+        if best is None or room[best] <= 0:
+            unplaced.append(lab)
+            continue
+        where[lab] = best
+        room[best] -= 1
+    why = ""
+    if unplaced:
+        if not engines:
+            why = "no engine of the room could be reached"
+        else:
+            sizes = ", ".join(f"{e.name}: {free_labs(e, nodes_per_lab)} free" for e in engines)
+            why = (
+                f"the reachable engines hold no more labs of {nodes_per_lab} nodes ({sizes}); "
+                "add an engine, or raise its labs=/nodes= capacity"
+            )
+    return Placement(where, tuple(unplaced), why)
