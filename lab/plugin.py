@@ -149,6 +149,7 @@ class LabManager:
         self._live: dict[str, Lab | None] = {}
         self._lock = threading.Lock()
         self._atexit = False
+        self._reused: dict[str, object] = {}  # reused lab name -> its AttachLock (--hoplab-reuse)
 
     @property
     def engine(self) -> Engine:
@@ -200,6 +201,50 @@ class LabManager:
         with self._lock:
             self._live[name] = lab
         return lab
+
+    def up_reused(self, path: Path, artifacts: Path | None = None) -> Lab | None:
+        """--hoplab-reuse: attach to this topology's kept lab (reset first), or bring it up; it
+        stays up after the session. None when another session holds it (then the caller makes a
+        lab of its own). A changed topology or image rebuilds it (reconcile decides)."""
+        from hoplab import api
+        from hoplab.runtime import reuse
+        from hoplab.runtime.net import Lab
+
+        topo = api.topology(path)  # first: bad input names file, line and key before Docker
+        engine = self.engine
+        name = reuse.lab_name(self.rootdir, path)
+        lock = reuse.AttachLock(name)
+        if not lock.acquire():
+            return None
+        try:
+            state = engine.state(name)
+            if state.running:  # reset before up: up then puts the file's impairments back
+                try:
+                    reuse.reset(Lab(engine, state))
+                except HoplabError:
+                    engine.down(name)  # a lab that cannot be reset is made afresh
+            lab = api.up(topo, name, artifacts=artifacts, engine=engine)
+        except BaseException:
+            lock.release()
+            raise
+        with self._lock:
+            self._reused[name] = lock
+        return lab
+
+    def release(self, lab: Lab) -> None:
+        """End this session's use of a reused lab: its programs stop, the lab stays up."""
+        with sigint_deferred(), contextlib.suppress(HoplabError):
+            lab.stop_all()
+        with self._lock:
+            lock = self._reused.pop(lab.name, None)
+        if lock is not None:
+            lock.release()  # type: ignore[attr-defined]
+
+    def remove_reused(self, path: Path) -> str:
+        """--hoplab-reuse=off: remove this topology's kept lab, unless a session holds it."""
+        from hoplab.runtime import reuse
+
+        return reuse.remove(self.engine, reuse.lab_name(self.rootdir, path))
 
     def _fresh_name(self, engine: Engine) -> str:
         """A name of this process, skipping any the engine already holds (pid reuse, a crash)."""
@@ -262,6 +307,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="topology for the `hoplab` fixture (default: compose.yaml at the rootdir, else "
         "hoplab's default lab)",
     )
+    group.addoption(
+        "--hoplab-reuse",
+        dest="hoplab_reuse",
+        nargs="?",
+        const="on",
+        default=None,
+        choices=("on", "off"),
+        help="keep the `hoplab` fixture's lab up after the session and attach to it next time "
+        "(reset, or rebuilt if the topology or image changed); =off removes the kept lab",
+    )
+    parser.addini("hoplab_reuse", "on: as --hoplab-reuse (the command line wins)", default="off")
+
+
+def reuse_mode(config: pytest.Config) -> str:
+    """on or off: --hoplab-reuse[=on|off], else the hoplab_reuse ini option, else off."""
+    given = config.getoption("hoplab_reuse")
+    if given is None:
+        given = str(config.getini("hoplab_reuse")).strip().lower() or "off"
+    if given not in ("on", "off"):
+        raise pytest.UsageError(f"hoplab_reuse (ini) must be on or off, not {given!r}")
+    return given
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """--hoplab-reuse=off: the kept lab goes now, whether or not a test asks for a lab."""
+    if session.config.getoption("hoplab_reuse") != "off":
+        return
+    manager = _manager(session.config)
+    try:
+        said = manager.remove_reused(manager.default_topology())
+    except HoplabError as err:
+        said = f"could not remove the reused lab: {err.message}"
+    if said:
+        session.config.get_terminal_writer().line(f"hoplab: {said}")
 
 
 @pytest.hookimpl(trylast=True)
@@ -386,7 +465,19 @@ def hoplab(
     """
     manager = _manager(request.config)
     path = manager.default_topology()
-    lab = _up_or_fail(manager, path, tmp_path_factory.mktemp("hoplab"))
+    artifacts = tmp_path_factory.mktemp("hoplab")
+    if reuse_mode(request.config) == "on":
+        try:
+            reused = manager.up_reused(path, artifacts)
+        except HoplabError as err:
+            pytest.fail(f"hoplab could not bring up a lab from {path}:\n{err}", pytrace=False)
+        if reused is not None:
+            try:
+                yield reused
+            finally:
+                manager.release(reused)
+            return
+    lab = _up_or_fail(manager, path, artifacts)
     try:
         yield lab
     finally:

@@ -1,0 +1,133 @@
+"""A lab kept up between test sessions (the pytest plugin's --hoplab-reuse), and its reset.
+
+Bringing the default lab up costs seconds on every `pytest` run; when the topology and the
+image have not changed, the next session attaches instead. Two things make that safe:
+
+- one session at a time: an exclusive flock on a file named after the lab (the kernel drops it
+  when the holder dies, so a killed session never leaves it held). A session that cannot take
+  it gets a lab of its own; removal (`--hoplab-reuse=off`) never removes a lab someone holds.
+- a reset on attach, so no test sees what an earlier session left: programs hoplab started
+  (and captures, which are tcpdump programs), participant programs, routes that are not the
+  plan's, impairments, and the scratch files. The file's own impairments are put back by `up`.
+
+The lab carries no pytest owner labels and its name (ptr-...) is not a pt<pid>- name, so the
+owner-pid reaping of crashed runs never takes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from hoplab.engine.labs import Engine
+from hoplab.errors import HoplabError
+from hoplab.model.impair import TAG as LINK_TAG
+from hoplab.runtime.net import IMPAIR_TAG, SCRATCH, Lab, Node, _each_node
+
+PREFIX = "ptr"
+
+# One exec per node (in parallel), as root in the node. Routes: every route the kernel did not
+# make for a connected network goes, then the plan's (the entrypoint's HOPLAB_ROUTES, which every
+# exec inherits) come back. Impairments: the root qdisc of every interface, and the iptables
+# rules of Lab.impair and of link impairments (never the egress guard's). Then the scratch
+# directory (logs, capture files).
+RESET = f"""
+ip -4 route show | grep -v ' proto kernel ' | sed -e 's/ linkdown//' -e 's/^/route del /' \\
+    | ip -force -batch - 2>/dev/null
+echo "${{HOPLAB_ROUTES:-}}" | tr ';' '\\n' | sed -e '/^ *$/d' -e 's/^/route replace /' \\
+    | ip -batch - || exit 3
+for dev in $(ls /sys/class/net); do tc qdisc del dev "$dev" root 2>/dev/null; done
+for table in filter mangle; do
+    iptables -t "$table" -S 2>/dev/null | grep -E -- '{IMPAIR_TAG}|{LINK_TAG}' \\
+        | sed 's/^-A /-D /' | xargs -r -L1 iptables -t "$table"
+done
+rm -rf {SCRATCH}/* 2>/dev/null
+exit 0
+"""
+
+
+def lab_name(rootdir: Path, topology: Path, host: str | None = None) -> str:
+    """ptr-<8 hex>: one reused lab per host, project and topology file (not its content, so an
+    edited file rebuilds the same lab rather than leaving the old one up)."""
+    key = f"{host or socket.gethostname()}\0{rootdir.resolve()}\0{topology.resolve()}"
+    return f"{PREFIX}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
+def lock_path(name: str) -> Path:
+    """Where the attach lock of a reused lab lives: per user, in the temp directory."""
+    return Path(tempfile.gettempdir()) / f"hoplab-reuse-{os.getuid()}" / f"{name}.lock"
+
+
+class AttachLock:
+    """An exclusive, non-blocking flock naming the session attached to a reused lab.
+
+    The file holds the holder's pid for people; the lock itself is the kernel's, so it goes
+    with the process however that ends.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.path = lock_path(name)
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        """True if this process now holds it; False if another session does."""
+        self.path.parent.mkdir(mode=0o700, exist_ok=True)
+        f = self.path.open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            return False
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+
+def reset(lab: Lab) -> None:
+    """Put a reused lab back as its plan says, whatever the last session left in it.
+
+    Every marked program's run is gone by now (the lock says no other session is attached), so
+    Lab.reap kills them all, participant programs and running captures included.
+    """
+    lab.reap()
+
+    def one(node: Node) -> str:
+        code, _out, err = lab.engine.run(node.container, ["sh", "-c", RESET])
+        return "" if code == 0 else f"{node.name}: {err.decode(errors='replace').strip()}"
+
+    failed = [e for e in _each_node(one, lab.nodes) if e]
+    if failed:
+        raise HoplabError("could not reset the reused lab: " + "; ".join(failed))
+
+
+def remove(engine: Engine, name: str) -> str:
+    """Remove a reused lab unless a session holds it; says what happened, for the terminal."""
+    lock = AttachLock(name)
+    if not lock.acquire():
+        return f"reused lab {name} is attached to another session: left up"
+    try:
+        if not engine.state(name).exists:
+            return ""
+        engine.down(name)
+        return f"reused lab {name} removed"
+    finally:
+        lock.release()
