@@ -41,7 +41,7 @@ user's status, local address and page.
 PORT = 80
 # The web server on srv: every page says who asked (the peer of its connection) and for what.
 # argv: ADDRESS PORT REQUESTS. Threads, so the users are served side by side; it stops after
-# REQUESTS pages or 15 s without one.
+# REQUESTS requests (or 15 s without one) once every page is written.
 HTTP_SERVER = r"""
 import http.server, json, sys
 class Page(http.server.BaseHTTPRequestHandler):
@@ -54,7 +54,9 @@ class Page(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *args):
         pass
-srv = http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Page)
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = False  # server_close() then waits for every page to be written
+srv = Server((sys.argv[1], int(sys.argv[2])), Page)
 srv.timeout = 15
 print("listening", flush=True)
 for _ in range(int(sys.argv[3])):
