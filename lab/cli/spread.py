@@ -94,8 +94,8 @@ def status_spread(name: str, lines: tuple[EngineLine, ...]) -> int:
     for col in ("engine", "lab", "owner", "running", "subnets", "age"):
         table.add_column(col, no_wrap=True)
     for part in parts:
-        if part.error:
-            table.add_row(part.engine, "[red]?[/]", "", "", part.error, "")
+        if part.error:  # the reason goes below the table: a long one would squeeze the rows
+            table.add_row(part.engine, "[red]unreachable[/]", "", "", "", "")
         for lab in part.labs:
             running = sum(n.state == "running" for n in lab.nodes)
             table.add_row(
@@ -107,6 +107,9 @@ def status_spread(name: str, lines: tuple[EngineLine, ...]) -> int:
                 ui.age(lab.created),
             )
     ui.out.print(table)
+    for part in parts:
+        if part.error:
+            ui.err.print(f"[red]engine {part.engine}[/]: {part.error}")
     if not count and not any(p.error for p in parts):
         ui.err.print(f"workshop {name} has no labs on these engines")
         return 1

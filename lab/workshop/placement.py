@@ -4,12 +4,13 @@ A lab never spans engines (all its traffic stays inside it), so what spreads is 
 labs. The capacity rule, per engine, in nodes:
 
     budget = min(NODES_PER_CPU * CPUs, memory // NODE_MEMORY, nodes capacity if given)
-    free labs = min((budget - nodes already running) // nodes per lab,
-                    labs capacity - labs already held, if a labs capacity is given)
+    free labs = min((budget - hoplab nodes already on it) // nodes per lab,
+                    labs capacity - this room's labs already on it, if a labs capacity is given)
 
 NODES_PER_CPU comes from the room benchmark (a 2-core engine holds about 20 default labs of 7
-nodes, so 70 nodes per CPU); NODE_MEMORY is a node's idle cost with headroom. Every hoplab lab on
-the engine counts, whatever room it belongs to. A room lab that already exists stays where it is.
+nodes, so 70 nodes per CPU); NODE_MEMORY is a node's idle cost with headroom. The machine's budget
+counts every hoplab node on the engine, whatever lab or room it belongs to; `labs=N` is the share
+of this room the operator gives the engine. A room lab that already exists stays where it is.
 New labs go one at a time to the engine with the most free labs (the first given wins a tie), so
 a room spreads evenly and a big engine takes the larger share.
 """
@@ -46,8 +47,8 @@ class Free:
     name: str
     cpus: int
     memory: int
-    labs_held: int = 0
-    nodes_held: int = 0
+    labs_held: int = 0  # this room's labs on the engine
+    nodes_held: int = 0  # every hoplab node on the engine
     labs_cap: int | None = None
     nodes_cap: int | None = None
 

@@ -43,14 +43,14 @@ class SpreadReport:
     unreachable: list[Reached] = field(default_factory=list)
 
 
-def _free(reached: Reached, line: EngineLine | None) -> Free:
+def _free(reached: Reached, line: EngineLine | None, room_labs: int) -> Free:
     size = reached.size
     assert size is not None, "reach() measures every engine it reaches for up"
     return Free(
         reached.name,
         size.cpus,
         size.memory,
-        size.labs,
+        room_labs,
         size.nodes,
         line.labs if line else None,
         line.nodes if line else None,
@@ -85,7 +85,7 @@ def up(
     kept = {lab: name for name, e in engines.items() for lab in R.check_free(e, room)}
     placement = place(
         [s.lab for s in room.seats],
-        [_free(r, caps.get(r.name)) for r in live],
+        [_free(r, caps.get(r.name), list(kept.values()).count(r.name)) for r in live],
         len(topo.nodes),
         kept,
     )
