@@ -3,19 +3,24 @@
 A room spreads over engines the way Docker itself reaches them: `unix://`, `tcp://` (TLS from
 DOCKER_CERT_PATH and DOCKER_TLS_VERIFY, as the docker CLI does), `ssh://` through docker-py's
 transport over the system's ssh (so ~/.ssh/config and agents work as for the docker CLI), or the
-name of a Docker context (its endpoint and TLS read from ~/.docker/contexts by docker-py's
-ContextAPI). 'local' is the engine of the environment (DOCKER_HOST, DOCKER_CONTEXT, the socket).
+name of a Docker context (endpoint and TLS read from ~/.docker/contexts, or DOCKER_CONFIG's).
+'local' is the engine of the environment (DOCKER_HOST, DOCKER_CONTEXT, the local socket).
 Every engine is reached in parallel with a short timeout: one dead machine must cost the room
 seconds, not minutes, and it is reported, never silently dropped.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import docker.errors
+import docker.tls
 import requests
 from hoplab.engine import inventory
 from hoplab.engine.client import API_VERSION, explain
@@ -63,16 +68,46 @@ def client_for(name: str, timeout: int = OP_TIMEOUT) -> docker.DockerClient:
         return docker.DockerClient(
             base_url=name, version=API_VERSION, timeout=timeout, tls=tls, use_ssh_client=True
         )
-    try:
-        return docker.DockerClient.from_context(name, version=API_VERSION, timeout=timeout)
-    except (docker.errors.ContextNotFound, docker.errors.ContextException, TypeError):
-        pass
+    found = context_endpoint(name)
+    if found is not None:
+        host, tls = found
+        return docker.DockerClient(
+            base_url=host, tls=tls, version=API_VERSION, timeout=timeout, use_ssh_client=True
+        )
     raise InputError(
         f"engine {name!r} is neither a URL nor a Docker context",
         key="--engine",
         hint="give ssh://user@host, tcp://host:2376, unix:///path/docker.sock, 'local', or "
         "the name of a context from `docker context ls`",
     )
+
+
+def context_endpoint(name: str) -> tuple[str, docker.tls.TLSConfig | None] | None:
+    """The docker endpoint of a Docker context, read from its meta file as the docker CLI does.
+
+    Read here rather than through docker-py's ContextAPI: that falls back to the default engine
+    for an unknown name (a typo would place labs on the wrong machine), and it misses contexts
+    when DOCKER_CONFIG has no config.json.
+    """
+    config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    ident = hashlib.sha256(name.encode()).hexdigest()
+    try:
+        meta = json.loads((config / "contexts" / "meta" / ident / "meta.json").read_text())
+        endpoint = meta["Endpoints"]["docker"]
+        host = str(endpoint["Host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    certs = config / "contexts" / "tls" / ident / "docker"
+    tls = None
+    if certs.is_dir():
+        pair = (str(certs / "cert.pem"), str(certs / "key.pem"))
+        ca = certs / "ca.pem"
+        tls = docker.tls.TLSConfig(
+            client_cert=pair if (certs / "cert.pem").exists() else None,
+            ca_cert=str(ca) if ca.exists() else None,
+            verify=not endpoint.get("SkipTLSVerify", False),
+        )
+    return host, tls
 
 
 def size(client: docker.DockerClient) -> Size:

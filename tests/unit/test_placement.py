@@ -164,3 +164,35 @@ def test_a_stranger_lab_on_any_engine_refuses_the_room_before_anything_is_made(t
     with pytest.raises(InputError, match="p02"):
         S.up([reached("e1"), reached("e2")], tiny, room, engine_for=lambda r: fakes[r.name])
     assert fakes["e1"].objects() == ([], [])
+
+
+def test_an_unknown_engine_name_is_bad_input_and_a_dead_socket_is_unreachable(
+    tmp_path, monkeypatch
+):
+    from hoplab.engine import engines as E
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no contexts at all
+    with pytest.raises(InputError) as err:
+        E.reach(["local", "no-such-context"])
+    assert err.value.key == "--engine" and "no-such-context" in err.value.message
+    (dead,) = E.reach([f"unix://{tmp_path}/none.sock"])
+    assert not dead.up and dead.error and dead.client is None
+
+
+def test_a_context_name_resolves_to_its_endpoint_from_the_meta_file(tmp_path, monkeypatch):
+    import hashlib
+    import json
+
+    from hoplab.engine import engines as E
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    meta = tmp_path / "contexts" / "meta" / hashlib.sha256(b"host2").hexdigest()
+    meta.mkdir(parents=True)
+    sock = f"unix://{tmp_path}/host2.sock"
+    (meta / "meta.json").write_text(
+        json.dumps({"Name": "host2", "Endpoints": {"docker": {"Host": sock}}})
+    )
+    assert E.context_endpoint("host2") == (sock, None)
+    assert E.context_endpoint("host3") is None
+    (gone,) = E.reach(["host2"])  # a known context whose engine is down: unreachable, not bad input
+    assert gone.name == "host2" and not gone.up
