@@ -28,25 +28,36 @@ from typing import IO
 from hoplab.engine.labs import Engine
 from hoplab.errors import HoplabError
 from hoplab.model.impair import TAG as LINK_TAG
-from hoplab.runtime.net import IMPAIR_TAG, SCRATCH, Lab, Node, _each_node
+from hoplab.runtime.net import IMPAIR_TAG, NOBODY, RUN_ENV, SCRATCH, Lab, Node, _each_node
 
 PREFIX = "ptr"
 
-# One exec per node (in parallel), as root in the node. Routes: every route the kernel did not
-# make for a connected network goes, then the plan's (the entrypoint's HOPLAB_ROUTES, which every
-# exec inherits) come back. Impairments: the root qdisc of every interface, and the iptables
-# rules of Lab.impair and of link impairments (never the egress guard's). Then the scratch
-# directory (logs, capture files).
+# One exec per node (in parallel), as root in the node; engine.run carries no run mark, so the
+# exec and what it forks are never taken for a test's program. Programs: every process with a
+# run mark (no session is attached, so every run is over) and every participant's (nobody),
+# until two scans in a row find none (an exec in flight may start one late). Routes: every route
+# the kernel did not make for a connected network goes, then the plan's (the entrypoint's
+# HOPLAB_ROUTES, which every exec inherits) come back. Impairments: the root qdisc of every
+# interface, and the iptables rules of Lab.impair and of link impairments (never the egress
+# guard's). Then the scratch directory (logs, capture files).
 RESET = f"""
+quiet=0
+for round in $(seq 40); do
+    pids=$( (grep -lz '^{RUN_ENV}=' /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3; \\
+             ps -u {NOBODY} -o pid=) | grep -vx "$$")
+    if [ -z "$pids" ]; then quiet=$((quiet + 1)); [ $quiet -ge 2 ] && break; continue; fi
+    quiet=0
+    kill -9 $pids 2>/dev/null
+    sleep 0.02
+done
+[ $quiet -ge 2 ] || exit 4
 ip -4 route show | grep -v ' proto kernel ' | sed -e 's/ linkdown//' -e 's/^/route del /' \\
     | ip -force -batch - 2>/dev/null
 echo "${{HOPLAB_ROUTES:-}}" | tr ';' '\\n' | sed -e '/^ *$/d' -e 's/^/route replace /' \\
     | ip -batch - || exit 3
 for dev in $(ls /sys/class/net); do tc qdisc del dev "$dev" root 2>/dev/null; done
-for table in filter mangle; do
-    iptables -t "$table" -S 2>/dev/null | grep -E -- '{IMPAIR_TAG}|{LINK_TAG}' \\
-        | sed 's/^-A /-D /' | xargs -r -L1 iptables -t "$table"
-done
+iptables -S 2>/dev/null | grep -E -- '{IMPAIR_TAG}|{LINK_TAG}' | sed 's/^-A /-D /' \\
+    | xargs -r -L1 iptables
 rm -rf {SCRATCH}/* 2>/dev/null
 exit 0
 """
@@ -105,10 +116,8 @@ class AttachLock:
 def reset(lab: Lab) -> None:
     """Put a reused lab back as its plan says, whatever the last session left in it.
 
-    Every marked program's run is gone by now (the lock says no other session is attached), so
-    Lab.reap kills them all, participant programs and running captures included.
+    One exec per node, in parallel: a reused lab's set-up is this and a plan check (~0.3 s).
     """
-    lab.reap()
 
     def one(node: Node) -> str:
         code, _out, err = lab.engine.run(node.container, ["sh", "-c", RESET])
