@@ -1,0 +1,143 @@
+"""The parallel docker-py floor: the fastest bring-up the engine allows for a lab's plan.
+
+The same networks and containers hoplab makes, from the same image, created, connected and
+started in parallel with docker-py (16 workers, as hoplab's engine), then removed in parallel;
+no routes, no names, no readiness wait, no labels read back. Anything hoplab spends above this is
+its own. It is a yardstick, so it lives in bench/, never in hoplab.
+
+One constraint of the engine is kept: starts and removals that touch the same network hold that
+network's lock (hoplab.engine.endpoints), because the daemon here (Docker 20.10) loses count of a
+network's endpoints under concurrent changes (moby#42119) and the network then cannot be removed
+until the daemon restarts. On a shared engine a floor that risks that is not an option;
+`endpoint_lock=False` exists for a throwaway engine only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import docker
+from hoplab.engine.endpoints import EndpointLocks
+from hoplab.model.plan import NodePlan, Plan
+
+LABEL = "hoplab-bench.floor"  # not a hoplab.* key: the floor's objects are no hoplab lab
+WORKERS = 16
+T = TypeVar("T")
+
+
+@dataclass
+class Made:
+    """What one floor round created, so a failure or Ctrl-C still removes all of it."""
+
+    networks: dict[str, str] = field(default_factory=dict)  # name -> id
+    containers: dict[str, list[str]] = field(default_factory=dict)  # id -> its networks
+
+
+def each(fn: Callable[[T], object], items: Iterable[T], workers: int = WORKERS) -> list:
+    """fn over items in parallel; every call finishes before the first error is raised."""
+    items = list(items)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    return [f.result() for f in futures]
+
+
+def up(
+    api: docker.APIClient,
+    plan: Plan,
+    image: str,
+    made: Made,
+    locks: EndpointLocks | None,
+    workers: int = WORKERS,
+) -> None:
+    """Networks in parallel, then every node created, connected and started in parallel."""
+
+    def network(net) -> None:  # noqa: ANN001 (NetPlan)
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))]
+        )
+        nid = api.create_network(
+            net.docker_name, driver="bridge", ipam=ipam, labels={LABEL: plan.lab}
+        )["Id"]
+        made.networks[net.docker_name] = nid
+
+    each(network, plan.networks, workers)
+
+    def node(n: NodePlan) -> None:
+        first, *rest = n.interfaces
+        first_net = plan.network(first.network).docker_name
+        hc = api.create_host_config(network_mode=first_net, cap_add=["NET_ADMIN"], init=True)
+        cid = api.create_container(
+            image, name=n.container, host_config=hc, labels={LABEL: plan.lab}, detach=True
+        )["Id"]
+        nets = [plan.network(i.network).docker_name for i in n.interfaces]
+        made.containers[cid] = nets
+        for iface in rest:
+            api.connect_container_to_network(cid, plan.network(iface.network).docker_name)
+        with locks.holding(nets) if locks else contextlib.nullcontext():
+            api.start(cid)
+
+    each(node, plan.nodes, workers)
+
+
+def down(api: docker.APIClient, made: Made, locks: EndpointLocks | None, workers: int) -> None:
+    """Containers removed in parallel (holding their networks' locks), then the networks."""
+
+    def container(cid: str) -> None:
+        held = locks.holding(made.containers[cid]) if locks else contextlib.nullcontext()
+        with held, contextlib.suppress(docker.errors.NotFound):
+            api.remove_container(cid, force=True)
+
+    each(container, list(made.containers), workers)
+    made.containers.clear()
+
+    def network(nid: str) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_network(nid)
+
+    each(network, list(made.networks.values()), workers)
+    made.networks.clear()
+
+
+def cleanup(api: docker.APIClient, made: Made) -> None:
+    """Whatever a failed round left: by id first, then anything carrying the floor's label."""
+    for cid in made.containers:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_container(cid, force=True)
+    for nid in made.networks.values():
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_network(nid)
+
+
+def round_trip(
+    client: docker.DockerClient,
+    plan: Plan,
+    image: str,
+    endpoint_lock: bool = True,
+    workers: int = WORKERS,
+) -> tuple[float, float]:
+    """Seconds to bring the plan up and take it down again at the floor."""
+    api = client.api
+    locks = EndpointLocks() if endpoint_lock else None
+    made = Made()
+    try:
+        t0 = time.perf_counter()
+        up(api, plan, image, made, locks, workers)
+        t1 = time.perf_counter()
+        down(api, made, locks, workers)
+        t2 = time.perf_counter()
+    finally:
+        cleanup(api, made)
+    return t1 - t0, t2 - t1
+
+
+def floor_name(tag: str) -> str:
+    """A lab name for the floor's objects, unique to this process."""
+    return f"floor{os.getpid()}{tag}"

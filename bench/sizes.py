@@ -1,0 +1,229 @@
+"""hoplab against the parallel docker-py floor (bench/floor.py), at several sizes in one run.
+
+    .venv/bin/python bench/sizes.py                       # default lab, 25, 50, 100, 200 nodes
+    .venv/bin/python bench/sizes.py --sizes default,25 --rounds 1
+
+Each round brings every size up and down with hoplab and with the floor back to back (the order
+alternates between rounds, so a machine that slows down does not favour one), and the ratio is
+taken pair by pair inside the round; the summary is the median of those ratios. Also per size:
+hoplab's own phase profile (lab.report.timings), the engine API calls per node (counted at
+docker-py's HTTP session), and at 100 nodes the idle memory per node. Writes JSON and a PNG plot
+of up and down time against node count. The load average is kept beside every size: figures from
+a busy machine measure the others' load, not hoplab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import hoplab
+from floor import floor_name, round_trip
+from hoplab import lifecycle, resources
+from hoplab.engine.image import ensure_image
+from hoplab.engine.labs import Engine
+from hoplab.model.plan import build_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = "default,25,50,100,200"
+
+
+def generated(nodes: int) -> dict:
+    """A chain of routers, each with a LAN of hosts: `nodes` nodes in all (25, 50, 100, 200...).
+
+    Ten nodes per LAN from 50 up (so 100 nodes: 10 routers, 19 networks); five below."""
+    per_lan = 10 if nodes >= 50 else 5
+    routers = max(2, nodes // per_lan)
+    services: dict[str, dict] = {}
+    networks: dict[str, dict] = {}
+    for r in range(routers):
+        links = [f"lan{r}"] + [f"core{c}" for c in (r - 1, r) if 0 <= c < routers - 1]
+        services[f"r{r}"] = {"x-hoplab": {"role": "router"}, "networks": links}
+        networks[f"lan{r}"] = {"ipam": {"config": [{"subnet": f"10.152.{r}.0/24"}]}}
+        if r < routers - 1:
+            networks[f"core{r}"] = {"ipam": {"config": [{"subnet": f"10.153.{r * 8}.0/29"}]}}
+        for h in range(per_lan - 1):
+            services[f"h{r}x{h}"] = {"networks": [f"lan{r}"]}
+    return {"x-hoplab": {"name": f"gen{nodes}"}, "services": services, "networks": networks}
+
+
+class CallCounter:
+    """Counts the engine API calls of a docker-py client (every call goes through its HTTP
+    session's request), by method and the path's first word."""
+
+    def __init__(self, api: object) -> None:
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        inner = api.request  # type: ignore[attr-defined]
+
+        def request(method: str, url: str, *args: object, **kwargs: object) -> object:
+            path = url.split("/v1.", 1)[-1].split("/", 1)[-1].split("?")[0]
+            parts = path.split("/")  # containers/create, containers/<id>/start: ids dropped
+            keep = len(parts) > 2 or parts[-1] in ("create", "json", "prune")
+            what = f"{parts[0]}/{parts[-1]}" if len(parts) > 1 and keep else parts[0]
+            with self._lock:
+                self.calls[f"{method} {what}"] += 1
+            return inner(method, url, *args, **kwargs)
+
+        api.request = request  # type: ignore[attr-defined]
+
+    @contextlib.contextmanager
+    def counting(self) -> object:
+        with self._lock:
+            self.calls.clear()
+        yield self.calls
+
+
+def hoplab_round(engine: Engine, topo: object, name: str, calls: CallCounter, memory: bool):
+    with calls.counting() as up_calls:
+        t0 = time.perf_counter()
+        lab = hoplab.up(topo, name, engine=engine)
+        t1 = time.perf_counter()
+        up_counted = dict(up_calls)
+    try:
+        mem = statistics.median(engine.memory(name).values()) / (1 << 20) if memory else None
+    finally:
+        with calls.counting() as down_calls:
+            t2 = time.perf_counter()
+            lab.down()
+            t3 = time.perf_counter()
+            down_counted = dict(down_calls)
+    assert lab.report.action == "created", lab.report.action
+    return t1 - t0, t3 - t2, lab.report.timings, up_counted, down_counted, mem
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "runs": [round(v, 3) for v in values],
+    }
+
+
+def measure(engine: Engine, image: str, size: str, rounds: int) -> dict:
+    doc = resources.default_lab() if size == "default" else generated(int(size))
+    topo = hoplab.topology(doc)
+    calls = CallCounter(engine.client.api)
+    rows: dict[str, list[float]] = {}
+    profiles, up_calls, down_calls, mems = [], Counter(), Counter(), []
+    load = [round(os.getloadavg()[0], 2)]
+    for i in range(rounds):
+        name = f"bsz{os.getpid()}x{size}"
+        fname = floor_name(f"x{size}")
+        plan = build_plan(
+            topo, fname, engine.taken_subnets(exclude_lab=fname), lifecycle.subnet_pool()
+        )
+
+        ours = functools.partial(hoplab_round, engine, topo, name, calls, size == "100")
+        floor = functools.partial(round_trip, engine.client, plan, image)
+
+        try:
+            if i % 2 == 0:
+                h, f = ours(), floor()
+            else:
+                f, h = floor(), ours()
+        finally:
+            with contextlib.suppress(Exception):
+                hoplab.down(name, engine=engine)
+        h_up, h_down, timings, ucalls, dcalls, mem = h
+        profiles.append(timings)
+        up_calls.update(ucalls)
+        down_calls.update(dcalls)
+        if mem is not None:
+            mems.append(mem)
+        for key, value in {
+            "hoplab up": h_up,
+            "hoplab down": h_down,
+            "floor up": f[0],
+            "floor down": f[1],
+            "up / floor up": h_up / f[0],
+            "down / floor down": h_down / f[1],
+        }.items():
+            rows.setdefault(key, []).append(value)
+        load.append(round(os.getloadavg()[0], 2))
+    n = len(topo.nodes)
+    result: dict = {"nodes": n, "networks": len(topo.networks)}
+    result |= {k: summary(v) for k, v in rows.items()}
+    result["hoplab up profile (median over rounds)"] = {
+        k: round(statistics.median(p[k] for p in profiles), 3) for k in profiles[0]
+    }
+    result["engine calls per node, up"] = {
+        k: round(v / rounds / n, 2) for k, v in sorted(up_calls.items())
+    }
+    result["engine calls per node, down"] = {
+        k: round(v / rounds / n, 2) for k, v in sorted(down_calls.items())
+    }
+    if mems:
+        result["idle MiB per node"] = summary(mems)
+    result["loadavg (1 min) before and after each round"] = load
+    return result
+
+
+def plot(results: dict, out: Path) -> None:
+    """Up and down seconds against node count, hoplab and the floor (median, min-max bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(results, key=lambda s: results[s]["nodes"])
+    xs = [results[s]["nodes"] for s in sizes]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    for ax, phase in zip(axes, ("up", "down"), strict=True):
+        for who, style in (("hoplab", "o-"), ("floor", "s--")):
+            key = f"{who} {phase}"
+            med = [results[s][key]["median"] for s in sizes]
+            lo = [m - results[s][key]["min"] for s, m in zip(sizes, med, strict=True)]
+            hi = [results[s][key]["max"] - m for s, m in zip(sizes, med, strict=True)]
+            label = "hoplab" if who == "hoplab" else "parallel docker-py floor"
+            ax.errorbar(xs, med, yerr=[lo, hi], fmt=style, capsize=3, label=label)
+        ax.set_title(f"{phase} (s)")
+        ax.set_xlabel("nodes")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    load = max(max(r["loadavg (1 min) before and after each round"]) for r in results.values())
+    fig.suptitle(f"hoplab vs the parallel floor (load average up to {load:g} on this machine)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default=SIZES, help=f"comma-separated (default {SIZES})")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench-results" / "sizes.json")
+    args = ap.parse_args()
+    engine = hoplab.from_env()
+    image = ensure_image(engine.client, resources.hosts_dir(), lambda *_: None)
+    results = {}
+    for size in args.sizes.split(","):
+        print(f"size {size}: {args.rounds} round(s)", file=sys.stderr)
+        results[size] = measure(engine, image, size.strip(), args.rounds)
+        r = results[size]
+        print(
+            f"  {r['nodes']} nodes: up {r['hoplab up']['median']:.2f} s vs floor "
+            f"{r['floor up']['median']:.2f} s (ratio {r['up / floor up']['median']:.2f}); "
+            f"down {r['hoplab down']['median']:.2f} s vs {r['floor down']['median']:.2f} s "
+            f"(ratio {r['down / floor down']['median']:.2f}); load "
+            f"{r['loadavg (1 min) before and after each round']}",
+            file=sys.stderr,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    plot(results, args.out.with_suffix(".png"))
+    print(f"written to {args.out} and {args.out.with_suffix('.png')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
