@@ -1,30 +1,14 @@
 """A room over two real Docker engines: the host's, and a second dockerd this test starts.
 
-The second engine is a real `dockerd` with its own socket, data root, exec root (and with it its
-own containerd), pid file and no default bridge. It runs with --iptables=false so that it never
-rewrites the host's chains that the first engine and hoplab's egress rules own. Both engines share
-this host's network namespace, so hoplab's egress rules (DOCKER-USER and INPUT DROPs matching the
-hl- bridge prefix) cover the second engine's lab bridges too. What --iptables=false leaves out is
-Docker's per-bridge `FORWARD -i br -o br -j ACCEPT`: with the host's FORWARD policy DROP and
-br_netfilter on, frames bridged inside a lab network would be dropped, so the harness appends
-that one ACCEPT for frames bridged within an hl- bridge (after the DOCKER-USER jump, so the DROPs
-come first), and removes it afterwards.
-
-The node image is copied from the first engine with docker-py (save, then load): no registry.
-Everything the harness makes (the daemon, its containerd and shims, mounts, its directory, the
-rule) is removed in a finally, and checked gone.
+The harness (tests/second_engine.py) says how the second engine is made and kept isolated, and
+undoes all of it afterwards. Six labs spread over both engines; the second engine is stopped
+midway; the first engine's labs keep passing a check; `workshop down` leaves nothing on either.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,124 +25,24 @@ from hoplab.model import labels as L
 from hoplab.workshop import room as workshop
 
 from tests.conftest import ROOT, unique_lab_name
+from tests.second_engine import SecondEngine
 
 pytestmark = pytest.mark.docker
-RULE = [
-    "FORWARD",
-    "-i",
-    "hl+",
-    "-m",
-    "physdev",
-    "--physdev-is-bridged",
-    "-m",
-    "comment",
-    "--comment",
-    "hoplab-second-engine-test",
-    "-j",
-    "ACCEPT",
-]
 CHECK = "ttl-and-traceroute"
-
-
-class SecondEngine:
-    """A dockerd in a temp dir: start, stop (by its pid file) and start again on the same data."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.sock = root / "d.sock"
-        self.url = f"unix://{self.sock}"
-        self.pidfile = root / "d.pid"
-        self.proc: subprocess.Popen | None = None
-        (root / "cfg.json").write_text("{}")  # not the host's daemon.json (its data root)
-
-    def start(self) -> docker.DockerClient:
-        r = self.root
-        self.proc = subprocess.Popen(
-            [
-                "dockerd",
-                f"--host={self.url}",
-                f"--data-root={r / 'data'}",
-                f"--exec-root={r / 'exec'}",
-                f"--pidfile={self.pidfile}",
-                f"--config-file={r / 'cfg.json'}",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--bridge=none",
-                "--storage-driver=fuse-overlayfs",
-                "--shutdown-timeout=2",
-            ],
-            stdout=(r / "log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        client = docker.DockerClient(base_url=self.url, version=API_VERSION, timeout=120)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, (r / "log").read_text()[-2000:]
-            try:
-                client.api.ping()
-                return client
-            except Exception:
-                assert time.monotonic() < deadline, "the second dockerd did not answer in 60 s"
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        """SIGTERM by the pid file, wait; SIGKILL if it will not go. Its containers die with it."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            pid = int(self.pidfile.read_text())
-            assert pid == self.proc.pid
-            os.kill(pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-    def strays(self) -> list[int]:
-        """Processes still naming our directory (containerd, shims): ours to end, by pid."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    if str(self.root).encode() in (entry / "cmdline").read_bytes():
-                        found.append(int(entry.name))
-        return found
-
-    def mounts(self) -> list[str]:
-        lines = Path("/proc/self/mounts").read_text().splitlines()
-        return [line.split()[1] for line in lines if str(self.root) in line.split()[1]]
 
 
 @pytest.fixture(scope="module")
 def engines() -> Iterator[tuple[Engine, SecondEngine]]:
     """The host's engine and a second one holding a copy of the node image; all undone after."""
     first = Engine(connect())
-    root = Path(tempfile.mkdtemp(prefix="hl2-", dir="/tmp"))  # short: a socket path has a limit
-    second = SecondEngine(root)
-    ruled = False
-    try:
-        client = second.start()
-        image = first.api.get_image(IMAGE)
-        client.api.load_image(image)  # streamed: save on one engine, load on the other
-        assert client.images.get(IMAGE).id == first.client.images.get(IMAGE).id
-        subprocess.run(["iptables", "-A", *RULE], check=True)
-        ruled = True
+    second = SecondEngine(driver=first.client.info()["Driver"])  # the first engine's driver
+    try:  # nothing between making its directory and this try can fail
+        second.start()
+        second.copy_image(first.client, IMAGE)
         yield first, second
     finally:
-        if ruled:
-            subprocess.run(["iptables", "-D", *RULE], check=False)
-        second.stop()
-        for pid in second.strays():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for mount in sorted(second.mounts(), key=len, reverse=True):
-            subprocess.run(["umount", "-l", mount], check=False)
-        shutil.rmtree(root, ignore_errors=True)
-        left = second.strays(), second.mounts(), root.exists()
-        rule = subprocess.run(["iptables", "-C", *RULE], capture_output=True).returncode
-        assert left == ([], [], False) and rule != 0, f"the harness left {left}, rule={rule}"
+        left = second.undo()
+        assert left == ([], [], False, False), f"the harness left {left}"
 
 
 def _hoplab(*args: str) -> subprocess.CompletedProcess:

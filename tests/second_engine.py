@@ -1,0 +1,144 @@
+"""A second Docker engine on this machine, for tests and benchmarks of rooms over engines.
+
+A real `dockerd` with its own socket, data root, exec root (and with it its own containerd), pid
+file and no default bridge. It runs with --iptables=false so that it never rewrites the host's
+chains that the first engine and hoplab's egress rules own. Both engines share this host's
+network namespace, so hoplab's egress rules (DOCKER-USER and INPUT DROPs matching the hl- bridge
+prefix) cover the second engine's lab bridges too. What --iptables=false leaves out is Docker's
+per-bridge `FORWARD -i br -o br -j ACCEPT`: with the host's FORWARD policy DROP and br_netfilter
+on, frames bridged inside a lab network would be dropped, so the harness appends that one ACCEPT
+for frames bridged within an hl- bridge (after the DOCKER-USER jump, so the DROPs come first).
+
+`undo` removes everything it made (the daemon by its pid file, its containerd and shims, mounts,
+its directory, the rule) and returns what is left, which must be nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+from hoplab.engine.client import API_VERSION
+
+RULE = [
+    "FORWARD",
+    "-i",
+    "hl+",
+    "-m",
+    "physdev",
+    "--physdev-is-bridged",
+    "-m",
+    "comment",
+    "--comment",
+    "hoplab-second-engine-test",
+    "-j",
+    "ACCEPT",
+]
+CHECK = "ttl-and-traceroute"
+
+
+class SecondEngine:
+    """A dockerd in a temp dir: start, stop (by its pid file) and start again on the same data."""
+
+    def __init__(self, root: Path | None = None, driver: str = "overlay2") -> None:
+        # short: a unix socket path has a limit of 107 bytes
+        self.root = root or Path(tempfile.mkdtemp(prefix="hl2-", dir="/tmp"))
+        self.driver = driver
+        self.ruled = False
+        self.sock = self.root / "d.sock"
+        self.url = f"unix://{self.sock}"
+        self.pidfile = self.root / "d.pid"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> docker.DockerClient:
+        r = self.root
+        (r / "cfg.json").write_text("{}")  # not the host's daemon.json (its data root)
+        if not self.ruled:
+            subprocess.run(["iptables", "-A", *RULE], check=True)
+            self.ruled = True
+        self.proc = subprocess.Popen(
+            [
+                "dockerd",
+                f"--host={self.url}",
+                f"--data-root={r / 'data'}",
+                f"--exec-root={r / 'exec'}",
+                f"--pidfile={self.pidfile}",
+                f"--config-file={r / 'cfg.json'}",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--bridge=none",
+                f"--storage-driver={self.driver}",
+                "--shutdown-timeout=2",
+            ],
+            stdout=(r / "log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        client = docker.DockerClient(base_url=self.url, version=API_VERSION, timeout=120)
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.proc.poll() is None, (r / "log").read_text()[-2000:]
+            try:
+                client.api.ping()
+                return client
+            except Exception:
+                assert time.monotonic() < deadline, "the second dockerd did not answer in 60 s"
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM by the pid file, wait; SIGKILL if it will not go. Its containers die with it."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            pid = int(self.pidfile.read_text())
+            assert pid == self.proc.pid
+            os.kill(pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def strays(self) -> list[int]:
+        """Processes still naming our directory (containerd, shims): ours to end, by pid."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if str(self.root).encode() in (entry / "cmdline").read_bytes():
+                        found.append(int(entry.name))
+        return found
+
+    def mounts(self) -> list[str]:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+        return [line.split()[1] for line in lines if str(self.root) in line.split()[1]]
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.url, version=API_VERSION, timeout=120)
+
+    def copy_image(self, source: docker.DockerClient, image: str) -> None:
+        """Save on the source engine, load here, streamed: no registry."""
+        client = self.client()
+        client.api.load_image(source.api.get_image(image))
+        assert client.images.get(image).id == source.images.get(image).id
+
+    def undo(self) -> tuple[list[int], list[str], bool, bool]:
+        """Stop and remove everything; return (processes, mounts, directory, rule) still left."""
+        if self.ruled:
+            subprocess.run(["iptables", "-D", *RULE], check=False)
+        self.stop()
+        for pid in self.strays():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for mount in sorted(self.mounts(), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+        rule = subprocess.run(["iptables", "-C", *RULE], capture_output=True).returncode == 0
+        return self.strays(), self.mounts(), self.root.exists(), rule
