@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hoplab.engine.labs import Engine
+from hoplab.engine.reaping import NAME_RE
 from hoplab.model import labels as L
+from hoplab.model.compose import check_lab_name
+from hoplab.plugin import reuse_mode
 from hoplab.runtime import reuse
 
 pytest_plugins = ["pytester"]
@@ -189,3 +194,38 @@ def test_a_held_lab_is_neither_taken_nor_removed(
         assert "attached to another session" in off.stdout.str()
     finally:
         lock.release()
+
+
+def test_reuse_mode_from_the_ini_file_and_the_command_line(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nhoplab_reuse = on\n")
+    assert reuse_mode(pytester.parseconfig()) == "on"
+    assert reuse_mode(pytester.parseconfig("--hoplab-reuse=off")) == "off"
+    pytester.makeini("[pytest]\n")
+    assert reuse_mode(pytester.parseconfig()) == "off"
+    assert reuse_mode(pytester.parseconfig("--hoplab-reuse")) == "on"
+    pytester.makeini("[pytest]\nhoplab_reuse = maybe\n")
+    with pytest.raises(pytest.UsageError, match="hoplab_reuse"):
+        reuse_mode(pytester.parseconfig())
+
+
+def test_kept_lab_names_are_stable_valid_and_never_a_crashed_runs(tmp_path: Path) -> None:
+    one = reuse.lab_name(tmp_path, tmp_path / "compose.yaml", host="h")
+    assert one == reuse.lab_name(tmp_path, tmp_path / "." / "compose.yaml", host="h")
+    assert one != reuse.lab_name(tmp_path, tmp_path / "other.yaml", host="h")
+    assert one != reuse.lab_name(tmp_path, tmp_path / "compose.yaml", host="elsewhere")
+    assert check_lab_name(one) == one
+    assert not NAME_RE.match(one)  # the owner-pid reaping reads pt<pid>- names only
+
+
+def test_the_attach_lock_admits_one_holder_and_frees_on_release(tmp_path: Path) -> None:
+    name = f"ptr-test{os.getpid()}"
+    first, second = reuse.AttachLock(name), reuse.AttachLock(name)
+    try:
+        assert first.acquire()
+        assert not second.acquire()  # flock: per open file, so this holds within one process too
+        first.release()
+        assert second.acquire()
+    finally:
+        first.release()
+        second.release()
+        reuse.lock_path(name).unlink(missing_ok=True)
