@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -29,6 +30,25 @@ from hoplab.model.plan import NodePlan, Plan
 LABEL = "hoplab-bench.floor"  # not a hoplab.* key: the floor's objects are no hoplab lab
 WORKERS = 16
 T = TypeVar("T")
+
+
+class TimedLocks(EndpointLocks):
+    """hoplab's per-network locks, adding up the seconds callers wait to get them: the cost of
+    the moby#42119 serialization, measured without running a single unlocked start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = 0.0
+        self._sum = threading.Lock()
+
+    @contextlib.contextmanager
+    def holding(self, networks: Iterable[str]) -> Iterator[None]:
+        t0 = time.perf_counter()
+        with super().holding(networks):
+            waited = time.perf_counter() - t0
+            with self._sum:
+                self.waited += waited
+            yield
 
 
 @dataclass
@@ -54,7 +74,7 @@ def up(
     plan: Plan,
     image: str,
     made: Made,
-    locks: EndpointLocks | None,
+    locks: TimedLocks | None,
     workers: int = WORKERS,
 ) -> None:
     """Networks in parallel, then every node created, connected and started in parallel."""
@@ -87,7 +107,7 @@ def up(
     each(node, plan.nodes, workers)
 
 
-def down(api: docker.APIClient, made: Made, locks: EndpointLocks | None, workers: int) -> None:
+def down(api: docker.APIClient, made: Made, locks: TimedLocks | None, workers: int) -> None:
     """Containers removed in parallel (holding their networks' locks), then the networks."""
 
     def container(cid: str) -> None:
@@ -122,20 +142,23 @@ def round_trip(
     image: str,
     endpoint_lock: bool = True,
     workers: int = WORKERS,
-) -> tuple[float, float]:
-    """Seconds to bring the plan up and take it down again at the floor."""
+) -> tuple[float, float, float, float]:
+    """Seconds to bring the plan up and take it down again at the floor, and the seconds its
+    workers spent waiting for endpoint locks in each (summed over workers)."""
     api = client.api
-    locks = EndpointLocks() if endpoint_lock else None
+    locks = TimedLocks() if endpoint_lock else None
     made = Made()
     try:
         t0 = time.perf_counter()
         up(api, plan, image, made, locks, workers)
         t1 = time.perf_counter()
+        up_wait = locks.waited if locks else 0.0
         down(api, made, locks, workers)
         t2 = time.perf_counter()
     finally:
         cleanup(api, made)
-    return t1 - t0, t2 - t1
+    down_wait = (locks.waited - up_wait) if locks else 0.0
+    return t1 - t0, t2 - t1, up_wait, down_wait
 
 
 def floor_name(tag: str) -> str:

@@ -146,6 +146,8 @@ def measure(engine: Engine, image: str, size: str, rounds: int) -> dict:
             "hoplab down": h_down,
             "floor up": f[0],
             "floor down": f[1],
+            "floor up: endpoint-lock wait (worker-seconds)": f[2],
+            "floor down: endpoint-lock wait (worker-seconds)": f[3],
             "up / floor up": h_up / f[0],
             "down / floor down": h_down / f[1],
         }.items():
