@@ -223,6 +223,8 @@ class LabManager:
                     reuse.reset(Lab(engine, state))
                 except HoplabError:
                     engine.down(name)  # a lab that cannot be reset is made afresh
+            elif state.exists:  # half stopped: its running nodes could not be reset alone
+                engine.down(name)
             lab = api.up(topo, name, artifacts=artifacts, engine=engine)
         except BaseException:
             lock.release()
