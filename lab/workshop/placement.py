@@ -3,11 +3,12 @@
 A lab never spans engines (all its traffic stays inside it), so what spreads is the number of
 labs. The capacity rule, per engine, in nodes:
 
-    budget = min(NODES_PER_CPU * CPUs, memory // NODE_MEMORY, nodes capacity if given)
+    budget = nodes capacity if given, else min(NODES_PER_CPU * CPUs, memory // NODE_MEMORY)
     free labs = min((budget - hoplab nodes already on it) // nodes per lab,
                     labs capacity - this room's labs already on it, if a labs capacity is given)
 
-NODES_PER_CPU comes from the room benchmark (a 2-core engine holds about 20 default labs of 7
+A given nodes=N replaces the estimate: the operator knows the machine. NODES_PER_CPU comes from the
+room benchmark (a 2-core engine holds about 20 default labs of 7
 nodes, so 70 nodes per CPU); NODE_MEMORY is a node's idle cost with headroom. The machine's budget
 counts every hoplab node on the engine, whatever lab or room it belongs to; `labs=N` is the share
 of this room the operator gives the engine. A room lab that already exists stays where it is.
@@ -123,7 +124,7 @@ def free_labs(engine: Free, nodes_per_lab: int) -> int:
     """How many more labs of this size the engine takes under the capacity rule (never < 0)."""
     budget = min(NODES_PER_CPU * max(1, engine.cpus), engine.memory // NODE_MEMORY)
     if engine.nodes_cap is not None:
-        budget = min(budget, engine.nodes_cap)
+        budget = engine.nodes_cap
     labs = (budget - engine.nodes_held) // max(1, nodes_per_lab)
     if engine.labs_cap is not None:
         labs = min(labs, engine.labs_cap - engine.labs_held)

@@ -30,6 +30,8 @@ def test_capacity_rule_takes_the_smallest_of_cpu_memory_and_caps():
     assert P.free_labs(P.Free("a", cpus=2, memory=64 * GB), 7) == 140 // 7
     assert P.free_labs(P.Free("a", cpus=8, memory=1 * GB), 7) == (GB // P.NODE_MEMORY) // 7
     assert P.free_labs(big("a", nodes_cap=30), 7) == 4
+    # a given nodes capacity replaces the CPU and memory estimate, both ways
+    assert P.free_labs(P.Free("a", cpus=1, memory=GB, nodes_cap=700), 7) == 100
     assert P.free_labs(big("a", labs_cap=3), 7) == 3
     # what the engine already runs counts, whatever room it belongs to
     assert P.free_labs(big("a", labs_cap=3, labs_held=2, nodes_held=14), 7) == 1
