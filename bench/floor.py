@@ -1,8 +1,9 @@
 """The parallel docker-py floor: the fastest bring-up the engine allows for a lab's plan.
 
-The same networks and containers hoplab makes, from the same image, created, connected and
-started in parallel with docker-py (16 workers, as hoplab's engine), then removed in parallel;
-no routes, no names, no readiness wait, no labels read back. Anything hoplab spends above this is
+The same networks and containers hoplab makes (its bridge options and, given hoplab's
+host_config, its container settings), from the same image, created, connected and started in
+parallel with docker-py (16 workers, as hoplab's engine), then removed in parallel; no addresses
+chosen, no routes, no labels read back, no readiness wait. Anything hoplab spends above this is
 its own. It is a yardstick, so it lives in bench/, never in hoplab.
 
 One constraint of the engine is kept: starts and removals that touch the same network hold that
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import docker
+from hoplab.engine import egress
+from hoplab.engine.bringup import INHIBIT
 from hoplab.engine.endpoints import EndpointLocks
 from hoplab.model.plan import NodePlan, Plan
 
@@ -76,15 +79,23 @@ def up(
     made: Made,
     locks: TimedLocks | None,
     workers: int = WORKERS,
+    host_config: Callable[[NodePlan], dict] | None = None,
 ) -> None:
-    """Networks in parallel, then every node created, connected and started in parallel."""
+    """Networks in parallel, then every node created, connected and started in parallel.
+
+    host_config: hoplab's own for a node (the same containers: capabilities, sysctls, memory,
+    pids and CPU limits); None gives a bare container (NET_ADMIN, init) for comparison."""
 
     def network(net) -> None:  # noqa: ANN001 (NetPlan)
         ipam = docker.types.IPAMConfig(
             pool_configs=[docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))]
         )
+        # The driver options of a lab network (no gateway address, no NAT, a hl- bridge name
+        # that the host's egress rules cover), so the bridges are the same as hoplab's.
+        options = {INHIBIT: "true", **egress.network_options()}
+        options[egress.BRIDGE_OPT] = egress.bridge_name(net.docker_name)
         nid = api.create_network(
-            net.docker_name, driver="bridge", ipam=ipam, labels={LABEL: plan.lab}
+            net.docker_name, driver="bridge", ipam=ipam, options=options, labels={LABEL: plan.lab}
         )["Id"]
         made.networks[net.docker_name] = nid
 
@@ -93,7 +104,10 @@ def up(
     def node(n: NodePlan) -> None:
         first, *rest = n.interfaces
         first_net = plan.network(first.network).docker_name
-        hc = api.create_host_config(network_mode=first_net, cap_add=["NET_ADMIN"], init=True)
+        if host_config is not None:  # hoplab's own: caps, sysctls, names, limits, init
+            hc = host_config(n)
+        else:
+            hc = api.create_host_config(network_mode=first_net, cap_add=["NET_ADMIN"], init=True)
         cid = api.create_container(
             image, name=n.container, host_config=hc, labels={LABEL: plan.lab}, detach=True
         )["Id"]
@@ -142,6 +156,7 @@ def round_trip(
     image: str,
     endpoint_lock: bool = True,
     workers: int = WORKERS,
+    host_config: Callable[[NodePlan], dict] | None = None,
 ) -> tuple[float, float, float, float]:
     """Seconds to bring the plan up and take it down again at the floor, and the seconds its
     workers spent waiting for endpoint locks in each (summed over workers)."""
@@ -150,7 +165,7 @@ def round_trip(
     made = Made()
     try:
         t0 = time.perf_counter()
-        up(api, plan, image, made, locks, workers)
+        up(api, plan, image, made, locks, workers, host_config)
         t1 = time.perf_counter()
         up_wait = locks.waited if locks else 0.0
         down(api, made, locks, workers)

@@ -125,7 +125,8 @@ def measure(engine: Engine, image: str, size: str, rounds: int) -> dict:
         )
 
         ours = functools.partial(hoplab_round, engine, topo, name, calls, size == "100")
-        floor = functools.partial(round_trip, engine.client, plan, image)
+        same = functools.partial(engine._bringup.host_config, plan)  # the very same containers
+        floor = functools.partial(round_trip, engine.client, plan, image, host_config=same)
 
         try:
             if i % 2 == 0:
