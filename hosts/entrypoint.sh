@@ -8,6 +8,8 @@ fail() { echo "hoplab-error: $*"; exit 1; }
 # Docker's default route points at a bridge gateway that has no address (inhibit_ipv4):
 # drop it, so that nothing outside the lab is ever routed.
 ip route del default 2>/dev/null || true
+# In an IPv6 lab Docker also routes ::/0 via the gateway the host holds: drop that too.
+while ip -6 route del default 2>/dev/null; do :; done
 
 # Docker points resolv.conf at its embedded DNS, which forwards unknown names outside the lab.
 # Lab names live in /etc/hosts; a resolver that asks anything else is refused at once.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import threading
@@ -17,11 +18,11 @@ from hoplab.engine.build import ensure_app_images
 from hoplab.engine.image import ensure_image
 from hoplab.engine.labs import Engine, LabState, Progress, UpReport
 from hoplab.errors import InputError, SubnetTaken
-from hoplab.model import ipv6
 from hoplab.model.images import with_image_ids
 from hoplab.model.impair import Impair, needs_netem_message, unsupported
 from hoplab.model.load import check_lab_name, load
 from hoplab.model.plan import DEFAULT_POOL, Plan, build_plan
+from hoplab.model.plan6 import build_plan6
 from hoplab.model.topology import Topology
 from hoplab.resources import hosts_dir, topology_file
 
@@ -65,7 +66,11 @@ def make_plan(
         with contextlib.suppress(ValueError):
             current[net] = IPv4Network(subnet)
     taken = engine.taken_subnets(exclude_lab=lab)
-    return build_plan(topo, lab, taken, pool or subnet_pool(), current), state
+    plan = build_plan(topo, lab, taken, pool or subnet_pool(), current)
+    if any(n.subnet6 is not None for n in topo.networks):  # dual-stack: the IPv6 half beside
+        six = build_plan6(topo, plan, engine.taken_subnets6(exclude_lab=lab))
+        plan = dataclasses.replace(plan, six=six)
+    return plan, state
 
 
 @dataclass
@@ -94,9 +99,6 @@ def up(
     Labs brought up at the same moment can plan the same free subnet; the loser rolls back
     (the engine leaves nothing), waits a random moment and plans again with the winner in view.
     """
-    refused = ipv6.refusal(topo)  # before the engine is touched: a refused lab creates nothing
-    if refused is not None:
-        raise refused
     image = ensure_image(engine.client, hosts_dir(), say)
     # Own images are found or built before anything is created: a bad one creates nothing.
     topo = with_image_ids(topo, ensure_app_images(engine.client, topo, image, say))

@@ -321,13 +321,15 @@ def cmd_clean(args: argparse.Namespace) -> int:
     with ui.progress() as progress:
         containers, networks = engine.down(None, progress)
     ui.err.print(f"[green]clean[/]: removed {containers} containers and {networks} networks")
-    from hoplab.engine import egress  # the host rules go with the last lab; `up` puts them back
+    # The host rules go with the last lab; `up` puts them back.
+    from hoplab.engine import egress, egress6
 
     if os.environ.get("HOPLAB_KEEP_HOST_RULES") == "1":
         return 0  # a scoped view of a shared engine: labs outside it still need the rules
     try:
         egress.remove(engine.client, "hoplab/node:latest")
-        ui.err.print("[green]clean[/]: removed hoplab's host rules (DOCKER-USER, INPUT)")
+        egress6.remove(engine.client, "hoplab/node:latest")
+        ui.err.print("[green]clean[/]: removed hoplab's host rules (DOCKER-USER, INPUT, ip6tables)")
     except HoplabError as err:  # the labs are gone either way; say what stayed
         ui.err.print(f"[yellow]clean[/]: host rules left in place: {err.message}", soft_wrap=True)
     return 0

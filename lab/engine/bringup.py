@@ -125,15 +125,19 @@ class BringUp:
         options[egress.BRIDGE_OPT] = egress.bridge_name(net.docker_name)  # what the rules match
         if net.mtu:
             options[MTU_OPT] = str(net.mtu)
-        ipam = docker.types.IPAMConfig(
-            pool_configs=[docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))]
-        )
+        pools = [docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))]
+        subnet6 = plan.six.subnet(net.name) if plan.six else None
+        if plan.six and subnet6:  # the host's bridge holds this gateway; no node uses it
+            gateway6 = str(plan.six.gateway(net.name))
+            pools.append(docker.types.IPAMPool(subnet=str(subnet6), gateway=gateway6))
+        ipam = docker.types.IPAMConfig(pool_configs=pools)
         try:
             self.api.create_network(
                 net.docker_name,
                 driver="bridge",
                 options=options,
                 ipam=ipam,
+                enable_ipv6=subnet6 is not None,
                 check_duplicate=True,
                 labels={L.LAB: plan.lab, L.NETWORK: net.name, L.PLAN: plan.digest},
             )
@@ -149,12 +153,20 @@ class BringUp:
             "net.ipv6.conf.all.disable_ipv6": "1",
             "net.ipv6.conf.default.disable_ipv6": "1",
         }
+        hosts = [f"{name}:{ip}" for name, ip in plan.names]
+        if plan.six and plan.six.speaks(node.name):  # /proc/sys is read-only once it runs
+            forward = "1" if node.role is Role.ROUTER else "0"
+            for scope in ("all", "default"):
+                sysctls[f"net.ipv6.conf.{scope}.disable_ipv6"] = "0"
+                sysctls[f"net.ipv6.conf.{scope}.forwarding"] = forward
+                sysctls[f"net.ipv6.conf.{scope}.accept_ra"] = "0"  # routes come from the plan
+            hosts += [f"{name}:{ip}" for name, ip in plan.six.names]  # AAAA beside A
         return self.api.create_host_config(
             network_mode=plan.network(first.network).docker_name,
             cap_add=NODE_CAPS,
             sysctls=sysctls,
             init=True,
-            extra_hosts={name: str(ip) for name, ip in plan.names},
+            extra_hosts=hosts,
             dns=["127.0.0.1"],  # names come from /etc/hosts; nothing is forwarded outside
             mem_limit=self.limits.mem_limit,
             memswap_limit=self.limits.mem_limit,  # swap equal to memory: none beyond it
@@ -184,7 +196,7 @@ class BringUp:
         networking = api.create_networking_config(
             {
                 plan.network(first.network).docker_name: api.create_endpoint_config(
-                    ipv4_address=str(first.address)
+                    ipv4_address=str(first.address), ipv6_address=v6(plan, node, first.network)
                 )
             }
         )
@@ -195,7 +207,7 @@ class BringUp:
                 name=node.container,
                 hostname=node.name,
                 labels=node_labels(plan, node, extra, owner(), created_at),
-                environment={"HOPLAB_ROUTES": route_label(node)},
+                environment={"HOPLAB_ROUTES": routes_env(plan, node)},
                 host_config=self.host_config(plan, node),
                 networking_config=networking,
                 detach=True,
@@ -208,6 +220,7 @@ class BringUp:
                 created["Id"],
                 plan.network(iface.network).docker_name,
                 ipv4_address=str(iface.address),
+                ipv6_address=v6(plan, node, iface.network),
             )
         t2 = time.monotonic()
         self.start(node, plan)
@@ -250,6 +263,18 @@ class BringUp:
             f"node {container} did not become ready: {seen.decode(errors='replace').strip()}",
             hint="run `hoplab status`; the node's log above says what its entrypoint saw",
         )
+
+
+def v6(plan: Plan, node: NodePlan, network: str) -> str | None:
+    """The node's planned IPv6 address on that network, or None (IPv4 only there)."""
+    addr = plan.six.address_or_none(node.name, network) if plan.six else None
+    return str(addr) if addr else None
+
+
+def routes_env(plan: Plan, node: NodePlan) -> str:
+    """Both families' routes for the entrypoint (`ip route replace` takes either)."""
+    six = plan.six.route_text(node.name) if plan.six else ""
+    return ";".join(r for r in (route_label(node), six) if r)
 
 
 def owner() -> str:

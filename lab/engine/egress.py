@@ -125,23 +125,23 @@ def _local(client: docker.DockerClient) -> bool:
         return False
 
 
-def _direct(mode: str) -> tuple[int, str]:
+def _direct(mode: str, text: str) -> tuple[int, str]:
     try:
         res = subprocess.run(
-            ["sh", "-c", script(), "egress", mode], capture_output=True, text=True, timeout=30
+            ["sh", "-c", text, "egress", mode], capture_output=True, text=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired) as err:
         return 1, str(err)
     return res.returncode, (res.stdout + res.stderr).strip()
 
 
-def _helper(client: docker.DockerClient, image: str, mode: str) -> tuple[int, str]:
+def _helper(client: docker.DockerClient, image: str, mode: str, text: str) -> tuple[int, str]:
     """Run the script in a throwaway container on the host's network namespace; always removed."""
     api = client.api
     try:
         created = api.create_container(
             image,
-            entrypoint=["sh", "-c", script(), "egress", mode],
+            entrypoint=["sh", "-c", text, "egress", mode],
             labels={HELPER_LABEL: HELPER_LAB},
             host_config=api.create_host_config(network_mode="host", cap_add=["NET_ADMIN"]),
         )
@@ -158,16 +158,21 @@ def _helper(client: docker.DockerClient, image: str, mode: str) -> tuple[int, st
             api.remove_container(created["Id"], force=True)
 
 
-def apply(client: docker.DockerClient, image: str, mode: str) -> tuple[int, str]:
+def apply(
+    client: docker.DockerClient, image: str, mode: str, text: str | None = None
+) -> tuple[int, str]:
     """Run check, install or remove where the engine's host is; (exit code, what it said).
+
+    `text` is the rules' script (default: these IPv4 rules; egress6 passes its ip6tables one).
 
     A Ctrl-C waits for it to finish: a cut between removing stale rules and inserting them
     again would leave every lab open. (SIG_IGN is inherited, so iptables ignores it too.)
     """
     with _ONE_AT_A_TIME, sigint_deferred():
+        text = text or script()
         if _local(client):
-            return _direct(mode)
-        return _helper(client, image, mode)
+            return _direct(mode, text)
+        return _helper(client, image, mode, text)
 
 
 def ensure(client: docker.DockerClient, image: str) -> None:

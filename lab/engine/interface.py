@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hoplab.engine.state import LabState, Progress, UpReport
@@ -46,6 +46,10 @@ class EngineAPI(Protocol):
 
     def taken_subnets(self, exclude_lab: str) -> list[IPv4Network]:
         """Subnets of every network on the engine except this lab's own."""
+        ...
+
+    def taken_subnets6(self, exclude_lab: str) -> list[IPv6Network]:
+        """IPv6 subnets of every network on the engine except this lab's own."""
         ...
 
     def up(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 import docker
 from hoplab.engine.state import LabState, lab_state, labs_from
@@ -38,6 +38,19 @@ def taken_subnets(api: docker.APIClient, exclude_lab: str) -> list[IPv4Network]:
         for cfg in (net.get("IPAM") or {}).get("Config") or []:
             with contextlib.suppress(ValueError, KeyError):
                 out.append(IPv4Network(cfg["Subnet"]))
+    return out
+
+
+def taken_subnets6(api: docker.APIClient, exclude_lab: str) -> list[IPv6Network]:
+    """IPv6 subnets of every network on the engine except this lab's own (Docker refuses
+    overlapping pools in either family)."""
+    out = []
+    for net in api.networks():
+        if (net.get("Labels") or {}).get(L.LAB) == exclude_lab:
+            continue
+        for cfg in (net.get("IPAM") or {}).get("Config") or []:
+            with contextlib.suppress(ValueError, KeyError):
+                out.append(IPv6Network(cfg["Subnet"]))
     return out
 
 

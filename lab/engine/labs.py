@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 import docker
-from hoplab.engine import egress, inside, inventory
+from hoplab.engine import egress, egress6, inside, inventory
 from hoplab.engine.bringup import (
     INHIBIT,
     MEM_LIMIT,
@@ -100,6 +100,9 @@ class Engine:
     def taken_subnets(self, exclude_lab: str) -> list[IPv4Network]:
         return inventory.taken_subnets(self.api, exclude_lab)
 
+    def taken_subnets6(self, exclude_lab: str) -> list[IPv6Network]:
+        return inventory.taken_subnets6(self.api, exclude_lab)
+
     # --- up and down -------------------------------------------------------------------------
 
     def up(
@@ -119,6 +122,8 @@ class Engine:
         not yet created and rolls the lab back (Cancelled).
         """
         egress.ensure(self.client, image)  # no lab starts, or stays up, open to the host
+        if plan.six is not None:  # nor, with IPv6 on in its nodes, over IPv6
+            egress6.ensure(self.client, image)
         return apply(
             decide(current or self.state(plan.lab), plan, image),
             start=lambda names: parallel(

@@ -1,9 +1,8 @@
 """IPv6 in the topology file, in Compose's own syntax: `enable_ipv6: true` and a second ipam
 config entry with a ULA subnet (fd00::/8), and `ipv6_address` on an attachment.
 
-Only the file is read and checked here (pure). Running such a lab needs IPv6 isolation on the
-host (no node may reach the host's link-local addresses on the lab bridges), which is not in
-place yet: `up` refuses IPv6 labs with exit 2 (see `refusal`) rather than opening that hole.
+Only the file is read and checked here (pure). plan6.py plans the IPv6 half; running it needs
+the host-side ip6tables rules (engine/egress6.py), without which `up` refuses the lab.
 """
 
 from __future__ import annotations
@@ -175,22 +174,3 @@ def check(topo: Any, doc: Any, line_of: Callable[[Any, Any], int]) -> None:
                 )
             used[addr] = node.name
 
-
-def refusal(topo: Any) -> InputError | None:
-    """Why this machine's hoplab will not run the topology's IPv6 (None without IPv6).
-
-    With IPv6 on, nodes would reach the host's link-local address on every lab bridge, and the
-    host-side ip6tables rules that would stop that (and routing to other labs or the outside) are
-    not built yet. Refusing is the safe answer until they are."""
-    net = next((n for n in topo.networks if getattr(n, "subnet6", None) is not None), None)
-    if net is None:
-        return None
-    return InputError(
-        "IPv6 labs are not run yet: the host-side IPv6 isolation (ip6tables rules for the lab "
-        "bridges, link-local addresses included) is not in place, and a lab must never reach "
-        "the host",
-        file=topo.source,
-        line=net.line,
-        key=f"networks.{net.name}.enable_ipv6",
-        hint="remove enable_ipv6 and the IPv6 subnet to run the lab over IPv4",
-    )

@@ -11,7 +11,7 @@ import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from hoplab.errors import HoplabError
 from hoplab.model.images import App
@@ -58,6 +58,37 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class Plan6:
+    """The IPv6 half of a dual-stack plan (built by plan6.py), held by the Plan."""
+
+    subnets: tuple[tuple[str, IPv6Network], ...]  # network -> its IPv6 subnet
+    gateways: tuple[tuple[str, IPv6Address], ...]  # network -> the address Docker reserves
+    addresses: tuple[tuple[str, str, IPv6Address], ...]  # (node, network, address)
+    routes: tuple[tuple[str, IPv6Network, IPv6Address], ...]  # (node, dest, via)
+    names: tuple[tuple[str, IPv6Address], ...]  # AAAA lines of /etc/hosts
+
+    def address(self, node: str, network: str) -> IPv6Address:
+        return next(a for n, net, a in self.addresses if n == node and net == network)
+
+    def address_or_none(self, node: str, network: str) -> IPv6Address | None:
+        return next((a for n, net, a in self.addresses if n == node and net == network), None)
+
+    def subnet(self, network: str) -> IPv6Network | None:
+        return dict(self.subnets).get(network)
+
+    def gateway(self, network: str) -> IPv6Address:
+        return dict(self.gateways)[network]
+
+    def speaks(self, node: str) -> bool:
+        """Whether the node has an IPv6 address (else IPv6 stays off inside it)."""
+        return any(n == node for n, _, _ in self.addresses)
+
+    def route_text(self, node: str) -> str:
+        """The node's IPv6 routes in the entrypoint's HOPLAB_ROUTES words."""
+        return ";".join(f"{d} via {v}" for n, d, v in self.routes if n == node)
+
+
+@dataclass(frozen=True)
 class Plan:
     lab: str
     source: str
@@ -65,6 +96,7 @@ class Plan:
     nodes: tuple[NodePlan, ...]
     names: tuple[tuple[str, IPv4Address], ...]
     remapped: tuple[tuple[IPv4Network, IPv4Network], ...] = field(default=())
+    six: Plan6 | None = None  # the IPv6 half of a dual-stack lab (plan6.py)
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)
@@ -78,7 +110,10 @@ class Plan:
     @property
     def digest(self) -> str:
         """A fingerprint kept in labels, so `up` can tell a matching lab from a stale one."""
-        blob = json.dumps(asdict(self) | {"remapped": []}, default=str, sort_keys=True)
+        fields = asdict(self) | {"remapped": []}
+        if self.six is None:
+            del fields["six"]  # an IPv4 lab keeps the digest it had before IPv6 existed
+        blob = json.dumps(fields, default=str, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

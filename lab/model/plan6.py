@@ -6,29 +6,21 @@ gateway offset (never ::1 by chance, which Docker takes by default and a router 
 follow the same next-hop routers as IPv4 (the shortest paths are computed once), so a packet of
 either family crosses the same routers. An explicit ipv6_address wins over the derived one.
 
-Not used by `up` yet: IPv6 labs are refused until host-side IPv6 isolation exists (ipv6.py).
+Side-by-side labs: a file's IPv6 subnet that another lab holds moves to a free one of the same
+size in POOL6 (its own pool: the families never compete), keeping every host offset.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable, Iterator
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from hoplab.errors import HoplabError
-from hoplab.model.plan import Plan
+from hoplab.model.plan import Plan, Plan6
 from hoplab.model.topology import Topology
 
-
-@dataclass(frozen=True)
-class Plan6:
-    subnets: tuple[tuple[str, IPv6Network], ...]  # network -> its IPv6 subnet
-    gateways: tuple[tuple[str, IPv6Address], ...]  # network -> the address Docker reserves
-    addresses: tuple[tuple[str, str, IPv6Address], ...]  # (node, network, address)
-    routes: tuple[tuple[str, IPv6Network, IPv6Address], ...]  # (node, dest, via)
-    names: tuple[tuple[str, IPv6Address], ...]  # AAAA lines of /etc/hosts
-
-    def address(self, node: str, network: str) -> IPv6Address:
-        return next(a for n, net, a in self.addresses if n == node and net == network)
+POOL6 = IPv6Network("fd68:6c00::/32")  # "hl": where taken IPv6 subnets move to
 
 
 def same_offset(addr: IPv4Address, v4: IPv4Network, v6: IPv6Network) -> IPv6Address:
@@ -39,12 +31,60 @@ def same_offset(addr: IPv4Address, v4: IPv4Network, v6: IPv6Network) -> IPv6Addr
     return v6.network_address + offset
 
 
-def build_plan6(topo: Topology, plan: Plan) -> Plan6:
-    """The IPv6 plan of topo's IPv6 networks, beside its IPv4 plan (which must be planned)."""
-    v6 = {n.name: n.subnet6 for n in topo.networks if n.subnet6 is not None}
+def _candidates6(prefixlen: int, seed: str) -> Iterator[IPv6Network]:
+    """Subnets of that size in POOL6 from a seed-derived start (labs planned together differ)."""
+    count = 1 << (prefixlen - POOL6.prefixlen)
+    start = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % count
+    size = 1 << (128 - prefixlen)
+    for i in range(min(count, 4096)):
+        base = int(POOL6.network_address) + ((start + i) % count) * size
+        yield IPv6Network((base, prefixlen))
+
+
+def remap6(
+    subnets: Iterable[IPv6Network], taken: Iterable[IPv6Network], seed: str
+) -> dict[IPv6Network, IPv6Network]:
+    """Each subnet to itself when free, else to a free one of the same size in POOL6."""
+    used = list(taken)
+    out: dict[IPv6Network, IPv6Network] = {}
+    wanted = list(subnets)
+    for s in wanted:
+        if not any(s.overlaps(u) for u in used):
+            out[s] = s
+            used.append(s)
+    for s in wanted:
+        if s in out:
+            continue
+        if s.prefixlen < POOL6.prefixlen:
+            raise HoplabError(f"IPv6 subnet {s} is taken and is larger than the pool {POOL6}")
+        free = next((c for c in _candidates6(s.prefixlen, seed) if not _clash(c, used)), None)
+        if free is None:
+            raise HoplabError(
+                f"no free /{s.prefixlen} left in {POOL6} to replace {s}",
+                hint="run `hoplab ls` and bring down labs you no longer need",
+            )
+        out[s] = free
+        used.append(free)
+    return out
+
+
+def _clash(c: IPv6Network, used: list[IPv6Network]) -> bool:
+    return any(c.overlaps(u) for u in used)
+
+
+def build_plan6(topo: Topology, plan: Plan, taken: Iterable[IPv6Network] = ()) -> Plan6:
+    """The IPv6 plan of topo's IPv6 networks, beside its IPv4 plan (which must be planned).
+
+    `taken`: IPv6 subnets of other labs on the engine; ours move away from them."""
+    mapping = remap6(
+        (n.subnet6 for n in topo.networks if n.subnet6 is not None), taken, seed=plan.lab
+    )
+    v6 = {n.name: mapping[n.subnet6] for n in topo.networks if n.subnet6 is not None}
+    file6 = {n.name: n.subnet6 for n in topo.networks if n.subnet6 is not None}
     v4 = {n.name: n for n in plan.networks}
-    explicit = {
-        (node.name, a.network): a.address6
+    explicit = {  # moved with its subnet, at the same offset
+        (node.name, a.network): v6[a.network].network_address
+        + (int(a.address6) - int(file6[a.network].network_address))
         for node in topo.nodes
         for a in node.attachments
         if a.address6 is not None

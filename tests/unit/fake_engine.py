@@ -19,7 +19,7 @@ import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from hoplab.engine.bringup import create_error
@@ -126,6 +126,9 @@ class FakeEngine:
 
     def memory(self, lab: str) -> dict[str, int]:
         return {n.name: 8 << 20 for n in self.state(lab).nodes if n.state == "running"}
+
+    def taken_subnets6(self, exclude_lab: str) -> list[IPv6Network]:
+        return []  # the fake engine holds IPv4 networks only
 
     def taken_subnets(self, exclude_lab: str) -> list[IPv4Network]:
         with self._lock:

@@ -29,6 +29,7 @@ def test_the_interface_holds_the_public_engine_surface():
         "labs_labelled",
         "memory",
         "taken_subnets",
+        "taken_subnets6",
         "up",
         "down",
         "container",

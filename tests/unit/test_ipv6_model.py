@@ -1,17 +1,13 @@
 """IPv6 in the topology file (Compose's enable_ipv6 and a second ipam entry): what is read and
-checked, and the refusal to run it until host-side IPv6 isolation exists. Pure, no Docker."""
+checked. Pure, no Docker."""
 
 from __future__ import annotations
 
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
-from hoplab import lifecycle
 from hoplab.errors import InputError
-from hoplab.model.ipv6 import refusal
 from hoplab.model.load import parse
-
-from tests.unit.fake_engine import FakeEngine
 
 DUAL = """
 x-hoplab: {name: six}
@@ -80,24 +76,3 @@ def test_an_address_on_a_network_without_ipv6_is_refused() -> None:
     )
     assert e.key == "services.bob.networks.lan2.ipv6_address" and "no IPv6 subnet" in e.message
 
-
-def test_up_refuses_ipv6_before_the_engine_is_touched() -> None:
-    topo = parse(DUAL, "six.yaml")
-    why = refusal(topo)
-    assert why is not None and why.key == "networks.lan1.enable_ipv6" and "isolation" in why.message
-    fake = FakeEngine()
-    with pytest.raises(InputError) as info:
-        lifecycle.up(fake, topo, "six", lambda *a: None, lambda m: None)
-    assert info.value.exit_code == 2
-    assert fake.objects() == ([], [])
-    assert (
-        refusal(
-            parse(
-                DUAL.replace("    enable_ipv6: true\n", "")
-                .replace("        - subnet: fd61:1::/64\n", "")
-                .replace("        ipv6_address: fd61:1::10\n", ""),
-                "four.yaml",
-            )
-        )
-        is None
-    )

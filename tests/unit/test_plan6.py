@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv6Address, IPv6Network
 
 from hoplab.model.load import parse
 from hoplab.model.plan import build_plan
-from hoplab.model.plan6 import build_plan6
+from hoplab.model.plan6 import POOL6, build_plan6
 
 DUAL = """
 x-hoplab: {name: six}
@@ -85,3 +86,27 @@ def test_names_have_aaaa_lines_for_nodes_with_ipv6() -> None:
     assert names["r2"] == IPv6Address("fd61::2") and names["r2-lan2"] == IPv6Address("fd61:2::1")
     assert "carol" not in names and "r2-lan3" not in names
     assert dict(p6.subnets)["core"] == IPv6Network("fd61::/64")
+
+
+def test_a_taken_ipv6_subnet_moves_keeping_every_offset() -> None:
+    topo = parse(DUAL, "six.yaml")
+    plan = build_plan(topo, "other")
+    p6 = build_plan6(topo, plan, taken=[IPv6Network("fd61:1::/64"), IPv6Network("fd61::/56")])
+    moved = dict(p6.subnets)
+    assert moved["lan1"] != IPv6Network("fd61:1::/64") and moved["lan1"].subnet_of(POOL6)
+    assert moved["core"].subnet_of(POOL6) and moved["lan2"] == IPv6Network("fd61:2::/64")
+    assert moved["lan1"].prefixlen == 64 and not moved["lan1"].overlaps(moved["core"])
+    lan1 = moved["lan1"].network_address
+    assert p6.address("alice", "lan1") == lan1 + 0xBEEF  # the file's own address moves too
+    assert p6.address("r1", "lan1") == lan1 + 1
+    routes = {(n, str(d)): v for n, d, v in p6.routes}
+    assert routes[("bob", str(moved["lan1"]))] == IPv6Address("fd61:2::1")
+    again = build_plan6(topo, plan, taken=[IPv6Network("fd61:1::/64"), IPv6Network("fd61::/56")])
+    assert again == p6  # the same answer for the same engine (the lab name seeds the search)
+
+
+def test_the_plan_carries_its_ipv6_half_in_the_digest() -> None:
+    topo = parse(DUAL, "six.yaml")
+    plan = build_plan(topo)
+    dual = replace(plan, six=build_plan6(topo, plan))
+    assert dual.digest != plan.digest  # a lab that gains IPv6 is recreated, not kept

@@ -1,0 +1,100 @@
+"""Host-side IPv6 rules: a dual-stack lab reaches neither the host nor anything beyond its bridges.
+
+With IPv6 on in nodes, the host's own addresses on every lab bridge answer: the gateway Docker
+puts there (fd..::1 style) and the bridge's link-local fe80:: address. Docker's `inhibit_ipv4`
+has no IPv6 twin and Docker 20.10 writes no ip6tables rules at all, so these rules are the only
+wall. One fixed set in the filter table covers every lab (bridges share egress.BRIDGE_PREFIX):
+
+    FORWARD -i hl+ -m physdev --physdev-is-bridged -j RETURN   frames within one bridge
+    FORWARD -i hl+ -j DROP                                     routed out of a lab
+    FORWARD -o hl+ -j DROP                                     routed into a lab
+    INPUT   -i hl+ -j DROP                                     to the host itself, fe80:: too
+
+The RETURN comes first because br_netfilter hands bridged IPv6 frames to FORWARD as well.
+They are put in place, and proved, with the same discipline as the IPv4 rules (egress.apply:
+directly as root on the engine's host, else through a helper container); `up` of a lab with
+IPv6 refuses when they cannot be, and `clean` removes them.
+"""
+
+from __future__ import annotations
+
+import docker
+from hoplab.engine import egress
+from hoplab.errors import HoplabError
+
+TAG = "hoplab-egress6"
+_WILD = f"{egress.BRIDGE_PREFIX}+"
+_MARK = f"-m comment --comment {TAG}"
+RULES = (
+    ("FORWARD", f"-i {_WILD} -m physdev --physdev-is-bridged {_MARK} -j RETURN"),
+    ("FORWARD", f"-i {_WILD} {_MARK} -j DROP"),
+    ("FORWARD", f"-o {_WILD} {_MARK} -j DROP"),
+    ("INPUT", f"-i {_WILD} {_MARK} -j DROP"),
+)
+
+# POSIX sh. Uses the ip6tables backend iptables uses for Docker's rules (nft or legacy), falling
+# back to whichever answers. argv: check | install | remove. Exit 0 ok, 1 missing, 3 no ip6tables.
+_SCRIPT = """
+set -u
+IPT=""
+for b in ip6tables ip6tables-nft ip6tables-legacy; do
+  if command -v "$b" >/dev/null 2>&1 && "$b" -w 5 -S FORWARD >/dev/null 2>&1; then
+    IPT="$b"; break
+  fi
+done
+[ -n "$IPT" ] || { echo "no working ip6tables on the engine's host"; exit 3; }
+check() {
+  fw=$("$IPT" -w 5 -S FORWARD) && inp=$("$IPT" -w 5 -S INPUT) || return 1
+  RULES_CHECK
+}
+remove() {
+  RULES_REMOVE
+}
+case "$1" in
+  check) check && echo ok || { echo missing; exit 1; } ;;
+  install)
+    if ! check; then remove; RULES_INSERT; fi
+    check && echo "installed with $IPT" || { echo "rules did not hold with $IPT"; exit 1; } ;;
+  remove) remove; echo removed ;;
+esac
+"""
+
+
+def script() -> str:
+    var = {"FORWARD": "$fw", "INPUT": "$inp"}
+    checks = " && ".join(
+        f"printf '%s\\n' \"{var[chain]}\" | grep -qxF -- '-A {chain} {rule}'"
+        for chain, rule in RULES
+    )
+    removes = "; ".join(
+        f'while "$IPT" -w 5 -D {chain} {rule} 2>/dev/null; do :; done' for chain, rule in RULES
+    )
+    inserts = "; ".join(f'"$IPT" -w 5 -I {chain} 1 {rule}' for chain, rule in reversed(RULES))
+    return (
+        _SCRIPT.replace("RULES_CHECK", checks)
+        .replace("RULES_REMOVE", removes)
+        .replace("RULES_INSERT", inserts)
+    )
+
+
+def ensure(client: docker.DockerClient, image: str) -> None:
+    """Install the IPv6 rules if missing and prove they hold; refuse the IPv6 lab otherwise."""
+    code, said = egress.apply(client, image, "install", script())
+    if code != 0:
+        raise HoplabError(
+            f"IPv6 labs are refused here: the ip6tables rules that keep a lab off the host's "
+            f"bridge addresses (link-local included) cannot be put in place: {said}",
+            hint="run hoplab as root on the engine's host (or with a node image that has "
+            "ip6tables), or remove enable_ipv6 and the IPv6 subnets to run the lab over IPv4; "
+            "nothing was created",
+        )
+
+
+def installed(client: docker.DockerClient, image: str) -> bool:
+    return egress.apply(client, image, "check", script())[0] == 0
+
+
+def remove(client: docker.DockerClient, image: str) -> None:
+    code, said = egress.apply(client, image, "remove", script())
+    if code not in (0, 3):  # 3: no ip6tables, so no rules of ours either
+        raise HoplabError(f"cannot remove hoplab's IPv6 host rules: {said}")

@@ -1,0 +1,217 @@
+"""Dual-stack labs on the real engine: IPv6 addresses, routes and names as planned, side-by-side
+labs remapped, and isolation that holds for IPv6 (the host's bridge addresses, link-local
+included, and another lab stay out of reach of a hostile root node).
+
+One dual-stack lab (examples/dualstack) and one small second lab that asks for the same IPv6
+subnet are shared by the module; every test leaves them as it found them.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from pathlib import Path
+
+import pytest
+from hoplab import lifecycle
+from hoplab.engine import egress, egress6
+from hoplab.engine.labs import Engine
+from hoplab.model.load import load, parse
+from hoplab.model.plan6 import POOL6
+from hoplab.runtime.net import Lab
+
+from tests.conftest import unique_lab_name
+
+pytestmark = pytest.mark.docker
+
+DUALSTACK = Path(__file__).resolve().parents[1] / "examples" / "dualstack" / "compose.yaml"
+
+# The second lab asks for lan1's IPv6 subnet, which the first lab holds: it must move.
+OTHER = """\
+services:
+  x: {networks: [a]}
+networks:
+  a:
+    enable_ipv6: true
+    ipam: {config: [{subnet: 10.79.1.0/24}, {subnet: "fd78:1::/64"}]}
+"""
+
+# In a node: TCP connects to every target at once ("addr" or "addr%iface"), 2 s each; one JSON
+# line {target: "connected" | "timeout" | "refused" | error}.
+PROBE = r"""
+import json, socket, sys, threading
+port, targets, out = int(sys.argv[1]), sys.argv[2:], {}
+def one(t):
+    addr, _, dev = t.partition("%")
+    scope = socket.if_nametoindex(dev) if dev else 0
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect((addr, port, 0, scope)); out[t] = "connected"
+    except socket.timeout:
+        out[t] = "timeout"
+    except ConnectionRefusedError:
+        out[t] = "refused"
+    except OSError as e:
+        out[t] = e.strerror or str(e)
+    finally:
+        s.close()
+ts = [threading.Thread(target=one, args=(t,)) for t in targets]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(json.dumps(out))
+"""
+
+# In a node: a TCP listener on [::]:port that logs every peer it accepts.
+LISTEN = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", int(sys.argv[1]))); s.listen(16)
+print("listening", flush=True)
+while True:
+    c, peer = s.accept(); print("accepted", peer[0], flush=True); c.close()
+"""
+
+PORT = 8086
+
+
+@pytest.fixture(scope="module")
+def labs(engine: Engine) -> Iterator[tuple[Lab, Lab]]:
+    first, second = unique_lab_name("v6a"), unique_lab_name("v6b")
+    try:
+        lifecycle.up(engine, load(DUALSTACK), first, lambda *a: None, lambda m: None)
+        lifecycle.up(engine, parse(OTHER, "other.yaml"), second, lambda *a: None, lambda m: None)
+        yield Lab.attach(engine, first), Lab.attach(engine, second)
+    finally:
+        engine.down(second)
+        engine.down(first)
+
+
+def v6_addrs(node, scope: str = "global") -> list[str]:
+    res = node.run(["ip", "-6", "-j", "addr", "show", "scope", scope])
+    assert res.ok, res.err
+    return [a["local"] for i in json.loads(res.out) for a in i.get("addr_info", []) if "local" in a]
+
+
+def bridge_addrs(lab: Lab) -> dict[str, list[tuple[str, str]]]:
+    """Each lab network's host bridge -> its IPv6 addresses (address, scope) on the host."""
+    out = {}
+    for net in lab.state.networks:
+        bridge = egress.bridge_name(f"{lab.name}-{net}")
+        res = subprocess.run(
+            ["ip", "-6", "-j", "addr", "show", "dev", bridge], capture_output=True, text=True
+        )
+        assert res.returncode == 0, res.stderr
+        out[net] = [
+            (a["local"], a["scope"]) for i in json.loads(res.stdout) for a in i["addr_info"]
+        ]
+    return out
+
+
+def drops(chain: str) -> int:
+    """Packets hoplab's IPv6 DROP rules for lab bridges in chain have stopped so far."""
+    res = subprocess.run(
+        ["ip6tables", "-w", "5", "-L", chain, "-v", "-x", "-n"], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    rules = [ln.split() for ln in res.stdout.splitlines() if egress6.TAG in ln]
+    return sum(int(r[0]) for r in rules if r[2] == "DROP")
+
+
+def bridge_mac(lab: Lab, net: str) -> str:
+    bridge = egress.bridge_name(f"{lab.name}-{net}")
+    res = subprocess.run(
+        ["ip", "-j", "link", "show", "dev", bridge], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)[0]["address"]
+
+
+def test_dual_stack_addresses_routes_and_names(labs: tuple[Lab, Lab]) -> None:
+    lab, _ = labs
+    alice, srv = lab.node("alice"), lab.node("srv")
+    assert v6_addrs(alice) == ["fd78:1::a"]  # 10.78.1.10 keeps its offset
+    assert sorted(v6_addrs(srv)) == ["fd78:2::80", "fd78:3::64"]  # the file's own, then derived
+    routes = alice.run(["ip", "-6", "route", "show"]).out
+    assert "default" not in routes  # Docker's route via the host's gateway is gone
+    assert "fd78:2::/64 via fd78:1::1" in routes and "fd78:3::/64 via fd78:1::1" in routes
+    hosts = alice.run(["getent", "ahostsv6", "srv"]).out
+    assert hosts.split()[0] == "fd78:2::80"  # the AAAA line from /etc/hosts
+    hops = alice.run(["ping", "-6", "-c", "1", "-W", "2", "srv"])
+    assert hops.ok and "ttl=62" in hops.out, hops.out  # two routers forward IPv6
+    forwarding = lab.node("r1").run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).out
+    assert forwarding.strip() == "1"
+
+
+def test_a_second_lab_asking_for_the_same_ipv6_subnet_is_moved(labs: tuple[Lab, Lab]) -> None:
+    _, other = labs
+    [addr] = v6_addrs(other.node("x"))
+    got = IPv6Address(addr)
+    assert got not in IPv6Network("fd78:1::/64") and got in POOL6
+    offset = int(IPv4Address(other.address("x"))) & 0xFF
+    assert int(got) & 0xFFFF == offset  # its IPv4 host offset holds in the moved subnet
+
+
+def test_no_node_reaches_the_host_or_another_lab_over_ipv6(labs: tuple[Lab, Lab]) -> None:
+    """alice (root, hostile) aims at every IPv6 address the host has on both labs' bridges, the
+    link-local ones through her own interface, the others through a route she adds via the
+    host, and at the second lab's node, with every next hop pinned to the bridge's MAC so the
+    packets really reach the host. A control connect to srv proves the probe works; the DROP
+    rules' counters prove the host saw the attempts and stopped them."""
+    lab, other = labs
+    alice, srv, x = lab.node("alice"), lab.node("srv"), other.node("x")
+    dev = alice.iface("lan1").name
+    own = bridge_addrs(lab)
+    host_ll = next(a for a, scope in own["lan1"] if scope == "link")
+    targets, routed, local = set(), set(), set()
+    for net_addrs in [*own.values(), *bridge_addrs(other).values()]:
+        for addr, scope in net_addrs:
+            if scope == "link":
+                targets.add(f"{addr}%{dev}")
+                local.add(addr)
+            else:
+                targets.add(addr)
+                routed.add(addr)
+    [x_addr] = v6_addrs(x)
+    routed.add(x_addr)
+    assert len(routed) >= 6  # 5 bridges' gateways and the other lab's node
+    host = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    host.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    host.bind(("::", PORT))
+    host.listen(16)
+    host.setblocking(False)
+    server = srv.start(["python3", "-u", "-c", LISTEN, str(PORT)], ready="listening")
+    victim = x.start(["python3", "-u", "-c", LISTEN, str(PORT)], ready="listening")
+    added = []
+    try:
+        for addr in sorted(routed):  # the hostile routes: everything else through the host
+            res = alice.run(["ip", "-6", "route", "replace", addr, "via", host_ll, "dev", dev])
+            assert res.ok, res.err
+            added.append(addr)
+        mac = bridge_mac(lab, "lan1")
+        for addr in local:  # no neighbour discovery to wait for: straight at the bridge
+            res = alice.run(["ip", "-6", "neigh", "replace", addr, "lladdr", mac, "dev", dev])
+            assert res.ok, res.err
+        before = drops("INPUT"), drops("FORWARD")
+        res = alice.run(["python3", "-c", PROBE, str(PORT), "fd78:2::80", x_addr, *targets])
+        seen = json.loads(res.out)
+        after = drops("INPUT"), drops("FORWARD")
+        assert seen.pop("fd78:2::80") == "connected"  # the control: srv across two routers
+        assert "accepted fd78:1::a" in server.output()
+        assert all(v != "connected" for v in seen.values()), seen
+        assert seen[x_addr] != "connected" and "accepted" not in victim.output()
+        with pytest.raises(BlockingIOError):
+            host.accept()  # nothing arrived at the host's socket
+        gateways = len(routed) - 1  # every SYN to a host address reached it and was dropped
+        assert after[0] - before[0] >= gateways, (before, after)
+        assert after[1] > before[1], (before, after)  # routed towards the other lab: dropped
+    finally:
+        host.close()
+        for addr in added:
+            alice.run(["ip", "-6", "route", "del", addr])
+        alice.run(["ip", "-6", "neigh", "flush", "dev", dev])
+        server.stop()
+        victim.stop()
