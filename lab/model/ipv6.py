@@ -173,4 +173,3 @@ def check(topo: Any, doc: Any, line_of: Callable[[Any, Any], int]) -> None:
                     hint="every node needs its own address",
                 )
             used[addr] = node.name
-

@@ -75,4 +75,3 @@ def test_an_address_on_a_network_without_ipv6_is_refused() -> None:
         DUAL.replace(bob, "  bob:\n    networks:\n      lan2: {ipv6_address: fd61:1::20}\n")
     )
     assert e.key == "services.bob.networks.lan2.ipv6_address" and "no IPv6 subnet" in e.message
-
