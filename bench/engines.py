@@ -1,9 +1,10 @@
 """A room of twenty default labs on one engine, then the same room over two engines.
 
 Both engines run on this machine (the second is a dockerd started here by the harness in
-tests/second_engine.py, and removed afterwards), so they share the same 2 cores: the figure shows
-what spreading costs (placement, reaching two engines, two image checks), not a speed-up. On
-separate machines each engine brings up its share in parallel with the others.
+tests/second_engine.py, and removed afterwards), so they share the same 2 cores: no CPU is added.
+What can differ is the engines' own serial work (each daemon allocates networks and endpoints one
+at a time) and the labs in flight (`parallel` per engine, so twice as many with two). On separate
+machines each engine also brings its own CPUs.
 
 Goes through hoplab.workshop.spread (the code behind `hoplab workshop up --engines`), counts
 leftovers on both engines after each `down` (must be zero), prints a table and writes JSON.
@@ -109,8 +110,9 @@ def main() -> int:
     console.print(table)
     console.print(
         f"second engine: started and loaded with the node image in {setup_s} s (not in the "
-        "figures). Both engines share this machine's 2 cores, so two engines show the overhead "
-        "of spreading, not a speed-up."
+        "figures). Both engines share this machine's 2 cores: no CPU is added, so a difference "
+        "comes from two daemons splitting their own serial work and twice the labs in flight "
+        "(--parallel is per engine), and from whatever else loads the machine meanwhile."
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"setup_s": setup_s, "rooms": results}, indent=2) + "\n")
