@@ -198,3 +198,20 @@ def test_a_context_name_resolves_to_its_endpoint_from_the_meta_file(tmp_path, mo
     assert E.context_endpoint("host3") is None
     (gone,) = E.reach(["host2"])  # a known context whose engine is down: unreachable, not bad input
     assert gone.name == "host2" and not gone.up
+
+
+def test_cli_bad_engines_file_exits_2_naming_file_line_and_key(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "engines.txt"
+    bad.write_text("local\nssh://lab@host2 labs=many\n")
+    for cmd in ("up --participants 2", "status", "down"):
+        res = subprocess.run(
+            [sys.executable, "-m", "hoplab", "workshop", *cmd.split(), "--engines", str(bad)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # DOCKER_HOST points nowhere (conftest): exit 2 proves no engine was needed
+        assert res.returncode == 2, res.stderr
+        assert f"{bad}:2" in res.stderr and "labs" in res.stderr
