@@ -125,7 +125,8 @@ def _local(client: docker.DockerClient) -> bool:
         return False
 
 
-def _direct(mode: str, text: str) -> tuple[int, str]:
+def _direct(mode: str, text: str | None = None) -> tuple[int, str]:
+    text = text or script()
     try:
         res = subprocess.run(
             ["sh", "-c", text, "egress", mode], capture_output=True, text=True, timeout=30
@@ -135,8 +136,11 @@ def _direct(mode: str, text: str) -> tuple[int, str]:
     return res.returncode, (res.stdout + res.stderr).strip()
 
 
-def _helper(client: docker.DockerClient, image: str, mode: str, text: str) -> tuple[int, str]:
+def _helper(
+    client: docker.DockerClient, image: str, mode: str, text: str | None = None
+) -> tuple[int, str]:
     """Run the script in a throwaway container on the host's network namespace; always removed."""
+    text = text or script()
     api = client.api
     try:
         created = api.create_container(
