@@ -7,6 +7,7 @@ midway; the first engine's labs keep passing a check; `workshop down` leaves not
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -45,13 +46,14 @@ def engines() -> Iterator[tuple[Engine, SecondEngine]]:
         assert left == ([], [], False, False), f"the harness left {left}"
 
 
-def _hoplab(*args: str) -> subprocess.CompletedProcess:
+def _hoplab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "hoplab", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
+        env=None if env is None else os.environ | env,
     )
 
 
@@ -88,6 +90,12 @@ def test_a_room_spreads_over_two_engines_survives_losing_one_and_goes_down_on_bo
             for c in engine.api.containers(all=True, filters=L.lab_filter(labs[0])):
                 assert c["Labels"][workshop.ENGINE] == label  # placement recorded on that engine
         assert passes(e2, on_second[0], tmp_path)  # the second engine's labs really route
+        # every other command follows the lab to its engine through DOCKER_HOST
+        res = _hoplab("exec", "--name", on_second[0], "alice", "--", "hostname",
+                      env={"DOCKER_HOST": second.url})  # fmt: skip
+        assert res.returncode == 0 and res.stdout.strip() == "alice", res.stdout + res.stderr
+        res = _hoplab("exec", "--name", on_second[0], "alice", "--", "true")
+        assert res.returncode != 0  # not on the first engine
 
         res = _hoplab("workshop", "status", "--workshop", name, "--engines", str(listing))
         assert res.returncode == 0, res.stdout + res.stderr
