@@ -76,7 +76,9 @@ def test_a_room_spreads_over_two_engines_survives_losing_one_and_goes_down_on_bo
     first, second = engines
     name = unique_lab_name("sp")
     listing = tmp_path / "engines.txt"
-    listing.write_text(f"local labs=3\n{second.url} labs=3  # the second engine\n")
+    # nodes= replaces the CPU estimate, so labs that others run on this engine meanwhile cannot
+    # squeeze the room (the estimate itself is unit-tested in tests/unit/test_placement.py)
+    listing.write_text(f"local labs=3 nodes=5000\n{second.url} labs=3 nodes=5000\n")
     try:
         res = _hoplab("workshop", "up", "--participants", "6", "--workshop", name,
                       "--engines", str(listing))  # fmt: skip
