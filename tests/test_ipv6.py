@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 from hoplab import lifecycle
+from hoplab.checks import Status
 from hoplab.engine import egress, egress6
 from hoplab.engine.labs import Engine
+from hoplab.exercises import hop_limit
+from hoplab.exercises.runner import run_one
 from hoplab.model.load import load, parse
 from hoplab.model.plan6 import POOL6
 from hoplab.runtime.net import Lab
@@ -215,3 +218,21 @@ def test_no_node_reaches_the_host_or_another_lab_over_ipv6(labs: tuple[Lab, Lab]
         alice.run(["ip", "-6", "neigh", "flush", "dev", dev])
         server.stop()
         victim.stop()
+
+
+def test_hop_limit_passes_on_the_dual_stack_lab(labs: tuple[Lab, Lab], tmp_path: Path) -> None:
+    result = run_one(labs[0], hop_limit.EXERCISE, tmp_path)
+    assert result.status is Status.PASS, result.checks
+
+
+def test_hop_limit_fails_when_a_router_loses_its_ipv6_route(
+    labs: tuple[Lab, Lab], tmp_path: Path
+) -> None:
+    # Break: r1 forgets srv's IPv6 LAN, so the datagram dies at r1 and the trace ends there.
+    r1 = labs[0].node("r1")
+    assert r1.run(["ip", "-6", "route", "del", "fd78:2::/64"]).ok
+    try:
+        result = run_one(labs[0], hop_limit.EXERCISE, tmp_path)
+        assert result.status is Status.FAIL, result.checks
+    finally:
+        assert r1.run(["ip", "-6", "route", "replace", "fd78:2::/64", "via", "fd78::2"]).ok
