@@ -20,7 +20,7 @@ from hoplab import lifecycle
 from hoplab.checks import Status
 from hoplab.engine import egress, egress6
 from hoplab.engine.labs import Engine
-from hoplab.exercises import hop_limit
+from hoplab.exercises import dual_stack_bind, hop_limit
 from hoplab.exercises.runner import run_one
 from hoplab.model.load import load, parse
 from hoplab.model.plan6 import POOL6
@@ -236,3 +236,21 @@ def test_hop_limit_fails_when_a_router_loses_its_ipv6_route(
         assert result.status is Status.FAIL, result.checks
     finally:
         assert r1.run(["ip", "-6", "route", "replace", "fd78:2::/64", "via", "fd78::2"]).ok
+
+
+def test_dual_stack_bind_passes_on_the_dual_stack_lab(labs: tuple[Lab, Lab], tmp_path) -> None:
+    result = run_one(labs[0], dual_stack_bind.EXERCISE, tmp_path)
+    assert result.status is Status.PASS, result.checks
+
+
+def test_dual_stack_bind_fails_when_alice_loses_her_ipv6_route(
+    labs: tuple[Lab, Lab], tmp_path: Path
+) -> None:
+    # Break: alice forgets the way to srv's IPv6 LAN; her IPv6 client never arrives.
+    alice = labs[0].node("alice")
+    assert alice.run(["ip", "-6", "route", "del", "fd78:2::/64"]).ok
+    try:
+        result = run_one(labs[0], dual_stack_bind.EXERCISE, tmp_path)
+        assert result.status is Status.FAIL, result.checks
+    finally:
+        assert alice.run(["ip", "-6", "route", "replace", "fd78:2::/64", "via", "fd78:1::1"]).ok

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hoplab.errors import InputError
 from hoplab.exercises import (
     bind_scope,
+    dual_stack_bind,
     ephemeral_ports,
     errors_by_layer,
     half_close,
@@ -31,6 +32,7 @@ CATALOGUE: tuple[Exercise, ...] = (
     socket_is_address_protocol_port.EXERCISE,
     ephemeral_ports.EXERCISE,
     bind_scope.EXERCISE,
+    dual_stack_bind.EXERCISE,
     stream_vs_datagram.EXERCISE,
     unix_socket.EXERCISE,
     mac_per_hop.EXERCISE,

@@ -1,0 +1,55 @@
+"""Dual-stack sockets: one [::] socket for both families, or one per family (IPV6_V6ONLY).
+
+dualbind.py serve PORT V6ONLY N   [::]:PORT with IPV6_V6ONLY=V6ONLY, then tries 0.0.0.0:PORT too;
+                                  accepts N connections on whichever socket holds; prints JSON
+dualbind.py connect ADDR PORT     one TCP connection; prints the local address it came from
+"""
+
+import errno
+import json
+import select
+import socket
+import sys
+import time
+
+
+def serve(port: int, v6only: int, count: int) -> None:
+    six = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+    six.bind(("::", port))
+    six.listen(8)
+    socks = {six: "[::]"}
+    four = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        four.bind(("0.0.0.0", port))
+        four.listen(8)
+        socks[four] = "0.0.0.0"
+        v4_bind = "bound"
+    except OSError as e:
+        v4_bind = errno.errorcode.get(e.errno, str(e))
+        four.close()
+    print(json.dumps({"listening": port, "v4_bind": v4_bind}), flush=True)
+    peers = []
+    deadline = time.monotonic() + 15
+    while len(peers) < count and time.monotonic() < deadline:
+        ready, _, _ = select.select(list(socks), [], [], 1)
+        for s in ready:
+            conn, peer = s.accept()
+            peers.append({"socket": socks[s], "peer": peer[0]})
+            conn.close()
+    print(json.dumps({"v6only": v6only, "v4_bind": v4_bind, "peers": peers}), flush=True)
+
+
+def connect(addr: str, port: int) -> None:
+    try:
+        with socket.create_connection((addr, port), timeout=3) as s:
+            print(json.dumps({"local": s.getsockname()[0], "to": addr}))
+    except OSError as e:  # evidence too: the check says what failed
+        print(json.dumps({"error": e.strerror or str(e), "to": addr}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        connect(sys.argv[2], int(sys.argv[3]))
