@@ -51,8 +51,10 @@ for round in $(seq 40); do
     sleep 0.02
 done
 [ $quiet -ge 2 ] || exit 4
-ip -4 route show | grep -v ' proto kernel ' | sed -e 's/ linkdown//' -e 's/^/route del /' \\
-    | ip -force -batch - 2>/dev/null
+for family in -4 -6; do
+    ip $family route show | grep -v ' proto kernel ' | sed -e 's/ linkdown//' \\
+        -e "s/^/route del /" | ip $family -force -batch - 2>/dev/null
+done
 echo "${{HOPLAB_ROUTES:-}}" | tr ';' '\\n' | sed -e '/^ *$/d' -e 's/^/route replace /' \\
     | ip -batch - || exit 3
 for dev in $(ls /sys/class/net); do tc qdisc del dev "$dev" root 2>/dev/null; done
