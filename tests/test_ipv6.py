@@ -20,7 +20,7 @@ from hoplab import lifecycle
 from hoplab.checks import Status
 from hoplab.engine import egress, egress6
 from hoplab.engine.labs import Engine
-from hoplab.exercises import dual_stack_bind, hop_limit
+from hoplab.exercises import dual_stack_bind, hop_limit, neighbour_discovery
 from hoplab.exercises.runner import run_one
 from hoplab.model.load import load, parse
 from hoplab.model.plan6 import POOL6
@@ -254,3 +254,24 @@ def test_dual_stack_bind_fails_when_alice_loses_her_ipv6_route(
         assert result.status is Status.FAIL, result.checks
     finally:
         assert alice.run(["ip", "-6", "route", "replace", "fd78:2::/64", "via", "fd78:1::1"]).ok
+
+
+def test_neighbour_discovery_passes_on_the_dual_stack_lab(labs: tuple[Lab, Lab], tmp_path) -> None:
+    result = run_one(labs[0], neighbour_discovery.EXERCISE, tmp_path)
+    assert result.status is Status.PASS, result.checks
+
+
+def test_neighbour_discovery_fails_when_alice_thinks_srv_is_on_link(
+    labs: tuple[Lab, Lab], tmp_path: Path
+) -> None:
+    # Break: srv's IPv6 LAN becomes "on-link" for alice, so she solicits srv itself (nobody
+    # answers on lan1) instead of her router.
+    alice = labs[0].node("alice")
+    dev = alice.iface("lan1").name
+    assert alice.run(["ip", "-6", "route", "replace", "fd78:2::/64", "dev", dev]).ok
+    try:
+        result = run_one(labs[0], neighbour_discovery.EXERCISE, tmp_path)
+        assert result.status is Status.FAIL, result.checks
+    finally:
+        assert alice.run(["ip", "-6", "route", "replace", "fd78:2::/64", "via", "fd78:1::1"]).ok
+        alice.run(["ip", "-6", "neigh", "flush", "all"])
