@@ -134,6 +134,7 @@ def kept(engine: Engine, project: pytest.Pytester) -> Iterator[str]:
         yield name
     finally:
         engine.down(name)
+        reuse.lock_path(name).unlink(missing_ok=True)  # test-only names: no session can hold it
 
 
 @pytest.mark.docker
