@@ -69,6 +69,8 @@ clean: setup
 # Bring-up and teardown beside docker-compose and a plain docker-py loop; table + JSON.
 bench: image
 	$(VENV)/bin/python bench/bench.py --out bench-results/bench.json
+	$(VENV)/bin/python bench/sizes.py --out bench-results/sizes.json
+	$(VENV)/bin/python bench/impair.py --out bench-results/impair.json
 	$(VENV)/bin/python bench/draw.py --out bench-results/draw.json
 
 # Drawing a generated 100-node topology (SVG, PNG) and a long ladder; no Docker needed.
@@ -81,3 +83,4 @@ bench-draw: setup
 bench-room: image
 	$(VENV)/bin/python bench/room.py --out bench-results/room.json
 	$(VENV)/bin/python bench/portal.py --out bench-results/portal.json
+	$(VENV)/bin/python bench/engines.py --out bench-results/engines.json
