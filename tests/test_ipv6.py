@@ -20,7 +20,12 @@ from hoplab import lifecycle
 from hoplab.checks import Status
 from hoplab.engine import egress, egress6
 from hoplab.engine.labs import Engine
-from hoplab.exercises import dual_stack_bind, hop_limit, neighbour_discovery
+from hoplab.exercises import (
+    dual_stack_bind,
+    hop_limit,
+    neighbour_discovery,
+    no_fragmenting_routers,
+)
 from hoplab.exercises.runner import run_one
 from hoplab.model.load import load, parse
 from hoplab.model.plan6 import POOL6
@@ -275,3 +280,25 @@ def test_neighbour_discovery_fails_when_alice_thinks_srv_is_on_link(
     finally:
         assert alice.run(["ip", "-6", "route", "replace", "fd78:2::/64", "via", "fd78:1::1"]).ok
         alice.run(["ip", "-6", "neigh", "flush", "all"])
+
+
+def test_no_fragmenting_routers_passes_on_the_dual_stack_lab(
+    labs: tuple[Lab, Lab], tmp_path
+) -> None:
+    result = run_one(labs[0], no_fragmenting_routers.EXERCISE, tmp_path)
+    assert result.status is Status.PASS, result.checks
+
+
+def test_no_fragmenting_routers_fails_when_packet_too_big_is_filtered(
+    labs: tuple[Lab, Lab], tmp_path: Path
+) -> None:
+    # Break: r2 filters its own Packet Too Big, so alice never learns the path MTU.
+    r2 = labs[0].node("r2")
+    rule = ["OUTPUT", "-p", "icmpv6", "--icmpv6-type", "packet-too-big", "-j", "DROP"]
+    assert r2.run(["ip6tables", "-I", *rule]).ok
+    try:
+        result = run_one(labs[0], no_fragmenting_routers.EXERCISE, tmp_path)
+        assert result.status is Status.FAIL, result.checks
+    finally:
+        assert r2.run(["ip6tables", "-D", *rule]).ok
+        labs[0].node("alice").run(["ip", "-6", "route", "flush", "cache"])

@@ -16,10 +16,14 @@ import time
 def serve(port: int, v6only: int, count: int) -> None:
     six = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+    # A run again soon after finds its own closed connections in TIME_WAIT; SO_REUSEADDR lets
+    # it bind past them, yet never past a listening socket (the lesson's EADDRINUSE holds).
+    six.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     six.bind(("::", port))
     six.listen(8)
     socks = {six: "[::]"}
     four = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    four.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         four.bind(("0.0.0.0", port))
         four.listen(8)

@@ -14,6 +14,7 @@ from hoplab.exercises import (
     mtu_and_fragmentation,
     nat,
     neighbour_discovery,
+    no_fragmenting_routers,
     one_port_many_clients,
     port_opens_on_listen,
     socket_is_address_protocol_port,
@@ -46,6 +47,7 @@ CATALOGUE: tuple[Exercise, ...] = (
     time_wait_and_reuseaddr.EXERCISE,
     half_close.EXERCISE,
     mtu_and_fragmentation.EXERCISE,
+    no_fragmenting_routers.EXERCISE,
     nat.EXERCISE,
 )
 
