@@ -28,7 +28,6 @@ def up_spread(
     pool: IPv4Network | None,
 ) -> int:
     from hoplab.cli import ui
-    from hoplab.cli.workshop import _summary
     from hoplab.engine.engines import reach
     from hoplab.workshop import spread
 
@@ -60,7 +59,7 @@ def up_spread(
         )
     for r in result.unreachable:
         ui.err.print(f"[yellow]engine {r.name} unreachable, skipped[/]: {r.error}")
-    _summary(room, result.report, time.monotonic() - started)
+    ui.room_summary(room, result.report, time.monotonic() - started)
     for r in reached:
         if r.up:
             ui.err.print(f"  on {r.name}: {', '.join(result.placement.on(r.name)) or '-'}")

@@ -15,6 +15,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from hoplab.engine.labs import Engine
+    from hoplab.workshop.room import Room, RoomReport
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better wider.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -72,3 +73,20 @@ def age(created: str) -> str:
         if secs >= 3600
         else f"{secs // 60}m{secs % 60:02d}s"
     )
+
+
+def room_summary(room: Room, report: RoomReport, elapsed: float) -> None:
+    """One line per outcome kind, then the labs up and those not; shared by one and many engines."""
+    counts: dict[str, int] = {}
+    for o in report.outcomes:
+        counts[o.action] = counts.get(o.action, 0) + 1
+    detail = ", ".join(f"{n} {a}" for a, n in counts.items())
+    colour = "green" if len(report.up) == len(room.seats) else "yellow"
+    err.print(
+        f"[{colour}]workshop {room.name}: {len(report.up)} of {len(room.seats)} labs up[/] "
+        f"({detail}) in {elapsed:.1f} s"
+    )
+    if report.up:
+        err.print(f"  up: {', '.join(report.up)}")
+    for o in report.not_up:
+        err.print(f"  {o.action}: {o.seat.lab}" + (f" ({o.error})" if o.error else ""))

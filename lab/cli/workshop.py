@@ -178,7 +178,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             engine, topo, room, on_done=done, say=ui.say, parallel=args.parallel, pool=pool
         )
     elapsed = time.monotonic() - started
-    _summary(room, report, elapsed)
+    ui.room_summary(room, report, elapsed)
     if report.interrupted:
         raise KeyboardInterrupt
     failed = report.error
@@ -189,24 +189,6 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"they are), or `hoplab workshop down --workshop {room.name}`",
         )
     return 0
-
-
-def _summary(room: workshop.Room, report: workshop.RoomReport, elapsed: float) -> None:
-    from hoplab.cli import ui
-
-    counts: dict[str, int] = {}
-    for o in report.outcomes:
-        counts[o.action] = counts.get(o.action, 0) + 1
-    detail = ", ".join(f"{n} {a}" for a, n in counts.items())
-    colour = "green" if len(report.up) == len(room.seats) else "yellow"
-    ui.err.print(
-        f"[{colour}]workshop {room.name}: {len(report.up)} of {len(room.seats)} labs up[/] "
-        f"({detail}) in {elapsed:.1f} s"
-    )
-    if report.up:
-        ui.err.print(f"  up: {', '.join(report.up)}")
-    for o in report.not_up:
-        ui.err.print(f"  {o.action}: {o.seat.lab}" + (f" ({o.error})" if o.error else ""))
 
 
 def cmd_down(args: argparse.Namespace) -> int:
