@@ -54,21 +54,21 @@ RULES = (
     ("INPUT", f"-i {_WILD} {_MARK} -j DROP"),
 )
 
-# POSIX sh, run on the host or in the helper. Uses the iptables backend whose tables hold
-# Docker's DOCKER-USER chain (nft or legacy): rules in the other backend would do nothing.
-# argv: check | install | remove. Exit 0 ok, 1 rules missing (check), 3 no Docker chain.
+# POSIX sh, run on the host or in the helper. Uses the backend whose tables hold the chain the
+# rules go in (nft or legacy): rules in the other backend would do nothing.
+# argv: check | install | remove. Exit 0 ok, 1 rules missing (check), 3 no such chain.
 _SCRIPT = """
 set -u
 IPT=""
-for b in iptables iptables-nft iptables-legacy; do
-  if command -v "$b" >/dev/null 2>&1 && "$b" -w 5 -S DOCKER-USER >/dev/null 2>&1; then
+for b in BACKENDS; do
+  if command -v "$b" >/dev/null 2>&1 && "$b" -w 5 -S PROBE >/dev/null 2>&1; then
     IPT="$b"; break
   fi
 done
-[ -n "$IPT" ] || { echo "no DOCKER-USER chain in any iptables backend"; exit 3; }
-# Read each chain once and look for the rules in it: two iptables runs, not one per rule.
+[ -n "$IPT" ] || { echo "NO_BACKEND"; exit 3; }
+# Read each chain once and look for the rules in it: one iptables run per chain, not per rule.
 check() {
-  du=$("$IPT" -w 5 -S DOCKER-USER) && inp=$("$IPT" -w 5 -S INPUT) || return 1
+  RULES_READ || return 1
   RULES_CHECK
 }
 remove() {
@@ -84,21 +84,43 @@ esac
 """
 
 
-def script() -> str:
-    var = {"DOCKER-USER": "$du", "INPUT": "$inp"}
+def render(rules: tuple[tuple[str, str], ...], backends: tuple[str, ...], no_backend: str) -> str:
+    """The check/install/remove script for one rule set; egress6 renders its ip6tables twin.
+
+    Rules go in at explicit positions in their listed order (1, 2, 3 within each chain), so
+    the chain never holds a DROP above the RETURN for bridged frames, not even for a moment.
+    """
+    chains = list(dict.fromkeys(chain for chain, _ in rules))
+    var = {chain: f"c{i}" for i, chain in enumerate(chains)}
+    reads = " && ".join(f'{var[c]}=$("$IPT" -w 5 -S {c})' for c in chains)
     checks = " && ".join(
-        f"printf '%s\\n' \"{var[chain]}\" | grep -qxF -- '-A {chain} {rule}'"
-        for chain, rule in RULES
+        f"printf '%s\\n' \"${var[chain]}\" | grep -qxF -- '-A {chain} {rule}'"
+        for chain, rule in rules
     )
     removes = "; ".join(
-        f'while "$IPT" -w 5 -D {chain} {rule} 2>/dev/null; do :; done' for chain, rule in RULES
+        f'while "$IPT" -w 5 -D {chain} {rule} 2>/dev/null; do :; done' for chain, rule in rules
     )
-    # Insert in reverse at position 1, so the chain reads in RULES order from the top.
-    inserts = "; ".join(f'"$IPT" -w 5 -I {chain} 1 {rule}' for chain, rule in reversed(RULES))
+    position: dict[str, int] = {}
+    inserts = []
+    for chain, rule in rules:
+        position[chain] = position.get(chain, 0) + 1
+        inserts.append(f'"$IPT" -w 5 -I {chain} {position[chain]} {rule}')
     return (
-        _SCRIPT.replace("RULES_CHECK", checks)
+        _SCRIPT.replace("BACKENDS", " ".join(backends))
+        .replace("PROBE", chains[0])
+        .replace("NO_BACKEND", no_backend)
+        .replace("RULES_READ", f"{{ {reads}; }}")
+        .replace("RULES_CHECK", checks)
         .replace("RULES_REMOVE", removes)
-        .replace("RULES_INSERT", inserts)
+        .replace("RULES_INSERT", "; ".join(inserts))
+    )
+
+
+def script() -> str:
+    return render(
+        RULES,
+        ("iptables", "iptables-nft", "iptables-legacy"),
+        "no DOCKER-USER chain in any iptables backend",
     )
 
 

@@ -32,48 +32,13 @@ RULES = (
     ("INPUT", f"-i {_WILD} {_MARK} -j DROP"),
 )
 
-# POSIX sh. Uses the ip6tables backend iptables uses for Docker's rules (nft or legacy), falling
-# back to whichever answers. argv: check | install | remove. Exit 0 ok, 1 missing, 3 no ip6tables.
-_SCRIPT = """
-set -u
-IPT=""
-for b in ip6tables ip6tables-nft ip6tables-legacy; do
-  if command -v "$b" >/dev/null 2>&1 && "$b" -w 5 -S FORWARD >/dev/null 2>&1; then
-    IPT="$b"; break
-  fi
-done
-[ -n "$IPT" ] || { echo "no working ip6tables on the engine's host"; exit 3; }
-check() {
-  fw=$("$IPT" -w 5 -S FORWARD) && inp=$("$IPT" -w 5 -S INPUT) || return 1
-  RULES_CHECK
-}
-remove() {
-  RULES_REMOVE
-}
-case "$1" in
-  check) check && echo ok || { echo missing; exit 1; } ;;
-  install)
-    if ! check; then remove; RULES_INSERT; fi
-    check && echo "installed with $IPT" || { echo "rules did not hold with $IPT"; exit 1; } ;;
-  remove) remove; echo removed ;;
-esac
-"""
-
 
 def script() -> str:
-    var = {"FORWARD": "$fw", "INPUT": "$inp"}
-    checks = " && ".join(
-        f"printf '%s\\n' \"{var[chain]}\" | grep -qxF -- '-A {chain} {rule}'"
-        for chain, rule in RULES
-    )
-    removes = "; ".join(
-        f'while "$IPT" -w 5 -D {chain} {rule} 2>/dev/null; do :; done' for chain, rule in RULES
-    )
-    inserts = "; ".join(f'"$IPT" -w 5 -I {chain} 1 {rule}' for chain, rule in reversed(RULES))
-    return (
-        _SCRIPT.replace("RULES_CHECK", checks)
-        .replace("RULES_REMOVE", removes)
-        .replace("RULES_INSERT", inserts)
+    """ip6tables of the backend iptables uses for Docker's rules (nft or legacy), else any."""
+    return egress.render(
+        RULES,
+        ("ip6tables", "ip6tables-nft", "ip6tables-legacy"),
+        "no working ip6tables on the engine's host",
     )
 
 

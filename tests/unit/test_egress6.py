@@ -10,8 +10,9 @@ from hoplab.errors import HoplabError
 def test_bridged_frames_return_before_the_drops_and_the_host_is_closed() -> None:
     text = egress6.script()
     inserts = [ln for ln in text.split("; ") if " -I " in ln]
-    # Inserted in reverse at position 1: the chain then reads RETURN, DROP in, DROP out.
-    assert "--physdev-is-bridged" in inserts[-1] and "-j RETURN" in inserts[-1]
+    # The RETURN goes in first, at the top: no DROP is ever above it, not even for a moment.
+    assert "-I FORWARD 1 " in inserts[0] and "--physdev-is-bridged" in inserts[0]
+    assert "-j RETURN" in inserts[0]
     assert any("-I INPUT 1 -i hl-+" in ln and "-j DROP" in ln for ln in inserts)
     assert all(egress6.TAG in ln for ln in inserts)
     assert egress.BRIDGE_PREFIX + "+" in text
@@ -30,3 +31,13 @@ def test_an_ipv6_lab_is_refused_when_the_rules_cannot_be_installed(monkeypatch) 
     assert "IPv6 labs are refused" in info.value.message
     assert "no working ip6tables" in info.value.message and "nothing was created" in info.value.hint
     assert asked == [("install", egress6.script())]
+
+
+@pytest.mark.parametrize("module", [egress, egress6])
+def test_rules_go_in_at_their_listed_positions_in_order(module) -> None:
+    """Inserted in RULES order at positions 1, 2, 3 within each chain (never reversed at 1)."""
+    inserts = [ln for ln in module.script().split("; ") if " -I " in ln]
+    seen: dict[str, int] = {}
+    for line, (chain, rule) in zip(inserts, module.RULES, strict=True):
+        seen[chain] = seen.get(chain, 0) + 1
+        assert line.strip().endswith(f"-I {chain} {seen[chain]} {rule}"), line
