@@ -358,7 +358,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     manager = item.config.stash.get(_MANAGER, None)
     if manager is None:
         return
-    item.stash[_PROCS_BEFORE] = {id(p) for lab in manager.labs() for p in lab._procs}
+    item.stash[_PROCS_BEFORE] = {id(p) for lab in manager.labs() for p in lab.procs}
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -423,7 +423,7 @@ def describe(lab: Lab, before: AbstractSet[int] = frozenset()) -> str:
             log = (lab.node(n.name).logs(tail=LOG_LINES) or "").rstrip().splitlines()
             lines.append(f"    --- its own image's container ({n.app}), last {len(log)} lines")
             lines.extend(f"    | {line}" for line in log)
-    procs = [p for p in lab._procs if id(p) not in before or not p.stopped]
+    procs = [p for p in lab.procs if id(p) not in before or not p.stopped]
     if procs:
         lines.append("background programs (this test's, and any still running):")
     for proc in procs:
