@@ -13,7 +13,7 @@ import getpass
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,7 +23,7 @@ import docker.types
 from hoplab.engine import egress
 from hoplab.engine.client import explain
 from hoplab.engine.endpoints import EndpointLocks
-from hoplab.engine.parallel import parallel
+from hoplab.engine.parallel import Pool, parallel
 from hoplab.engine.pods import Pods, PodStart
 from hoplab.engine.reconcile import node_labels, readiness, route_label, step_timings
 from hoplab.engine.state import Progress
@@ -74,7 +74,7 @@ class BringUp:
         call in flight is waited for before raising, so the caller's rollback sees them all.
         """
         t0 = time.monotonic()
-        net_pool = ThreadPoolExecutor(max_workers=min(self.workers, len(plan.networks)) or 1)
+        net_pool = Pool(min(self.workers, len(plan.networks)))
         try:
             nets = {n.name: net_pool.submit(self.create_network, plan, n) for n in plan.networks}
             made = [0]
@@ -87,8 +87,8 @@ class BringUp:
             for future in nets.values():
                 future.add_done_callback(network_done)
             pods = self.pods(plan, labels, cancel)  # own images start as their nodes get ready
-            pods.begin(progress)
             try:
+                pods.begin(progress)
                 steps = parallel(
                     lambda n: pods.node_ready(
                         n.name, self.create_node(plan, n, image, labels, nets, cancel)
@@ -105,7 +105,7 @@ class BringUp:
             timings = step_timings(slowest_net, time.monotonic() - t0, steps)
             return timings | pods.finish(failed=False)
         finally:
-            net_pool.shutdown(wait=True, cancel_futures=True)
+            net_pool.close()  # every network create that began has returned (Ctrl-C included)
 
     def pods(self, plan: Plan, labels: dict[str, str], cancel: threading.Event | None) -> PodStart:
         """Own-image nodes' containers, each once its node and every router are ready."""

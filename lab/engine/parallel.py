@@ -19,14 +19,55 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class Pool:
+    """A bounded thread pool whose close() waits for every call that began, and lets no other begin.
+
+    ThreadPoolExecutor.shutdown(wait=True) joins only the threads it knows of. submit() queues the
+    call, then starts a new thread and waits for it to come up; a Ctrl-C that lands in that wait
+    leaves the thread out of the executor's set, yet the thread runs the queued call: a create
+    that a rollback would not wait for, which lands after the teardown listed and leaks. Here
+    each call checks in at a gate as it begins, so close() sees it whichever thread runs it.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max(1, workers))
+        self._cond = threading.Condition()
+        self._open = True
+        self._running = 0
+
+    def submit(self, fn: Callable[..., R], *args: Any) -> Future:
+        return self._executor.submit(self._call, fn, args)
+
+    def _call(self, fn: Callable[..., R], args: tuple) -> R:
+        with self._cond:
+            if not self._open:
+                raise _Skipped
+            self._running += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Let no further call begin and wait for those running; a second Ctrl-C cannot cut
+        the wait (it would leave a call in flight behind the rollback that follows)."""
+        with sigint_deferred():
+            with self._cond:
+                self._open = False
+                self._cond.wait_for(lambda: self._running == 0)
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
 def parallel(
     fn: Callable[[T], Any], items: Iterable[T], phase: str, progress: Progress, workers: int
 ) -> list[Any]:
     """Run fn over items with bounded workers; wait for every started call before raising.
 
     Waiting matters: an in-flight create that finishes after we roll back would leak. After the
-    first failure (or Ctrl-C in the caller) no further call starts, even one a worker has
-    already taken from the queue; the first error is raised.
+    first failure (or Ctrl-C in the caller, even during a submit) no further call starts, even
+    one a worker has already taken from the queue; the first error is raised.
     """
     items = list(items)
     if not items:
@@ -43,9 +84,9 @@ def parallel(
             raise
 
     progress(phase, 0, len(items))
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(items)))
-    futures: list[Future] = [pool.submit(guarded, item) for item in items]
+    pool = Pool(min(workers, len(items)))
     try:
+        futures: list[Future] = [pool.submit(guarded, item) for item in items]
         pending = set(futures)
         done_count = 0
         while pending and not stop.is_set():
@@ -56,8 +97,8 @@ def parallel(
         stop.set()
         raise
     finally:
-        # Also runs on KeyboardInterrupt: cancel what has not started, finish what has.
-        pool.shutdown(wait=True, cancel_futures=True)
+        # Also runs on KeyboardInterrupt: nothing new begins, what began is finished.
+        pool.close()
     raised = [f.exception() for f in futures if not f.cancelled()]
     errors = [e for e in raised if e is not None and not isinstance(e, _Skipped)]
     if errors:
@@ -66,7 +107,7 @@ def parallel(
 
 
 class _Skipped(Exception):
-    """A call not started because an earlier one failed."""
+    """A call not started because an earlier one failed, or its pool was closed."""
 
 
 def or_roll_back(build: Callable[[], R], roll_back: Callable[[], object]) -> R:

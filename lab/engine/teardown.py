@@ -19,6 +19,7 @@ from hoplab.interrupts import sigint_deferred
 from hoplab.model import labels as L
 
 NETWORK_PATIENCE = 60.0
+SWEEPS = 3  # list-and-remove rounds for one lab: a create landing after a list is taken next round
 
 
 class Teardown:
@@ -30,19 +31,33 @@ class Teardown:
     def down(self, lab: str | None, progress: Progress = no_progress) -> tuple[int, int]:
         """Remove one lab's objects (or every hoplab object); returns (containers, networks).
 
-        Containers go first: a network cannot be removed while it still has endpoints.
+        Containers go first: a network cannot be removed while it still has endpoints. A round
+        that removed something is followed by another list of that lab: a create in flight
+        elsewhere (another `up` of the lab, or a call whose client gave up while the engine went
+        on) can land just after a list, and would otherwise outlive a `down` that said it was done.
+        `clean` (lab None) sweeps once, so that it never chases labs that other users start.
         """
+        containers = networks = 0
         with sigint_deferred():
-            containers = self.api.containers(all=True, filters=L.lab_filter(lab))
-            parallel(self.remove_container, containers, "removing nodes", progress, self.workers)
-            networks = self.api.networks(filters=L.lab_filter(lab))
-            parallel(
-                lambda n: self.remove_network(n["Id"]),
-                networks,
-                "removing networks",
-                progress,
-                self.workers,
-            )
+            for _ in range(SWEEPS if lab is not None else 1):
+                removed = self.sweep(lab, progress)
+                containers, networks = containers + removed[0], networks + removed[1]
+                if removed == (0, 0):
+                    break
+        return containers, networks
+
+    def sweep(self, lab: str | None, progress: Progress) -> tuple[int, int]:
+        """One list-and-remove round: containers, then networks."""
+        containers = self.api.containers(all=True, filters=L.lab_filter(lab))
+        parallel(self.remove_container, containers, "removing nodes", progress, self.workers)
+        networks = self.api.networks(filters=L.lab_filter(lab))
+        parallel(
+            lambda n: self.remove_network(n["Id"]),
+            networks,
+            "removing networks",
+            progress,
+            self.workers,
+        )
         return len(containers), len(networks)
 
     def remove_container(self, container: dict) -> None:
