@@ -20,6 +20,7 @@ from hoplab.cli import graph as cli_graph
 from hoplab.cli import impair as cli_impair
 from hoplab.cli import init as cli_init
 from hoplab.cli import workshop as cli_workshop
+from hoplab.cli.engines import engine_args, engine_lines
 from hoplab.errors import HoplabError, InputError
 
 if TYPE_CHECKING:
@@ -90,7 +91,8 @@ def _parser(commands: dict[str, Handler]) -> argparse.ArgumentParser:
     sp = sub.add_parser("explain", help="print an exercise's lesson")
     sp.add_argument("exercise")
     sub.add_parser("build", help="build the node image hoplab/node if hosts/ changed")
-    sub.add_parser("ls", help="list running labs with owners and ages")
+    sp = sub.add_parser("ls", help="list running labs with owners and ages (--engine: of several)")
+    engine_args(sp)
     sub.add_parser("clean", help="remove every hoplab-labelled container and network")
     for register in EXTENSIONS:
         commands.update(register(sub))
@@ -280,6 +282,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    lines = engine_lines(args)
+    if lines is not None:  # several engines: an ENGINE column, and unreachable ones say so
+        from hoplab.cli.spread import ls_spread
+
+        return ls_spread(lines)
     from hoplab import api
     from hoplab.cli import ui
     from rich.table import Table

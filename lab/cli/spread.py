@@ -1,4 +1,5 @@
-"""`hoplab workshop up|down|status --engine ...`: the room over several engines, in the terminal.
+"""`hoplab workshop up|down|status --engine ...` and `hoplab ls --engine ...`: the room over
+several engines, in the terminal.
 
 Logic lives in hoplab.workshop.spread (placement in workshop/placement.py); this module only
 reaches the engines, prints and picks exit codes: 0 all well, 1 some labs not up / an engine out
@@ -114,6 +115,43 @@ def status_spread(name: str, lines: tuple[EngineLine, ...]) -> int:
         return 1
     ok = all(not p.error and all(lab.running for lab in p.labs) for p in parts)
     return 0 if ok and count else 1
+
+
+def ls_spread(lines: tuple[EngineLine, ...]) -> int:
+    """`hoplab ls --engine ...`: every lab of every engine, read from labels (no state file).
+
+    An engine out of reach is a row of its own and a reason on stderr, and the exit code is 1;
+    the other engines' labs are listed all the same.
+    """
+    from hoplab.cli import ui
+    from hoplab.engine.engines import reach
+    from hoplab.workshop import spread
+    from rich.markup import escape
+    from rich.table import Table
+
+    parts = spread.status(reach([line.name for line in lines], measure=False), None)
+    count = sum(len(p.labs) for p in parts)
+    table = Table(title=f"hoplab labs: {count} on {len(parts)} engines", title_justify="left")
+    for col in ("engine", "lab", "owner", "nodes", "running", "networks", "age"):
+        table.add_column(col, no_wrap=True)
+    for part in parts:
+        if part.error:
+            table.add_row(escape(part.engine), "[red]unreachable[/]", "", "", "", "", "")
+        for lab in part.labs:
+            table.add_row(
+                escape(part.engine),
+                lab.name,
+                lab.owner,
+                str(len(lab.nodes)),
+                str(sum(n.state == "running" for n in lab.nodes)),
+                str(len(lab.networks)),
+                ui.age(lab.created),
+            )
+    ui.out.print(table)
+    for part in parts:
+        if part.error:
+            ui.err.print(f"[red]engine {escape(part.engine)}[/]: {escape(part.error)}")
+    return 1 if any(p.error for p in parts) else 0
 
 
 def down_spread(name: str, lines: tuple[EngineLine, ...]) -> int:

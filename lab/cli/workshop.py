@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hoplab.cli.engines import engine_args, engine_lines
 from hoplab.errors import HoplabError, InputError
 
 if TYPE_CHECKING:
@@ -54,44 +55,23 @@ def register(sub: Any) -> dict[str, Handler]:
         help=f"labs brought up at once (default {PARALLEL})",
     )
     name_arg(p)
-    _engine_args(p)
+    engine_args(p)
     p = room.add_parser("down", help="remove every lab of the room, and nothing else")
     name_arg(p)
-    _engine_args(p)
+    engine_args(p)
     p = room.add_parser("status", help="the room's labs, owners, nodes and ages")
     name_arg(p)
-    _engine_args(p)
+    engine_args(p)
     p = room.add_parser("serve", help="the portal: a browser tab per participant (README)")
     name_arg(p)
     _serve_args(p)
+    engine_args(p)
     return {"workshop": cmd_workshop}
 
 
 def cmd_workshop(args: argparse.Namespace) -> int:
     handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "serve": cmd_serve}
     return handlers[args.workshop_cmd](args)
-
-
-def _engine_args(p: argparse.ArgumentParser) -> None:
-    """The engines of a room spread over machines (README: several engines); default: local."""
-    p.add_argument(
-        "--engine",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="an engine of the room: ssh://, tcp://, unix:// URL, a context, or 'local' (repeat)",
-    )
-    p.add_argument("--engines", metavar="FILE", help="engines file: URL [labs=N] [nodes=N] a line")
-
-
-def _engines(args: argparse.Namespace) -> tuple[Any, ...] | None:
-    """The room's engine lines, or None for the single local engine (the path before engines)."""
-    from hoplab.workshop import placement
-
-    lines = placement.read_engines(args.engines) if args.engines else ()
-    given = {line.name for line in lines}
-    extra = [placement.EngineLine(e) for e in dict.fromkeys(args.engine) if e not in given]
-    return (*lines, *extra) or None
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -116,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hoplab.workshop.room import check_room_name
 
     return serve.main(
-        ui.engine,
+        lambda: _serve_engines(args),
         check_room_name(args.workshop),
         host=args.host,
         port=args.port,
@@ -129,6 +109,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         say=lambda m: ui.err.print(m, markup=False, soft_wrap=True),
         show=lambda m: ui.out.print(m, markup=False, soft_wrap=True),  # a link never folds
     )
+
+
+def _serve_engines(args: argparse.Namespace) -> dict[str, Any]:
+    """The portal's engines by name: the environment's alone, or those given, reachable ones
+    only (an engine out of reach is named, and its participants are told when they ask)."""
+    from hoplab.cli import ui
+
+    lines = engine_lines(args)
+    if lines is None:
+        return {"local": ui.engine()}
+    from hoplab.engine.engines import reach
+    from hoplab.workshop.spread import on_docker
+
+    reached = reach([line.name for line in lines], measure=False)
+    for r in reached:
+        if not r.up:
+            ui.err.print(f"[yellow]engine {r.name} unreachable, not served[/]: {r.error}")
+    if not any(r.up for r in reached):
+        raise HoplabError(
+            "no engine of the room can be reached: "
+            + "; ".join(f"{r.name}: {r.error}" for r in reached),
+            hint="start an engine, or check the URLs, ssh keys and contexts",
+        )
+    return {r.name: on_docker(r) for r in reached if r.up}
 
 
 def _room(args: argparse.Namespace) -> workshop.Room:
@@ -159,7 +163,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise InputError(f"--parallel {args.parallel}: give 1 or more", key="--parallel")
     raw = args.pool or os.environ.get("HOPLAB_POOL")  # read here, at the edge, and passed on
     pool = workshop.check_pool(raw, topo, len(room.seats)) if raw else None
-    lines = _engines(args)
+    lines = engine_lines(args)
     if lines is not None:
         from hoplab.cli.spread import up_spread
 
@@ -197,7 +201,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     from hoplab.workshop import room as workshop
 
     name = workshop.check_room_name(args.workshop)
-    lines = _engines(args)
+    lines = engine_lines(args)
     if lines is not None:
         from hoplab.cli.spread import down_spread
 
@@ -223,7 +227,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     name = workshop.check_room_name(args.workshop)
-    lines = _engines(args)
+    lines = engine_lines(args)
     if lines is not None:
         from hoplab.cli.spread import status_spread
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from hoplab.engine.engines import LOCAL
 from hoplab.engine.labs import Engine
 from hoplab.errors import InputError
 from hoplab.portal import tokens as T
@@ -81,7 +82,14 @@ def issue(
     return Links(links, instructor, path)
 
 
-def build(engine: Engine, room: str, folder: Path, topology: Path | None = None) -> Portal:
+def build(
+    engines: Engine | dict[str, Engine], room: str, folder: Path, topology: Path | None = None
+) -> Portal:
+    """The portal of a room on one engine, or on several given by name (the first is the
+    default); each lab's terminals, checks and resets then go to the engine it is found on."""
+    if not isinstance(engines, dict):
+        engines = {LOCAL: engines}
+    engine = next(iter(engines.values()))
     io = ThreadPoolExecutor(max_workers=IO_WORKERS, thread_name_prefix="portal-io")
     checks = ThreadPoolExecutor(max_workers=CHECK_WORKERS, thread_name_prefix="portal-check")
     portal = Portal(
@@ -92,6 +100,7 @@ def build(engine: Engine, room: str, folder: Path, topology: Path | None = None)
         terminals=Terminals(engine, io),
         io=io,
         topology=topology,
+        engines=dict(engines),
     )
     portal.terminals.on_activity = portal.touch
     portal.terminals.valid = lambda token: portal.tokens.who(token) is not None
@@ -125,7 +134,7 @@ def run(
 
 
 def main(
-    connect: Callable[[], Engine],
+    connect: Callable[[], dict[str, Engine]],
     room: str,
     *,
     host: str,
@@ -139,7 +148,10 @@ def main(
     say: Callable[[str], None],
     show: Callable[[str], None],
 ) -> int:
-    """The CLI's handler: arguments are checked before the engine is reached."""
+    """The CLI's handler: arguments are checked before the engines are reached.
+
+    `connect` gives the room's engines by name (one, 'local', unless `--engine` named several).
+    """
     if not 0 <= port <= 65535:
         raise InputError(f"--port {port}: give 0 to 65535", key="--port")
     if base is not None and urlsplit(base).scheme not in ("http", "https"):
@@ -148,18 +160,18 @@ def main(
             key="--url",
             hint="the address participants open, e.g. https://lab.example.org",
         )
-    engine = connect()
+    engines = connect()
     from hoplab.workshop.room import room_labs
 
-    labs = room_labs(engine, room)
-    if not labs and not issue_only:
+    if not issue_only and not any(room_labs(e, room) for e in engines.values()):
         raise InputError(
-            f"workshop {room!r} has no labs",
+            f"workshop {room!r} has no labs"
+            + (f" on {', '.join(engines)}" if len(engines) > 1 else ""),
             key="--workshop",
             hint="bring it up first: hoplab workshop up --participants N --workshop NAME",
         )
     folder = T.state_dir(room)
-    portal = build(engine, room, folder, topology)
+    portal = build(engines, room, folder, topology)
     participants = sorted(portal.read_seats())
 
     def publish(bound: str) -> None:
@@ -172,6 +184,9 @@ def main(
             say("  the instructor's link was shown when issued (--reissue instructor: a new one)")
         if not issue_only:
             say(f"serving workshop {room} on {bound} (Ctrl-C stops; terminals end with it)")
+        if len(engines) > 1:
+            held = list(portal.where.values())
+            say("  labs on " + ", ".join(f"{name}: {held.count(name)}" for name in engines))
 
     if issue_only:
         publish(base or f"http://{host}:{port}")

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from hoplab import grading, lifecycle, resources
 from hoplab.engine import rooms
+from hoplab.engine.engines import LOCAL
 from hoplab.engine.labs import Engine, LabState
 from hoplab.errors import HoplabError, InputError
 from hoplab.model import labels as L
@@ -32,6 +33,7 @@ from hoplab.model.load import load
 from hoplab.portal.grades import Busy, Grades
 from hoplab.portal.terminals import TerminalLimit, Terminals
 from hoplab.portal.tokens import Tokens, Who
+from hoplab.workshop.room import ENGINE
 
 MAX_BODY = 300 * 1024  # a JSON body with one program of at most grading.grader.MAX_BYTES
 RESET_INTERVAL = 30.0  # seconds from the end of one reset of a lab to the start of the next
@@ -66,7 +68,12 @@ def xterm_file(name: str) -> bytes:
 
 @dataclass
 class Portal:
-    """The state one serving process holds for its room; the engine's labels hold the rest."""
+    """The state one serving process holds for its room; the engines' labels hold the rest.
+
+    A room may span engines (`workshop up --engine ...`): `engines` are those the portal was
+    given, by name, and each lab is served from the engine it is found on (`where`, read with the
+    seats). `engine` is the first of them, the only one when the room is on one engine.
+    """
 
     engine: Engine
     room: str
@@ -82,12 +89,55 @@ class Portal:
     _seats_at: float = 0.0
     state_cache: dict[str, tuple[float, LabState]] = field(default_factory=dict)
     assignment_cache: list[dict[str, str]] | None = None
+    engines: dict[str, Engine] = field(default_factory=dict)  # name -> engine; default: engine
+    where: dict[str, str] = field(default_factory=dict)  # lab -> the name of its engine
+    unreachable: dict[str, str] = field(default_factory=dict)  # engine name -> why, last read
+
+    def __post_init__(self) -> None:
+        if not self.engines:
+            self.engines = {LOCAL: self.engine}
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
     def read_seats(self) -> dict[str, str]:
-        return rooms.owners(self.engine.api, self.room)
+        """participant -> lab over every engine, and where each lab is (`where`).
+
+        The engines are read at once. One that cannot be read keeps the seats last seen on it,
+        so its participants are told their lab's engine is out of reach (503), not that they
+        have no lab; the other engines' participants are served as ever.
+        """
+        if len(self.engines) == 1:  # one engine: its errors are the request's, as before
+            ((name, engine),) = self.engines.items()
+            seats = rooms.owners(engine.api, self.room)
+            self.where = {lab: name for lab in seats.values()}
+            return seats
+
+        def one(item: tuple[str, Engine]) -> dict[str, str] | str:
+            try:
+                return rooms.owners(item[1].api, self.room)
+            except Exception as err:  # the engine went away: a reason, never a crash
+                return f"{type(err).__name__}: {str(err)[:200]}"
+
+        with ThreadPoolExecutor(max_workers=len(self.engines)) as pool:
+            found = dict(zip(self.engines, pool.map(one, self.engines.items()), strict=True))
+        seats: dict[str, str] = {}
+        where: dict[str, str] = {}
+        for name, got in found.items():
+            if isinstance(got, str):
+                self.unreachable[name] = got
+                got = {p: lab for p, lab in self._seats.items() if self.where.get(lab) == name}
+            else:
+                self.unreachable.pop(name, None)
+            for participant, lab in got.items():
+                if participant not in seats and lab not in where:  # the first engine given wins
+                    seats[participant], where[lab] = lab, name
+        self.where = where
+        return seats
+
+    def engine_of(self, lab: str) -> Engine:
+        """The engine the lab was found on; the portal's first if it was not seen yet."""
+        return self.engines.get(self.where.get(lab, ""), self.engine)
 
     async def seats(self, fresh: bool = False) -> dict[str, str]:
         """participant -> lab, from the labels hoplab.workshop=<room> and hoplab.owner."""
@@ -100,13 +150,19 @@ class Portal:
         lab = (await self.seats()).get(participant)
         if lab is None:
             raise web.HTTPNotFound(text=f"no lab of {participant} is up in this room")
+        on = self.where.get(lab, "")
+        if on in self.unreachable:
+            raise web.HTTPServiceUnavailable(
+                text=f"your lab's engine {on} cannot be reached ({self.unreachable[on]}): "
+                "the instructor has been told; try again later"
+            )
         return lab
 
     async def state(self, participant: str) -> LabState:
         lab = await self.lab_of(participant)
         at, state = self.state_cache.get(lab, (0.0, None))
         if state is None or time.monotonic() - at > STATE_TTL:
-            state = await self.call(self.engine.state, lab)
+            state = await self.call(self.engine_of(lab).state, lab)
             self.state_cache[lab] = (time.monotonic(), state)
         if state.labels.get(L.WORKSHOP) != self.room or state.owner != participant:
             raise web.HTTPNotFound(text="that lab is not yours")
@@ -307,7 +363,9 @@ async def open_terminal(request: web.Request) -> web.Response:
     if found.state != "running":
         raise web.HTTPConflict(text=f"{node} is {found.state}: reset your lab")
     try:
-        term = await portal.terminals.open(participant, state.name, node, found.container)
+        term = await portal.terminals.open(
+            participant, state.name, node, found.container, portal.engine_of(state.name)
+        )
     except TerminalLimit as err:
         raise web.HTTPTooManyRequests(text=str(err)) from None
     return web.json_response(term.info(), status=201)
@@ -346,7 +404,9 @@ async def start_check(request: web.Request) -> web.Response:
     if lab in portal.resetting:
         raise web.HTTPConflict(text="your lab is being reset: check again when it is back")
     try:
-        run = portal.grades.start(participant, lab, assignment, source.encode())
+        run = portal.grades.start(
+            participant, lab, assignment, source.encode(), engine=portal.engine_of(lab)
+        )
     except Busy as err:
         raise web.HTTPTooManyRequests(text=str(err)) from None
     except (InputError, ValueError) as err:
@@ -391,14 +451,18 @@ async def _reset(portal: Portal, participant: str, lab: str) -> web.Response:
 
 
 def _down_up(portal: Portal, participant: str, lab: str) -> None:
-    state = portal.engine.state(lab)
+    """On the lab's own engine, which keeps the lab: its placement label stays as it was."""
+    engine = portal.engine_of(lab)
+    state = engine.state(lab)
     source = Path(state.source) if state.source else None
     path = source if source and source.is_file() else resources.topology_file(portal.topology)
     topo = load(path)  # before the lab goes down: a bad file must not leave it gone
     with portal.grades.lab_lock(lab):  # never under a check run
-        portal.engine.down(lab)
+        engine.down(lab)
         labels = {L.WORKSHOP: portal.room, L.OWNER: participant}
-        lifecycle.up(portal.engine, topo, lab, lambda *a: None, lambda m: None, labels=labels)
+        if state.labels.get(ENGINE):
+            labels[ENGINE] = state.labels[ENGINE]
+        lifecycle.up(engine, topo, lab, lambda *a: None, lambda m: None, labels=labels)
 
 
 # --- instructor ---------------------------------------------------------------------------------
@@ -408,10 +472,13 @@ async def room(request: web.Request) -> web.Response:
     instructor_only(request)
     portal = request.app[PORTAL]
     seats = await portal.seats(fresh=True)
-    states: list[LabState] = await portal.call(
-        lambda: [s for s in portal.engine.labs() if s.name in set(seats.values())]
-    )
-    by_lab = {s.name: s for s in states}
+
+    def read(engine: Engine) -> list[LabState]:
+        return [s for s in engine.labs() if s.name in set(seats.values())]
+
+    engines = [e for n, e in portal.engines.items() if n not in portal.unreachable]
+    states = await asyncio.gather(*(portal.call(read, e) for e in engines))
+    by_lab = {s.name: s for part in reversed(states) for s in part}  # the first engine wins
     rows = []
     for participant, lab in sorted(seats.items()):
         state = by_lab.get(lab)
@@ -420,6 +487,7 @@ async def room(request: web.Request) -> web.Response:
             {
                 "participant": participant,
                 "lab": lab,
+                "engine": portal.where.get(lab, ""),
                 "nodes": len(state.nodes) if state else 0,
                 "running": sum(n.state == "running" for n in state.nodes) if state else 0,
                 "last_activity": portal.activity.get(participant),
@@ -433,7 +501,15 @@ async def room(request: web.Request) -> web.Response:
             }
         )
     names = [a.name for a in grading.catalogue()]
-    return web.json_response({"room": portal.room, "assignments": names, "participants": rows})
+    return web.json_response(
+        {
+            "room": portal.room,
+            "assignments": names,
+            "participants": rows,
+            "engines": list(portal.engines),
+            "unreachable": portal.unreachable,
+        }
+    )
 
 
 async def room_reset(request: web.Request) -> web.Response:

@@ -42,6 +42,7 @@ class Terminal:
     lab: str
     node: str
     container: str
+    api: Any = None  # the docker APIClient of the lab's engine (the room may span engines)
     exec_id: str = ""
     pid: int = 0  # the shell's pid on the engine's host (exec_inspect), for the record
     sock: socket.socket | None = None
@@ -93,15 +94,19 @@ class Terminals:
         """Only the participant's own terminal: another's id is simply not found."""
         return self._open.get((participant, tid))
 
-    async def open(self, participant: str, lab: str, node: str, container: str) -> Terminal:
+    async def open(
+        self, participant: str, lab: str, node: str, container: str, engine: Engine | None = None
+    ) -> Terminal:
+        """A shell in the container, on the lab's own engine (default: the portal's first)."""
         if len(self.of(participant)) >= self.limit:
             raise TerminalLimit(f"{self.limit} terminals are open already: close one first")
-        term = Terminal(secrets.token_urlsafe(9), participant, lab, node, container)
+        api = (engine or self.engine).api
+        term = Terminal(secrets.token_urlsafe(9), participant, lab, node, container, api)
         self._open[(participant, term.id)] = term  # counted at once: parallel opens hit the limit
         try:
             env = {"TERM": "xterm-256color", tty.MARKER: term.id}
             term.exec_id, term.sock, term.pid = await self._io(
-                tty.open_tty, self.engine.api, container, SHELL, env
+                tty.open_tty, api, container, SHELL, env
             )
         except BaseException:
             self._open.pop((participant, term.id), None)
@@ -175,7 +180,7 @@ class Terminals:
                     and len(size) == 2
                     and all(isinstance(v, int) and 1 <= v <= 1000 for v in size)
                 ):
-                    await self._io(tty.resize, self.engine.api, term.exec_id, size[0], size[1])
+                    await self._io(tty.resize, term.api, term.exec_id, size[0], size[1])
         finally:
             self._tokens.pop(ws, None)
             term.watchers.discard(ws)
@@ -189,7 +194,7 @@ class Terminals:
         term.ended = True
         self._open.pop((term.participant, term.id), None)
         with contextlib.suppress(Exception):
-            await self._io(tty.kill_tree, self.engine.api, term.container, term.id)
+            await self._io(tty.kill_tree, term.api, term.container, term.id)
         if term.sock is not None:
             with contextlib.suppress(OSError):
                 term.sock.close()

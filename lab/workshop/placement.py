@@ -26,7 +26,7 @@ from hoplab.errors import InputError
 NODES_PER_CPU = 70
 NODE_MEMORY = 24 * 2**20
 ENGINES_HINT = (
-    "one engine per line: URL-or-context [labs=N] [nodes=N], e.g. "
+    "one engine per line: URL-or-context, then labs=N and nodes=N if wanted, e.g. "
     "'ssh://lab@host2 labs=20'; '#' starts a comment"
 )
 

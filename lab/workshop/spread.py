@@ -147,17 +147,21 @@ class EngineLabs:
 
 
 def status(
-    reached: list[Reached], room: str, engine_for: EngineFor = on_docker
+    reached: list[Reached], room: str | None, engine_for: EngineFor = on_docker
 ) -> list[EngineLabs]:
-    """The room's labs on every engine, read from labels; an engine out of reach says so."""
+    """The room's labs on every engine (room None: every hoplab lab, as `hoplab ls` lists them),
+    read from labels; an engine out of reach says so."""
 
     def one(r: Reached) -> EngineLabs:
         if not r.up:
             return EngineLabs(r.name, error=f"unreachable: {r.error}")
         engine = engine_for(r)
         try:
-            mine = set(R.room_labs(engine, room))
-            return EngineLabs(r.name, [s for s in engine.labs() if s.name in mine])
+            labs = engine.labs()
+            if room is not None:
+                mine = set(R.room_labs(engine, room))
+                labs = [s for s in labs if s.name in mine]
+            return EngineLabs(r.name, labs)
         except Exception as err:  # an engine that goes away between ping and list
             return EngineLabs(r.name, error=f"unreachable: {err}")
 

@@ -27,7 +27,10 @@ function render(room) {
   const body = $("grid").tBodies[0];
   body.replaceChildren();
   for (const p of room.participants) {
-    const cells = [p.participant, p.lab, p.running + "/" + p.nodes + (p.resetting ? " (resetting)" : ""), ago(p.last_activity), p.check ? p.check.assignment + " " + p.check.state : ""].map((t) => el("td", { textContent: t }));
+    // A room over several engines: each lab says where it runs, and whether that engine answers.
+    let lab = p.lab;
+    if ((room.engines || []).length > 1) lab += " on " + p.engine + (p.engine in (room.unreachable || {}) ? " (unreachable)" : "");
+    const cells = [p.participant, lab, p.running + "/" + p.nodes + (p.resetting ? " (resetting)" : ""), ago(p.last_activity), p.check ? p.check.assignment + " " + p.check.state : ""].map((t) => el("td", { textContent: t }));
     for (const a of room.assignments) {
       const g = p.grades[a];
       cells.push(el("td", { className: g ? (g.ok ? "PASS" : "FAIL") : "", textContent: g ? g.passed + "/" + g.total : "" }));
