@@ -12,6 +12,10 @@ grade_run.py wait PID KIND WHERE TIMEOUT     wait (bounded) until the kernel sho
 grade_run.py sweep                           kill (by pid) every process of nobody in the node:
                                              only submitted programs run as nobody, and this
                                              catches what escaped its session (setsid, daemons)
+grade_run.py sockets                         (run as nobody) the distinct sockets held open by
+                                             nobody's processes, that is by the participant's
+                                             program whatever it forked; prints JSON
+                                             {total, by_pid}
 
 The participant runs as nobody, so it cannot change routes or iptables, or kill hoplab's own
 programs; CPU and file-size limits stop a spinning or disk-filling program even if the
@@ -93,6 +97,32 @@ def sweep() -> list[int]:
     return killed
 
 
+def sockets() -> dict:
+    """Socket inodes in /proc/*/fd of every process of nobody, counted once each."""
+    seen: set[str] = set()
+    by_pid: dict[str, int] = {}
+    me = str(os.getpid())
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if pid == me:
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != NOBODY:
+                continue
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # gone, or not ours to read
+            continue
+        socks = set()
+        for fd in fds:
+            with contextlib.suppress(OSError):  # closed meanwhile
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:"):
+                    socks.add(link)
+        if socks:
+            by_pid[pid] = len(socks)
+            seen |= socks
+    return {"total": len(seen), "by_pid": by_pid}
+
+
 def listening(kind: str, where: str) -> bool:
     """Read the kernel's socket tables directly: no ss fork per poll."""
     if kind == "unix":
@@ -137,6 +167,9 @@ def main() -> None:
     mode = sys.argv[1]
     if mode == "sweep":
         print(json.dumps({"killed": sweep()}))
+        return
+    if mode == "sockets":
+        print(json.dumps(sockets()))
         return
     if mode == "wait":
         print(wait(int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])))

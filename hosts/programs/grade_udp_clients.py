@@ -3,6 +3,10 @@
 grade_udp_clients.py ask HOST PORT WAIT SIZE...   from one socket, send one datagram of each SIZE
                                                   (printable, numbered), then collect replies for
                                                   at most WAIT s; prints JSON
+
+A reply is a datagram from HOST:PORT, exactly what a connect()ed client would accept; anything
+from another address or port (a server that answers from a fresh socket) is listed apart as a
+stray, so the grader can say why it does not count.
 """
 
 import json
@@ -23,7 +27,7 @@ def ask(host: str, port: int, wait: float, sizes: list[int]) -> None:
     sent = [payload(i, n) for i, n in enumerate(sizes)]
     for p in sent:
         s.sendto(p, (host, port))
-    replies, deadline = [], time.monotonic() + wait
+    replies, strays, deadline = [], [], time.monotonic() + wait
     while len(replies) < len(sent):
         left = deadline - time.monotonic()
         if left <= 0:
@@ -33,13 +37,15 @@ def ask(host: str, port: int, wait: float, sizes: list[int]) -> None:
             data, peer = s.recvfrom(65535)
         except (TimeoutError, OSError):
             break
-        replies.append({"data": data.decode(errors="replace"), "from": list(peer)})
+        entry = {"data": data.decode(errors="replace"), "from": list(peer)}
+        (replies if peer == (host, port) else strays).append(entry)
     print(
         json.dumps(
             {
                 "local_port": s.getsockname()[1],
                 "sent": [p.decode() for p in sent],
                 "replies": replies,
+                "strays": strays,
             }
         )
     )

@@ -1,11 +1,14 @@
 """hoplab's own Unix-socket client for grading a participant's service.
 
-grade_unix_client.py ask PATH LINE...   connect to PATH, send each LINE and read one reply line
-                                        for it; prints JSON
+grade_unix_client.py ask PATH FILE     connect to PATH, send each line of FILE (root's, 0600:
+                                        the server runs beside this client and could read
+                                        argv; the file is removed once read) and read one
+                                        reply line for it; prints JSON
 grade_unix_client.py stale PATH         bind PATH and exit without unlinking: a stale socket file
 """
 
 import json
+import os
 import socket
 import sys
 import time
@@ -45,6 +48,9 @@ def stale(path: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "ask":
-        ask(sys.argv[2], sys.argv[3:])
+        with open(sys.argv[3]) as f:
+            asks = f.read().splitlines()
+        os.unlink(sys.argv[3])
+        ask(sys.argv[2], asks)
     else:
         stale(sys.argv[2])

@@ -2,10 +2,13 @@
 
 Built on tcp-recovers-loss: r1 drops every Nth datagram of the flow (iptables nth, so the loss
 is the same on every run), and the client must do what TCP does for its bytes: time out, resend.
+The loss applies to every address of srv (a client cannot dodge it through srv's other
+interface), and only alice's requests count: the server answers nobody else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -13,6 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
+from hoplab.errors import HoplabError
 from hoplab.grading.base import Assignment
 from hoplab.grading.sandbox import runtime_check
 from hoplab.runtime.evidence import network_towards
@@ -34,21 +38,52 @@ CHECKS = (
 )
 
 
+def _loss_points(lab: Lab, src: str, dst: str) -> list[tuple[str, str]]:
+    """(router, network) where src's packets to any address of dst leave its first router.
+
+    The loss must apply whichever of dst's addresses the client sends to: a multi-homed srv is
+    reached through r1 whether the client dials its lan2 or its lan3 address. One entry per
+    distinct egress, in a stable order."""
+    points = []
+    for ip in lab.state_node(dst).addresses.values():
+        hops = lab.path(src, ip)
+        if not hops:
+            raise HoplabError(f"{src} reaches {dst}'s {ip} without a router: nowhere to drop")
+        router = hops[0][0]
+        point = (router.name, network_towards(lab, router, ip))
+        if point not in points:
+            points.append(point)
+    return points
+
+
 def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
     alice, srv = lab.node("alice"), lab.node("srv")
     srv_ip = srv.address("lan2")
-    router, _ = lab.path(alice.name, srv_ip)[0]
-    net = network_towards(lab, router, srv_ip)
     secret = secrets.token_hex(8)
+    # The secret reaches the peer in a root-only file; the peer answers alice alone.
     server = fence.start_peer(
-        srv, "grade_udp_server.py", "serve", PORT, secret, ready='"listening"'
+        srv,
+        "grade_udp_server.py",
+        "serve",
+        PORT,
+        fence.secret(srv, secret),
+        alice.address(),
+        ready='"listening"',
     )
-    match = ["-p", "udp", "-s", alice.address(), "-d", srv_ip, "--dport", str(PORT)]
-    with lab.impair(router.name, net, every=EVERY, match=match) as loss:
+    # No -d: every datagram alice sends to the port through the router counts, to whichever
+    # address of srv (or anywhere else) it goes.
+    match = ["-p", "udp", "-s", alice.address(), "--dport", str(PORT)]
+    with contextlib.ExitStack() as stack:
+        losses = [
+            stack.enter_context(lab.impair(router, net, every=EVERY, match=match))
+            for router, net in _loss_points(lab, alice.name, srv.name)
+        ]
         ran = fence.run(alice, srv_ip, PORT, COUNT, limit=LIMIT)
-        dropped = loss.drops()
+        # drops() counts every rule of hoplab's in a router: once per router.
+        dropped = sum({loss.node.name: loss.drops() for loss in losses}.values())
+    mechanism = "; ".join(loss.mechanism for loss in losses)
     server.stop()
-    seen = _requests(server)
+    seen = _requests(server, alice.address())
     yield runtime_check(CHECKS[0], ran)
 
     want = [f"ACK {n} {_tag(secret, n)}" for n in range(COUNT)]
@@ -71,7 +106,7 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
         not missing and dropped > 0,
         f"requests 0..{COUNT - 1} all reach srv; r1 drops some on the way",
         f"srv got {len(got)} distinct requests (missing {missing or 'none'}); r1 dropped {dropped}",
-        evidence=f"srv: grade_udp_server.py log; {loss.mechanism}",
+        evidence=f"srv: grade_udp_server.py log (requests from alice); {mechanism}",
         hint="set a timeout (sock.settimeout(0.5)); on socket.timeout send the same request "
         "again, a few times, before giving up",
     )
@@ -81,21 +116,21 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
         0 < len(seen) <= budget,
         f"at most {budget} requests reach srv ({COUNT} + {SLACK} spare resends)",
         f"{len(seen)} requests reached srv, {dropped} more were dropped by r1",
-        evidence=f"srv: grade_udp_server.py log; {loss.mechanism}",
+        evidence=f"srv: grade_udp_server.py log (requests from alice); {mechanism}",
         hint="resend a request only when its reply did not come in time; a very short timeout "
         "(or sending every request several times) floods the server",
     )
 
 
-def _requests(server: Proc) -> list[int]:
-    """Every request number the reference server logged, duplicates included."""
+def _requests(server: Proc, client: str) -> list[int]:
+    """Every request number the reference server logged from client, duplicates included."""
     out = []
     for line in server.output().splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if isinstance(entry, dict) and "req" in entry:
+        if isinstance(entry, dict) and "req" in entry and entry.get("peer", [""])[0] == client:
             out.append(int(entry["req"]))
     return out
 

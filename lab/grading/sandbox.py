@@ -102,6 +102,23 @@ def runtime_check(name: str, ran: Ran) -> Check:
     return check(name, ran.ok, f"exit code 0 within {ran.limit:g} s", ran.describe(), hint=hint)
 
 
+@dataclass(frozen=True)
+class Sockets:
+    """Distinct sockets held by the participant's processes in one node, and by which pid."""
+
+    total: int
+    by_pid: dict[int, int]
+    main: int  # the graded process
+
+    def describe(self) -> str:
+        """'4 socket(s): 1 in your server (pid 12), 3 in pid 15' for observed values."""
+        parts = [
+            f"{n} in your server (pid {pid})" if pid == self.main else f"{n} in pid {pid}"
+            for pid, n in sorted(self.by_pid.items(), key=lambda kv: (kv[0] != self.main, kv[0]))
+        ]
+        return f"{self.total} socket(s)" + (f": {', '.join(parts)}" if len(parts) > 1 else "")
+
+
 @dataclass
 class Served:
     """A participant's server running in the background."""
@@ -109,6 +126,7 @@ class Served:
     node: Node
     proc: Proc
     listen: str
+    run_dir: str = ""  # where grade_run.py is in the node
 
     def alive(self) -> bool:
         return self.node.run(["kill", "-0", str(self.proc.pid)]).ok
@@ -121,10 +139,22 @@ class Served:
         """'' while it runs; else how it ended, for observed values and hints."""
         return "" if self.alive() else f" (your server exited: {self.tail() or 'no output'})"
 
+    def sockets(self) -> Sockets:
+        """The sockets the participant's program holds open right now, in all its processes.
+
+        Read from /proc/*/fd as nobody, which sees exactly the fds of nobody's processes: only
+        submitted code runs as nobody in a node, and every grading starts by reaping what an
+        earlier one left. So a child, a setsid daemon or a thread cannot hide a socket from the
+        count, and no process of hoplab's can add one. A socket shared by fork counts once.
+        """
+        res = self.node.run([*AS_NOBODY, "python3", f"{self.run_dir}/grade_run.py", "sockets"])
+        info = res.json() if res.ok else {}
+        by_pid = {int(pid): n for pid, n in info.get("by_pid", {}).items()}
+        return Sockets(int(info.get("total", 0)), by_pid, self.proc.pid)
+
     def socket_fds(self) -> int:
-        """How many sockets the server holds open right now (/proc/PID/fd)."""
-        res = self.node.run([*AS_NOBODY, "ls", "-l", f"/proc/{self.proc.pid}/fd"])
-        return sum("socket:" in line for line in res.out.splitlines())
+        """How many distinct sockets the program holds open right now (see sockets())."""
+        return self.sockets().total
 
 
 @dataclass
@@ -169,6 +199,19 @@ class Fence:
         self.install(node, program)
         argv = ["python3", f"{self.run_dir}/{program}", *map(str, args)]
         return node.run(argv, timeout=timeout).json()
+
+    def secret(self, node: Node, text: str) -> str:
+        """Put text in a file in the node that only root can read; return its path.
+
+        Grade peers get their secrets (and anything a participant must not see in advance) this
+        way, never in argv or the environment: /proc/PID/cmdline is world-readable in the nodes,
+        and a participant's program runs as nobody beside the peers. The file is root's, 0600,
+        in the run's folder; the peer reads and removes it, and close() removes the folder.
+        """
+        self.install(node)
+        path = f"{self.run_dir}/secret-{next(_runs)}"
+        node.copy_in(text.encode(), path, mode=0o600)
+        return path
 
     def start_peer(self, node: Node, program: str, *args: object, ready: str) -> Proc:
         self.install(node, program)
@@ -222,7 +265,7 @@ class Fence:
             *map(str, args),
         ]
         proc = node.start(cmd)
-        served = Served(node, proc, listen)
+        served = Served(node, proc, listen, self.run_dir)
         self._served.append(served)
         kind, where = listen.split(" ", 1)
         state = node.run(

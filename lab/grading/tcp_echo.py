@@ -44,7 +44,7 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
         for name, n in (("alice", HELD), ("carol", 1))
     ]
     table = srv.run(["ss", "-tnH"]).out
-    sockets = server.socket_fds()
+    sockets = server.sockets()
     for h in holders:
         h.handshake(signal_before=True)
     for h in holders:
@@ -80,10 +80,11 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
     )
     yield check(
         CHECKS[3],
-        sockets == len(clients) + 1,
+        sockets.total == len(clients) + 1,
         f"{len(clients) + 1} sockets: 1 listening + {len(clients)} accepted",
-        f"{sockets} socket(s) in /proc/PID/fd of your server" + exited,
-        evidence="srv: ls -l /proc/PID/fd while the three clients were connected",
+        sockets.describe() + exited,
+        evidence="srv: /proc/*/fd of every process of your program (as nobody), while the "
+        "three clients were connected",
         hint="fewer: a client not accepted yet, or closed too early; more: sockets never "
         "closed (close each accepted socket when its client leaves)",
     )

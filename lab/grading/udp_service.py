@@ -40,18 +40,23 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
     for name in CLIENTS:
         target = lab.address("srv", "lan3" if name == "dave" else "lan2")
         asked[name] = fence.peer(lab.node(name), "grade_udp_clients.py", "ask", target, PORT, 2, 64)
-    sockets = server.socket_fds()
+    sockets = server.sockets()
     exited = server.status()
     want = {n: _reply(lab.address(n), a["local_port"], a["sent"][0]) for n, a in asked.items()}
     got = {n: [r["data"] for r in a["replies"]] for n, a in asked.items()}
     yield check(
         CHECKS[1],
         all(got[n] == [want[n]] for n in CLIENTS),
-        "; ".join(f"{n} gets {want[n][:40]!r}.." for n in CLIENTS),
-        "; ".join(f"{n} got {[g[:40] for g in got[n]] or 'nothing'}" for n in CLIENTS) + exited,
-        evidence="alice, carol, dave: grade_udp_clients.py ask (one 64-byte datagram each)",
-        hint="recvfrom() returns (data, (ip, port)) of the sender: reply with sendto() to "
-        "exactly that address, as b'IP:PORT ' + data",
+        "; ".join(f"{n} gets {want[n][:40]!r}.. from port {PORT}" for n in CLIENTS),
+        "; ".join(
+            f"{n} got {[g[:40] for g in got[n]] or 'nothing'}{_strays(asked[n])}" for n in CLIENTS
+        )
+        + exited,
+        evidence="alice, carol, dave: grade_udp_clients.py ask (one 64-byte datagram each; "
+        "only a datagram from the address and port asked counts, as for a connect()ed client)",
+        hint="recvfrom() returns (data, (ip, port)) of the sender: reply with sendto() on the "
+        "socket that received, to exactly that address, as b'IP:PORT ' + data (a reply from "
+        "another socket leaves from another port, and a connect()ed client never sees it)",
     )
 
     boundary = fence.peer(
@@ -71,19 +76,32 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
         CHECKS[2],
         sorted(replies) == sorted(head + p for p in boundary["sent"]),
         f"3 replies of {want_sizes} bytes, each its own datagram with the header",
-        f"{len(replies)} replies of {sorted(len(r) for r in replies)} bytes" + exited,
+        f"{len(replies)} replies of {sorted(len(r) for r in replies)} bytes"
+        + _strays(boundary)
+        + exited,
         evidence="alice: grade_udp_clients.py ask, three datagrams sent back to back",
         hint="one recvfrom() is one datagram, whole: answer each with one sendto(); a buffer "
         "smaller than the datagram cuts it (use recvfrom(65535))",
     )
     yield check(
         CHECKS[3],
-        sockets == 1,
-        "1 socket in the server process",
-        f"{sockets} socket(s) in /proc/PID/fd of your server" + exited,
-        evidence="srv: ls -l /proc/PID/fd after the clients were answered",
-        hint="a UDP server needs no socket per client: recvfrom() says who sent each datagram",
+        sockets.total == 1,
+        "1 socket in the server (all its processes)",
+        sockets.describe() + exited,
+        evidence="srv: /proc/*/fd of every process of your program (as nobody), after the "
+        "clients were answered",
+        hint="a UDP server needs no socket per client (nor a process per client): recvfrom() "
+        "says who sent each datagram",
     )
+
+
+def _strays(asked: dict) -> str:
+    """Datagrams that came from elsewhere than the address and port asked: not replies."""
+    strays = asked.get("strays", [])
+    if not strays:
+        return ""
+    where = ", ".join(sorted({f"{ip}:{port}" for ip, port in (s["from"] for s in strays)}))
+    return f" ({len(strays)} datagram(s) from {where}, not from port {PORT}: not a reply)"
 
 
 ASSIGNMENT = Assignment(
