@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -113,24 +113,58 @@ def own_lab(engine, prefix: str, path: Path = COMPOSE) -> Iterator[tuple[str, La
 # --- Ctrl-C ---------------------------------------------------------------------------------------
 
 
-def test_ctrl_c_at_random_points_of_up_leaves_a_working_lab_or_nothing(engine):
+def interrupt_when(
+    proc: subprocess.Popen, happened: Callable[[], bool], timeout: float = 120
+) -> tuple[int, str, str]:
+    """Ctrl-C the command as soon as happened() holds (polled), then wait for it to end."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if happened():
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.01)
+    return finish(proc)
+
+
+def counts(engine, lab: str) -> tuple[int, int]:
+    containers, networks = objects(engine, lab)
+    return len(containers), len(networks)
+
+
+def test_ctrl_c_at_each_phase_of_up_leaves_a_working_lab_or_nothing(engine):
+    """The Ctrl-C lands at event boundaries that `up` passes on every run (the first network
+    exists, all of them, the first node, all of them), then at two seeded random moments. At
+    the first two a network create is often in flight in a worker thread: the rollback must wait
+    for it (that race once leaked a network in 1 run of 20; tests/unit/test_rollback.py pins it
+    down deterministically)."""
     rng = random.Random(7)
     name = unique_lab_name("h7i")
     started = time.monotonic()
     assert finish(hoplab("up", "--name", name))[0] == 0
     full = time.monotonic() - started  # a whole `up`, imports included: where to aim
+    nodes, nets = counts(engine, name)
     down_via_cli(engine, name)
+    events: list[tuple[str, Callable[[], bool]]] = [
+        ("a network exists", lambda: counts(engine, name)[1] >= 1),
+        ("every network exists", lambda: counts(engine, name)[1] >= nets),
+        ("a node exists", lambda: counts(engine, name)[0] >= 1),
+        ("every node exists", lambda: counts(engine, name)[0] >= nodes),
+    ]
+    delays = [rng.uniform(0.1, full) for _ in range(2)]
     outcomes = []
     try:
-        for _ in range(4):
-            delay = rng.uniform(0.1, full)
-            code, _, err = interrupt_after(hoplab("up", "--name", name), delay)
-            assert code in (0, 130, -signal.SIGINT), err
-            outcomes.append((round(delay, 2), assert_working_or_gone(engine, name)))
+        for label, happened in events + [(f"{d:.2f} s", lambda: False) for d in delays]:
+            proc = hoplab("up", "--name", name)
+            if label.endswith(" s"):
+                code, _, err = interrupt_after(proc, float(label.split()[0]))
+            else:
+                code, _, err = interrupt_when(proc, happened)
+            assert code in (0, 130, -signal.SIGINT) and "Traceback" not in err, err
+            outcomes.append((label, code, assert_working_or_gone(engine, name)))
             down_via_cli(engine, name)
     finally:
         engine.down(name)
-    print(f"up ({full:.1f} s) interrupted at: {outcomes}")
+    print(f"up ({full:.1f} s) interrupted: {outcomes}")
 
 
 def test_ctrl_c_at_random_points_of_run_leaves_a_working_lab(engine, tmp_path):
