@@ -245,6 +245,13 @@ def test_the_portal_follows_each_lab_to_its_engine(engines, tmp_path):
         assert after.labels[workshop.ENGINE] == second.url and after.owner == far
         assert workshop.room_labs(first, name) == [near_lab]  # nothing of it on the first
 
+        # the command line takes the same engines and says where the labs are
+        res = _hoplab("workshop", "serve", "--workshop", name, "--issue-only",
+                      "--engine", "local", "--engine", second.url,
+                      env={"HOPLAB_STATE": str(tmp_path / "cli")})  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert f"labs on local: 1, {second.url}: 1" in res.stderr.replace("\n", ""), res.stderr
+
         second.stop()  # the far engine goes away while the portal serves
         time.sleep(SEATS_TTL + 0.5)
         status, body = run(call(base, "GET", "/api/me", token[far]))

@@ -8,6 +8,7 @@ tests/test_engines.py.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from ipaddress import IPv4Network
@@ -126,3 +127,17 @@ def test_building_the_ls_parser_with_engine_options_loads_nothing_heavy():
     assert res.returncode == 0, res.stderr
     assert "--engine URL" in res.stdout and "--engines FILE" in res.stdout
     assert json.loads(res.stdout.strip().splitlines()[-1]) == []
+
+
+def test_serve_with_no_reachable_engine_says_so_and_issues_nothing(tmp_path):
+    dead = f"unix://{tmp_path}/none.sock"
+    res = subprocess.run(
+        [sys.executable, "-m", "hoplab", "workshop", "serve", "--issue-only", "--engine", dead],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HOPLAB_STATE": str(tmp_path / "state")},
+    )
+    assert res.returncode == 1, res.stderr
+    assert "not served" in res.stderr and "no engine of the room can be reached" in res.stderr
+    assert not (tmp_path / "state").exists()
