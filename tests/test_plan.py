@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address as A
 from ipaddress import IPv4Network as N
+from ipaddress import IPv6Address as A6
+from ipaddress import IPv6Network as N6
 
 import pytest
 from hoplab.errors import HoplabError
 from hoplab.model.load import load, parse
 from hoplab.model.plan import build_plan, remap_subnets
+from hoplab.model.plan6 import build_plan6
 
 CHAIN = """\
 services:
@@ -39,6 +42,46 @@ def test_default_lab_routes_and_names():
     assert {n.name for n in plan.nodes} <= set(names)
     assert plan.node("alice").container == "hoplab-alice"
     assert plan.network("lan1").docker_name == "hoplab-lan1"
+
+
+# The default lab's IPv6 half, as the README's table shows it: node -> {network: address}.
+DEFAULT6 = {
+    "r1": {"core": "fd77::1", "lan1": "fd77:1::1"},
+    "r2": {"core": "fd77::2", "lan2": "fd77:2::1", "lan3": "fd77:3::1"},
+    "alice": {"lan1": "fd77:1::a"},
+    "bob": {"lan1": "fd77:1::b"},
+    "carol": {"lan2": "fd77:2::a"},
+    "dave": {"lan3": "fd77:3::a"},
+    "srv": {"lan2": "fd77:2::64", "lan3": "fd77:3::64"},
+}
+
+
+def test_default_lab_is_dual_stack_with_the_same_routers():
+    topo = load("compose.yaml")
+    plan = build_plan(topo)
+    six = build_plan6(topo, plan)
+    assert dict(six.subnets) == {
+        "core": N6("fd77::/64"),
+        "lan1": N6("fd77:1::/64"),
+        "lan2": N6("fd77:2::/64"),
+        "lan3": N6("fd77:3::/64"),
+    }
+    got = {}
+    for node, net, addr in six.addresses:
+        got.setdefault(node, {})[net] = str(addr)
+        v4 = plan.address(node, net)  # every IPv6 address keeps its IPv4 host offset
+        assert int(addr) & 0xFF == int(v4) & 0xFF
+    assert got == DEFAULT6
+    v6routes = {(n, str(d)): str(v) for n, d, v in six.routes}
+    assert v6routes[("alice", "fd77:2::/64")] == "fd77:1::1"  # via r1, like 10.77.2.0/24
+    assert v6routes[("r1", "fd77:3::/64")] == "fd77::2" and v6routes[("r2", "fd77:1::/64")] == (
+        "fd77::1"
+    )
+    assert v6routes[("srv", "fd77:1::/64")] == "fd77:2::1"  # the same way as its IPv4 route
+    assert routes(plan, "srv")["10.77.1.0/24"] == "10.77.2.1"
+    names = dict(six.names)
+    assert names["srv"] == A6("fd77:2::64") and names["srv-lan3"] == A6("fd77:3::64")
+    assert topo.network("lan3").mtu == 1280  # IPv6's minimum, for no-fragmenting-routers
 
 
 def test_auto_addresses_skip_explicit_ones_and_gateway_is_free():

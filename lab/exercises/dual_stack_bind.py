@@ -13,12 +13,12 @@ if TYPE_CHECKING:  # annotations only: the runtime imports docker
 
 LESSON = """\
 A server that binds "::" (all IPv6 addresses) with IPV6_V6ONLY off, Linux's default, gets IPv4
-clients too: they arrive on the same socket as IPv4-mapped addresses, ::ffff:10.78.1.10, and
+clients too: they arrive on the same socket as IPv4-mapped addresses, ::ffff:10.77.1.10, and
 getpeername() says so. That one socket also holds the port for IPv4, so a second socket on
 0.0.0.0 and the same port fails with EADDRINUSE.
 
 With IPV6_V6ONLY on, the [::] socket takes IPv6 only, and an IPv4 socket can hold the same port
-at the same time: each family gets its own socket, and IPv4 peers show as plain 10.78.1.10.
+at the same time: each family gets its own socket, and IPv4 peers show as plain 10.77.1.10.
 
 Evidence: the peers srv's sockets accepted from alice over each family, and whether 0.0.0.0
 could be bound beside [::], with V6ONLY off and on. A lab without IPv6 gives ENV.
@@ -41,7 +41,7 @@ def run(lab: Lab) -> list[Check]:
                 "IPv6 addresses on alice and srv",
                 f"alice {src6}, srv {dst6}",
                 "this lab has no IPv6 on alice and srv: run it on a dual-stack lab "
-                "(examples/dualstack/compose.yaml)",
+                "such as the default one (compose.yaml)",
             )
         ]
 

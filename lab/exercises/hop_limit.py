@@ -52,7 +52,7 @@ def run(lab: Lab) -> list[Check]:
                 "IPv6 addresses on alice, srv and the routers between them",
                 f"alice {src6}, srv {dst6}, routers {hops6}",
                 "this lab has no IPv6 on that path: run it on a dual-stack lab "
-                "(examples/dualstack/compose.yaml)",
+                "such as the default one (compose.yaml)",
             )
         ]
     listener = dst.start_py("hoplimit.py", "listen", PORT, ready="listening")

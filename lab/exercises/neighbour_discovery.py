@@ -63,7 +63,7 @@ def run(lab: Lab) -> list[Check]:
                 "IPv6 addresses on alice, srv and the first router",
                 f"srv {dst6}, next hop {nexthop}",
                 "this lab has no IPv6 on that path: run it on a dual-stack lab "
-                "(examples/dualstack/compose.yaml)",
+                "such as the default one (compose.yaml)",
             )
         ]
     senders = [src, *(n for n, _ in path)]  # who sends the ping onto each segment

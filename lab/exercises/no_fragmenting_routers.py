@@ -49,7 +49,7 @@ def run(lab: Lab) -> list[Check]:
                 "IPv6 addresses on alice and dave",
                 f"dave {dst6}",
                 "this lab has no IPv6 on that path: run it on a dual-stack lab "
-                "(examples/dualstack/compose.yaml)",
+                "such as the default one (compose.yaml)",
             )
         ]
     last = path[-1][0]  # the router that forwards onto dave's link
