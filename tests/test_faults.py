@@ -173,9 +173,9 @@ def test_ctrl_c_at_random_points_of_run_leaves_a_working_lab(engine, tmp_path):
     with own_lab(engine, "h7r") as (name, _):
         args = ("run", "--name", name, "--artifacts", str(tmp_path), *chosen)
         started = time.monotonic()
-        code, _, err = finish(hoplab(*args))
+        code, out, err = finish(hoplab(*args))
         full = time.monotonic() - started
-        assert code == 0, err
+        assert code == 0, out + err
         lab = Lab.attach(engine, name)
         for _ in range(4):
             delay = rng.uniform(0.2, full)
