@@ -123,16 +123,16 @@ class Portal:
             found = dict(zip(self.engines, pool.map(one, self.engines.items()), strict=True))
         seats: dict[str, str] = {}
         where: dict[str, str] = {}
+        unreachable: dict[str, str] = {}
         for name, got in found.items():
             if isinstance(got, str):
-                self.unreachable[name] = got
+                unreachable[name] = got
                 got = {p: lab for p, lab in self._seats.items() if self.where.get(lab) == name}
-            else:
-                self.unreachable.pop(name, None)
             for participant, lab in got.items():
                 if participant not in seats and lab not in where:  # the first engine given wins
                     seats[participant], where[lab] = lab, name
-        self.where = where
+        # new maps, swapped in whole: handlers on the event loop read them while this runs
+        self.where, self.unreachable = where, unreachable
         return seats
 
     def engine_of(self, lab: str) -> Engine:

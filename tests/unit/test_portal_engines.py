@@ -1,0 +1,86 @@
+"""The portal's map of a room over several engines: which engine each participant's lab is on,
+and what a participant is told when that engine stops answering. No Docker: each engine here is a
+stand-in whose list call returns Docker-shaped containers or fails as a dead socket does. The
+real two-engine portal (terminals, checks, resets) is proved in tests/test_engines.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from aiohttp import web
+from hoplab.model import labels as L
+from hoplab.portal.server import Portal
+
+
+class Api:
+    """`containers(all=True, filters=...)` as docker's APIClient answers it, or a dead engine."""
+
+    def __init__(self, owners: dict[str, str]) -> None:
+        self.owners, self.dead = owners, False
+
+    def containers(self, all: bool, filters: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: A002
+        if self.dead:
+            raise ConnectionError("Connection aborted: No such file or directory")
+        assert f"{L.WORKSHOP}=room" in filters["label"]
+        return [
+            {"Labels": {L.LAB: lab, L.WORKSHOP: "room", L.OWNER: who}}
+            for who, lab in self.owners.items()
+        ]
+
+
+class Stub:
+    def __init__(self, owners: dict[str, str]) -> None:
+        self.api = Api(owners)
+
+
+def portal(**engines: Stub) -> Portal:
+    first = next(iter(engines.values()))
+    io = ThreadPoolExecutor(2)
+    return Portal(first, "room", None, None, None, io, engines=dict(engines))  # type: ignore[arg-type]
+
+
+def test_each_lab_is_served_from_the_engine_it_is_found_on():
+    near, far = Stub({"ann": "room-ann"}), Stub({"bob": "room-bob", "cy": "room-cy"})
+    p = portal(local=near, far=far)
+    assert p.read_seats() == {"ann": "room-ann", "bob": "room-bob", "cy": "room-cy"}
+    assert p.where == {"room-ann": "local", "room-bob": "far", "room-cy": "far"}
+    assert p.engine_of("room-bob") is far and p.engine_of("room-ann") is near
+    assert p.engine_of("never-seen") is near and not p.unreachable
+    # a lab name found on two engines (a stale copy): the first engine given keeps it
+    twice = portal(local=Stub({"ann": "room-ann"}), other=Stub({"ann": "room-ann"}))
+    assert twice.read_seats() == {"ann": "room-ann"} and twice.where == {"room-ann": "local"}
+
+
+def test_a_participant_whose_engine_went_away_gets_503_and_the_others_are_served():
+    near, far = Stub({"ann": "room-ann"}), Stub({"bob": "room-bob"})
+    p = portal(local=near, far=far)
+
+    async def go() -> None:
+        assert await p.lab_of("bob") == "room-bob"
+        far.api.dead = True
+        await p.seats(fresh=True)
+        assert "No such file" in p.unreachable["far"]
+        assert await p.lab_of("ann") == "room-ann"  # the first engine's participant as before
+        with pytest.raises(web.HTTPServiceUnavailable) as err:
+            await p.lab_of("bob")  # their seat is kept: told the engine is gone, not "no lab"
+        assert "far cannot be reached" in err.value.text
+        with pytest.raises(web.HTTPNotFound):
+            await p.lab_of("zed")
+        far.api.dead = False  # back: served again at the next read
+        await p.seats(fresh=True)
+        assert await p.lab_of("bob") == "room-bob" and not p.unreachable
+
+    asyncio.run(go())
+
+
+def test_one_engine_alone_reads_as_before_and_its_errors_are_the_requests():
+    only = Stub({"ann": "room-ann"})
+    p = portal(local=only)
+    assert p.read_seats() == {"ann": "room-ann"} and p.where == {"room-ann": "local"}
+    only.api.dead = True
+    with pytest.raises(ConnectionError):
+        p.read_seats()
