@@ -91,6 +91,8 @@ def passes(engine: Engine, lab: str, artifacts: Path) -> bool:
     running = hoplab.attach(lab, engine=engine)
     (ex,) = exercises.select([CHECK])
     result = runner.run_one(running, ex, artifacts / lab)
+    for c in result.checks:  # shown by pytest when the assert on the outcome fails
+        print(f"{lab}: {c.status} {c.name}: expected {c.expected}; observed {c.observed}")
     return result.status is Status.PASS
 
 
