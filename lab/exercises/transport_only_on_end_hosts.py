@@ -68,7 +68,6 @@ def run(lab: Lab) -> list[Check]:
     out_net = lab.network_of(path[1][1]) if len(path) > 1 else lab.network_of(dst_ip)
     release = f"{SCRATCH}/transport-release"
     src.run(["rm", "-f", release])
-    server = dst.start_py("hop_transfer.py", "serve", PORT, 5, ready="listening")
     before = snmp(router)
 
     # Run: 1 MB across the router, captured on both of its interfaces; while the connection is
@@ -78,6 +77,9 @@ def run(lab: Lab) -> list[Check]:
             lab.capture(router.name, in_net, f"tcp port {PORT}", f"{in_net}-in") as cin,
             lab.capture(router.name, out_net, f"tcp port {PORT}", f"{out_net}-out") as cout,
         ):
+            # The server's accept() waits 5 s: start it once the captures are up, right before
+            # the client, so slow capture start-up on a loaded machine cannot eat that time.
+            server = dst.start_py("hop_transfer.py", "serve", PORT, 5, ready="listening")
             client = src.start_py(
                 "hop_transfer.py", "send", dst_ip, PORT, SIZE, release, 10, ready='"phase"'
             )
