@@ -8,6 +8,7 @@ Every test uses lab names of its own (prefix h7) and removes what it made, stran
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import re
@@ -167,28 +168,45 @@ def test_ctrl_c_at_each_phase_of_up_leaves_a_working_lab_or_nothing(engine):
     print(f"up ({full:.1f} s) interrupted: {outcomes}")
 
 
+def not_passed(report: Path) -> str:
+    """The checks of a `run --json` report that did not pass, for an assertion message."""
+    if not report.exists():
+        return "(no report written)"
+    lines = [
+        f"{ex['name']}: {c['status']} {c['name']}: "
+        f"expected {c['expected']}; observed {c['observed']}"
+        for ex in json.loads(report.read_text())["exercises"]
+        for c in ex["checks"]
+        if c["status"] != "PASS"
+    ]
+    return "\n".join(lines)
+
+
 def test_ctrl_c_at_random_points_of_run_leaves_a_working_lab(engine, tmp_path):
     rng = random.Random(11)
     chosen = ["ttl-and-traceroute", "one-port-many-clients"]
+    report = tmp_path / "report.json"
     with own_lab(engine, "h7r") as (name, _):
-        args = ("run", "--name", name, "--artifacts", str(tmp_path), *chosen)
+        args = ("run", "--name", name, "--artifacts", str(tmp_path), "--json", str(report), *chosen)
         started = time.monotonic()
         code, out, err = finish(hoplab(*args))
         full = time.monotonic() - started
-        assert code == 0, out + err
+        assert code == 0, err + not_passed(report)
         lab = Lab.attach(engine, name)
         for _ in range(4):
             delay = rng.uniform(0.2, full)
+            report.unlink(missing_ok=True)
             code, _, err = interrupt_after(hoplab(*args), delay)
             # Wherever the Ctrl-C lands (imports included), the CLI exits 130 or finished first,
             # prints no traceback, and has already stopped every program it started: nothing of
             # it runs on in any node (that stray server was the old EADDRINUSE flake).
-            assert code in (0, 130, -signal.SIGINT) and "Traceback" not in err[-2000:], err
+            assert code in (0, 130, -signal.SIGINT), err + not_passed(report)
+            assert "Traceback" not in err[-2000:], err
             assert left_running(engine, lab.state) == [], err
             assert_working(engine, name)
         # The proof that nothing half-made was left in the nodes: the same run passes again.
         code, out, err = finish(hoplab(*args))
-        assert code == 0, out + err
+        assert code == 0, err + not_passed(report)
         down_via_cli(engine, name)
 
 
