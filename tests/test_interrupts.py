@@ -49,7 +49,7 @@ def running_in(engine, lab: Lab, nodes: tuple[str, ...], needle: str) -> bool:
     long enough for a short program to be gone before the Ctrl-C is sent)."""
     for node in nodes:
         with contextlib.suppress(docker.errors.APIError):
-            top = engine.api.top(lab.state_node(node).container, ps_args="-o args -ww")
+            top = engine.api.top(lab.state_node(node).container, ps_args="-o pid,args -ww")
             if any(needle in " ".join(p) for p in top["Processes"] or []):
                 return True
     return False
