@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from hoplab.model import labels as L
 from hoplab.runtime.net import Lab, left_running
 
 from tests.conftest import ROOT, bring_up, unique_lab_name
+from tests.test_faults import hoplab
 
 pytestmark = pytest.mark.docker
 
@@ -106,7 +106,18 @@ def hit_while_running(
     pytest.fail(f"`hoplab {' '.join(args)}` ended before {needle} was seen running, 5 times")
 
 
-def test_a_program_whose_pid_was_never_learnt_is_stopped_after_ctrl_c(engine, own):
+@pytest.fixture
+def ctrl_c_handled() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in this process, even when it was started with SIGINT
+    ignored (a background job): else the in-process Ctrl-C below would never arrive."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_program_whose_pid_was_never_learnt_is_stopped_after_ctrl_c(engine, own, ctrl_c_handled):
     """Ctrl-C lands while Node.start still waits for the program to say it is ready, so the
     orchestrator never got its pid: stop_all still finds it by the run's mark and kills it."""
     srv = own.node("srv")
@@ -187,16 +198,6 @@ def test_a_respawning_participant_daemon_is_reaped_whatever_it_forks(engine, own
     assert gone.ok, "the respawner survived the reap (its log came back)"
     assert left(engine, own) == []
     bob.run(["rm", "-f", "/tmp/h12-respawn.py"])
-
-
-def hoplab(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hoplab", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 # (exercise, a program it starts, where): the moments the issue saw strays at.
