@@ -1,7 +1,9 @@
 """TCP servers for the socket exercises.
 
-  tcp_server.py many IP PORT N     accept N clients and hold them all open at once (until SIGUSR1,
-                                   at most 5 s), then echo each client's bytes back to it alone
+  tcp_server.py many IP PORT N     accept N clients (waiting at most 15 s for them: their starts
+                                   can be slow on a loaded machine), hold them all open at once
+                                   (until SIGUSR1, at most 5 s), then echo each client's bytes
+                                   back to it alone
   tcp_server.py hold IP PORT...    listen on every PORT and keep each connection open until its
                                    client closes it; exits once all accepted ones are closed
 
@@ -16,7 +18,7 @@ import socket
 import sys
 import time
 
-ACCEPT_WAIT = 5.0
+ACCEPT_WAIT = 15.0
 HOLD_WAIT = 5.0
 HOLD_DEADLINE = 10.0
 

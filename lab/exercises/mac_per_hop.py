@@ -56,7 +56,6 @@ def run(lab: Lab) -> list[Check]:
     segs = segments(lab, src, dst, dst_ip)
     gateway = segs[0].receiver
     token = f"hoplab mac-per-hop {secrets.token_hex(4)}"
-    listener = dst.start_py("hop_udp.py", "listen", PORT, 3, ready="listening")
 
     # Run: one datagram, captured on every segment by the node that receives it there.
     with contextlib.ExitStack() as stack:
@@ -71,6 +70,9 @@ def run(lab: Lab) -> list[Check]:
             )
             for i, s in enumerate(segs)
         ]
+        # The listener waits 3 s: it starts once the captures are up, right before the send,
+        # so slow capture start-up on a loaded machine cannot eat that time.
+        listener = dst.start_py("hop_udp.py", "listen", PORT, 3, ready="listening")
         src.py("hop_udp.py", "send", dst_ip, PORT, token).json()
         listener.wait(3)  # a live path delivers it in microseconds; a broken one: bounded
     got = listener.json()
