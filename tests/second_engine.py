@@ -123,11 +123,21 @@ class SecondEngine:
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.url, version=API_VERSION, timeout=120)
 
-    def copy_image(self, source: docker.DockerClient, image: str) -> None:
-        """Save on the source engine, load here, streamed: no registry."""
+    def copy_image(self, source: docker.DockerClient, image: str, tag: str | None = None) -> None:
+        """Save on the source engine, load here, streamed: no registry.
+
+        `image` is a name or, best, an id: on a shared source engine a name can move to another
+        build while the copy runs. The copy is called `tag` here (default: `image`, a name).
+        """
         client = self.client()
-        client.api.load_image(source.api.get_image(image))
-        assert client.images.get(image).id == source.images.get(image).id
+        wanted = source.images.get(image).id
+        client.api.load_image(source.api.get_image(wanted))
+        name = tag or image
+        repo, sep, version = name.rpartition(":")
+        if not sep or "/" in version:  # no tag in the name (a registry port is no tag)
+            repo, version = name, "latest"
+        client.api.tag(wanted, repo, version)
+        assert client.images.get(name).id == wanted
 
     def undo(self) -> tuple[list[int], list[str], bool, bool]:
         """Stop and remove everything; return (processes, mounts, directory, rule) still left."""

@@ -8,6 +8,7 @@ midway; the first engine's labs keep passing a check; `workshop down` leaves not
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -54,20 +55,30 @@ SOLUTION = grading.select(ASSIGNMENT).solution.read_text()
 
 
 @pytest.fixture(scope="module")
-def engines() -> Iterator[tuple[Engine, SecondEngine]]:
-    """The host's engine and a second one holding a copy of the node image; all undone after."""
+def engines(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Engine, SecondEngine]]:
+    """The host's engine and a second one holding a copy of the node image; all undone after.
+
+    The second engine has no bridge to Debian's mirror, so it must never build the image itself:
+    the module runs on a snapshot of hosts/ (HOPLAB_HOSTS, for this process and the commands it
+    starts), built once on the first engine and copied over by id. Others editing hosts/ on this
+    machine meanwhile then cannot make the second engine's copy stale halfway through.
+    """
     first = Engine(connect())
     second = SecondEngine(driver=first.client.info()["Driver"])  # the first engine's driver
-    try:  # nothing between making its directory and this try can fail
-        second.start()
-        # built from hosts/ as it is now (others may have edited it since the first engine's last
-        # build): the second engine has no bridge to Debian's mirror and must never build itself
-        ensure_image(first.client, hosts_dir(), lambda m: None)
-        second.copy_image(first.client, IMAGE)
-        yield first, second
-    finally:
-        left = second.undo()
-        assert left == ([], [], False, False), f"the harness left {left}"
+    snapshot = tmp_path_factory.mktemp("hosts") / "hosts"
+    shutil.copytree(hosts_dir(), snapshot, symlinks=True)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HOPLAB_HOSTS", str(snapshot))
+        try:  # nothing between making its directory and this try can fail
+            second.start()
+            built = ensure_image(first.client, snapshot, lambda m: None)
+            second.copy_image(first.client, built, tag=IMAGE)
+            yield first, second
+        finally:
+            left = second.undo()
+            assert left == ([], [], False, False), f"the harness left {left}"
 
 
 def _hoplab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
