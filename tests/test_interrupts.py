@@ -50,7 +50,9 @@ def running_in(engine, lab: Lab, nodes: tuple[str, ...], needle: str) -> bool:
     for node in nodes:
         with contextlib.suppress(docker.errors.APIError):
             top = engine.api.top(lab.state_node(node).container, ps_args="-o pid,args -ww")
-            if any(needle in " ".join(p) for p in top["Processes"] or []):
+            lines = [" ".join(p) for p in top["Processes"] or []]
+            # the program itself, not spawn.py, whose argv holds it while it starts it
+            if any(needle in ln and "spawn.py" not in ln for ln in lines):
                 return True
     return False
 
@@ -236,11 +238,18 @@ def test_a_crashed_cli_leaves_strays_that_status_shows_and_the_next_run_reaps(
     """SIGKILL, not Ctrl-C: the CLI cannot clean up. `status` names what it left, and the next
     run of the same exercise starts by reaping it and passes (no EADDRINUSE)."""
     args = ("run", "--name", own.name, "--artifacts", str(tmp_path), "one-port-many-clients")
-    code, _, _ = hit_while_running(
-        engine, own, args, "tcp_server.py many", ("srv",), signal.SIGKILL
-    )
-    assert code == -signal.SIGKILL
-    assert any("tcp_server.py many" in x for x in left(engine, own))
+    for _ in range(5):
+        code, _, _ = hit_while_running(
+            engine, own, args, "tcp_server.py many", ("srv",), signal.SIGKILL
+        )
+        assert code == -signal.SIGKILL
+        if any("tcp_server.py many" in x for x in left(engine, own)):
+            break
+        # The server ended on its own between the look and the kill (its clients were done):
+        # not a trial. Whatever else the killed run left goes before the next one.
+        own.reap()
+    else:
+        pytest.fail("the killed run never left its server running, 5 times")
     code, out, err = proc_result(hoplab("status", "--name", own.name))
     assert code == 0 and "tcp_server.py many" in err and "left behind" in err, out + err
     code, out, err = proc_result(hoplab(*args))
