@@ -14,7 +14,6 @@ Faults are injected through `Faults`. Production code must never import this mod
 
 from __future__ import annotations
 
-import functools
 import itertools
 import threading
 from collections.abc import Callable
@@ -88,7 +87,7 @@ class FakeEngine:
 
     def _image_hash(self) -> str:
         if self._hash is None:  # the real hosts/ hash, so ensure_image finds nothing to build
-            self._hash = _hosts_hash()
+            return _hosts_hash()
         return self._hash
 
     # --- test controls, not part of EngineAPI -------------------------------------------------
@@ -330,9 +329,9 @@ class FakeEngine:
         return self._by_name(container)
 
 
-@functools.cache
 def _hosts_hash() -> str:
-    """Hashing hosts/ takes a moment; the files do not change during a test run."""
+    """Read at each look (about 10 ms), never cached: hosts/ can be edited while the unit tests
+    run, and a hash cached before the edit made ensure_image want a build the fake cannot do."""
     from hoplab import resources
     from hoplab.engine.image import content_hash
 
