@@ -45,10 +45,17 @@ def test_traceroute_lists_the_router_chain_in_order(lab):
 
 
 def test_names_resolve_everywhere_including_per_interface_names(lab):
-    res = lab.node("alice").run(["getent", "hosts", "srv-lan3", "dave", "r2-core"])
-    assert lab.address("srv", "lan3") in res.out and lab.address("dave") in res.out
-    assert lab.address("r2", "core") in res.out
-    assert lab.node("dave").run(["ping", "-c1", "-W2", "alice"]).ok
+    # The default lab is dual-stack: each name has an A line and an AAAA line.
+    names = ["srv-lan3", "dave", "r2-core"]
+    v4 = lab.node("alice").run(["getent", "ahostsv4", *names]).out
+    assert lab.address("srv", "lan3") in v4 and lab.address("dave") in v4
+    assert lab.address("r2", "core") in v4
+    v6 = lab.node("alice").run(
+        ["sh", "-c", f"for n in {' '.join(names)}; do getent ahostsv6 $n; done"]
+    )
+    assert {ln.split()[2] for ln in v6.out.splitlines() if len(ln.split()) > 2} == set(names), v6
+    assert "::ffff:" not in v6.out  # real AAAA lines, not IPv4 mapped by the resolver
+    assert lab.node("dave").run(["ping", "-4", "-c1", "-W2", "alice"]).ok
 
 
 def test_macs_change_per_hop_while_ip_source_stays(lab):
@@ -118,7 +125,7 @@ def test_two_labs_side_by_side_are_isolated(engine, lab):
         theirs = set(other.state.networks.values())
         assert not mine & theirs  # remapped to free subnets
         # names and routes work inside the remapped lab
-        assert other.node("alice").run(["ping", "-c1", "-W2", "dave"]).ok
+        assert other.node("alice").run(["ping", "-4", "-c1", "-W2", "dave"]).ok
         assert ping_ttl(other, "alice", other.address("carol")) == 62
         # and nothing crosses between the labs (traffic only to the other lab's own nodes)
         for src in ("alice", "r1", "srv"):
