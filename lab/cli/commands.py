@@ -376,16 +376,19 @@ def dispatch(argv: list[str] | None = None) -> int:
         return commands[args.cmd](args)
     except HoplabError as e:
         from hoplab.cli import ui
+        from rich.markup import escape
 
-        ui.err.print(f"[red]error:[/] {e.message}", soft_wrap=True)
+        # Messages quote users' files, keys and paths: never read them as rich markup.
+        ui.err.print(f"[red]error:[/] {escape(e.message)}", soft_wrap=True)
         if e.hint:
-            ui.err.print(f"  hint: {e.hint}", soft_wrap=True)
+            ui.err.print(f"  hint: {escape(e.hint)}", soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt as interrupt:
         from hoplab.cli import ui
         from hoplab.interrupts import describe
+        from rich.markup import escape
 
-        ui.err.print(f"[yellow]interrupted[/]: {describe(interrupt)}", soft_wrap=True)
+        ui.err.print(f"[yellow]interrupted[/]: {escape(describe(interrupt))}", soft_wrap=True)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
