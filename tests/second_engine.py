@@ -1,7 +1,9 @@
 """A second Docker engine on this machine, for tests and benchmarks of rooms over engines.
 
 A real `dockerd` with its own socket, data root, exec root (and with it its own containerd), pid
-file and no default bridge. It runs with --iptables=false so that it never rewrites the host's
+file and a default bridge of its own (never `--bridge=none`: a dockerd started so deletes the
+host's docker0, the first engine's default bridge, and every later `docker build` with a RUN step
+there fails). It runs with --iptables=false so that it never rewrites the host's
 chains that the first engine and hoplab's egress rules own. Both engines share this host's
 network namespace, so hoplab's egress rules (DOCKER-USER and INPUT DROPs matching the hl- bridge
 prefix) cover the second engine's lab bridges too. What --iptables=false leaves out is Docker's
@@ -10,7 +12,7 @@ on, frames bridged inside a lab network would be dropped, so the harness appends
 for frames bridged within an hl- bridge (after the DOCKER-USER jump, so the DROPs come first).
 
 `undo` removes everything it made (the daemon by its pid file, its containerd and shims, mounts,
-its directory, the rule) and returns what is left, which must be nothing.
+its directory, the rule, its bridge) and returns what is left, which must be nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +44,19 @@ RULE = [
     "ACCEPT",
 ]
 CHECK = "ttl-and-traceroute"
+# The second engine's default bridge: a TEST-NET-1 address (RFC 5737) on a bridge with no ports,
+# so nothing is ever sent from or to it; the first engine's pools never hand out that range.
+BRIDGE_ADDR = "192.0.2.1/30"
+
+
+def first_bridge(client: docker.DockerClient) -> str:
+    """The host interface of an engine's default bridge network (docker0 unless configured)."""
+    opts = client.api.inspect_network("bridge")["Options"]
+    return opts.get("com.docker.network.bridge.name", "docker0")
+
+
+def link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
 
 
 class SecondEngine:
@@ -56,6 +71,14 @@ class SecondEngine:
         self.url = f"unix://{self.sock}"
         self.pidfile = self.root / "d.pid"
         self.proc: subprocess.Popen | None = None
+        self.bridge = f"hl2b{os.getpid() % 100000}"  # not hl-: the egress rules match hl-+
+
+    def _make_bridge(self) -> None:
+        if link_exists(self.bridge):
+            return
+        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
+        subprocess.run(["ip", "addr", "add", BRIDGE_ADDR, "dev", self.bridge], check=True)
+        subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
 
     def start(self) -> docker.DockerClient:
         r = self.root
@@ -63,6 +86,7 @@ class SecondEngine:
         if not self.ruled:
             subprocess.run(["iptables", "-A", *RULE], check=True)
             self.ruled = True
+        self._make_bridge()
         self.proc = subprocess.Popen(
             [
                 "dockerd",
@@ -73,7 +97,7 @@ class SecondEngine:
                 f"--config-file={r / 'cfg.json'}",
                 "--iptables=false",
                 "--ip-masq=false",
-                "--bridge=none",
+                f"--bridge={self.bridge}",
                 f"--storage-driver={self.driver}",
                 "--shutdown-timeout=2",
             ],
@@ -139,8 +163,8 @@ class SecondEngine:
         client.api.tag(wanted, repo, version)
         assert client.images.get(name).id == wanted
 
-    def undo(self) -> tuple[list[int], list[str], bool, bool]:
-        """Stop and remove everything; return (processes, mounts, directory, rule) still left."""
+    def undo(self) -> tuple[list[int], list[str], bool, bool, bool]:
+        """Stop and remove everything; return (processes, mounts, directory, rule, bridge) left."""
         if self.ruled:
             subprocess.run(["iptables", "-D", *RULE], check=False)
         self.stop()
@@ -150,5 +174,6 @@ class SecondEngine:
         for mount in sorted(self.mounts(), key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
         rule = subprocess.run(["iptables", "-C", *RULE], capture_output=True).returncode == 0
-        return self.strays(), self.mounts(), self.root.exists(), rule
+        return self.strays(), self.mounts(), self.root.exists(), rule, link_exists(self.bridge)

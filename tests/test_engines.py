@@ -37,7 +37,7 @@ from hoplab.workshop import spread
 from hoplab.workshop.placement import EngineLine
 
 from tests.conftest import COMPOSE, ROOT, unique_lab_name
-from tests.second_engine import SecondEngine
+from tests.second_engine import SecondEngine, first_bridge, link_exists
 from tests.test_portal import (
     ASSIGNMENT,
     Term,
@@ -67,18 +67,23 @@ def engines(
     """
     first = Engine(connect())
     second = SecondEngine(driver=first.client.info()["Driver"])  # the first engine's driver
+    bridge = first_bridge(first.client)
+    assert link_exists(bridge), f"the first engine's default bridge {bridge} is missing already"
     snapshot = tmp_path_factory.mktemp("hosts") / "hosts"
     shutil.copytree(hosts_dir(), snapshot, symlinks=True)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("HOPLAB_HOSTS", str(snapshot))
         try:  # nothing between making its directory and this try can fail
             second.start()
+            # A dockerd started with --bridge=none deletes docker0: builds then fail on the first.
+            assert link_exists(bridge), f"starting the second engine removed {bridge}"
             built = ensure_image(first.client, snapshot, lambda m: None)
             second.copy_image(first.client, built, tag=IMAGE)
             yield first, second
         finally:
             left = second.undo()
-            assert left == ([], [], False, False), f"the harness left {left}"
+            assert left == ([], [], False, False, False), f"the harness left {left}"
+            assert link_exists(bridge), f"the second engine took {bridge} with it"
 
 
 def _hoplab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
