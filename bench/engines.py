@@ -116,7 +116,7 @@ def main() -> int:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"setup_s": setup_s, "rooms": results}, indent=2) + "\n")
-    ok = left == ([], [], False, False) and all(r["leftovers"] == 0 for r in results)
+    ok = left == ([], [], False, False, False) and all(r["leftovers"] == 0 for r in results)
     return 0 if ok else 1
 
 
