@@ -110,7 +110,10 @@ class App:
 def is_app(spec: dict, node_images: set[str]) -> bool:
     """A service is an own-image node when it builds, or names an image other than hoplab/node."""
     image = spec.get("image")
-    return "build" in spec or (image is not None and image not in node_images)
+    # Anything but a node image's name is an app, so read_app gives a bad value its clear error.
+    return "build" in spec or (
+        image is not None and not (isinstance(image, str) and image in node_images)
+    )
 
 
 def read_app(ctx: Ctx, name: str, spec: dict, caps: list[str]) -> App:
