@@ -102,7 +102,10 @@ def _parser(commands: dict[str, Handler]) -> argparse.ArgumentParser:
 def _status_table(state: LabState) -> Table:
     from rich.table import Table
 
-    nets = ", ".join(f"{n} {s}" for n, s in state.networks.items())
+    nets = ", ".join(
+        f"{n} {s}" + (f" {state.networks6[n]}" if n in state.networks6 else "")
+        for n, s in state.networks.items()
+    )
     table = Table(title=f"lab {state.name}: {nets}", title_justify="left")
     for col in ("node", "role", "state", "addresses", "routes"):
         table.add_column(col, no_wrap=True)
@@ -111,8 +114,11 @@ def _status_table(state: LabState) -> Table:
             node.name,
             node.role,
             node.state + (f"\nown image {node.app}" if node.app else ""),
-            "\n".join(f"{n} {a}" for n, a in node.addresses.items()),
-            "\n".join(r.replace(" via ", " -> ") for r in node.routes),
+            "\n".join(
+                f"{n} {a}" + (f" {node.addresses6[n]}" if n in node.addresses6 else "")
+                for n, a in node.addresses.items()
+            ),
+            "\n".join(r.replace(" via ", " -> ") for r in node.routes + node.routes6),
         )
     return table
 

@@ -88,6 +88,7 @@ def node_labels(
         L.ROLE: str(node.role),
         L.PLAN: plan.digest,
         L.ROUTES: route_label(node),
+        L.ROUTES6: plan.six.route_text(node.name) if plan.six else "",
         L.SOURCE: plan.source,
         L.OWNER: extra.get(L.OWNER) or owner,
         L.CREATED: created,

@@ -31,6 +31,9 @@ class NodeState:
     plan: str
     image: str = ""
     app: str = ""  # an own-image node: its user container's state ("" for hoplab/node nodes)
+    # A dual-stack node's IPv6 half, apart from the IPv4 fields that exercises and paths read.
+    addresses6: dict[str, str] = field(default_factory=dict)
+    routes6: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class LabState:
     name: str
     nodes: tuple[NodeState, ...] = ()
     networks: dict[str, str] = field(default_factory=dict)
+    networks6: dict[str, str] = field(default_factory=dict)  # IPv6 subnets of dual-stack networks
     owner: str = ""
     created: str = ""
     source: str = ""
@@ -89,17 +93,28 @@ def lab_state(lab: str, containers: list[dict], networks: list[dict]) -> LabStat
                 plan=lbl.get(L.PLAN, "") if apps.get(lbl.get(L.NODE), "running") == RUN else "",
                 image=c.get("ImageID", ""),
                 app=apps.get(lbl.get(L.NODE, ""), ""),
+                addresses6={
+                    k.removeprefix(prefix): v["GlobalIPv6Address"]
+                    for k, v in nets.items()
+                    if k.startswith(prefix) and v.get("GlobalIPv6Address")
+                },
+                routes6=tuple(r for r in lbl.get(L.ROUTES6, "").split(";") if r),
             )
         )
-    subnets = {}
+    subnets, subnets6 = {}, {}
     for n in networks:
         cfg = (n.get("IPAM") or {}).get("Config") or [{}]
-        subnets[n["Labels"].get(L.NETWORK, n["Name"])] = cfg[0].get("Subnet", "")
+        net = n["Labels"].get(L.NETWORK, n["Name"])
+        subnets[net] = cfg[0].get("Subnet", "")
+        six = [c["Subnet"] for c in cfg if ":" in c.get("Subnet", "")]
+        if six:
+            subnets6[net] = six[0]
     first = containers[0]["Labels"] if containers else {}
     return LabState(
         name=lab,
         nodes=tuple(nodes),
         networks=dict(sorted(subnets.items())),
+        networks6=dict(sorted(subnets6.items())),
         owner=first.get(L.OWNER, ""),
         created=first.get(L.CREATED, ""),
         source=first.get(L.SOURCE, ""),
@@ -127,7 +142,11 @@ def json_state(state: LabState) -> str:
             "owner": state.owner,
             "created": state.created,
             "networks": state.networks,
-            "nodes": [n.__dict__ | {"routes": list(n.routes)} for n in state.nodes],
+            "networks6": state.networks6,
+            "nodes": [
+                n.__dict__ | {"routes": list(n.routes), "routes6": list(n.routes6)}
+                for n in state.nodes
+            ],
         },
         indent=2,
     )

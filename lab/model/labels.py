@@ -7,6 +7,7 @@ NETWORK = "hoplab.network"
 ROLE = "hoplab.role"
 PLAN = "hoplab.plan"
 ROUTES = "hoplab.routes"
+ROUTES6 = "hoplab.routes6"  # a dual-stack node's IPv6 routes, for status (not in ROUTES: IPv4 only)
 SOURCE = "hoplab.source"
 OWNER = "hoplab.owner"
 CREATED = "hoplab.created"
