@@ -1,8 +1,9 @@
 """Half-close: the client ends its direction with shutdown(SHUT_WR) and still reads the reply.
 
-hop_halfclose.py serve PORT TIMEOUT
-    accepts one connection, reads until recv() returns b'' (the client's FIN), then replies
-    with the request in capitals and closes; prints what it saw
+hop_halfclose.py serve PORT TIMEOUT [ACCEPT_WAIT]
+    waits up to ACCEPT_WAIT seconds (default TIMEOUT) for one connection, reads until recv()
+    returns b'' (the client's FIN), then replies with the request in capitals and closes;
+    prints what it saw
 hop_halfclose.py client HOST PORT MESSAGE TIMEOUT
     sends MESSAGE, calls shutdown(SHUT_WR), then reads the reply until the server closes
 """
@@ -12,12 +13,12 @@ import socket
 import sys
 
 
-def serve(port: int, timeout: float) -> None:
+def serve(port: int, timeout: float, accept_wait: float) -> None:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))
     s.listen(1)
-    s.settimeout(timeout)
+    s.settimeout(accept_wait)
     print(json.dumps({"listening": port}), flush=True)
     out = {"eof": False, "bytes": 0, "replied": 0}
     try:
@@ -59,6 +60,7 @@ def client(host: str, port: int, message: str, timeout: float) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve(int(sys.argv[2]), float(sys.argv[3]))
+        timeout = float(sys.argv[3])
+        serve(int(sys.argv[2]), timeout, float(sys.argv[4]) if len(sys.argv) > 4 else timeout)
     else:
         client(sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))

@@ -29,6 +29,9 @@ before the server's first data.
 
 PORT = 9183
 TIMEOUT = 3  # seconds; the exchange itself takes milliseconds
+# How long the server waits for the client to connect. That wait spans the capture's start and
+# the client's exec, not only the exchange: over 2 s on a loaded engine, so 3 s failed by chance.
+ACCEPT_WAIT = 60
 
 
 def run(lab: Lab) -> list[Check]:
@@ -40,7 +43,9 @@ def run(lab: Lab) -> list[Check]:
     at, net = (path[-1][0].name if path else srv.name), lab.network_of(srv_ip)
     message = f"hoplab half-close {secrets.token_hex(4)}"
     expected_reply = "REPLY " + message.upper()
-    server = srv.start_py("hop_halfclose.py", "serve", PORT, TIMEOUT, ready="listening")
+    server = srv.start_py(
+        "hop_halfclose.py", "serve", PORT, TIMEOUT, ACCEPT_WAIT, ready="listening"
+    )
 
     # Run: request, shutdown(SHUT_WR), read the reply.
     with lab.capture(at, net, bpf=f"tcp port {PORT}", label=f"{net}-at-{at}") as cap:
