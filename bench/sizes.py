@@ -120,9 +120,7 @@ def measure(engine: Engine, image: str, size: str, rounds: int) -> dict:
     for i in range(rounds):
         name = f"bsz{os.getpid()}x{size}"
         fname = floor_name(f"x{size}")
-        plan = build_plan(
-            topo, fname, engine.taken_subnets(exclude_lab=fname), lifecycle.subnet_pool()
-        )
+        plan = build_plan(topo, fname, list(engine.survey(fname)[1].v4), lifecycle.subnet_pool())
 
         ours = functools.partial(hoplab_round, engine, topo, name, calls, size == "100")
         same = functools.partial(engine._bringup.host_config, plan)  # the very same containers

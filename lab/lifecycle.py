@@ -60,15 +60,14 @@ def make_plan(
     """The plan, and the lab's state as read for it (so `up` need not read it again).
     pool: where taken subnets move to; None means subnet_pool()."""
     lab = check_lab_name(name, key="--name") if name else topo.name
-    state = engine.state(lab)
+    state, taken = engine.survey(lab)
     current = {}
     for net, subnet in state.networks.items():
         with contextlib.suppress(ValueError):
             current[net] = IPv4Network(subnet)
-    taken = engine.taken_subnets(exclude_lab=lab)
-    plan = build_plan(topo, lab, taken, pool or subnet_pool(), current)
+    plan = build_plan(topo, lab, list(taken.v4), pool or subnet_pool(), current)
     if any(n.subnet6 is not None for n in topo.networks):  # dual-stack: the IPv6 half beside
-        six = build_plan6(topo, plan, engine.taken_subnets6(exclude_lab=lab))
+        six = build_plan6(topo, plan, list(taken.v6))
         plan = dataclasses.replace(plan, six=six)
     return plan, state
 

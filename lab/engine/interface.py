@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from ipaddress import IPv4Network, IPv6Network
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from hoplab.engine.state import LabState, Progress, UpReport
+from hoplab.engine.state import LabState, Progress, Taken, UpReport
 from hoplab.model.plan import Plan
 
 if TYPE_CHECKING:
@@ -44,12 +43,9 @@ class EngineAPI(Protocol):
         """Bytes each running node of the lab uses."""
         ...
 
-    def taken_subnets(self, exclude_lab: str) -> list[IPv4Network]:
-        """Subnets of every network on the engine except this lab's own."""
-        ...
-
-    def taken_subnets6(self, exclude_lab: str) -> list[IPv6Network]:
-        """IPv6 subnets of every network on the engine except this lab's own."""
+    def survey(self, lab: str) -> tuple[LabState, Taken]:
+        """The lab's state, and the subnets of every other network on the engine (for the
+        planner), read together."""
         ...
 
     def up(

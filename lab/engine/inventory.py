@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from ipaddress import IPv4Network, IPv6Network
-
 import docker
-from hoplab.engine.state import LabState, lab_state, labs_from
+from hoplab.engine.state import LabState, Taken, lab_state, labs_from, taken_from
 from hoplab.model import labels as L
 
 
@@ -29,29 +26,14 @@ def labs_labelled(api: docker.APIClient, key: str, value: str) -> list[str]:
     return sorted({c["Labels"][L.LAB] for c in found})
 
 
-def taken_subnets(api: docker.APIClient, exclude_lab: str) -> list[IPv4Network]:
-    """Subnets of every network on the engine except this lab's own, for the planner."""
-    out = []
-    for net in api.networks():
-        if (net.get("Labels") or {}).get(L.LAB) == exclude_lab:
-            continue
-        for cfg in (net.get("IPAM") or {}).get("Config") or []:
-            with contextlib.suppress(ValueError, KeyError):
-                out.append(IPv4Network(cfg["Subnet"]))
-    return out
+def survey(api: docker.APIClient, lab: str) -> tuple[LabState, Taken]:
+    """The lab's state and the subnets others hold, for planning: two list calls, not four.
 
-
-def taken_subnets6(api: docker.APIClient, exclude_lab: str) -> list[IPv6Network]:
-    """IPv6 subnets of every network on the engine except this lab's own (Docker refuses
-    overlapping pools in either family)."""
-    out = []
-    for net in api.networks():
-        if (net.get("Labels") or {}).get(L.LAB) == exclude_lab:
-            continue
-        for cfg in (net.get("IPAM") or {}).get("Config") or []:
-            with contextlib.suppress(ValueError, KeyError):
-                out.append(IPv6Network(cfg["Subnet"]))
-    return out
+    The unfiltered network list holds the lab's own networks too, so it serves both."""
+    containers = api.containers(all=True, filters=L.lab_filter(lab))
+    networks = api.networks()
+    own = [n for n in networks if (n.get("Labels") or {}).get(L.LAB) == lab]
+    return lab_state(lab, containers, own), taken_from(networks, lab)
 
 
 def memory_usage(api: docker.APIClient, container: str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from ipaddress import IPv4Network, IPv6Network
 
 import docker
 from hoplab.engine import egress, egress6, inside, inventory
@@ -31,6 +30,7 @@ from hoplab.engine.state import (
     LabState,
     NodeState,
     Progress,
+    Taken,
     UpReport,
     json_state,
     no_progress,
@@ -97,11 +97,8 @@ class Engine:
         )
         return {n.name: v for n, v in zip(nodes, values, strict=True)}
 
-    def taken_subnets(self, exclude_lab: str) -> list[IPv4Network]:
-        return inventory.taken_subnets(self.api, exclude_lab)
-
-    def taken_subnets6(self, exclude_lab: str) -> list[IPv6Network]:
-        return inventory.taken_subnets6(self.api, exclude_lab)
+    def survey(self, lab: str) -> tuple[LabState, Taken]:
+        return inventory.survey(self.api, lab)
 
     # --- up and down -------------------------------------------------------------------------
 

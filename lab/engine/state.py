@@ -6,9 +6,11 @@ what `hoplab status` shows and what the unit tests check come from the same code
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from hoplab.model import labels as L
 
@@ -150,3 +152,26 @@ def json_state(state: LabState) -> str:
         },
         indent=2,
     )
+
+
+@dataclass(frozen=True)
+class Taken:
+    """Subnets of every network on the engine except one lab's own, in both families: the
+    planner moves the lab's subnets off them (Docker refuses overlapping pools in either)."""
+
+    v4: tuple[IPv4Network, ...] = ()
+    v6: tuple[IPv6Network, ...] = ()
+
+
+def taken_from(networks: list[dict], exclude_lab: str) -> Taken:
+    """Pure: the subnets of a network list entry by entry, the lab's own left out."""
+    v4: list[IPv4Network] = []
+    v6: list[IPv6Network] = []
+    for net in networks:
+        if (net.get("Labels") or {}).get(L.LAB) == exclude_lab:
+            continue
+        for cfg in (net.get("IPAM") or {}).get("Config") or []:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                subnet = ip_network(cfg["Subnet"])
+                (v4 if isinstance(subnet, IPv4Network) else v6).append(subnet)  # type: ignore[arg-type]
+    return Taken(tuple(v4), tuple(v6))

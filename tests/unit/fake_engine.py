@@ -18,13 +18,22 @@ import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network
 from typing import Any
 
 from hoplab.engine.bringup import create_error
 from hoplab.engine.parallel import parallel
 from hoplab.engine.reconcile import apply, decide, node_labels, route_label
-from hoplab.engine.state import LabState, Progress, UpReport, lab_state, labs_from, no_progress
+from hoplab.engine.state import (
+    LabState,
+    Progress,
+    Taken,
+    UpReport,
+    lab_state,
+    labs_from,
+    no_progress,
+    taken_from,
+)
 from hoplab.errors import Cancelled, HoplabError
 from hoplab.model import labels as L
 from hoplab.model.plan import NetPlan, NodePlan, Plan
@@ -126,16 +135,11 @@ class FakeEngine:
     def memory(self, lab: str) -> dict[str, int]:
         return {n.name: 8 << 20 for n in self.state(lab).nodes if n.state == "running"}
 
-    def taken_subnets6(self, exclude_lab: str) -> list[IPv6Network]:
-        return []  # the fake engine holds IPv4 networks only
-
-    def taken_subnets(self, exclude_lab: str) -> list[IPv4Network]:
+    def survey(self, lab: str) -> tuple[LabState, Taken]:
+        """As the real engine: the lab's own objects and every network's subnets, read once."""
         with self._lock:
-            return [
-                IPv4Network(n["IPAM"]["Config"][0]["Subnet"])
-                for n in self.networks.values()
-                if n["Labels"].get(L.LAB) != exclude_lab
-            ]
+            networks = list(self.networks.values())
+        return self.state(lab), taken_from(networks, lab)
 
     # --- EngineAPI: up and down (the real decisions, fake objects) -------------------------------
 

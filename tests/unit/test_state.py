@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Network, IPv6Network
 
 from hoplab.cli.commands import _status_table
-from hoplab.engine.state import json_state, lab_state
+from hoplab.engine.state import json_state, lab_state, taken_from
 from hoplab.model import labels as L
 from rich.console import Console
 
@@ -65,3 +66,22 @@ def test_status_shows_both_families() -> None:
     assert "lan1 10.77.1.0/24 fd77:1::/64" in text
     assert "lan1 10.77.1.10 fd77:1::a" in text and "lan4 10.77.4.10" in text
     assert "fd77::/16 -> fd77:1::1" in text and "10.77.0.0/16 -> 10.77.1.1" in text
+
+
+def test_taken_subnets_come_from_one_network_list_in_both_families_without_the_labs_own():
+    def net(lab: str | None, *subnets: str) -> dict:
+        return {
+            "Labels": {L.LAB: lab} if lab else None,
+            "IPAM": {"Config": [{"Subnet": s} for s in subnets]},
+        }
+
+    networks = [
+        net("mine", "10.77.1.0/24", "fd77:1::/64"),
+        net("other", "10.77.2.0/24", "fd77:2::/64"),
+        net(None, "172.17.0.0/16"),
+        {"Labels": {}, "IPAM": None},  # the host and none networks have no IPAM config
+        net(None, "not a subnet"),
+    ]
+    taken = taken_from(networks, "mine")
+    assert taken.v4 == (IPv4Network("10.77.2.0/24"), IPv4Network("172.17.0.0/16"))
+    assert taken.v6 == (IPv6Network("fd77:2::/64"),)
