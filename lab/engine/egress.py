@@ -45,14 +45,25 @@ HELPER_LAB = "hoplab-host-rules"
 # must not interleave one's remove-then-insert with another's check.
 _ONE_AT_A_TIME = threading.Lock()
 _WILD = f"{BRIDGE_PREFIX}+"
-_MARK = f"-m comment --comment {TAG}"
-# In order: the RETURN for bridged frames must come before the DROPs.
-RULES = (
-    ("DOCKER-USER", f"-i {_WILD} -m physdev --physdev-is-bridged {_MARK} -j RETURN"),
-    ("DOCKER-USER", f"-i {_WILD} {_MARK} -j DROP"),
-    ("DOCKER-USER", f"-o {_WILD} {_MARK} -j DROP"),
-    ("INPUT", f"-i {_WILD} {_MARK} -j DROP"),
-)
+
+
+def rules(forward_chain: str, tag: str) -> tuple[tuple[str, str], ...]:
+    """The four rules that keep labs in, as (chain, rule) pairs: forwarded traffic is judged in
+    forward_chain (DOCKER-USER for IPv4, FORWARD for egress6's ip6tables), traffic to the host in
+    INPUT, and every rule carries the comment tag that check and remove look for.
+
+    In order: the RETURN for bridged frames must come before the DROPs.
+    """
+    mark = f"-m comment --comment {tag}"
+    return (
+        (forward_chain, f"-i {_WILD} -m physdev --physdev-is-bridged {mark} -j RETURN"),
+        (forward_chain, f"-i {_WILD} {mark} -j DROP"),
+        (forward_chain, f"-o {_WILD} {mark} -j DROP"),
+        ("INPUT", f"-i {_WILD} {mark} -j DROP"),
+    )
+
+
+RULES = rules("DOCKER-USER", TAG)
 
 # POSIX sh, run on the host or in the helper. Uses the backend whose tables hold the chain the
 # rules go in (nft or legacy): rules in the other backend would do nothing.

@@ -23,14 +23,7 @@ from hoplab.engine import egress
 from hoplab.errors import HoplabError
 
 TAG = "hoplab-egress6"
-_WILD = f"{egress.BRIDGE_PREFIX}+"
-_MARK = f"-m comment --comment {TAG}"
-RULES = (
-    ("FORWARD", f"-i {_WILD} -m physdev --physdev-is-bridged {_MARK} -j RETURN"),
-    ("FORWARD", f"-i {_WILD} {_MARK} -j DROP"),
-    ("FORWARD", f"-o {_WILD} {_MARK} -j DROP"),
-    ("INPUT", f"-i {_WILD} {_MARK} -j DROP"),
-)
+RULES = egress.rules("FORWARD", TAG)
 
 
 def script() -> str:
