@@ -64,12 +64,19 @@ def hoplab_round(engine: Engine, path: Path | dict, name: str) -> tuple[float, f
     return t1 - t0, t2 - t1, lab.report.timings
 
 
-def compose_round(project: str) -> tuple[float, float]:
+def compose_round(project: str, path: Path = COMPOSE) -> tuple[float, float]:
+    """`up -d` and `down` of one compose file; a failed up is still taken down."""
     exe = shutil.which("docker-compose")
-    base = [exe, "-p", project, "-f", str(COMPOSE)]
-    t0 = time.perf_counter()
-    subprocess.run([*base, "up", "-d"], check=True, capture_output=True)
-    t1 = time.perf_counter()
+    if exe is None:
+        raise RuntimeError("docker-compose is not installed")
+    base = [exe, "-p", project, "-f", str(path)]
+    try:
+        t0 = time.perf_counter()
+        subprocess.run([*base, "up", "-d"], check=True, capture_output=True)
+        t1 = time.perf_counter()
+    except BaseException:
+        subprocess.run([*base, "down"], capture_output=True)
+        raise
     subprocess.run([*base, "down"], check=True, capture_output=True)
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1

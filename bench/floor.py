@@ -87,15 +87,22 @@ def up(
     pids and CPU limits); None gives a bare container (NET_ADMIN, init) for comparison."""
 
     def network(net) -> None:  # noqa: ANN001 (NetPlan)
-        ipam = docker.types.IPAMConfig(
-            pool_configs=[docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))]
-        )
+        pools = [docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))]
+        subnet6 = plan.six.subnet(net.name) if plan.six else None
+        if subnet6 is not None:  # a dual-stack lab's networks are dual-stack here too
+            pools.append(docker.types.IPAMPool(subnet=str(subnet6)))
+        ipam = docker.types.IPAMConfig(pool_configs=pools)
         # The driver options of a lab network (no gateway address, no NAT, a hl- bridge name
         # that the host's egress rules cover), so the bridges are the same as hoplab's.
         options = {INHIBIT: "true", **egress.network_options()}
         options[egress.BRIDGE_OPT] = egress.bridge_name(net.docker_name)
         nid = api.create_network(
-            net.docker_name, driver="bridge", ipam=ipam, options=options, labels={LABEL: plan.lab}
+            net.docker_name,
+            driver="bridge",
+            ipam=ipam,
+            options=options,
+            enable_ipv6=subnet6 is not None,
+            labels={LABEL: plan.lab},
         )["Id"]
         made.networks[net.docker_name] = nid
 

@@ -5,7 +5,9 @@
 
 Each round brings every size up and down with hoplab and with the floor back to back (the order
 alternates between rounds, so a machine that slows down does not favour one), and the ratio is
-taken pair by pair inside the round; the summary is the median of those ratios. Also per size:
+taken pair by pair inside the round; the summary is the median of those ratios. docker-compose v1
+runs the same lab as plain Compose at every size up to --compose-up-to, and Mininet builds the
+default lab where it is installed (neither is left out silently). Also per size:
 hoplab's own phase profile (lab.report.timings), the engine API calls per node (counted at
 docker-py's HTTP session), and at 100 nodes the idle memory per node. Writes JSON and a PNG plot
 of up and down time against node count. The load average is kept beside every size: figures from
@@ -19,19 +21,23 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import hoplab
+import yaml
 from floor import floor_name, round_trip
 from hoplab import lifecycle, resources
 from hoplab.engine.image import ensure_image
 from hoplab.engine.labs import Engine
-from hoplab.model.plan import build_plan
+
+from bench import compose_round, mininet_available, mininet_round
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = "default,25,50,100,200"
@@ -54,6 +60,27 @@ def generated(nodes: int) -> dict:
         for h in range(per_lan - 1):
             services[f"h{r}x{h}"] = {"networks": [f"lan{r}"]}
     return {"x-hoplab": {"name": f"gen{nodes}"}, "services": services, "networks": networks}
+
+
+def compose_doc(doc: dict) -> dict:
+    """A generated topology as plain Compose: the node image with NET_ADMIN on the same
+    networks and subnets, routers forwarding; no routes (compose has no way to plan them)."""
+    services = {}
+    for name, svc in doc["services"].items():
+        plain = {"image": "hoplab/node", "cap_add": ["NET_ADMIN"], "networks": svc["networks"]}
+        if svc.get("x-hoplab", {}).get("role") == "router":
+            plain["sysctls"] = {"net.ipv4.ip_forward": 1}
+        services[name] = plain
+    return {"services": services, "networks": doc["networks"]}
+
+
+def compose_path(size: str, folder: Path) -> Path:
+    """The compose file for a size: the repository's compose.yaml for the default lab."""
+    if size == "default":
+        return ROOT / "compose.yaml"
+    path = folder / f"compose-{size}.yaml"
+    path.write_text(yaml.safe_dump(compose_doc(generated(int(size)))))
+    return path
 
 
 class CallCounter:
@@ -110,7 +137,11 @@ def summary(values: list[float]) -> dict:
     }
 
 
-def measure(engine: Engine, image: str, size: str, rounds: int) -> dict:
+def measure(
+    engine: Engine, image: str, size: str, rounds: int, compose_file: Path | None, mininet: bool
+) -> dict:
+    """Rounds of one size. compose_file: the same lab as plain Compose (None: compose is left
+    out at this size); mininet: also build it with Mininet (the default lab only)."""
     doc = resources.default_lab() if size == "default" else generated(int(size))
     topo = hoplab.topology(doc)
     calls = CallCounter(engine.client.api)
@@ -120,7 +151,7 @@ def measure(engine: Engine, image: str, size: str, rounds: int) -> dict:
     for i in range(rounds):
         name = f"bsz{os.getpid()}x{size}"
         fname = floor_name(f"x{size}")
-        plan = build_plan(topo, fname, list(engine.survey(fname)[1].v4), lifecycle.subnet_pool())
+        plan, _ = lifecycle.make_plan(engine, topo, fname)  # a dual-stack lab's IPv6 half too
 
         ours = functools.partial(hoplab_round, engine, topo, name, calls, size == "100")
         same = functools.partial(engine._bringup.host_config, plan)  # the very same containers
@@ -134,6 +165,14 @@ def measure(engine: Engine, image: str, size: str, rounds: int) -> dict:
         finally:
             with contextlib.suppress(Exception):
                 hoplab.down(name, engine=engine)
+        others = {}
+        if compose_file is not None:
+            c_up, c_down = compose_round(f"bszc{os.getpid()}", compose_file)
+            others |= {"compose up": c_up, "compose down": c_down}
+            others |= {"up / compose up": h[0] / c_up, "down / compose down": h[1] / c_down}
+        if mininet:
+            m_up, m_down = mininet_round()
+            others |= {"mininet up": m_up, "mininet down": m_down}
         h_up, h_down, timings, ucalls, dcalls, mem = h
         profiles.append(timings)
         up_calls.update(ucalls)
@@ -149,7 +188,7 @@ def measure(engine: Engine, image: str, size: str, rounds: int) -> dict:
             "floor down: endpoint-lock wait (worker-seconds)": f[3],
             "up / floor up": h_up / f[0],
             "down / floor down": h_down / f[1],
-        }.items():
+        }.items() | others.items():
             rows.setdefault(key, []).append(value)
         load.append(round(os.getloadavg()[0], 2))
     n = len(topo.nodes)
@@ -178,15 +217,23 @@ def plot(results: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = sorted(results, key=lambda s: results[s]["nodes"])
-    xs = [results[s]["nodes"] for s in sizes]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    contenders = (
+        ("hoplab", "o-", "hoplab"),
+        ("floor", "s--", "parallel docker-py floor"),
+        ("compose", "^:", "docker-compose v1"),
+        ("mininet", "x-.", "Mininet"),
+    )
     for ax, phase in zip(axes, ("up", "down"), strict=True):
-        for who, style in (("hoplab", "o-"), ("floor", "s--")):
+        for who, style, label in contenders:
             key = f"{who} {phase}"
-            med = [results[s][key]["median"] for s in sizes]
-            lo = [m - results[s][key]["min"] for s, m in zip(sizes, med, strict=True)]
-            hi = [results[s][key]["max"] - m for s, m in zip(sizes, med, strict=True)]
-            label = "hoplab" if who == "hoplab" else "parallel docker-py floor"
+            have = [s for s in sizes if key in results[s]]  # compose and Mininet: where run
+            if not have:
+                continue
+            med = [results[s][key]["median"] for s in have]
+            lo = [m - results[s][key]["min"] for s, m in zip(have, med, strict=True)]
+            hi = [results[s][key]["max"] - m for s, m in zip(have, med, strict=True)]
+            xs = [results[s]["nodes"] for s in have]
             ax.errorbar(xs, med, yerr=[lo, hi], fmt=style, capsize=3, label=label)
         ax.set_title(f"{phase} (s)")
         ax.set_xlabel("nodes")
@@ -202,23 +249,47 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default=SIZES, help=f"comma-separated (default {SIZES})")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument(
+        "--compose-up-to",
+        type=int,
+        default=200,
+        help="run docker-compose v1 at sizes up to this many nodes (0: never; default 200)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results" / "sizes.json")
     args = ap.parse_args()
     engine = hoplab.from_env()
     image = ensure_image(engine.client, resources.hosts_dir(), lambda *_: None)
     results = {}
-    for size in args.sizes.split(","):
-        print(f"size {size}: {args.rounds} round(s)", file=sys.stderr)
-        results[size] = measure(engine, image, size.strip(), args.rounds)
-        r = results[size]
-        print(
-            f"  {r['nodes']} nodes: up {r['hoplab up']['median']:.2f} s vs floor "
-            f"{r['floor up']['median']:.2f} s (ratio {r['up / floor up']['median']:.2f}); "
-            f"down {r['hoplab down']['median']:.2f} s vs {r['floor down']['median']:.2f} s "
-            f"(ratio {r['down / floor down']['median']:.2f}); load "
-            f"{r['loadavg (1 min) before and after each round']}",
-            file=sys.stderr,
-        )
+    compose = shutil.which("docker-compose") is not None
+    mininet = mininet_available()
+    if not compose or not mininet:
+        left = [w for w, have in (("docker-compose", compose), ("Mininet", mininet)) if not have]
+        print(f"not installed, so left out: {' and '.join(left)}", file=sys.stderr)
+    folder = Path(tempfile.mkdtemp(prefix="hoplab-sizes-"))
+    try:
+        for size in (s.strip() for s in args.sizes.split(",")):
+            print(f"size {size}: {args.rounds} round(s)", file=sys.stderr)
+            nodes = len(hoplab.topology(resources.default_lab()).nodes) if size == "default" else 0
+            with_compose = compose and (nodes or int(size)) <= args.compose_up_to
+            results[size] = measure(
+                engine,
+                image,
+                size,
+                args.rounds,
+                compose_path(size, folder) if with_compose else None,
+                mininet and size == "default",  # mininet_lab.py builds the default lab
+            )
+            r = results[size]
+            print(
+                f"  {r['nodes']} nodes: up {r['hoplab up']['median']:.2f} s vs floor "
+                f"{r['floor up']['median']:.2f} s (ratio {r['up / floor up']['median']:.2f}); "
+                f"down {r['hoplab down']['median']:.2f} s vs {r['floor down']['median']:.2f} s "
+                f"(ratio {r['down / floor down']['median']:.2f}); load "
+                f"{r['loadavg (1 min) before and after each round']}",
+                file=sys.stderr,
+            )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     plot(results, args.out.with_suffix(".png"))
