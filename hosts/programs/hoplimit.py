@@ -7,89 +7,43 @@ hoplimit.py trace ADDR [MAX_HOPS]  IPV6_UNICAST_HOPS 1, 2, ... and ICMPv6 errors
 
 import json
 import socket
-import struct
-import sys
-import time
+
+# ttl.py sits beside this file in /opt/hoplab of every node (and in hosts/programs): the probe
+# loop, the receive and send sides and the command line are its, given IPv6's socket options.
+from ttl import Family, hop_list, main, receive, send_one
 
 IPV6_RECVERR = 25  # Linux value; Python's socket module lacks the name
 SO_EE_ORIGIN_ICMP6 = 3
 ICMP6_DST_UNREACH = 1
 
+IPV6 = Family(
+    af=socket.AF_INET6,
+    any_addr="::",
+    level=socket.IPPROTO_IPV6,
+    hops_option=socket.IPV6_UNICAST_HOPS,
+    recv_option=socket.IPV6_RECVHOPLIMIT,
+    recv_cmsg=socket.IPV6_HOPLIMIT,
+    recverr=IPV6_RECVERR,
+    origin_icmp=SO_EE_ORIGIN_ICMP6,
+    dest_unreach=ICMP6_DST_UNREACH,
+    key="hops",
+    addr_at=8,  # sockaddr_in6: family u16, port u16, flowinfo u32, address 16 bytes
+    addr_len=16,
+)
+
 
 def listen(port: int) -> None:
-    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
-    s.bind(("::", port))
-    s.settimeout(15)
-    print(json.dumps({"listening": port}), flush=True)
-    data, anc, _flags, peer = s.recvmsg(2048, socket.CMSG_SPACE(4))
-    hops = next(
-        (
-            struct.unpack("i", d[:4])[0]
-            for lvl, typ, d in anc
-            if lvl == socket.IPPROTO_IPV6 and typ == socket.IPV6_HOPLIMIT
-        ),
-        None,
-    )
-    print(json.dumps({"hop_limit": hops, "peer": peer[0], "bytes": len(data)}), flush=True)
+    hops, peer, size = receive(port, IPV6)
+    print(json.dumps({"hop_limit": hops, "peer": peer[0], "bytes": size}), flush=True)
 
 
 def send(addr: str, port: int) -> None:
-    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    s.sendto(b"hop-limit probe", (addr, port))
-    print(
-        json.dumps({"sent_hop_limit": s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS)})
-    )
-
-
-def probe(addr: str, hops: int, port: int) -> dict:
-    """One probe; an ICMPv6 error comes back on the error queue with the offender's address."""
-    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, hops)
-    s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
-    s.connect((addr, port))
-    s.send(b"hoplab trace")
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
-        try:
-            _data, anc, _flags, _addr = s.recvmsg(
-                512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
-            )
-        except BlockingIOError:
-            time.sleep(0.005)
-            continue
-        for level, typ, data in anc:
-            if level == socket.IPPROTO_IPV6 and typ == IPV6_RECVERR:
-                # struct sock_extended_err (16 bytes), then the offender's sockaddr_in6:
-                # family u16, port u16, flowinfo u32, address 16 bytes.
-                errno_, origin, icmp_type, code = struct.unpack("IBBB", data[:7])
-                offender = socket.inet_ntop(socket.AF_INET6, data[16 + 8 : 16 + 24])
-                return {
-                    "hops": hops,
-                    "from": offender,
-                    "icmp_type": icmp_type,
-                    "icmp_code": code,
-                    "errno": errno_,
-                    "icmp": origin == SO_EE_ORIGIN_ICMP6,
-                }
-    return {"hops": hops, "from": None}
+    print(json.dumps({"sent_hop_limit": send_one(addr, port, b"hop-limit probe", IPV6)}))
 
 
 def trace(addr: str, max_hops: int) -> None:
-    out = []
-    for hops in range(1, max_hops + 1):
-        hop = probe(addr, hops, 33434 + hops)
-        out.append(hop)
-        if hop["from"] == addr or hop.get("icmp_type") == ICMP6_DST_UNREACH:
-            break
-    print(json.dumps({"destination": addr, "hops": out}))
+    print(json.dumps({"destination": addr, "hops": hop_list(addr, max_hops, IPV6)}))
 
 
 if __name__ == "__main__":
-    cmd = sys.argv[1]
-    if cmd == "listen":
-        listen(int(sys.argv[2]))
-    elif cmd == "send":
-        send(sys.argv[2], int(sys.argv[3]))
-    else:
-        trace(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 8)
+    main(listen, send, trace)

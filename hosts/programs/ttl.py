@@ -10,6 +10,8 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 IP_RECVERR = 11
 IP_RECVTTL = 12  # Linux value; Python 3.11's socket module lacks the name
@@ -18,36 +20,80 @@ ICMP_TIME_EXCEEDED = 11
 ICMP_DEST_UNREACH = 3
 
 
-def listen(port: int) -> None:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
-    s.bind(("0.0.0.0", port))
+class Family(NamedTuple):
+    """What the hop-count lesson's sockets differ in between IPv4 (here) and IPv6 (hoplimit.py,
+    which imports this file: both sit in /opt/hoplab of every node)."""
+
+    af: int
+    any_addr: str  # what listen() binds
+    level: int  # IPPROTO_IP or IPPROTO_IPV6
+    hops_option: int  # IP_TTL or IPV6_UNICAST_HOPS: the count a probe starts with
+    recv_option: int  # IP_RECVTTL or IPV6_RECVHOPLIMIT: ask for the count a datagram arrived with
+    recv_cmsg: int  # IP_TTL or IPV6_HOPLIMIT: the ancillary message that carries it
+    recverr: int  # IP_RECVERR or IPV6_RECVERR: ICMP errors on the error queue
+    origin_icmp: int  # SO_EE_ORIGIN_ICMP or SO_EE_ORIGIN_ICMP6
+    dest_unreach: int  # the ICMP type the destination's closed port answers with
+    key: str  # the name a hop's count goes under in the JSON
+    addr_at: int  # where the address starts in the offender's sockaddr
+    addr_len: int
+
+
+IPV4 = Family(
+    af=socket.AF_INET,
+    any_addr="0.0.0.0",
+    level=socket.IPPROTO_IP,
+    hops_option=socket.IP_TTL,
+    recv_option=IP_RECVTTL,
+    recv_cmsg=socket.IP_TTL,
+    recverr=IP_RECVERR,
+    origin_icmp=SO_EE_ORIGIN_ICMP,
+    dest_unreach=ICMP_DEST_UNREACH,
+    key="ttl",
+    addr_at=4,  # sockaddr_in: family u16, port u16, address 4 bytes
+    addr_len=4,
+)
+
+
+def receive(port: int, fam: Family = IPV4) -> tuple[int | None, tuple, int]:
+    """One UDP datagram on port: (the count it arrived with, its peer, its length)."""
+    s = socket.socket(fam.af, socket.SOCK_DGRAM)
+    s.setsockopt(fam.level, fam.recv_option, 1)
+    s.bind((fam.any_addr, port))
     s.settimeout(15)
     print(json.dumps({"listening": port}), flush=True)
     data, anc, _flags, peer = s.recvmsg(2048, socket.CMSG_SPACE(4))
-    ttl = next(
+    count = next(
         (
             struct.unpack("i", d[:4])[0]
             for lvl, typ, d in anc
-            if lvl == socket.IPPROTO_IP and typ == socket.IP_TTL
+            if lvl == fam.level and typ == fam.recv_cmsg
         ),
         None,
     )
-    print(json.dumps({"ttl": ttl, "peer": list(peer), "bytes": len(data)}), flush=True)
+    return count, peer, len(data)
+
+
+def send_one(host: str, port: int, payload: bytes, fam: Family = IPV4) -> int:
+    """Send one UDP datagram; return the default count it left with."""
+    s = socket.socket(fam.af, socket.SOCK_DGRAM)
+    s.sendto(payload, (host, port))
+    return s.getsockopt(fam.level, fam.hops_option)
+
+
+def listen(port: int) -> None:
+    ttl, peer, size = receive(port)
+    print(json.dumps({"ttl": ttl, "peer": list(peer), "bytes": size}), flush=True)
 
 
 def send(host: str, port: int) -> None:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.sendto(b"ttl probe", (host, port))
-    default_ttl = s.getsockopt(socket.IPPROTO_IP, socket.IP_TTL)
-    print(json.dumps({"sent_ttl": default_ttl}))
+    print(json.dumps({"sent_ttl": send_one(host, port, b"ttl probe")}))
 
 
-def probe(host: str, ttl: int, port: int) -> dict:
+def probe(host: str, count: int, port: int, fam: Family = IPV4) -> dict:
     """One probe: errors come back on the socket's error queue, with the offender's address."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-    s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+    s = socket.socket(fam.af, socket.SOCK_DGRAM)
+    s.setsockopt(fam.level, fam.hops_option, count)
+    s.setsockopt(fam.level, fam.recverr, 1)
     s.connect((host, port))
     s.send(b"hoplab trace")
     deadline = time.monotonic() + 2.0
@@ -60,34 +106,41 @@ def probe(host: str, ttl: int, port: int) -> dict:
             time.sleep(0.005)
             continue
         for level, typ, data in anc:
-            if level == socket.IPPROTO_IP and typ == IP_RECVERR:
+            if level == fam.level and typ == fam.recverr:
                 # struct sock_extended_err: errno u32, origin u8, type u8, code u8, pad u8,
-                # info u32, data u32, then the offender's sockaddr_in.
+                # info u32, data u32 (16 bytes), then the offender's sockaddr.
                 errno_, origin, icmp_type, code = struct.unpack("IBBB", data[:7])
-                offender = socket.inet_ntoa(data[16 + 4 : 16 + 8])
+                at = 16 + fam.addr_at
+                offender = socket.inet_ntop(fam.af, data[at : at + fam.addr_len])
                 return {
-                    "ttl": ttl,
+                    fam.key: count,
                     "from": offender,
                     "icmp_type": icmp_type,
                     "icmp_code": code,
                     "errno": errno_,
-                    "icmp": origin == SO_EE_ORIGIN_ICMP,
+                    "icmp": origin == fam.origin_icmp,
                 }
-    return {"ttl": ttl, "from": None}
+    return {fam.key: count, "from": None}
+
+
+def hop_list(dst: str, max_hops: int, fam: Family = IPV4) -> list[dict]:
+    """Probes with count 1, 2, ... until the destination (or its unreachable port) answers."""
+    hops = []
+    for count in range(1, max_hops + 1):
+        hop = probe(dst, count, 33434 + count, fam)
+        hops.append(hop)
+        if hop["from"] == dst or hop.get("icmp_type") == fam.dest_unreach:
+            break
+    return hops
 
 
 def trace(host: str, max_hops: int) -> None:
     dst = socket.gethostbyname(host)
-    hops = []
-    for ttl in range(1, max_hops + 1):
-        hop = probe(dst, ttl, 33434 + ttl)
-        hops.append(hop)
-        if hop["from"] == dst or hop.get("icmp_type") == ICMP_DEST_UNREACH:
-            break
-    print(json.dumps({"destination": dst, "hops": hops}))
+    print(json.dumps({"destination": dst, "hops": hop_list(dst, max_hops)}))
 
 
-if __name__ == "__main__":
+def main(listen: Callable, send: Callable, trace: Callable) -> None:
+    """The command line both programs share: listen PORT | send HOST PORT | trace HOST [MAX]."""
     cmd = sys.argv[1]
     if cmd == "listen":
         listen(int(sys.argv[2]))
@@ -95,3 +148,7 @@ if __name__ == "__main__":
         send(sys.argv[2], int(sys.argv[3]))
     else:
         trace(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 8)
+
+
+if __name__ == "__main__":
+    main(listen, send, trace)
