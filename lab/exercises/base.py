@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hoplab.checks import Check
+from hoplab.checks import Check, check
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
-    from hoplab.runtime.net import Lab
+    from hoplab.runtime.net import Lab, Node
 
 
 @dataclass(frozen=True)
@@ -18,3 +18,44 @@ class Exercise:
     summary: str
     lesson: str
     run: Callable[[Lab], list[Check]]
+
+
+def drops_once_per_router(
+    name: str,
+    what: str,
+    sent: int,
+    arrived: int | None,
+    peer: object,
+    path: Sequence[tuple[Node, str]],
+    *,
+    evidence: str,
+    hint: str,
+) -> Check:
+    """The TTL (or IPv6 hop limit, named by what) a datagram arrived with is the one it was
+    sent with, less one per router on the planned path."""
+    expected = sent - len(path)
+    routers = ", ".join(n.name for n, _ in path)
+    return check(
+        name,
+        arrived == expected,
+        f"{sent} - {len(path)} routers ({routers}) = {expected}",
+        f"{what} {arrived} from {peer}",
+        evidence=evidence,
+        hint=hint,
+    )
+
+
+def hop_list(
+    name: str, trace: dict, wanted: Sequence[str | None], *, evidence: str, hint: str
+) -> Check:
+    """A traceroute's answers (the "from" of each hop in trace) are the wanted addresses, in
+    order: each router's address facing the sender, then the destination."""
+    seen = [h["from"] for h in trace["hops"]]
+    return check(
+        name,
+        seen == list(wanted),
+        " -> ".join(str(w) for w in wanted),
+        " -> ".join(str(h) for h in seen),
+        evidence=evidence,
+        hint=hint,
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from hoplab.checks import Check, check, env
-from hoplab.exercises.base import Exercise
+from hoplab.checks import Check, env
+from hoplab.exercises.base import Exercise, drops_once_per_router, hop_list
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.net import Lab, Node
@@ -64,25 +64,22 @@ def run(lab: Lab) -> list[Check]:
     trace = src.py("hoplimit.py", "trace", dst6, 8, timeout=30).json()
 
     # Check.
-    routers = [n.name for n, _ in path]
-    expected = sent["sent_hop_limit"] - len(path)
-    seen = [h["from"] for h in trace["hops"]]
-    wanted = [*hops6, dst6]
     return [
-        check(
+        drops_once_per_router(
             "the hop limit drops once per router",
-            got.get("hop_limit") == expected,
-            f"{sent['sent_hop_limit']} - {len(path)} routers ({', '.join(routers)}) = {expected}",
-            f"hop limit {got.get('hop_limit')} from {got.get('peer')}",
+            "hop limit",
+            sent["sent_hop_limit"],
+            got.get("hop_limit"),
+            got.get("peer"),
+            path,
             evidence="srv: hoplimit.py listen (IPV6_RECVHOPLIMIT)",
             hint="a missing IPv6 route or a router not forwarding IPv6 changes the count; "
             "compare `ip -6 route` in each node with the path",
         ),
-        check(
+        hop_list(
             "an IPv6 traceroute lists the routers in order, then the destination",
-            seen == wanted,
-            " -> ".join(str(w) for w in wanted),
-            " -> ".join(str(h) for h in seen),
+            trace,
+            [*hops6, dst6],
             evidence="alice: hoplimit.py trace (IPV6_UNICAST_HOPS + IPV6_RECVERR)",
             hint="each router answers ICMPv6 time exceeded from the address facing the sender; "
             "None means no error came back",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.checks import Check
+from hoplab.exercises.base import Exercise, drops_once_per_router, hop_list
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.net import Lab
@@ -49,25 +49,22 @@ def run(lab: Lab) -> list[Check]:
         trace = src.py("ttl.py", "trace", dst_ip, 8, timeout=30).json()
 
     # Check.
-    routers = [n.name for n, _ in path]
-    expected_ttl = sent["sent_ttl"] - len(path)
-    hops = [h["from"] for h in trace["hops"]]
-    expected_hops = [via for _, via in path] + [dst_ip]
     return [
-        check(
+        drops_once_per_router(
             "TTL drops once per router",
-            got.get("ttl") == expected_ttl,
-            f"{sent['sent_ttl']} - {len(path)} routers ({', '.join(routers)}) = {expected_ttl}",
-            f"TTL {got.get('ttl')} from {got.get('peer')}",
+            "TTL",
+            sent["sent_ttl"],
+            got.get("ttl"),
+            got.get("peer"),
+            path,
             evidence="srv: ttl.py listen (IP_RECVTTL)",
             hint="a host on the path forwarding, or a missing router, changes the count; "
             "compare `hoplab status` routes with the path",
         ),
-        check(
+        hop_list(
             "traceroute lists the routers in order, then the destination",
-            hops == expected_hops,
-            " -> ".join(expected_hops),
-            " -> ".join(str(h) for h in hops),
+            trace,
+            [via for _, via in path] + [dst_ip],
             evidence="alice: ttl.py trace (IP_TTL + IP_RECVERR)",
             hint="each router answers from the address facing the sender; a '*' means no "
             "time-exceeded came back (ICMP filtered or a router down)",
