@@ -12,7 +12,7 @@ import json
 import socket
 import subprocess
 from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
@@ -26,10 +26,11 @@ from hoplab.exercises import (
     neighbour_discovery,
     no_fragmenting_routers,
 )
+from hoplab.exercises.base import Exercise
 from hoplab.exercises.runner import run_one
 from hoplab.model.load import load, parse
 from hoplab.model.plan6 import POOL6
-from hoplab.runtime.net import Lab
+from hoplab.runtime.net import Lab, Node
 
 from tests.conftest import unique_lab_name
 
@@ -138,6 +139,39 @@ def bridge_mac(lab: Lab, net: str) -> str:
     return json.loads(res.stdout)[0]["address"]
 
 
+def address6(lab: Lab, node: str, network: str) -> str:
+    """The node's IPv6 address on network, as the engine reports it."""
+    return lab.state_node(node).addresses6[network]
+
+
+def planned_route6(lab: Lab, node: str, network: str) -> list[str]:
+    """The node's planned IPv6 route to network in `ip -6 route` words: subnet, via, gateway."""
+    subnet = lab.state.networks6[network]
+    return next(r.split() for r in lab.state_node(node).routes6 if r.split()[0] == subnet)
+
+
+def fails_when_broken(
+    lab: Lab,
+    exercise: Exercise,
+    tmp_path: Path,
+    node: Node,
+    breaks: list[str],
+    restores: list[str],
+    tidy: tuple[tuple[Node, list[str]], ...] = (),
+) -> None:
+    """A break-it test: break node with one command and the exercise must FAIL. Whatever
+    happens, restores (which must succeed) puts the node back, then tidy's best-effort commands
+    clear what the run left behind, so the module's lab is as it was found."""
+    assert node.run(breaks).ok
+    try:
+        result = run_one(lab, exercise, tmp_path)
+        assert result.status is Status.FAIL, result.checks
+    finally:
+        assert node.run(restores).ok
+        for other, argv in tidy:
+            other.run(argv)
+
+
 def test_dual_stack_addresses_routes_and_names(labs: tuple[Lab, Lab]) -> None:
     lab, _ = labs
     alice, srv = lab.node("alice"), lab.node("srv")
@@ -158,7 +192,8 @@ def test_a_second_lab_asking_for_the_same_ipv6_subnet_is_moved(labs: tuple[Lab, 
     _, other = labs
     [addr] = v6_addrs(other.node("x"))
     got = IPv6Address(addr)
-    assert got not in IPv6Network("fd78:1::/64") and got in POOL6
+    [asked] = [n.subnet6 for n in parse(OTHER, "other.yaml").networks]
+    assert got not in asked and got in POOL6
     offset = int(IPv4Address(other.address("x"))) & 0xFF
     assert int(got) & 0xFFFF == offset  # its IPv4 host offset holds in the moved subnet
 
@@ -203,12 +238,13 @@ def test_no_node_reaches_the_host_or_another_lab_over_ipv6(labs: tuple[Lab, Lab]
         for addr in local:  # no neighbour discovery to wait for: straight at the bridge
             res = alice.run(["ip", "-6", "neigh", "replace", addr, "lladdr", mac, "dev", dev])
             assert res.ok, res.err
+        srv_addr = address6(lab, "srv", "lan2")
         before = drops("INPUT"), drops("FORWARD")
-        res = alice.run(["python3", "-c", PROBE, str(PORT), "fd78:2::80", x_addr, *targets])
+        res = alice.run(["python3", "-c", PROBE, str(PORT), srv_addr, x_addr, *targets])
         seen = json.loads(res.out)
         after = drops("INPUT"), drops("FORWARD")
-        assert seen.pop("fd78:2::80") == "connected"  # the control: srv across two routers
-        assert "accepted fd78:1::a" in server.output()
+        assert seen.pop(srv_addr) == "connected"  # the control: srv across two routers
+        assert f"accepted {address6(lab, 'alice', 'lan1')}" in server.output()
         assert all(v != "connected" for v in seen.values()), seen
         assert seen[x_addr] != "connected" and "accepted" not in victim.output()
         with pytest.raises(BlockingIOError):
@@ -225,45 +261,38 @@ def test_no_node_reaches_the_host_or_another_lab_over_ipv6(labs: tuple[Lab, Lab]
         victim.stop()
 
 
-def test_hop_limit_passes_on_the_dual_stack_lab(labs: tuple[Lab, Lab], tmp_path: Path) -> None:
-    result = run_one(labs[0], hop_limit.EXERCISE, tmp_path)
-    assert result.status is Status.PASS, result.checks
-
-
-def test_hop_limit_fails_when_a_router_loses_its_ipv6_route(
-    labs: tuple[Lab, Lab], tmp_path: Path
+@pytest.mark.parametrize(
+    "exercise",
+    [m.EXERCISE for m in (hop_limit, dual_stack_bind, neighbour_discovery, no_fragmenting_routers)],
+    ids=lambda e: e.name,
+)
+def test_ipv6_exercise_passes_on_the_dual_stack_lab(
+    labs: tuple[Lab, Lab], tmp_path: Path, exercise: Exercise
 ) -> None:
-    # Break: r1 forgets srv's IPv6 LAN, so the datagram dies at r1 and the trace ends there.
-    r1 = labs[0].node("r1")
-    assert r1.run(["ip", "-6", "route", "del", "fd78:2::/64"]).ok
-    try:
-        result = run_one(labs[0], hop_limit.EXERCISE, tmp_path)
-        assert result.status is Status.FAIL, result.checks
-    finally:
-        assert r1.run(["ip", "-6", "route", "replace", "fd78:2::/64", "via", "fd78::2"]).ok
-
-
-def test_dual_stack_bind_passes_on_the_dual_stack_lab(labs: tuple[Lab, Lab], tmp_path) -> None:
-    result = run_one(labs[0], dual_stack_bind.EXERCISE, tmp_path)
+    result = run_one(labs[0], exercise, tmp_path)
     assert result.status is Status.PASS, result.checks
 
 
-def test_dual_stack_bind_fails_when_alice_loses_her_ipv6_route(
-    labs: tuple[Lab, Lab], tmp_path: Path
+# Break: r1 forgets srv's IPv6 LAN, so hop-limit's datagram dies at r1 and the trace ends there;
+# alice forgets the way to srv's IPv6 LAN, so dual-stack-bind's IPv6 client never arrives.
+@pytest.mark.parametrize(
+    ("exercise", "node"),
+    [(hop_limit.EXERCISE, "r1"), (dual_stack_bind.EXERCISE, "alice")],
+    ids=lambda p: getattr(p, "name", p),
+)
+def test_ipv6_exercise_fails_when_a_node_loses_its_ipv6_route_to_srv(
+    labs: tuple[Lab, Lab], tmp_path: Path, exercise: Exercise, node: str
 ) -> None:
-    # Break: alice forgets the way to srv's IPv6 LAN; her IPv6 client never arrives.
-    alice = labs[0].node("alice")
-    assert alice.run(["ip", "-6", "route", "del", "fd78:2::/64"]).ok
-    try:
-        result = run_one(labs[0], dual_stack_bind.EXERCISE, tmp_path)
-        assert result.status is Status.FAIL, result.checks
-    finally:
-        assert alice.run(["ip", "-6", "route", "replace", "fd78:2::/64", "via", "fd78:1::1"]).ok
-
-
-def test_neighbour_discovery_passes_on_the_dual_stack_lab(labs: tuple[Lab, Lab], tmp_path) -> None:
-    result = run_one(labs[0], neighbour_discovery.EXERCISE, tmp_path)
-    assert result.status is Status.PASS, result.checks
+    lab = labs[0]
+    route = planned_route6(lab, node, "lan2")
+    fails_when_broken(
+        lab,
+        exercise,
+        tmp_path,
+        lab.node(node),
+        breaks=["ip", "-6", "route", "del", route[0]],
+        restores=["ip", "-6", "route", "replace", *route],
+    )
 
 
 def test_neighbour_discovery_fails_when_alice_thinks_srv_is_on_link(
@@ -271,34 +300,32 @@ def test_neighbour_discovery_fails_when_alice_thinks_srv_is_on_link(
 ) -> None:
     # Break: srv's IPv6 LAN becomes "on-link" for alice, so she solicits srv itself (nobody
     # answers on lan1) instead of her router.
-    alice = labs[0].node("alice")
-    dev = alice.iface("lan1").name
-    assert alice.run(["ip", "-6", "route", "replace", "fd78:2::/64", "dev", dev]).ok
-    try:
-        result = run_one(labs[0], neighbour_discovery.EXERCISE, tmp_path)
-        assert result.status is Status.FAIL, result.checks
-    finally:
-        assert alice.run(["ip", "-6", "route", "replace", "fd78:2::/64", "via", "fd78:1::1"]).ok
-        alice.run(["ip", "-6", "neigh", "flush", "all"])
-
-
-def test_no_fragmenting_routers_passes_on_the_dual_stack_lab(
-    labs: tuple[Lab, Lab], tmp_path
-) -> None:
-    result = run_one(labs[0], no_fragmenting_routers.EXERCISE, tmp_path)
-    assert result.status is Status.PASS, result.checks
+    lab = labs[0]
+    alice = lab.node("alice")
+    route = planned_route6(lab, "alice", "lan2")
+    fails_when_broken(
+        lab,
+        neighbour_discovery.EXERCISE,
+        tmp_path,
+        alice,
+        breaks=["ip", "-6", "route", "replace", route[0], "dev", alice.iface("lan1").name],
+        restores=["ip", "-6", "route", "replace", *route],
+        tidy=((alice, ["ip", "-6", "neigh", "flush", "all"]),),
+    )
 
 
 def test_no_fragmenting_routers_fails_when_packet_too_big_is_filtered(
     labs: tuple[Lab, Lab], tmp_path: Path
 ) -> None:
     # Break: r2 filters its own Packet Too Big, so alice never learns the path MTU.
-    r2 = labs[0].node("r2")
+    lab = labs[0]
     rule = ["OUTPUT", "-p", "icmpv6", "--icmpv6-type", "packet-too-big", "-j", "DROP"]
-    assert r2.run(["ip6tables", "-I", *rule]).ok
-    try:
-        result = run_one(labs[0], no_fragmenting_routers.EXERCISE, tmp_path)
-        assert result.status is Status.FAIL, result.checks
-    finally:
-        assert r2.run(["ip6tables", "-D", *rule]).ok
-        labs[0].node("alice").run(["ip", "-6", "route", "flush", "cache"])
+    fails_when_broken(
+        lab,
+        no_fragmenting_routers.EXERCISE,
+        tmp_path,
+        lab.node("r2"),
+        breaks=["ip6tables", "-I", *rule],
+        restores=["ip6tables", "-D", *rule],
+        tidy=((lab.node("alice"), ["ip", "-6", "route", "flush", "cache"]),),
+    )

@@ -6,12 +6,15 @@ without it. This lab is compose.yaml as it is, minus `enable_ipv6` and the IPv6 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import yaml
 from hoplab import lifecycle
+from hoplab.checks import Status
 from hoplab.engine.labs import Engine
+from hoplab.exercises.base import Exercise
+from hoplab.exercises.runner import run_one
 from hoplab.model.load import parse
 from hoplab.runtime.net import Lab
 
@@ -43,3 +46,21 @@ def v4_lab(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield running
     finally:
         engine.down(name)
+
+
+def ipv6_exercise_tests(exercise: Exercise) -> tuple[Callable[[Lab], None], Callable[[Lab], None]]:
+    """The two tests every IPv6 exercise has: it passes on the default lab (dual-stack), and is
+    ENV, never FAIL, on v4_lab, with a hint that asks for a dual-stack lab. A test module binds
+    them to its own names: `test_passes_on_default_lab, test_env_on_a_lab_without_ipv6 = ...`.
+    """
+
+    def test_passes_on_default_lab(lab: Lab) -> None:
+        result = run_one(lab, exercise, lab.artifacts)
+        assert result.status is Status.PASS, result.checks
+
+    def test_env_on_a_lab_without_ipv6(v4_lab: Lab) -> None:
+        result = run_one(v4_lab, exercise, v4_lab.artifacts)
+        assert result.status is Status.ENV, result.checks
+        assert "dual-stack" in result.checks[0].hint
+
+    return test_passes_on_default_lab, test_env_on_a_lab_without_ipv6

@@ -2,17 +2,8 @@
 without IPv6; its break-it test (alice loses her IPv6 route) runs on examples/dualstack in
 tests/test_ipv6.py."""
 
-from hoplab.checks import Status
 from hoplab.exercises.dual_stack_bind import EXERCISE
-from hoplab.exercises.runner import run_one
 
+from tests.exercises.conftest import ipv6_exercise_tests
 
-def test_passes_on_default_lab(lab):
-    result = run_one(lab, EXERCISE, lab.artifacts)
-    assert result.status is Status.PASS, result.checks
-
-
-def test_env_on_a_lab_without_ipv6(v4_lab):
-    result = run_one(v4_lab, EXERCISE, v4_lab.artifacts)
-    assert result.status is Status.ENV, result.checks
-    assert "dual-stack" in result.checks[0].hint
+test_passes_on_default_lab, test_env_on_a_lab_without_ipv6 = ipv6_exercise_tests(EXERCISE)
