@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
-    from hoplab.runtime.net import Lab, Node
+    from hoplab.runtime.net import Lab, Node, Proc
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,18 @@ class Exercise:
     summary: str
     lesson: str
     run: Callable[[Lab], list[Check]]
+
+
+def send_then_trace(
+    src: Node, listener: Proc, program: str, dst: str, port: int
+) -> tuple[dict, dict, dict]:
+    """Run a hop-count program's lesson from src: one datagram to the listener on dst:port, then
+    a traceroute to dst. (what `send` said, what the listener saw, what `trace` found)."""
+    sent = src.py(program, "send", dst, port).json()
+    listener.wait(3)  # the datagram is already sent; a live path delivers it in microseconds
+    got = listener.json()
+    trace = src.py(program, "trace", dst, 8, timeout=30).json()
+    return sent, got, trace
 
 
 def drops_once_per_router(

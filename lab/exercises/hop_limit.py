@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, env
-from hoplab.exercises.base import Exercise, drops_once_per_router, hop_list
+from hoplab.exercises.base import Exercise, drops_once_per_router, hop_list, send_then_trace
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.net import Lab, Node
@@ -58,10 +58,7 @@ def run(lab: Lab) -> list[Check]:
     listener = dst.start_py("hoplimit.py", "listen", PORT, ready="listening")
 
     # Run: one datagram, then a traceroute.
-    sent = src.py("hoplimit.py", "send", dst6, PORT).json()
-    listener.wait(3)  # already sent; a live path delivers it in microseconds
-    got = listener.json()
-    trace = src.py("hoplimit.py", "trace", dst6, 8, timeout=30).json()
+    sent, got, trace = send_then_trace(src, listener, "hoplimit.py", dst6, PORT)
 
     # Check.
     return [

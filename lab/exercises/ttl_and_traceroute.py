@@ -6,7 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check
-from hoplab.exercises.base import Exercise, drops_once_per_router, hop_list
+from hoplab.exercises.base import Exercise, drops_once_per_router, hop_list, send_then_trace
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.net import Lab
@@ -43,10 +43,7 @@ def run(lab: Lab) -> list[Check]:
     with contextlib.ExitStack() as stack:
         for i, (net, at) in enumerate(zip(nets, receivers, strict=True)):
             stack.enter_context(lab.capture(at, net, "udp or icmp", f"{i + 1}-{net}-at-{at}"))
-        sent = src.py("ttl.py", "send", dst_ip, PORT).json()
-        listener.wait(3)  # the datagram is already sent; a live path delivers it in microseconds
-        got = listener.json()
-        trace = src.py("ttl.py", "trace", dst_ip, 8, timeout=30).json()
+        sent, got, trace = send_then_trace(src, listener, "ttl.py", dst_ip, PORT)
 
     # Check.
     return [
