@@ -27,7 +27,7 @@ from typing import TypeVar
 import docker
 from hoplab.engine import egress
 from hoplab.engine.bringup import INHIBIT
-from hoplab.engine.endpoints import EndpointLocks
+from hoplab.engine.endpoints import EndpointLocks, spread
 from hoplab.model.plan import NodePlan, Plan
 
 LABEL = "hoplab-bench.floor"  # not a hoplab.* key: the floor's objects are no hoplab lab
@@ -125,7 +125,8 @@ def up(
         with locks.holding(nets) if locks else contextlib.nullcontext():
             api.start(cid)
 
-    each(node, plan.nodes, workers)
+    # the order hoplab hands its nodes out in: neighbours on different networks
+    each(node, spread(plan.nodes, lambda n: [i.network for i in n.interfaces]), workers)
 
 
 def down(api: docker.APIClient, made: Made, locks: TimedLocks | None, workers: int) -> None:
@@ -136,7 +137,7 @@ def down(api: docker.APIClient, made: Made, locks: TimedLocks | None, workers: i
         with held, contextlib.suppress(docker.errors.NotFound):
             api.remove_container(cid, force=True)
 
-    each(container, list(made.containers), workers)
+    each(container, spread(list(made.containers), made.containers.__getitem__), workers)
     made.containers.clear()
 
     def network(nid: str) -> None:

@@ -22,7 +22,7 @@ import docker.errors
 import docker.types
 from hoplab.engine import egress
 from hoplab.engine.client import explain
-from hoplab.engine.endpoints import EndpointLocks
+from hoplab.engine.endpoints import EndpointLocks, spread
 from hoplab.engine.parallel import Pool, parallel
 from hoplab.engine.pods import Pods, PodStart
 from hoplab.engine.reconcile import node_labels, readiness, route_label, step_timings
@@ -93,7 +93,7 @@ class BringUp:
                     lambda n: pods.node_ready(
                         n.name, self.create_node(plan, n, image, labels, nets, cancel)
                     ),
-                    plan.nodes,
+                    spread(plan.nodes, lambda n: [i.network for i in n.interfaces]),
                     "nodes",
                     progress,
                     self.workers,

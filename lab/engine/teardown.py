@@ -11,7 +11,7 @@ import time
 import docker
 import docker.errors
 from hoplab.engine.client import explain
-from hoplab.engine.endpoints import EndpointLocks
+from hoplab.engine.endpoints import EndpointLocks, spread
 from hoplab.engine.parallel import parallel
 from hoplab.engine.state import Progress, no_progress
 from hoplab.errors import HoplabError
@@ -48,7 +48,7 @@ class Teardown:
 
     def sweep(self, lab: str | None, progress: Progress) -> tuple[int, int]:
         """One list-and-remove round: containers, then networks."""
-        containers = self.api.containers(all=True, filters=L.lab_filter(lab))
+        containers = spread(self.api.containers(all=True, filters=L.lab_filter(lab)), _networks)
         parallel(self.remove_container, containers, "removing nodes", progress, self.workers)
         networks = self.api.networks(filters=L.lab_filter(lab))
         parallel(
@@ -61,7 +61,7 @@ class Teardown:
         return len(containers), len(networks)
 
     def remove_container(self, container: dict) -> None:
-        networks = ((container.get("NetworkSettings") or {}).get("Networks") or {}).keys()
+        networks = _networks(container)
         try:
             with self.endpoints.holding(networks):
                 self.api.remove_container(container["Id"], force=True, v=True)
@@ -96,3 +96,8 @@ class Teardown:
                     self.api.disconnect_container_from_network(endpoint, nid, force=True)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+def _networks(container: dict) -> list[str]:
+    """The networks of a container list entry, as the endpoint locks name them."""
+    return list(((container.get("NetworkSettings") or {}).get("Networks") or {}).keys())
