@@ -1,10 +1,14 @@
 """Who does the server think it is talking to? Clients compare that with their own address.
 
-hop_nat.py serve PORT COUNT TIMEOUT
-    accepts COUNT connections and holds them all open at once; reads each client's name,
-    then tells each one the (ip, port) it saw; prints every peer
-hop_nat.py client HOST PORT NAME TIMEOUT
-    connects (prints its own local address as "connected"), sends NAME, prints the reply
+hop_nat.py serve PORT COUNT TIMEOUT WAIT
+    accepts COUNT connections (waiting up to WAIT s for them) and holds them all open at once;
+    reads each client's name, then tells each one the (ip, port) it saw; prints every peer
+hop_nat.py client HOST PORT NAME TIMEOUT WAIT
+    connects (prints its own local address as "connected"), sends NAME, prints the reply (which
+    comes only once every client has connected: up to WAIT s)
+
+TIMEOUT bounds each network step; WAIT bounds what hangs on the other clients' execs, which
+take seconds on a loaded engine.
 """
 
 import json
@@ -12,12 +16,12 @@ import socket
 import sys
 
 
-def serve(port: int, count: int, timeout: float) -> None:
+def serve(port: int, count: int, timeout: float, wait: float) -> None:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))
     s.listen(count)
-    s.settimeout(timeout)
+    s.settimeout(wait)
     print(json.dumps({"listening": port}), flush=True)
     conns, out = [], {"peers": []}
     try:
@@ -39,13 +43,14 @@ def serve(port: int, count: int, timeout: float) -> None:
     print(json.dumps(out), flush=True)
 
 
-def client(host: str, port: int, name: str, timeout: float) -> None:
+def client(host: str, port: int, name: str, timeout: float, wait: float) -> None:
     out = {"name": name}
     try:
         s = socket.create_connection((host, port), timeout=timeout)
         out["local"] = list(s.getsockname())
         print(json.dumps({"connected": True, "local": out["local"]}), flush=True)
         s.sendall(name.encode() + b"\n")
+        s.settimeout(wait)
         out["reply"] = json.loads(s.makefile("rb").readline() or b"{}")
         s.close()
     except (OSError, ValueError) as err:
@@ -56,6 +61,6 @@ def client(host: str, port: int, name: str, timeout: float) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
+        serve(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
     else:
-        client(sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))
+        client(sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), float(sys.argv[6]))

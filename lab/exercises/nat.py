@@ -31,6 +31,9 @@ no-NAT side at larger scale.)
 
 PORT = 9184
 TIMEOUT = 3  # seconds; the connections take milliseconds
+# How long the server waits for both clients, and a client for its reply: that spans the other
+# client's exec, seconds on a loaded engine (half-close's 3 s accept failed 16 of 22 at load 30).
+ACCEPT_WAIT = 60
 CLIENTS = ("alice", "bob")
 CONNTRACK = re.compile(
     r"src=(?P<src>\S+) dst=\S+ sport=(?P<sport>\d+) dport=\d+ .*?"
@@ -40,10 +43,12 @@ CONNTRACK = re.compile(
 
 def connect_all(lab: Lab, srv: Node, srv_ip: str) -> dict[str, Any]:
     """Both clients connect and stay connected until srv has accepted both; who did srv see?"""
-    server = srv.start_py("hop_nat.py", "serve", PORT, len(CLIENTS), TIMEOUT, ready="listening")
+    server = srv.start_py(
+        "hop_nat.py", "serve", PORT, len(CLIENTS), TIMEOUT, ACCEPT_WAIT, ready="listening"
+    )
     procs = {
         name: lab.node(name).start_py(
-            "hop_nat.py", "client", srv_ip, PORT, name, TIMEOUT, ready='"connected"'
+            "hop_nat.py", "client", srv_ip, PORT, name, TIMEOUT, ACCEPT_WAIT, ready='"connected"'
         )
         for name in CLIENTS
     }
