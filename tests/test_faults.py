@@ -316,6 +316,60 @@ def test_daemon_restart_status_tells_the_truth_and_up_reconciles(engine):
         assert res.ok and "ttl=62" in res.out, res.out + res.err  # across r1 and r2
 
 
+FILL_PIDS = """
+import os, time
+while True:
+    try:
+        if os.fork() == 0:
+            time.sleep(1e6)
+    except OSError:
+        time.sleep(0.01)
+"""
+
+
+def started_at(api, lab: Lab) -> dict[str, str]:
+    return {n.name: api.inspect_container(n.container)["State"]["StartedAt"] for n in lab.nodes}
+
+
+def test_up_repairs_nodes_that_root_in_them_broke_and_leaves_the_rest_alone(engine):
+    """A participant is root in their nodes. They delete a planned route (alice), take an
+    interface down (carol), and fill the pids limit so that no exec starts (srv): each would
+    fail the next grading. `up` of the running lab restarts exactly those three."""
+    with own_lab(engine, "h7h") as (name, lab):
+        api = engine.api
+        alice, carol, srv = lab.node("alice"), lab.node("carol"), lab.node("srv")
+        route = alice.run(["sh", "-c", "ip route show | grep ' via ' | head -1"]).out.split()[0]
+        assert alice.run(["ip", "route", "del", route]).ok
+        assert carol.run(["ip", "link", "set", "eth0", "down"]).ok
+        exec_id = api.exec_create(srv.container, ["python3", "-c", FILL_PIDS])["Id"]
+        api.exec_start(exec_id, detach=True)
+        deadline = time.monotonic() + 60
+        while api.stats(srv.container, stream=False)["pids_stats"].get("current", 0) < 250:
+            assert time.monotonic() < deadline, "the pids limit never filled"
+            time.sleep(0.2)
+        assert not srv.run(["true"]).ok  # nothing can start in srv now
+        started = started_at(api, lab)
+
+        code, _, err = finish(hoplab("up", "-f", str(COMPOSE), "--name", name))
+
+        assert code == 0 and f"lab {name} repaired" in err, err
+        repaired = set(re.findall(r"restarted (\w+):", err))
+        assert repaired == {"alice", "carol", "srv"}, err
+        assert f"alice: route {route} via" in err and "srv: nothing can start in it" in err, err
+        after = started_at(api, lab)
+        assert {n for n in started if after[n] != started[n]} == repaired  # the rest untouched
+        assert_working(engine, name)
+        lab = Lab.attach(engine, name)
+        for dst in ("carol", "srv"):
+            res = lab.node("alice").run(["ping", "-n", "-c1", "-W2", lab.address(dst)])
+            assert res.ok and "ttl=62" in res.out, res.out + res.err  # across r1 and r2
+        pids = lab.node("srv").run(["cat", "/sys/fs/cgroup/pids/pids.current"])
+        assert pids.ok and int(pids.out) < 20, pids
+
+        code, _, err = finish(hoplab("up", "-f", str(COMPOSE), "--name", name))
+        assert code == 0 and f"lab {name} already up" in err, err  # healthy: nothing restarted
+
+
 # --- strangers: objects hoplab did not create -----------------------------------------------------
 
 

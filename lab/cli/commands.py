@@ -146,8 +146,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     plan, report = lab.plan, lab.report
     for old, new in plan.remapped:
         ui.err.print(f"[yellow]subnet {old} is taken: lab {plan.lab} uses {new}[/]")
-    verb = {"created": "up", "unchanged": "already up", "restarted": "restarted"}
+    verb = {
+        "created": "up",
+        "unchanged": "already up",
+        "restarted": "restarted",
+        "repaired": "repaired",
+    }
     ui.err.print(f"[green]lab {plan.lab} {verb[report.action]}[/] in {elapsed:.2f} s")
+    for node, why in report.repaired.items():
+        ui.err.print(f"  restarted {node}: {why}")
     if args.profile:
         for phase, secs in report.timings.items():
             ui.err.print(f"  {phase:<10} {secs:.3f} s")

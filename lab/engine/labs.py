@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 import docker
-from hoplab.engine import egress, egress6, inside, inventory
+from hoplab.engine import egress, egress6, health, inside, inventory
 from hoplab.engine.bringup import (
     INHIBIT,
     MEM_LIMIT,
@@ -121,8 +121,10 @@ class Engine:
         egress.ensure(self.client, image)  # no lab starts, or stays up, open to the host
         if plan.six is not None:  # nor, with IPv6 on in its nodes, over IPv6
             egress6.ensure(self.client, image)
+        current = current or self.state(plan.lab)
         return apply(
-            decide(current or self.state(plan.lab), plan, image),
+            decide(current, plan, image),
+            heal=lambda: self.heal(plan, current, progress),
             start=lambda names: parallel(
                 lambda n: self._bringup.start_node(plan.node(n), plan),
                 names,
@@ -133,6 +135,24 @@ class Engine:
             remove=lambda: self.down(plan.lab, progress),
             create=lambda: self._bringup.create(plan, image, progress, labels or {}, cancel),
         )
+
+    def heal(self, plan: Plan, current: LabState, progress: Progress) -> dict[str, str]:
+        """Probe every running node of a kept lab (one exec each) and restart the ones that are
+        not as the plan made them; returns node -> what was wrong (see hoplab.engine.health)."""
+        running = [n for n in current.nodes if n.state == "running"]
+        found = parallel(
+            lambda n: health.probe(self.api, n), running, "checking nodes", progress, self.workers
+        )
+        wrong = {n.name: why for n, why in zip(running, found, strict=True) if why}
+
+        def repair(node: NodeState) -> None:
+            networks = [plan.network(net).docker_name for net in node.addresses]
+            with self._bringup.endpoints.holding(networks):  # a restart re-makes its endpoints
+                health.restart(self.api, node)
+
+        sick = [n for n in running if n.name in wrong]
+        parallel(repair, sick, "repairing nodes", progress, self.workers)
+        return wrong
 
     def down(self, lab: str | None, progress: Progress = no_progress) -> tuple[int, int]:
         """Remove one lab's objects (or every hoplab object) in parallel; never anything else."""

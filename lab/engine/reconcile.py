@@ -57,18 +57,24 @@ def apply(
     start: Callable[[tuple[str, ...]], object],
     remove: Callable[[], object],
     create: Callable[[], dict[str, float]],
+    heal: Callable[[], dict[str, str]] = dict,
 ) -> UpReport:
     """Carry a decision out: start the stopped nodes, or (after removing a stale lab) create it.
 
-    A create that fails, is cancelled or is interrupted is rolled back with `remove`, so the lab
-    is whole or absent; `create` must have waited for its own calls in flight before it raises.
+    A lab that is kept is first healed: `heal` restarts the running nodes that no longer are as
+    their plan made them and says which, and why. A create that fails, is cancelled or is
+    interrupted is rolled back with `remove`, so the lab is whole or absent; `create` must have
+    waited for its own calls in flight before it raises.
     """
-    if decision.action == UNCHANGED:
-        return UpReport("unchanged")
-    if decision.action == RESTART:
+    if decision.action in (UNCHANGED, RESTART):
         started = time.monotonic()
-        start(decision.start)
-        return UpReport("restarted", {"start": time.monotonic() - started})
+        repaired = heal()
+        if decision.action == RESTART:
+            start(decision.start)
+        elif not repaired:
+            return UpReport("unchanged")
+        action = "restarted" if decision.action == RESTART else "repaired"
+        return UpReport(action, {"start": time.monotonic() - started}, repaired)
     if decision.action == REBUILD:
         remove()
     return UpReport("created", or_roll_back(create, remove))

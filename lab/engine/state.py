@@ -67,6 +67,7 @@ class UpReport:
 
     action: str
     timings: dict[str, float] = field(default_factory=dict)
+    repaired: dict[str, str] = field(default_factory=dict)  # node -> what was wrong with it
 
 
 def lab_state(lab: str, containers: list[dict], networks: list[dict]) -> LabState:

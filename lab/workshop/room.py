@@ -183,7 +183,7 @@ class Outcome:
 
     @property
     def up(self) -> bool:
-        return self.action in ("created", "kept", "unchanged", "restarted")
+        return self.action in ("created", "kept", "unchanged", "restarted", "repaired")
 
 
 @dataclass

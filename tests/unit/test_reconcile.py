@@ -13,6 +13,8 @@ from hoplab.engine.reconcile import (
     REBUILD,
     RESTART,
     UNCHANGED,
+    Decision,
+    apply,
     decide,
     node_labels,
     readiness,
@@ -148,7 +150,6 @@ def test_half_torn_down_lab_is_rebuilt(fake, tiny):
 
 
 def test_apply_does_exactly_what_the_decision_says():
-    from hoplab.engine.reconcile import Decision, apply
     from hoplab.errors import HoplabError
 
     calls: list[object] = []
@@ -178,3 +179,20 @@ def test_apply_does_exactly_what_the_decision_says():
     with pytest.raises(HoplabError):
         run(Decision(CREATE), fail=True)
     assert calls == ["create", "remove"]  # rolled back
+
+
+def test_a_kept_lab_is_healed_first_and_says_which_nodes_were_restarted_and_why():
+    def run(decision: Decision, sick: dict[str, str]):
+        return apply(
+            decision,
+            start=lambda names: None,
+            remove=lambda: None,
+            create=dict,
+            heal=lambda: sick,
+        )
+
+    assert run(Decision(UNCHANGED), {}).action == "unchanged"
+    report = run(Decision(UNCHANGED), {"srv": "no exec starts in it"})
+    assert (report.action, report.repaired) == ("repaired", {"srv": "no exec starts in it"})
+    report = run(Decision(RESTART, ("r1",)), {"srv": "eth0 is down"})
+    assert (report.action, report.repaired) == ("restarted", {"srv": "eth0 is down"})
