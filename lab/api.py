@@ -166,6 +166,7 @@ def up(
     engine: Engine | None = None,
     client: Any = None,
     allow_unsupported: bool = False,
+    heal: bool = True,
 ) -> RuntimeLab:
     """Bring a lab up and return it attached; a running lab that matches is left as it is.
 
@@ -175,8 +176,11 @@ def up(
     (phase, done, total) events, say gets one-line messages, labels go on every node, cancel
     makes a bring-up in flight roll back, pool (a private CIDR) is where moved subnets come from,
     and artifacts is where captures are saved. allow_unsupported turns the refusal of delay or
-    jitter on a kernel without netem into a warning. The result is a context manager that takes
-    the lab down; it also carries `plan` and `report` (what up did, and how long each phase took).
+    jitter on a kernel without netem into a warning. A running lab that matches is kept, and
+    each of its nodes is probed (one exec) and restarted if a root user broke it; heal=False
+    skips that, for a caller that has just put the nodes right itself. The result is a context
+    manager that takes the lab down; it also carries `plan` and `report` (what up did, and how
+    long each phase took).
     """
     from hoplab import lifecycle
     from hoplab.model.load import check_lab_name
@@ -195,6 +199,7 @@ def up(
         cancel=cancel,
         pool=_pool(pool) if pool is not None else None,
         allow_unsupported=allow_unsupported,
+        heal=heal,
     )
     lab = lab_class().attach(eng, result.plan.lab, Path(artifacts) if artifacts else None)
     lab.plan, lab.report, lab.owned = result.plan, result.report, True

@@ -88,12 +88,14 @@ def up(
     cancel: threading.Event | None = None,
     pool: IPv4Network | None = None,
     allow_unsupported: bool = False,
+    heal: bool = True,
 ) -> UpResult:
     """The topology is loaded (and so validated) by the caller before the engine is reached.
 
     Impairments the file declares are in place before this returns (on every up, so the file
     wins over changes made since). Delay or jitter on a kernel without netem refuse the lab
     before anything is created, unless allow_unsupported (then they are dropped with a warning).
+    A running lab that matches is kept, its broken nodes restarted unless heal is False.
 
     Labs brought up at the same moment can plan the same free subnet; the loser rolls back
     (the engine leaves nothing), waits a random moment and plans again with the winner in view.
@@ -105,7 +107,7 @@ def up(
     for attempt in range(PLAN_ATTEMPTS):
         plan, state = make_plan(engine, topo, name, pool)
         try:
-            report = engine.up(plan, image, progress, labels, state, cancel)
+            report = engine.up(plan, image, progress, labels, state, cancel, heal)
             if impairs:
                 try:
                     engine_impair.apply(engine.api, engine.state(plan.lab), impairs, netem)

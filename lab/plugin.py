@@ -47,6 +47,7 @@ from hoplab.model import labels as L
 if TYPE_CHECKING:
     from hoplab.engine.labs import Engine, LabState
     from hoplab.runtime.net import Lab, Proc
+    from hoplab.runtime.reuse import AttachLock
 
 PID_LABEL, START_LABEL, HOST_LABEL = L.PYTEST_PID, L.PYTEST_START, L.PYTEST_HOST
 NAME_PREFIX = "pt"
@@ -149,7 +150,8 @@ class LabManager:
         self._live: dict[str, Lab | None] = {}
         self._lock = threading.Lock()
         self._atexit = False
-        self._reused: dict[str, object] = {}  # reused lab name -> its AttachLock (--hoplab-reuse)
+        # --hoplab-reuse: reused lab name -> its AttachLock and topology file
+        self._reused: dict[str, tuple[AttachLock, Path]] = {}
 
     @property
     def engine(self) -> Engine:
@@ -218,29 +220,43 @@ class LabManager:
             return None
         try:
             state = engine.state(name)
-            if state.running:  # reset before up: up then puts the file's impairments back
-                try:
-                    reuse.reset(Lab(engine, state))
-                except HoplabError:
-                    engine.down(name)  # a lab that cannot be reset is made afresh
-            elif state.exists:  # half stopped: its running nodes could not be reset alone
-                engine.down(name)
-            lab = api.up(topo, name, artifacts=artifacts, engine=engine)
+            if state.running and lock.left_clean:  # reset as the last session let go
+                lab = api.up(topo, name, artifacts=artifacts, engine=engine, heal=False)
+            else:
+                if state.running:  # reset before up: up then puts the file's impairments back
+                    try:
+                        reuse.reset(Lab(engine, state))
+                    except HoplabError:
+                        engine.down(name)  # a lab that cannot be reset is made afresh
+                elif state.exists:  # half stopped: its running nodes could not be reset alone
+                    engine.down(name)
+                lab = api.up(topo, name, artifacts=artifacts, engine=engine)
         except BaseException:
             lock.release()
             raise
         with self._lock:
-            self._reused[name] = lock
+            self._reused[name] = (lock, path)
         return lab
 
     def release(self, lab: Lab) -> None:
-        """End this session's use of a reused lab: its programs stop, the lab stays up."""
-        with sigint_deferred(), contextlib.suppress(HoplabError):
-            lab.stop_all()
+        """End this session's use of a reused lab: its programs stop, the lab stays up, put
+        right for the next session (reset, then up: the file's impairments, broken nodes
+        restarted), and the lock file says so; if that fails, the next session resets it."""
+        from hoplab import api
+        from hoplab.runtime import reuse
+
         with self._lock:
-            lock = self._reused.pop(lab.name, None)
-        if lock is not None:
-            lock.release()  # type: ignore[attr-defined]
+            lock, path = self._reused.pop(lab.name, (None, None))
+        try:
+            with sigint_deferred(), contextlib.suppress(HoplabError):
+                lab.stop_all()
+                if lock is not None:
+                    reuse.reset(lab)
+                    api.up(api.topology(path), lab.name, engine=self.engine)
+                    lock.mark_clean()
+        finally:
+            if lock is not None:
+                lock.release()
 
     def remove_reused(self, path: Path) -> str:
         """--hoplab-reuse=off: remove this topology's kept lab, unless a session holds it."""

@@ -1,6 +1,7 @@
 """--hoplab-reuse: a second pytest session attaches to the kept lab without creating a container,
 finds nothing the first one left (a detached program, a route, a link impairment, a scoped
-impairment), an edited topology rebuilds it, and --hoplab-reuse=off removes it.
+impairment), an edited topology rebuilds it, and --hoplab-reuse=off removes it. A session puts
+the lab right as it lets go; after one that died without doing so, the next resets on attach.
 
 Each session is a real pytest process (the attach lock and the reaping of dead runs go by pid);
 container creation is counted from the engine's own event stream, not from hoplab's report.
@@ -24,6 +25,7 @@ from hoplab.model import labels as L
 from hoplab.model.compose import check_lab_name
 from hoplab.plugin import reuse_mode
 from hoplab.runtime import reuse
+from hoplab.runtime.net import Lab
 
 pytest_plugins = ["pytester"]
 
@@ -163,6 +165,7 @@ def test_second_session_attaches_clean_and_an_edit_rebuilds(
     assert "10.99.0.0/24" not in seen["routes"], "a route a test added is still there"
     assert seen["impairments"] == [], "a link impairment a test made is still there"
     assert "hoplab-impair" not in seen["rules"], "a scoped impairment's rule is still there"
+    assert reuse.lock_path(kept).read_text().strip() == reuse.AttachLock.CLEAN
     print(f"reused fixture set-up: {setup_seconds(second, 'test_look'):.2f} s")
 
     project.makefile(".yaml", compose=BIGGER)
@@ -175,6 +178,27 @@ def test_second_session_attaches_clean_and_an_edit_rebuilds(
     off, _ = session(project, "--hoplab-reuse=off", "-k", "nothing")
     off.assert_outcomes(passed=1)
     assert not engine.state(kept).exists, "--hoplab-reuse=off left the kept lab up"
+
+
+@pytest.mark.docker
+def test_after_a_session_that_died_the_next_one_resets_on_attach(
+    engine: Engine, project: pytest.Pytester, kept: str
+) -> None:
+    first, _ = session(project, "--hoplab-reuse", "-k", "look")  # makes the kept lab
+    first.assert_outcomes(passed=1)
+    assert reuse.lock_path(kept).read_text().strip() == reuse.AttachLock.CLEAN
+    # What a killed session leaves: its pid in the lock file instead of the mark, and its mess.
+    reuse.lock_path(kept).write_text("999999\n")
+    lab = Lab.attach(engine, kept)
+    h1 = lab.node("h1")
+    assert h1.run(["sh", "-c", "setsid sleep 778 </dev/null >/dev/null 2>&1 &"]).ok
+    assert h1.run(["ip", "route", "add", "10.98.0.0/24", "via", lab.address("r", "a")]).ok
+    with creations(engine, kept) as made:
+        second, seen = session(project, "--hoplab-reuse", "-k", "look")
+    second.assert_outcomes(passed=1)
+    assert seen["name"] == kept and made == [], "the lab was not reused"
+    assert "sleep 778" not in seen["ps"], "a program the dead session left still runs"
+    assert "10.98.0.0/24" not in seen["routes"], "a route the dead session added is still there"
 
 
 @pytest.mark.docker
@@ -232,7 +256,12 @@ def test_the_attach_lock_admits_one_holder_and_frees_on_release(tmp_path: Path) 
         assert first.acquire()
         assert not second.acquire()  # flock: per open file, so this holds within one process too
         first.release()
-        assert second.acquire()
+        assert second.acquire() and not second.left_clean
+        second.mark_clean()
+        second.release()
+        assert first.acquire() and first.left_clean  # the mark reaches the next holder
+        first.release()
+        assert second.acquire() and not second.left_clean  # and is wiped by taking the lock
     finally:
         first.release()
         second.release()

@@ -56,6 +56,7 @@ class EngineAPI(Protocol):
         labels: dict[str, str] | None = None,
         current: LabState | None = None,
         cancel: threading.Event | None = None,
+        heal: bool = True,
     ) -> UpReport:
         """Create the plan's lab, or keep a matching one; on any failure leave zero objects."""
         ...

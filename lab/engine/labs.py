@@ -110,13 +110,15 @@ class Engine:
         labels: dict[str, str] | None = None,
         current: LabState | None = None,
         cancel: threading.Event | None = None,
+        heal: bool = True,
     ) -> UpReport:
         """Create the lab, or leave a matching one alone; on any failure leave zero objects.
 
         `labels` are extra labels for every node (an owner, the pid of a test run), so that
         whoever made a lab can find and reap it from the engine alone. `current` is the lab's
         state if the caller just read it, to save the round trips. Setting `cancel` stops nodes
-        not yet created and rolls the lab back (Cancelled).
+        not yet created and rolls the lab back (Cancelled). `heal` probes a kept lab's nodes
+        and restarts the broken ones (see heal); False is for a caller that just reset them.
         """
         egress.ensure(self.client, image)  # no lab starts, or stays up, open to the host
         if plan.six is not None:  # nor, with IPv6 on in its nodes, over IPv6
@@ -124,7 +126,7 @@ class Engine:
         current = current or self.state(plan.lab)
         return apply(
             decide(current, plan, image),
-            heal=lambda: self.heal(plan, current, progress),
+            heal=lambda: self.heal(plan, current, progress) if heal else {},
             start=lambda names: parallel(
                 lambda n: self._bringup.start_node(plan.node(n), plan),
                 names,

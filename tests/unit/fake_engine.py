@@ -151,6 +151,7 @@ class FakeEngine:
         labels: dict[str, str] | None = None,
         current: LabState | None = None,
         cancel: threading.Event | None = None,
+        heal: bool = True,
     ) -> UpReport:
         def create() -> dict[str, float]:
             parallel(
