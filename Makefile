@@ -70,6 +70,7 @@ clean: setup
 bench: image
 	$(VENV)/bin/python bench/bench.py --out bench-results/bench.json
 	$(VENV)/bin/python bench/sizes.py --out bench-results/sizes.json
+	$(VENV)/bin/python bench/reuse.py --out bench-results/reuse.json
 	$(VENV)/bin/python bench/impair.py --out bench-results/impair.json
 	$(VENV)/bin/python bench/draw.py --out bench-results/draw.json
 
