@@ -64,15 +64,20 @@ def hoplab_round(engine: Engine, path: Path | dict, name: str) -> tuple[float, f
     return t1 - t0, t2 - t1, lab.report.timings
 
 
-def compose_round(project: str, path: Path = COMPOSE) -> tuple[float, float]:
-    """`up -d` and `down` of one compose file; a failed up is still taken down."""
+def compose_round(
+    project: str, path: Path = COMPOSE, timeout: float | None = None
+) -> tuple[float, float]:
+    """`up -d` and `down` of one compose file; a failed or timed-out up is still taken down.
+
+    timeout: seconds each command may take (docker-compose v1 has been seen to hang in `up`
+    at 100 nodes on this engine); subprocess.TimeoutExpired is raised past it."""
     exe = shutil.which("docker-compose")
     if exe is None:
         raise RuntimeError("docker-compose is not installed")
     base = [exe, "-p", project, "-f", str(path)]
     try:
         t0 = time.perf_counter()
-        subprocess.run([*base, "up", "-d"], check=True, capture_output=True)
+        subprocess.run([*base, "up", "-d"], check=True, capture_output=True, timeout=timeout)
         t1 = time.perf_counter()
     except BaseException:
         subprocess.run([*base, "down"], capture_output=True)

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -40,6 +41,7 @@ from hoplab.engine.labs import Engine
 from bench import compose_round, mininet_available, mininet_round
 
 ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_TIMEOUT = 300  # seconds for one docker-compose command before it counts as failed
 SIZES = "default,25,50,100,200"
 
 
@@ -144,6 +146,7 @@ def measure(
     out at this size); mininet: also build it with Mininet (the default lab only)."""
     doc = resources.default_lab() if size == "default" else generated(int(size))
     topo = hoplab.topology(doc)
+    failed: dict[str, str] = {}  # a contender that failed is left out of the later rounds
     calls = CallCounter(engine.client.api)
     rows: dict[str, list[float]] = {}
     profiles, up_calls, down_calls, mems = [], Counter(), Counter(), []
@@ -166,10 +169,14 @@ def measure(
             with contextlib.suppress(Exception):
                 hoplab.down(name, engine=engine)
         others = {}
-        if compose_file is not None:
-            c_up, c_down = compose_round(f"bszc{os.getpid()}", compose_file)
-            others |= {"compose up": c_up, "compose down": c_down}
-            others |= {"up / compose up": h[0] / c_up, "down / compose down": h[1] / c_down}
+        if compose_file is not None and "compose" not in failed:
+            try:
+                c_up, c_down = compose_round(f"bszc{os.getpid()}", compose_file, COMPOSE_TIMEOUT)
+                others |= {"compose up": c_up, "compose down": c_down}
+                others |= {"up / compose up": h[0] / c_up, "down / compose down": h[1] / c_down}
+            except (subprocess.SubprocessError, OSError) as err:
+                failed["compose"] = f"failed at {size} in round {i + 1}: {err}"
+                print(f"  docker-compose {failed['compose']}", file=sys.stderr)
         if mininet:
             m_up, m_down = mininet_round()
             others |= {"mininet up": m_up, "mininet down": m_down}
@@ -205,6 +212,7 @@ def measure(
     }
     if mems:
         result["idle MiB per node"] = summary(mems)
+    result |= {f"{who} (left out)": why for who, why in failed.items()}
     result["loadavg (1 min) before and after each round"] = load
     return result
 
@@ -288,10 +296,10 @@ def main() -> int:
                 f"{r['loadavg (1 min) before and after each round']}",
                 file=sys.stderr,
             )
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2))  # a later size's crash keeps it
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
     plot(results, args.out.with_suffix(".png"))
     print(f"written to {args.out} and {args.out.with_suffix('.png')}", file=sys.stderr)
     return 0
