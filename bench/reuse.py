@@ -16,13 +16,14 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from hoplab import resources
+
+from bench import summary  # bench/ is on the path: this script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST = """\
@@ -46,15 +47,6 @@ def session(project: Path, *args: str) -> float:
     if not m:
         raise RuntimeError(f"no set-up time in pytest's output:\n{res.stdout[-2000:]}")
     return float(m[1])
-
-
-def summary(values: list[float]) -> dict:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "runs": [round(v, 3) for v in values],
-    }
 
 
 def main() -> int:

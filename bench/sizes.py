@@ -38,7 +38,7 @@ from hoplab import lifecycle, resources
 from hoplab.engine.image import ensure_image
 from hoplab.engine.labs import Engine
 
-from bench import compose_round, mininet_available, mininet_round
+from bench import compose_round, mininet_available, mininet_round, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_TIMEOUT = 300  # seconds for one docker-compose command before it counts as failed
@@ -128,15 +128,6 @@ def hoplab_round(engine: Engine, topo: object, name: str, calls: CallCounter, me
             down_counted = dict(down_calls)
     assert lab.report.action == "created", lab.report.action
     return t1 - t0, t3 - t2, lab.report.timings, up_counted, down_counted, mem
-
-
-def summary(values: list[float]) -> dict:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "runs": [round(v, 3) for v in values],
-    }
 
 
 def measure(
