@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from hoplab.engine import impair as engine_impair
@@ -61,13 +61,16 @@ def make_plan(
     pool: where taken subnets move to; None means subnet_pool()."""
     lab = check_lab_name(name, key="--name") if name else topo.name
     state, taken = engine.survey(lab)
-    current = {}
+    current, current6 = {}, {}
     for net, subnet in state.networks.items():
         with contextlib.suppress(ValueError):
             current[net] = IPv4Network(subnet)
+    for net, subnet in state.networks6.items():
+        with contextlib.suppress(ValueError):
+            current6[net] = IPv6Network(subnet)
     plan = build_plan(topo, lab, list(taken.v4), pool or subnet_pool(), current)
     if any(n.subnet6 is not None for n in topo.networks):  # dual-stack: the IPv6 half beside
-        six = build_plan6(topo, plan, list(taken.v6))
+        six = build_plan6(topo, plan, list(taken.v6), current6)
         plan = dataclasses.replace(plan, six=six)
     return plan, state
 

@@ -32,7 +32,7 @@ from hoplab.model.load import load, parse
 from hoplab.model.plan6 import POOL6
 from hoplab.runtime.net import Lab, Node
 
-from tests.conftest import unique_lab_name
+from tests.conftest import COMPOSE, unique_lab_name
 
 pytestmark = pytest.mark.docker
 
@@ -329,3 +329,28 @@ def test_no_fragmenting_routers_fails_when_packet_too_big_is_filtered(
         restores=["ip6tables", "-D", *rule],
         tidy=((lab.node("alice"), ["ip", "-6", "route", "flush", "cache"]),),
     )
+
+
+@pytest.mark.docker
+def test_a_moved_dual_stack_lab_stays_unchanged_when_its_files_subnets_come_free(
+    engine: Engine,
+) -> None:
+    """Lab b comes up while lab a holds the file's subnets, so b moves in both families. Once a
+    is gone, `up` of b must keep it as it is, not plan it back onto the freed subnets and
+    rebuild a healthy lab (it did for IPv6 until the planner kept a running lab's subnets)."""
+    topo = load(COMPOSE)
+    a, b = unique_lab_name("v6a"), unique_lab_name("v6b")
+    say = lambda *_: None  # noqa: E731
+    try:
+        lifecycle.up(engine, topo, a, say, say)
+        first = lifecycle.up(engine, topo, b, say, say)
+        moved6 = dict(engine.state(b).networks6)
+        assert moved6 and moved6 != dict(engine.state(a).networks6)
+        engine.down(a)
+        again = lifecycle.up(engine, topo, b, say, say)
+        assert again.report.action == "unchanged", again.report
+        assert again.plan.digest == first.plan.digest
+        assert dict(engine.state(b).networks6) == moved6
+    finally:
+        engine.down(a)
+        engine.down(b)

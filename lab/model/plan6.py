@@ -13,7 +13,7 @@ size in POOL6 (its own pool: the families never compete), keeping every host off
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from hoplab.errors import HoplabError
@@ -42,16 +42,23 @@ def _candidates6(prefixlen: int, seed: str) -> Iterator[IPv6Network]:
 
 
 def remap6(
-    subnets: Iterable[IPv6Network], taken: Iterable[IPv6Network], seed: str
+    subnets: Iterable[IPv6Network],
+    taken: Iterable[IPv6Network],
+    seed: str,
+    prefer: Mapping[IPv6Network, IPv6Network] | None = None,
 ) -> dict[IPv6Network, IPv6Network]:
-    """Each subnet to itself when free, else to a free one of the same size in POOL6."""
+    """Each subnet to itself when free, else to a free one of the same size in POOL6.
+
+    `prefer` holds where a running copy of the lab already put a subnet: kept while it is
+    free, so planning a running lab again gives its own plan back (as remap_subnets does)."""
     used = list(taken)
     out: dict[IPv6Network, IPv6Network] = {}
     wanted = list(subnets)
     for s in wanted:
-        if not any(s.overlaps(u) for u in used):
-            out[s] = s
-            used.append(s)
+        choice = (prefer or {}).get(s, s)
+        if choice.prefixlen == s.prefixlen and not any(choice.overlaps(u) for u in used):
+            out[s] = choice
+            used.append(choice)
     for s in wanted:
         if s in out:
             continue
@@ -72,12 +79,23 @@ def _clash(c: IPv6Network, used: list[IPv6Network]) -> bool:
     return any(c.overlaps(u) for u in used)
 
 
-def build_plan6(topo: Topology, plan: Plan, taken: Iterable[IPv6Network] = ()) -> Plan6:
+def build_plan6(
+    topo: Topology,
+    plan: Plan,
+    taken: Iterable[IPv6Network] = (),
+    current: Mapping[str, IPv6Network] | None = None,
+) -> Plan6:
     """The IPv6 plan of topo's IPv6 networks, beside its IPv4 plan (which must be planned).
 
-    `taken`: IPv6 subnets of other labs on the engine; ours move away from them."""
+    `taken`: IPv6 subnets of other labs on the engine; ours move away from them. `current`:
+    network name -> the IPv6 subnet a running copy of this lab already uses."""
+    prefer = {
+        n.subnet6: current[n.name]
+        for n in topo.networks
+        if n.subnet6 is not None and n.name in (current or {})
+    }
     mapping = remap6(
-        (n.subnet6 for n in topo.networks if n.subnet6 is not None), taken, seed=plan.lab
+        (n.subnet6 for n in topo.networks if n.subnet6 is not None), taken, plan.lab, prefer
     )
     v6 = {n.name: mapping[n.subnet6] for n in topo.networks if n.subnet6 is not None}
     file6 = {n.name: n.subnet6 for n in topo.networks if n.subnet6 is not None}

@@ -105,6 +105,22 @@ def test_a_taken_ipv6_subnet_moves_keeping_every_offset() -> None:
     assert again == p6  # the same answer for the same engine (the lab name seeds the search)
 
 
+def test_a_running_labs_moved_ipv6_subnets_stay_when_the_files_own_come_free() -> None:
+    """Planned again while running, a lab that moved off taken subnets keeps where it went: else
+    its digest changes the moment the other lab goes, and `up` rebuilds a healthy lab (found by
+    the repair test, beside a test run whose lab held fd77::)."""
+    topo = parse(DUAL, "six.yaml")
+    plan = build_plan(topo, "other")
+    busy = [IPv6Network("fd61:1::/64"), IPv6Network("fd61::/56")]
+    first = build_plan6(topo, plan, taken=busy)
+    current = dict(first.subnets)
+    again = build_plan6(topo, plan, taken=[], current=current)
+    assert dict(again.subnets) == current and again == first
+    stranger = next(s for s in current.values() if s.subnet_of(POOL6))
+    moved = build_plan6(topo, plan, taken=[stranger], current=current)  # taken meanwhile: moves
+    assert not any(s.overlaps(stranger) for s in dict(moved.subnets).values())
+
+
 def test_the_plan_carries_its_ipv6_half_in_the_digest() -> None:
     topo = parse(DUAL, "six.yaml")
     plan = build_plan(topo)
