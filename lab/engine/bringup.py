@@ -89,7 +89,7 @@ class BringUp:
                 future.add_done_callback(network_done)
             pods = self.pods(plan, labels, cancel)  # own images start as their nodes get ready
             # Waiting for a node's entrypoint is I/O on a log stream: a pool of its own, so the
-            # workers that create and start nodes never sit in it (at 200 nodes, ~4 s of wall).
+            # workers that create and start nodes never sit in it.
             ready_pool = Pool(min(READY_WORKERS, len(plan.nodes)))
             try:
                 pods.begin(progress)
