@@ -31,9 +31,24 @@ SOCK_DIR = "/var/run/lab"
 SOCK_PATH = f"{SOCK_DIR}/database.sock"
 
 
+ARP = 0x0806
+
+
+def _upkeep(f: object) -> bool:
+    """ARP, and frames to a multicast or broadcast MAC (IPv6 MLD reports, router and neighbour
+    solicitations): the kernel sends them on its own, above all just after a lab comes up,
+    whatever sockets exist. A Unix socket's traffic could never be either."""
+    multicast = int(f.dst_mac.split(":")[0], 16) & 1
+    return f.ethertype == ARP or bool(multicast)
+
+
 def _ours(cap: Capture, addrs: set[str], macs: set[str]) -> list:
-    """Frames srv sent (its MAC) or IP packets to or from its addresses."""
-    return [f for f in cap.frames if f.src_mac in macs or {f.src_ip, f.dst_ip} & addrs]
+    """Frames srv sent (its MAC) or IP packets to or from its addresses, neighbour upkeep aside."""
+    return [
+        f
+        for f in cap.frames
+        if not _upkeep(f) and (f.src_mac in macs or {f.src_ip, f.dst_ip} & addrs)
+    ]
 
 
 def _others(frames: list) -> str:
