@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import queue
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -22,6 +24,43 @@ def sigint_deferred() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def finalizer_interrupts_redelivered() -> Iterator[None]:
+    """Hand a Ctrl-C that a finalizer swallowed back to the main thread, as a new Ctrl-C.
+
+    A Ctrl-C that lands in a finalizer (weakref.finalize, __del__) cannot propagate: CPython
+    prints "Exception ignored in ..." with a traceback and goes on, so the user's Ctrl-C is lost.
+    The hook is a C method (SimpleQueue.put), so no Python code runs in the main thread while it
+    is called and the re-sent SIGINT can only land after the finalizer is done. A helper thread
+    re-sends it, and passes every other unraisable error on to the previous hook. A SIGINT that
+    arrives while Ctrl-C is ignored (`sigint_deferred`) is dropped, as a real one would be.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = sys.unraisablehook
+    pending: queue.SimpleQueue[object] = queue.SimpleQueue()
+    done = object()
+    main = threading.main_thread().ident or 0
+
+    def forward() -> None:
+        while (unraisable := pending.get()) is not done:
+            if issubclass(getattr(unraisable, "exc_type", type(None)), KeyboardInterrupt):
+                signal.pthread_kill(main, signal.SIGINT)
+            else:
+                previous(unraisable)  # type: ignore[arg-type]
+
+    forwarder = threading.Thread(target=forward, name="hoplab-interrupts", daemon=True)
+    forwarder.start()
+    sys.unraisablehook = pending.put  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+        pending.put(done)
+        forwarder.join(timeout=5)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -17,8 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _skip_docker_ssh()
         from hoplab.cli.commands import dispatch
+        from hoplab.interrupts import finalizer_interrupts_redelivered
 
-        return dispatch(argv)
+        with finalizer_interrupts_redelivered():
+            return dispatch(argv)
     except KeyboardInterrupt:
         import signal
 

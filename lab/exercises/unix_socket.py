@@ -9,6 +9,7 @@ from hoplab.exercises.base import Exercise
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.net import Capture, Lab
+    from hoplab.runtime.pcap import Frame
 
 LESSON = """\
 Not every socket is a network socket. A Unix domain socket (AF_UNIX) has no IP address and no
@@ -34,7 +35,7 @@ SOCK_PATH = f"{SOCK_DIR}/database.sock"
 ARP = 0x0806
 
 
-def _upkeep(f: object) -> bool:
+def _upkeep(f: Frame) -> bool:
     """ARP, and frames to a multicast or broadcast MAC (IPv6 MLD reports, router and neighbour
     solicitations): the kernel sends them on its own, above all just after a lab comes up,
     whatever sockets exist. A Unix socket's traffic could never be either."""
@@ -42,7 +43,7 @@ def _upkeep(f: object) -> bool:
     return f.ethertype == ARP or bool(multicast)
 
 
-def _ours(cap: Capture, addrs: set[str], macs: set[str]) -> list:
+def _ours(cap: Capture, addrs: set[str], macs: set[str]) -> list[Frame]:
     """Frames srv sent (its MAC) or IP packets to or from its addresses, neighbour upkeep aside."""
     return [
         f
@@ -51,7 +52,7 @@ def _ours(cap: Capture, addrs: set[str], macs: set[str]) -> list:
     ]
 
 
-def _others(frames: list) -> str:
+def _others(frames: list[Frame]) -> str:
     """Neighbours' frames, kept in the .pcap but not counted: say what they were."""
     kinds: dict[str, int] = {}
     for f in frames:
@@ -119,8 +120,9 @@ def run(lab: Lab) -> list[Check]:
                 for c in caps
             ),
             evidence=f"{', '.join(_where(c) for c in caps)} (unfiltered captures; counted are "
-            "frames srv sent and IP packets to or from srv's addresses; other nodes' frames, "
-            "such as ARP or IPv6 multicast, are listed but not counted)",
+            "frames srv sent and IP packets to or from srv's addresses; neighbour upkeep, srv's "
+            "own included (ARP, frames to a multicast or broadcast MAC), and other nodes' "
+            "frames are listed but not counted)",
             hint="a Unix socket never makes packets: frames here come from something else "
             "talking to srv at the same time (see the .pcap)",
         ),
