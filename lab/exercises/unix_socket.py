@@ -33,22 +33,25 @@ SOCK_PATH = f"{SOCK_DIR}/database.sock"
 
 
 ARP = 0x0806
+NEIGHBOUR_DISCOVERY = range(133, 138)  # ICMPv6 router/neighbour solicit and advert, redirect
 
 
 def _upkeep(f: Frame) -> bool:
-    """ARP, and frames to a multicast or broadcast MAC (IPv6 MLD reports, router and neighbour
-    solicitations): the kernel sends them on its own, above all just after a lab comes up,
-    whatever sockets exist. A Unix socket's traffic could never be either."""
+    """ARP, IPv6 neighbour discovery (unicast NUD probes included) and frames to a multicast or
+    broadcast MAC (MLD reports and the like): the kernel sends them on its own, above all just
+    after a lab comes up, whatever sockets exist. A Unix socket's traffic could never be any."""
     multicast = int(f.dst_mac.split(":")[0], 16) & 1
-    return f.ethertype == ARP or bool(multicast)
+    discovery = f.proto == "icmp6" and f.icmp_type in NEIGHBOUR_DISCOVERY
+    return f.ethertype == ARP or discovery or bool(multicast)
 
 
 def _ours(cap: Capture, addrs: set[str], macs: set[str]) -> list[Frame]:
-    """Frames srv sent (its MAC) or IP packets to or from its addresses, neighbour upkeep aside."""
+    """Frames from or to srv's MACs, or IP packets to or from its addresses, neighbour upkeep
+    aside. The MACs catch IPv6 too, without reading srv's IPv6 addresses."""
     return [
         f
         for f in cap.frames
-        if not _upkeep(f) and (f.src_mac in macs or {f.src_ip, f.dst_ip} & addrs)
+        if not _upkeep(f) and ({f.src_mac, f.dst_mac} & macs or {f.src_ip, f.dst_ip} & addrs)
     ]
 
 
@@ -120,9 +123,9 @@ def run(lab: Lab) -> list[Check]:
                 for c in caps
             ),
             evidence=f"{', '.join(_where(c) for c in caps)} (unfiltered captures; counted are "
-            "frames srv sent and IP packets to or from srv's addresses; neighbour upkeep, srv's "
-            "own included (ARP, frames to a multicast or broadcast MAC), and other nodes' "
-            "frames are listed but not counted)",
+            "frames from or to srv's MACs and IPv4 or IPv6 packets to or from srv's addresses; "
+            "neighbour upkeep, srv's own included (ARP, IPv6 neighbour discovery, frames to a "
+            "multicast or broadcast MAC), and other nodes' frames are listed but not counted)",
             hint="a Unix socket never makes packets: frames here come from something else "
             "talking to srv at the same time (see the .pcap)",
         ),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import dpkt
 
-PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 
 
 def mac_str(raw: bytes) -> str:
@@ -81,9 +81,15 @@ def _frame(ts: float, buf: bytes) -> Frame:
         "ethertype": eth.type,
     }
     ip = eth.data
-    if not isinstance(ip, dpkt.ip.IP):
-        return Frame(**base)
-    fields = base | {
+    if isinstance(ip, dpkt.ip.IP):
+        return Frame(**base | _ip4(ip))
+    if isinstance(ip, dpkt.ip6.IP6):
+        return Frame(**base | _ip6(ip))
+    return Frame(**base)
+
+
+def _ip4(ip: dpkt.ip.IP) -> dict:
+    fields = {
         "src_ip": socket.inet_ntoa(ip.src),
         "dst_ip": socket.inet_ntoa(ip.dst),
         "ttl": ip.ttl,
@@ -94,9 +100,27 @@ def _frame(ts: float, buf: bytes) -> Frame:
         "frag_offset": ip.offset,
         "ip_len": ip.len,
     }
-    l4 = ip.data
-    if ip.offset == 0 and isinstance(l4, dpkt.tcp.TCP):
-        fields |= {
+    # Only a first fragment carries the transport header; ICMP errors are read from any.
+    if ip.offset == 0 or isinstance(ip.data, dpkt.icmp.ICMP):
+        fields |= _upper(ip.data)
+    return fields
+
+
+def _ip6(ip: dpkt.ip6.IP6) -> dict:
+    """Addresses, hop limit (as ttl) and the upper layer: dpkt skips extension headers, so `p`
+    names the upper layer. Fragment headers are not split out (no lesson reads them in IPv6)."""
+    return {
+        "src_ip": socket.inet_ntop(socket.AF_INET6, ip.src),
+        "dst_ip": socket.inet_ntop(socket.AF_INET6, ip.dst),
+        "ttl": ip.hlim,
+        "proto": PROTO_NAMES.get(ip.p, str(ip.p)),
+        "ip_len": 40 + ip.plen,
+    } | _upper(ip.data)
+
+
+def _upper(l4: object) -> dict:
+    if isinstance(l4, dpkt.tcp.TCP):
+        return {
             "sport": l4.sport,
             "dport": l4.dport,
             "seq": l4.seq,
@@ -104,8 +128,8 @@ def _frame(ts: float, buf: bytes) -> Frame:
             "tcp_flags": "".join(c for bit, c in _TCP_FLAGS if l4.flags & bit),
             "payload_len": len(l4.data),
         }
-    elif ip.offset == 0 and isinstance(l4, dpkt.udp.UDP):
-        fields |= {"sport": l4.sport, "dport": l4.dport, "payload_len": len(l4.data)}
-    elif isinstance(l4, dpkt.icmp.ICMP):
-        fields |= {"icmp_type": l4.type, "icmp_code": l4.code}
-    return Frame(**fields)
+    if isinstance(l4, dpkt.udp.UDP):
+        return {"sport": l4.sport, "dport": l4.dport, "payload_len": len(l4.data)}
+    if isinstance(l4, (dpkt.icmp.ICMP, dpkt.icmp6.ICMP6)):
+        return {"icmp_type": l4.type, "icmp_code": l4.code}
+    return {}

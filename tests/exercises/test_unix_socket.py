@@ -1,6 +1,8 @@
 """unix-socket passes on the default lab, and its capture check fails when srv has traffic."""
 
+import pytest
 from hoplab.checks import Status
+from hoplab.exercises.hop_limit import address6
 from hoplab.exercises.runner import run_one
 from hoplab.exercises.unix_socket import EXERCISE, SOCK_DIR
 
@@ -11,10 +13,14 @@ def test_passes_on_default_lab(lab):
     assert not lab.node("srv").run(["test", "-e", SOCK_DIR]).ok, "the exercise left its dir"
 
 
-def test_fails_when_srv_talks_on_the_network(fresh_lab):
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_fails_when_srv_talks_on_the_network(fresh_lab, family):
     # Break: carol pings srv's lan2 address throughout, so the "no frames" check must see
     # srv's traffic and FAIL; the socket checks are unaffected. run_one stops the pinger.
-    srv_ip = fresh_lab.address("srv", "lan2")
+    # IPv6 too: neighbour discovery is left out of the count, an echo must not be.
+    srv = fresh_lab.node("srv")
+    srv_ip = srv.address("lan2") if family == "ipv4" else address6(srv, "lan2")
+    assert srv_ip, "the default lab is dual-stack"
     fresh_lab.node("carol").start(
         ["ping", "-n", "-i", "0.02", "-w", "30", srv_ip], ready="bytes from"
     )
