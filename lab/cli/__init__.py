@@ -6,7 +6,6 @@ handled before the first heavy import, and a Ctrl-C during those imports is a cl
 
 from __future__ import annotations
 
-import os
 import sys
 
 INTERRUPTED = "interrupted: nothing half-made was left behind\n"
@@ -15,7 +14,9 @@ INTERRUPTED = "interrupted: nothing half-made was left behind\n"
 def main(argv: list[str] | None = None) -> int:
     """Run one command; 0 success, 1 failure, 2 bad input, 130 interrupted (never a traceback)."""
     try:
-        _skip_docker_ssh()
+        from hoplab.engine.transport import skip_unused_ssh
+
+        skip_unused_ssh(sys.argv[1:] if argv is None else argv)
         from hoplab.cli.commands import dispatch
         from hoplab.interrupts import finalizer_interrupts_redelivered
 
@@ -36,18 +37,6 @@ def main(argv: list[str] | None = None) -> int:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
         return 130
-
-
-def _skip_docker_ssh() -> None:
-    """Keep docker-py from importing paramiko, unless the engine is reached over SSH.
-
-    docker-py imports its SSH transport (and so paramiko, about 0.15 s of CPU here) whenever
-    paramiko is installed, e.g. by another package's dependency. Only DOCKER_HOST=ssh://... uses
-    it; otherwise make the transport unimportable, exactly as when the optional `docker[ssh]` is
-    not installed, a case docker-py handles itself.
-    """
-    if not os.environ.get("DOCKER_HOST", "").startswith("ssh://"):
-        sys.modules.setdefault("docker.transport.sshconn", None)  # type: ignore[assignment]
 
 
 __all__ = ["main"]

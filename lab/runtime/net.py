@@ -23,13 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hoplab.engine import pods, programs
 from hoplab.engine.labs import READY, Engine, LabState
 from hoplab.errors import HoplabError, Unsupported
 from hoplab.interrupts import sigint_deferred
-from hoplab.runtime import pcap
+
+if TYPE_CHECKING:  # dpkt loads with the first capture, not with every lab
+    from hoplab.runtime import pcap
 
 PROGRAMS = "/opt/hoplab"
 IMPAIR_TAG = "hoplab-impair"
@@ -761,6 +763,8 @@ class Lab:
             self.forget(proc)
             data = n.fetch(remote)
             n.run(["rm", "-f", remote])
+            from hoplab.runtime import pcap
+
             cap.frames = pcap.parse(data)
             if self.artifacts is not None:
                 self.artifacts.mkdir(parents=True, exist_ok=True)
