@@ -6,7 +6,8 @@ A throwaway project holds the default lab's compose.yaml and one test that uses 
 fixture. One session with --hoplab-reuse brings the lab up and keeps it; then each round runs a
 session that attaches to it (reuse), the same without paramiko (see WITHOUT_PARAMIKO), and one
 without reuse (a lab of its own, up and down). The figure is the fixture's set-up time as
-pytest's --durations prints it: what a CI user waits for before the first test. The kept lab is removed at the end (--hoplab-reuse=off), whatever happens.
+pytest's --durations prints it: what a CI user waits for before the first test. The kept lab is
+removed at the end (--hoplab-reuse=off), whatever happens.
 """
 
 from __future__ import annotations

@@ -123,9 +123,10 @@ def run(lab: Lab) -> list[Check]:
                 for c in caps
             ),
             evidence=f"{', '.join(_where(c) for c in caps)} (unfiltered captures; counted are "
-            "frames from or to srv's MACs and IPv4 or IPv6 packets to or from srv's addresses; "
-            "neighbour upkeep, srv's own included (ARP, IPv6 neighbour discovery, frames to a "
-            "multicast or broadcast MAC), and other nodes' frames are listed but not counted)",
+            "frames from or to srv's MACs (IPv4 and IPv6) and packets to or from srv's IPv4 "
+            "addresses; neighbour upkeep, srv's own included (ARP, IPv6 neighbour discovery, "
+            "frames to a multicast or broadcast MAC), and other nodes' frames are listed but not "
+            "counted)",
             hint="a Unix socket never makes packets: frames here come from something else "
             "talking to srv at the same time (see the .pcap)",
         ),

@@ -1,7 +1,7 @@
 """unix-socket counts srv's own traffic, IPv6 included, and only the kernel's neighbour upkeep is
-left out. A CI run's `make lab` FAILed unix-socket on a fresh dual-stack lab: the frames srv sent
-were IPv6 unicast neighbour solicitations (NUD probes to a router's MAC), which the IPv4-only
-parser could not tell from real traffic."""
+left out. A CI run's `make lab` FAILed unix-socket on a fresh dual-stack lab. Captures of such
+runs here hold srv's IPv6 unicast neighbour advertisements to the routers' MACs (answers to their
+NUD probes), which the IPv4-only parser could not tell from real traffic."""
 
 from __future__ import annotations
 
