@@ -1,6 +1,6 @@
 """unix-socket counts srv's own traffic, IPv6 included, and only the kernel's neighbour upkeep is
 left out. A CI run's `make lab` FAILed unix-socket on a fresh dual-stack lab. Captures of such
-runs here hold srv's IPv6 unicast neighbour advertisements to the routers' MACs (answers to their
+runs here hold srv's IPv6 unicast neighbour advertisements to a neighbour's MAC (answers to its
 NUD probes), which the IPv4-only parser could not tell from real traffic."""
 
 from __future__ import annotations
