@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from hoplab.runtime.net import Lab
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
 _names = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Make Ctrl-C deliverable, as in a terminal. A run started in the background without job
+    control (`cmd &` in a script, nohup) begins with SIGINT ignored, and every child inherits
+    that: Python then never raises KeyboardInterrupt, and the Ctrl-C tests would fail or prove
+    nothing. A handled signal is reset to the default in children, so they get Ctrl-C too."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def unique_lab_name(prefix: str = "t") -> str:

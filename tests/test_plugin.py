@@ -158,9 +158,18 @@ def test_the_fixture_brings_one_lab_up_for_the_session_and_down_after(project, e
 
 @pytest.mark.docker
 def test_xdist_workers_get_labs_of_their_own_and_leave_nothing(project, engine):
+    # Each test waits until both workers' labs are recorded, so both labs are up together: a
+    # worker that ends early frees its subnets, and the other may then take the same ones
+    # (seen once in CI), which says nothing about isolation.
     project.makepyfile(
+        "import time\n"
+        "from pathlib import Path\n"
         "from conftest import record\n"
-        + "".join(f"\ndef test_{i}(hoplab):\n    record(hoplab)\n" for i in range(4))
+        "def both_up():\n"
+        "    labs, deadline = Path(__file__).parent / 'labs', time.monotonic() + 120\n"
+        "    while len(list(labs.glob('*.json'))) < 2 and time.monotonic() < deadline:\n"
+        "        time.sleep(0.1)\n"
+        + "".join(f"\ndef test_{i}(hoplab):\n    record(hoplab)\n    both_up()\n" for i in range(4))
     )
     result = run(project, "-n", "2")
     result.assert_outcomes(passed=4)
