@@ -160,15 +160,20 @@ def _hoplab(*args: str, **kw) -> subprocess.Popen:
 def test_ctrl_c_during_up_rolls_back_to_zero_objects(engine):
     name = unique_lab_name("int")
     proc = _hoplab("up", "--name", name)
-    deadline = time.monotonic() + 30
-    while not engine.api.containers(all=True, filters=L.lab_filter(name)):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "up never created a container"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert objects(engine, name) == ([], [])
+    try:
+        deadline = time.monotonic() + 30
+        while not engine.api.containers(all=True, filters=L.lab_filter(name)):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "up never created a container"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert objects(engine, name) == ([], [])
+    finally:  # a failed check must not leave a whole lab behind (it once did, 7 containers)
+        proc.kill()
+        proc.wait()
+        engine.down(name)
 
 
 def test_name_clash_with_a_stranger_rolls_back_and_spares_it(engine):
