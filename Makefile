@@ -39,16 +39,16 @@ lab: image
 	$(HOPLAB) run --artifacts $(ARTIFACTS) --json $(ARTIFACTS)/report.json --junit $(ARTIFACTS)/junit.xml
 
 test: image
-	$(VENV)/bin/ruff check lab tests bench hosts examples
-	$(VENV)/bin/ruff format --check lab tests bench hosts examples
+	$(VENV)/bin/ruff check hoplab tests bench hosts examples
+	$(VENV)/bin/ruff format --check hoplab tests bench hosts examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q
 	$(VENV)/bin/pytest -q -n 2 examples
 
 # ruff for style; lint-imports for the layer rules in pyproject.toml ([tool.importlinter]).
 lint: setup
-	$(VENV)/bin/ruff check lab tests bench hosts examples
-	$(VENV)/bin/ruff format --check lab tests bench hosts examples
+	$(VENV)/bin/ruff check hoplab tests bench hosts examples
+	$(VENV)/bin/ruff format --check hoplab tests bench hosts examples
 	$(VENV)/bin/lint-imports
 
 up: image

@@ -31,14 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker
-import hoplab
 import yaml
-from hoplab import resources
-from hoplab.engine.image import ensure_image
-from hoplab.engine.labs import Engine
-from hoplab.model.plan import Plan, build_plan
 from rich.console import Console
 from rich.table import Table
+
+import hoplab
+from hoplab import resources
+from hoplab.engine.engine import Engine
+from hoplab.engine.image import ensure_image
+from hoplab.model.plan import Plan, build_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dpkt
+from rich.console import Console
+from rich.table import Table
+
 from hoplab.draw import graph, ladder
 from hoplab.model.load import parse
 from hoplab.model.plan import build_plan
 from hoplab.runtime.pcap import mac_str
-from rich.console import Console
-from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 5.0

@@ -21,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.second_engine, the harness the test uses too
 
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
 from hoplab import api  # noqa: E402
 from hoplab.engine import engines as E  # noqa: E402
 from hoplab.engine.image import IMAGE  # noqa: E402
@@ -28,9 +31,6 @@ from hoplab.model import labels as L  # noqa: E402
 from hoplab.workshop import room as R  # noqa: E402
 from hoplab.workshop import spread as S  # noqa: E402
 from hoplab.workshop.placement import EngineLine  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
 from tests.second_engine import SecondEngine  # noqa: E402
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)

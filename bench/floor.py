@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import docker
+
 from hoplab.engine import egress
 from hoplab.engine.bringup import INHIBIT
 from hoplab.engine.endpoints import EndpointLocks, spread

@@ -18,7 +18,7 @@ from pathlib import Path
 from hoplab import lifecycle
 from hoplab.engine import impair as engine_impair
 from hoplab.engine.client import connect
-from hoplab.engine.labs import Engine
+from hoplab.engine.engine import Engine
 from hoplab.model.load import load
 
 FILE = Path(__file__).resolve().parents[1] / "examples" / "impaired" / "compose.yaml"

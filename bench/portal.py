@@ -28,17 +28,18 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from rich.console import Console
+from rich.table import Table
+
 from hoplab import grading
 from hoplab.engine.client import connect
-from hoplab.engine.labs import Engine
+from hoplab.engine.engine import Engine
 from hoplab.model import labels as L
 from hoplab.model.load import load as load_file
 from hoplab.portal import serve
 from hoplab.portal.server import make_app
 from hoplab.resources import default_lab
 from hoplab.workshop import room as workshop
-from rich.console import Console
-from rich.table import Table
 
 ASSIGNMENT = "udp-service"
 console = Console(highlight=False)

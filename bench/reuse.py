@@ -22,9 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hoplab import resources
-
 from bench import summary  # bench/ is on the path: this script's folder
+from hoplab import resources
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST = """\

@@ -23,15 +23,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 import hoplab
 from hoplab import exercises
 from hoplab.checks import Status
-from hoplab.engine.labs import Engine
+from hoplab.engine.engine import Engine
 from hoplab.exercises import runner
 from hoplab.model import labels as L
 from hoplab.workshop import room as workshop
-from rich.console import Console
-from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = ["ttl-and-traceroute", "one-port-many-clients"]

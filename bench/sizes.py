@@ -31,14 +31,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import hoplab
 import yaml
 from floor import floor_name, round_trip
-from hoplab import lifecycle, resources
-from hoplab.engine.image import ensure_image
-from hoplab.engine.labs import Engine
 
+import hoplab
 from bench import compose_round, mininet_available, mininet_round, summary
+from hoplab import lifecycle, resources
+from hoplab.engine.engine import Engine
+from hoplab.engine.image import ensure_image
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_TIMEOUT = 300  # seconds for one docker-compose command before it counts as failed

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hoplab.runtime.net import Lab, Node
+
+from hoplab.runtime.lab import Lab, Node
 
 KV = Path(__file__).parent / "kv"
 PORT = 7070

@@ -17,10 +17,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import hoplab
 import pytest
+
+import hoplab
 from hoplab.plugin import owner_labels
-from hoplab.runtime.net import Lab
+from hoplab.runtime.lab import Lab
 
 TOPOLOGY = Path(__file__).parent / "ownimage" / "compose.yaml"
 PORT = 7000

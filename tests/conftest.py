@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from hoplab import lifecycle
 from hoplab.engine.client import connect
-from hoplab.engine.labs import Engine
+from hoplab.engine.engine import Engine
 from hoplab.model.load import load
-from hoplab.runtime.net import Lab
+from hoplab.runtime.lab import Lab
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"

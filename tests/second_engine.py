@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import docker
+
 from hoplab.engine.client import API_VERSION
 
 RULE = [

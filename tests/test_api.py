@@ -13,14 +13,14 @@ import textwrap
 import threading
 from pathlib import Path
 
-import hoplab
 import pytest
+
+import hoplab
 from hoplab.cli import init as cli_init
 from hoplab.cli import workshop as cli_workshop
 from hoplab.errors import Cancelled, HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.resources import default_lab
-
 from tests.conftest import unique_lab_name
 
 TINY = {
@@ -64,7 +64,7 @@ def loaded_after(code: str) -> list[str]:
 
 def test_import_hoplab_loads_nothing_heavy_and_exports_lazily():
     assert loaded_after("import hoplab") == []
-    assert "hoplab.runtime.net" in loaded_after("import hoplab; hoplab.Lab")  # on first use
+    assert "hoplab.runtime.lab" in loaded_after("import hoplab; hoplab.Lab")  # on first use
     assert set(hoplab.__all__) >= {"up", "attach", "down", "topology", "Lab", "HoplabError"}
     with pytest.raises(AttributeError):
         hoplab.no_such_name  # noqa: B018

@@ -28,9 +28,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import docker.errors
 import pytest
+
 from hoplab.engine.bringup import INHIBIT
 from hoplab.model import labels as L
-
 from tests.conftest import ROOT, unique_lab_name
 
 pytestmark = pytest.mark.docker

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from hoplab.errors import InputError
 from hoplab.model import labels as L
 from hoplab.model.load import MAX_FILE_BYTES, MAX_NODES, MAX_YAML_NODES, load, parse
 from hoplab.model.plan import build_plan, forward_path
-
 from tests.conftest import ROOT, unique_lab_name
 
 CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.yaml"))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dpkt
 import pytest
+
 from hoplab.cli.commands import main
 from hoplab.draw import graph, ladder
 from hoplab.errors import HoplabError

@@ -28,12 +28,12 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
+
 from hoplab.engine import egress
 from hoplab.engine.client import connect
 from hoplab.errors import HoplabError
 from hoplab.model import labels as L
-from hoplab.runtime.net import Lab
-
+from hoplab.runtime.lab import Lab
 from tests.conftest import bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker

@@ -17,25 +17,25 @@ from pathlib import Path
 
 import aiohttp
 import docker
-import hoplab
 import pytest
+
+import hoplab
 from hoplab import exercises, grading
 from hoplab.checks import Status
 from hoplab.engine.client import API_VERSION, connect
+from hoplab.engine.engine import Engine
 from hoplab.engine.engines import reach
 from hoplab.engine.image import IMAGE, ensure_image
-from hoplab.engine.labs import Engine
 from hoplab.exercises import runner
 from hoplab.model import labels as L
 from hoplab.model.load import load
 from hoplab.portal import serve
 from hoplab.portal.server import SEATS_TTL
 from hoplab.resources import hosts_dir
-from hoplab.runtime.net import Lab
+from hoplab.runtime.lab import Lab
 from hoplab.workshop import room as workshop
 from hoplab.workshop import spread
 from hoplab.workshop.placement import EngineLine
-
 from tests.conftest import COMPOSE, ROOT, unique_lab_name
 from tests.second_engine import SecondEngine, first_bridge, link_exists
 from tests.test_portal import (

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import docker.errors
 import pytest
+
 from hoplab import exercises, resources
 from hoplab.checks import Status
 from hoplab.engine.image import HASH_LABEL, content_hash, ensure_image
 from hoplab.errors import HoplabError
 from hoplab.exercises.runner import run_one
 from hoplab.model import labels as L
-from hoplab.runtime.net import Lab, left_running
-
+from hoplab.runtime.lab import Lab, left_running
 from tests.conftest import COMPOSE, ROOT, bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker

@@ -11,12 +11,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from hoplab import grading
 from hoplab.checks import Status
 from hoplab.grading import lossy_client, outputs, sandbox
 from hoplab.grading.grader import grade
-from hoplab.runtime.net import Lab
-
+from hoplab.runtime.lab import Lab
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.docker

@@ -14,20 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from hoplab import grading
 from hoplab.checks import Status
 from hoplab.grading import lossy_client, traceroute, udp_service
 from hoplab.grading.grader import Grade, grade
 from hoplab.grading.sandbox import AS_NOBODY, Fence
 from hoplab.model import labels as L
-from hoplab.runtime.net import Lab, left_running
-
+from hoplab.runtime.lab import Lab, left_running
 from tests.conftest import ROOT, bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker
 
 HOSTILE = Path(__file__).parent / "hostile"
-REFERENCE = ROOT / "lab" / "grading" / "assignments" / "tcp-echo" / "solution.py"
+REFERENCE = ROOT / "hoplab" / "grading" / "assignments" / "tcp-echo" / "solution.py"
 
 
 @pytest.fixture(scope="module")

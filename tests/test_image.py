@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from hoplab.engine import image
 
 HOSTS = Path(__file__).resolve().parent.parent / "hosts"

@@ -18,15 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from hoplab import lifecycle
 from hoplab.engine import impair as engine_impair
-from hoplab.engine.labs import Engine
+from hoplab.engine.engine import Engine
 from hoplab.errors import InputError
 from hoplab.model import labels as L
 from hoplab.model.impair import TAG
 from hoplab.model.load import parse
-from hoplab.runtime.net import Lab
-
+from hoplab.runtime.lab import Lab
 from tests.conftest import unique_lab_name
 
 pytestmark = pytest.mark.docker

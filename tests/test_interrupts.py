@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator
 
 import docker.errors
 import pytest
+
 from hoplab.interrupts import Interrupted
 from hoplab.model import labels as L
-from hoplab.runtime.net import Lab, left_running
-
+from hoplab.runtime.lab import Lab, left_running
 from tests.conftest import ROOT, bring_up, unique_lab_name
 from tests.test_faults import hoplab
 
@@ -269,7 +269,7 @@ def test_interrupted_names_what_it_stopped():
 def test_ctrl_c_during_a_grading_stops_the_participant_program_and_says_so(engine, own):
     """Ctrl-C while the participant's server runs (as nobody): exit 130, the message names the
     grading it stopped, nothing runs on, and the next grading of the same program passes."""
-    solution = ROOT / "lab" / "grading" / "assignments" / "tcp-echo" / "solution.py"
+    solution = ROOT / "hoplab" / "grading" / "assignments" / "tcp-echo" / "solution.py"
     args = ("check", "tcp-echo", "--solution", str(solution), "--name", own.name)
     code, out, err = hit_while_running(engine, own, args, "tcp_echo.py", (), signal.SIGINT)
     assert code == 130 and "Traceback" not in err, out + err

@@ -16,10 +16,11 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
+
 from hoplab import lifecycle
 from hoplab.checks import Status
 from hoplab.engine import egress, egress6
-from hoplab.engine.labs import Engine
+from hoplab.engine.engine import Engine
 from hoplab.exercises import (
     dual_stack_bind,
     hop_limit,
@@ -30,8 +31,7 @@ from hoplab.exercises.base import Exercise
 from hoplab.exercises.runner import run_one
 from hoplab.model.load import load, parse
 from hoplab.model.plan6 import POOL6
-from hoplab.runtime.net import Lab, Node
-
+from hoplab.runtime.lab import Lab, Node
 from tests.conftest import COMPOSE, unique_lab_name
 
 pytestmark = pytest.mark.docker

@@ -9,10 +9,10 @@ import sys
 import time
 
 import pytest
+
 from hoplab.engine.client import connect
 from hoplab.model import labels as L
-from hoplab.runtime.net import Lab
-
+from hoplab.runtime.lab import Lab
 from tests.conftest import COMPOSE, ROOT, bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker

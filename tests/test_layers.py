@@ -24,8 +24,8 @@ VIOLATIONS = [
     (
         "layers",
         "model/topology.py",
-        "from hoplab.engine import labs",
-        "hoplab.model.topology -> hoplab.engine.labs",
+        "from hoplab.engine import engine",
+        "hoplab.model.topology -> hoplab.engine.engine",
     ),
     (
         "layers",
@@ -49,7 +49,7 @@ VIOLATIONS = [
     ("docker-in-engine", "runtime/evidence.py", "import requests", "hoplab.runtime.evidence"),
     ("rich-in-front", "grading/outputs.py", "import rich.table", "hoplab.grading.outputs"),
     ("model-is-pure", "model/plan.py", "from hoplab import resources", "hoplab.model.plan"),
-    ("exercises-use-runtime", "exercises/nat.py", "from hoplab.engine import labs", "exercises"),
+    ("exercises-use-runtime", "exercises/nat.py", "from hoplab.engine import engine", "exercises"),
 ]
 
 
@@ -57,7 +57,7 @@ def _copy(tmp: Path) -> Path:
     """The package as `hoplab` under tmp/src, and the project's contracts in tmp/pyproject.toml."""
     src = tmp / "src"
     shutil.copytree(
-        ROOT / "lab", src / "hoplab", symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+        ROOT / "hoplab", src / "hoplab", symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
     )
     shutil.copy(ROOT / "pyproject.toml", tmp / "pyproject.toml")
     return src / "hoplab"
@@ -113,11 +113,11 @@ def test_the_copy_is_what_lint_imports_reads(tmp_path):
     """Guard for the tests above: the violation must land in the analysed tree, not the clone."""
     pkg = _copy(tmp_path)
     probe = pkg / "model" / "topology.py"
-    _add_import(probe, "from hoplab.engine import labs")
+    _add_import(probe, "from hoplab.engine import engine")
     result = _lint(tmp_path, "layers")
-    assert str(ROOT / "lab") not in result.stdout
-    assert "hoplab.model.topology -> hoplab.engine.labs" in result.stdout
-    assert "hoplab.model.topology -> hoplab.engine.labs" not in _lint(ROOT, "layers").stdout
+    assert str(ROOT / "hoplab") not in result.stdout
+    assert "hoplab.model.topology -> hoplab.engine.engine" in result.stdout
+    assert "hoplab.model.topology -> hoplab.engine.engine" not in _lint(ROOT, "layers").stdout
 
 
 def test_registries_list_every_exercise_and_assignment_module_once():
@@ -172,8 +172,8 @@ def test_label_keys_are_spelled_only_in_model_labels():
     keys = {v for k, v in vars(labels).items() if k.isupper() and isinstance(v, str)}
     dashed = re.compile(r"^hoplab\.[a-z0-9]+-[a-z0-9-]+")  # no module name has a dash
     found = []
-    for path in sorted((ROOT / "lab").rglob("*.py")):
-        if path == ROOT / "lab" / "model" / "labels.py" or "assignments" in path.parts:
+    for path in sorted((ROOT / "hoplab").rglob("*.py")):
+        if path == ROOT / "hoplab" / "model" / "labels.py" or "assignments" in path.parts:
             continue
         tree = ast.parse(path.read_text(), str(path))
         docstrings = {

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from hoplab.engine.bringup import CPU_LIMIT, MEM_LIMIT
 from hoplab.model import labels as L
-from hoplab.runtime.net import Lab
-
+from hoplab.runtime.lab import Lab
 from tests.conftest import bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker

@@ -12,11 +12,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from hoplab import lifecycle
 from hoplab.model import labels as L
 from hoplab.model.load import parse
-from hoplab.runtime.net import Lab
-
+from hoplab.runtime.lab import Lab
 from tests.conftest import unique_lab_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -17,12 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from hoplab import lifecycle
-from hoplab.engine.labs import Engine
+from hoplab.engine.engine import Engine
 from hoplab.model import labels as L
 from hoplab.model.load import load
-from hoplab.runtime.net import Lab
-
+from hoplab.runtime.lab import Lab
 from tests.conftest import ROOT, unique_lab_name
 from tests.test_corpus import expectation
 

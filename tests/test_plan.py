@@ -8,6 +8,7 @@ from ipaddress import IPv6Address as A6
 from ipaddress import IPv6Network as N6
 
 import pytest
+
 from hoplab.errors import HoplabError
 from hoplab.model.load import load, parse
 from hoplab.model.plan import build_plan, remap_subnets

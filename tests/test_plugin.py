@@ -13,8 +13,9 @@ import sys
 from ipaddress import IPv4Network
 
 import pytest
+
 from hoplab import lifecycle
-from hoplab.engine.labs import Engine, LabState
+from hoplab.engine.engine import Engine, LabState
 from hoplab.model import labels as L
 from hoplab.model.load import parse
 from hoplab.plugin import (
@@ -26,7 +27,6 @@ from hoplab.plugin import (
     owner_labels,
     process_start,
 )
-
 from tests.conftest import unique_lab_name
 
 pytest_plugins = ["pytester"]
@@ -278,7 +278,7 @@ def test_a_test_of_its_own_topology_gets_a_lab_removed_after_it(project, engine)
         from pathlib import Path
         from conftest import record
         from hoplab.engine.client import connect
-        from hoplab.engine.labs import Engine
+        from hoplab.engine.engine import Engine
 
         def test_own_topology(hoplab_lab):
             lab = hoplab_lab("tiny.yaml")  # relative to this file's directory

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
 from hoplab import grading
-from hoplab.engine.labs import Engine
+from hoplab.engine.engine import Engine
 from hoplab.model.load import load
 from hoplab.portal import serve
 from hoplab.portal import tokens as T
 from hoplab.portal.server import Portal, make_app
 from hoplab.portal.terminals import GRACE, MAX_PER_PARTICIPANT
-from hoplab.runtime.net import Lab
+from hoplab.runtime.lab import Lab
 from hoplab.workshop import room as workshop
-
 from tests.conftest import COMPOSE, ROOT, unique_lab_name
 
 # --- pure: tokens and links -------------------------------------------------------------------

@@ -16,9 +16,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
 from hoplab.cli.commands import main
 from hoplab.draw.html import interfaces
-from PIL import Image
 
 CHOSEN = ["mac-per-hop", "half-close"]
 # Offline and quiet: no sync, no updates, no DNS, any request goes to a closed loopback port.

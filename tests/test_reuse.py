@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hoplab.engine.labs import Engine
+
+from hoplab.engine.engine import Engine
 from hoplab.engine.reaping import NAME_RE
 from hoplab.model import labels as L
 from hoplab.model.compose import check_lab_name
 from hoplab.plugin import reuse_mode
 from hoplab.runtime import reuse
-from hoplab.runtime.net import Lab
+from hoplab.runtime.lab import Lab
 
 pytest_plugins = ["pytester"]
 

@@ -19,10 +19,10 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from hoplab.engine.labs import INHIBIT, MEM_LIMIT, PIDS_LIMIT
-from hoplab.model import labels as L
-from hoplab.runtime.net import Lab
 
+from hoplab.engine.engine import INHIBIT, MEM_LIMIT, PIDS_LIMIT
+from hoplab.model import labels as L
+from hoplab.runtime.lab import Lab
 from tests.conftest import bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker

@@ -6,6 +6,7 @@ import textwrap
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
+
 from hoplab.errors import InputError
 from hoplab.model.load import load, parse
 from hoplab.model.topology import Role

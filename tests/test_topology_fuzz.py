@@ -11,13 +11,13 @@ from ipaddress import IPv4Address
 from typing import Any
 
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from hoplab.errors import InputError
 from hoplab.model.load import parse
 from hoplab.model.plan import build_plan
 from hoplab.model.topology import Topology
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.conftest import COMPOSE
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from hoplab.model import labels as L
 
+from hoplab.model import labels as L
 from tests.conftest import ROOT, unique_lab_name
 
 pytestmark = pytest.mark.docker
 
 # Everything hoplab ships lives in these; the rest of the checkout is not needed to build.
-SOURCES = ("pyproject.toml", "README.md", "compose.yaml", "lab", "hosts")
+SOURCES = ("pyproject.toml", "README.md", "compose.yaml", "hoplab", "hosts")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".ruff_cache")
 # What the user's own venv gets besides the wheel: the test runner and xdist, nothing of ours.
 TEST_DEPS = ("pytest>=8", "pytest-xdist>=3")

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from ipaddress import IPv4Network
 
 import pytest
-from hoplab.engine.labs import Engine
+
+from hoplab.engine.engine import Engine
 from hoplab.errors import HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.model.load import load
-from hoplab.runtime.net import Lab, Proc
+from hoplab.runtime.lab import Lab, Proc
 from hoplab.workshop import room as workshop
-
 from tests.conftest import COMPOSE, ROOT, unique_lab_name
 
 # --- pure: rosters, generated names, pool -------------------------------------------------------

@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import yaml
+
 from hoplab import lifecycle
 from hoplab.checks import Status
-from hoplab.engine.labs import Engine
+from hoplab.engine.engine import Engine
 from hoplab.exercises.base import Exercise
 from hoplab.exercises.runner import run_one
 from hoplab.model.load import parse
-from hoplab.runtime.net import Lab
-
+from hoplab.runtime.lab import Lab
 from tests.conftest import COMPOSE, unique_lab_name
 
 

@@ -3,7 +3,6 @@ without IPv6; its break-it test (alice loses her IPv6 route) runs on examples/du
 tests/test_ipv6.py."""
 
 from hoplab.exercises.dual_stack_bind import EXERCISE
-
 from tests.exercises.conftest import ipv6_exercise_tests
 
 test_passes_on_default_lab, test_env_on_a_lab_without_ipv6 = ipv6_exercise_tests(EXERCISE)

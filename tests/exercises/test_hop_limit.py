@@ -3,7 +3,6 @@ IPv6; its break-it test (r1 loses its IPv6 route) runs on examples/dualstack in
 tests/test_ipv6.py."""
 
 from hoplab.exercises.hop_limit import EXERCISE
-
 from tests.exercises.conftest import ipv6_exercise_tests
 
 test_passes_on_default_lab, test_env_on_a_lab_without_ipv6 = ipv6_exercise_tests(EXERCISE)

@@ -3,7 +3,6 @@ lab without IPv6; its break-it test (srv's LAN made on-link for alice) runs on
 examples/dualstack in tests/test_ipv6.py."""
 
 from hoplab.exercises.neighbour_discovery import EXERCISE
-
 from tests.exercises.conftest import ipv6_exercise_tests
 
 test_passes_on_default_lab, test_env_on_a_lab_without_ipv6 = ipv6_exercise_tests(EXERCISE)

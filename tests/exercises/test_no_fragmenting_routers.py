@@ -3,7 +3,6 @@ same lab without IPv6; its break-it test (r2 filters Packet Too Big) runs on exa
 in tests/test_ipv6.py."""
 
 from hoplab.exercises.no_fragmenting_routers import EXERCISE
-
 from tests.exercises.conftest import ipv6_exercise_tests
 
 test_passes_on_default_lab, test_env_on_a_lab_without_ipv6 = ipv6_exercise_tests(EXERCISE)

@@ -1,6 +1,7 @@
 """unix-socket passes on the default lab, and its capture check fails when srv has traffic."""
 
 import pytest
+
 from hoplab.checks import Status
 from hoplab.exercises.hop_limit import address6
 from hoplab.exercises.runner import run_one

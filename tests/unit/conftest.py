@@ -4,9 +4,9 @@ in-memory fake engine. `DOCKER_HOST=unix:///nonexistent pytest tests/unit` must 
 from __future__ import annotations
 
 import pytest
+
 from hoplab.model.load import parse
 from hoplab.model.topology import Topology
-
 from tests.unit.fake_engine import FakeEngine
 
 # One router between two LANs: three nodes, two networks.

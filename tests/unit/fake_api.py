@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 
 import docker.errors
+
 from hoplab.engine.reconcile import READY
 
 HOLD = 0.3

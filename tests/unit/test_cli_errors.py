@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+
 from hoplab.cli import commands
 from hoplab.errors import InputError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hoplab.engine import egress, egress6
 from hoplab.errors import HoplabError
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from hoplab.errors import InputError
 from hoplab.model.images import start_order, with_image_ids
 from hoplab.model.load import load

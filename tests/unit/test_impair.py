@@ -4,6 +4,7 @@ interfaces carry them. Pure (no Docker): the live proof is tests/test_impair.py.
 from __future__ import annotations
 
 import pytest
+
 from hoplab.errors import InputError
 from hoplab.model.impair import IFACE, TAG, Impair, commands, mechanism, parse, unsupported
 from hoplab.model.load import parse as parse_topology

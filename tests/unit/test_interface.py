@@ -9,10 +9,10 @@ import threading
 
 import docker
 import pytest
-from hoplab.engine.endpoints import EndpointLocks
-from hoplab.engine.interface import EngineAPI
-from hoplab.engine.labs import Engine
 
+from hoplab.engine.endpoints import EndpointLocks
+from hoplab.engine.engine import Engine
+from hoplab.engine.interface import EngineAPI
 from tests.unit.fake_engine import FakeEngine
 
 METHODS = [
@@ -100,7 +100,7 @@ def test_the_runtime_works_on_any_engine(tiny):
     """Lab and Node use only EngineAPI: attached to the fake, they read the lab from its labels
     and send commands and files through the interface."""
     from hoplab import lifecycle
-    from hoplab.runtime.net import Lab
+    from hoplab.runtime.lab import Lab
 
     fake = FakeEngine()
     lifecycle.up(fake, tiny, "if1", lambda *a: None, lambda m: None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
+
 from hoplab.errors import InputError
 from hoplab.model.load import parse
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 import pytest
+
 from hoplab import lifecycle
 from hoplab.errors import InputError, SubnetTaken
-
 from tests.unit.conftest import TINY
 from tests.unit.fake_engine import FakeEngine, Faults
 

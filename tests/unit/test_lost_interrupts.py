@@ -14,6 +14,7 @@ import time
 import weakref
 
 import pytest
+
 from hoplab.interrupts import finalizer_interrupts_redelivered
 
 

@@ -14,13 +14,13 @@ import sys
 from ipaddress import IPv4Network
 
 import pytest
+
 from hoplab import api
 from hoplab.cli import commands
 from hoplab.engine import engines as E
 from hoplab.engine.engines import Reached, Size
 from hoplab.workshop import room as R
 from hoplab.workshop import spread as S
-
 from tests.unit.fake_engine import FakeEngine
 
 GB = 2**30

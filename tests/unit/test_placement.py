@@ -10,12 +10,12 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 import pytest
+
 from hoplab.engine.engines import Reached, Size
 from hoplab.errors import InputError
 from hoplab.workshop import placement as P
 from hoplab.workshop import room as R
 from hoplab.workshop import spread as S
-
 from tests.unit.fake_engine import FakeEngine
 
 GB = 2**30

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from hoplab.engine.pods import Pods
 from hoplab.engine.state import no_progress
 from hoplab.errors import InputError

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
 from hoplab.model import labels as L
 from hoplab.portal.server import Portal
 

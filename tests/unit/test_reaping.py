@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import pytest
+
 from hoplab import lifecycle
 from hoplab.engine import reaping
 from hoplab.engine.reaping import GONE, UNKNOWN, is_orphan, lab_name_for, owner_labels
 from hoplab.engine.state import LabState, NodeState
 from hoplab.model import labels as L
-
 from tests.unit.fake_engine import FakeEngine
 
 HOST, OTHER = "ci-1", "laptop"

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 import pytest
+
 from hoplab import lifecycle
 from hoplab.engine.reconcile import (
     CREATE,
@@ -25,7 +26,6 @@ from hoplab.model import labels as L
 from hoplab.model import plan as plan_module
 from hoplab.model.load import parse
 from hoplab.model.plan import build_plan
-
 from tests.unit.conftest import TINY
 from tests.unit.fake_engine import IMAGE_ID
 

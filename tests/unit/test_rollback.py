@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+
 from hoplab import lifecycle
 from hoplab.engine.bringup import BringUp, Limits, create_error
 from hoplab.engine.endpoints import EndpointLocks
@@ -21,7 +22,6 @@ from hoplab.engine.parallel import or_roll_back, parallel
 from hoplab.engine.state import no_progress
 from hoplab.engine.teardown import Teardown
 from hoplab.errors import Cancelled, HoplabError, SubnetTaken
-
 from tests.unit.fake_api import FakeAPI
 from tests.unit.fake_engine import FakeEngine, Faults
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from ipaddress import IPv4Network
 
 import pytest
+
 from hoplab import lifecycle
 from hoplab.errors import InputError
 from hoplab.model import labels as L
 from hoplab.workshop import room as R
-
 from tests.unit.fake_engine import FakeEngine, Faults
 
 POOL = IPv4Network("10.200.0.0/16")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from ipaddress import IPv4Network, IPv6Network
 
+from rich.console import Console
+
 from hoplab.cli.commands import _status_table
 from hoplab.engine.state import json_state, lab_state, taken_from
 from hoplab.model import labels as L
-from rich.console import Console
 
 
 def _entries() -> tuple[list[dict], list[dict]]:

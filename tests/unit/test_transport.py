@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+
 from hoplab.engine.transport import may_use_ssh
 
 

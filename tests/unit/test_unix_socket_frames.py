@@ -10,6 +10,7 @@ import socket
 from types import SimpleNamespace
 
 import dpkt
+
 from hoplab.exercises.unix_socket import _ours
 from hoplab.runtime.pcap import parse
 

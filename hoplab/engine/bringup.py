@@ -1,0 +1,311 @@
+"""Creating a lab: networks, then each node (create, connect, start, wait ready), in parallel.
+
+Speed comes from three choices: every create and start runs in parallel, and network creation
+overlaps node start (a node waits only for the networks it joins); the low-level API is used so
+that no create is followed by an inspect; and readiness is read from each node's log stream (the
+entrypoint prints a line once its routes are in place), so bring-up needs no exec.
+Rollback is not here: the Engine wraps `create` in `or_roll_back` with its teardown.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import docker
+import docker.errors
+import docker.types
+
+from hoplab.engine import egress
+from hoplab.engine.client import explain
+from hoplab.engine.endpoints import EndpointLocks, spread
+from hoplab.engine.parallel import Pool, parallel
+from hoplab.engine.pods import Pods, PodStart
+from hoplab.engine.reconcile import node_labels, readiness, route_label, step_timings
+from hoplab.engine.state import Progress
+from hoplab.errors import Cancelled, HoplabError, SubnetTaken
+from hoplab.model import labels as L
+from hoplab.model.plan import NetPlan, NodePlan, Plan
+from hoplab.model.topology import Role
+
+NODE_CAPS = ["NET_ADMIN", "NET_RAW"]
+INHIBIT = "com.docker.network.bridge.inhibit_ipv4"
+MTU_OPT = "com.docker.network.driver.mtu"
+MEM_LIMIT = "256m"
+PIDS_LIMIT = 256
+# One core's worth per node, for the node's whole cgroup: unlike RLIMIT_CPU, forking cannot renew
+# it, and a spinning node leaves the rest of the machine to the other nodes and labs.
+CPU_LIMIT = 1.0
+READY_TIMEOUT = 60.0
+READY_WORKERS = 64  # readiness waits at once: each is an open log stream, no CPU
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-node resource limits, set at creation."""
+
+    mem_limit: str = MEM_LIMIT
+    pids_limit: int = PIDS_LIMIT
+    cpus: float = CPU_LIMIT
+
+
+class BringUp:
+    """Creates and starts a lab's objects; holds no lab state, only the engine's locks."""
+
+    def __init__(
+        self, api: docker.APIClient, endpoints: EndpointLocks, workers: int, limits: Limits
+    ) -> None:
+        self.api, self.endpoints, self.workers, self.limits = api, endpoints, workers, limits
+
+    def create(
+        self,
+        plan: Plan,
+        image: str,
+        progress: Progress,
+        labels: dict[str, str],
+        cancel: threading.Event | None,
+    ) -> dict[str, float]:
+        """Create every network and node of the plan; returns the step timings.
+
+        Networks are created in their own pool while nodes already start. On failure every
+        call in flight is waited for before raising, so the caller's rollback sees them all.
+        """
+        t0 = time.monotonic()
+        net_pool = Pool(min(self.workers, len(plan.networks)))
+        try:
+            nets = {n.name: net_pool.submit(self.create_network, plan, n) for n in plan.networks}
+            made = [0]
+
+            def network_done(_f: Future) -> None:
+                made[0] += 1
+                progress("networks", made[0], len(nets))
+
+            progress("networks", 0, len(nets))
+            for future in nets.values():
+                future.add_done_callback(network_done)
+            pods = self.pods(plan, labels, cancel)  # own images start as their nodes get ready
+            # Waiting for a node's entrypoint is I/O on a log stream: a pool of its own, so the
+            # workers that create and start nodes never sit in it.
+            ready_pool = Pool(min(READY_WORKERS, len(plan.nodes)))
+            try:
+                pods.begin(progress)
+
+                def one(n: NodePlan) -> Future:
+                    steps = self.create_node(plan, n, image, labels, nets, cancel)
+                    return ready_pool.submit(self.node_ready, n, steps, pods)
+
+                waits = parallel(
+                    one,
+                    spread(plan.nodes, lambda n: [i.network for i in n.interfaces]),
+                    "nodes",
+                    progress,
+                    self.workers,
+                )
+                steps = [w.result() for w in waits]
+            except BaseException:
+                ready_pool.close()
+                pods.finish(failed=True)  # no user container may still be starting
+                raise
+            finally:
+                ready_pool.close()  # every readiness wait that began has returned
+            slowest_net = max((f.result() for f in nets.values()), default=0.0)
+            timings = step_timings(slowest_net, time.monotonic() - t0, steps)
+            return timings | pods.finish(failed=False)
+        finally:
+            net_pool.close()  # every network create that began has returned (Ctrl-C included)
+
+    def node_ready(self, node: NodePlan, steps: dict[str, float], pods: PodStart) -> dict:
+        """Wait for the node's entrypoint; then its own-image program may start. Its steps."""
+        t0 = time.monotonic()
+        self.wait_ready(node.container)
+        return pods.node_ready(node.name, steps | {"ready": time.monotonic() - t0})
+
+    def pods(self, plan: Plan, labels: dict[str, str], cancel: threading.Event | None) -> PodStart:
+        """Own-image nodes' containers, each once its node and every router are ready."""
+        limits = {
+            "mem_limit": self.limits.mem_limit,
+            "memswap_limit": self.limits.mem_limit,
+            "pids_limit": self.limits.pids_limit,
+            "nano_cpus": int(self.limits.cpus * 1e9),
+        }
+        extra = labels | {L.OWNER: labels.get(L.OWNER) or owner()}
+        return Pods(self.api, limits).starter(plan, extra, cancel)
+
+    def create_network(self, plan: Plan, net: NetPlan) -> float:
+        """Create one network; returns its seconds for --profile."""
+        started = time.monotonic()
+        options = {INHIBIT: "true", **egress.network_options()}
+        options[egress.BRIDGE_OPT] = egress.bridge_name(net.docker_name)  # what the rules match
+        if net.mtu:
+            options[MTU_OPT] = str(net.mtu)
+        pools = [docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))]
+        subnet6 = plan.six.subnet(net.name) if plan.six else None
+        if plan.six and subnet6:  # the host's bridge holds this gateway; no node uses it
+            gateway6 = str(plan.six.gateway(net.name))
+            pools.append(docker.types.IPAMPool(subnet=str(subnet6), gateway=gateway6))
+        ipam = docker.types.IPAMConfig(pool_configs=pools)
+        try:
+            self.api.create_network(
+                net.docker_name,
+                driver="bridge",
+                options=options,
+                ipam=ipam,
+                enable_ipv6=subnet6 is not None,
+                check_duplicate=True,
+                labels={L.LAB: plan.lab, L.NETWORK: net.name, L.PLAN: plan.digest},
+            )
+        except docker.errors.APIError as err:
+            raise create_error("network", net.docker_name, err.status_code, explain(err)) from None
+        return time.monotonic() - started
+
+    def host_config(self, plan: Plan, node: NodePlan) -> dict:
+        """Capabilities, sysctls, names and limits of one node: the security baseline lives here."""
+        first = node.interfaces[0]
+        sysctls = {
+            "net.ipv4.ip_forward": "1" if node.role is Role.ROUTER else "0",
+            "net.ipv6.conf.all.disable_ipv6": "1",
+            "net.ipv6.conf.default.disable_ipv6": "1",
+        }
+        hosts = [f"{name}:{ip}" for name, ip in plan.names]
+        if plan.six and plan.six.speaks(node.name):  # /proc/sys is read-only once it runs
+            forward = "1" if node.role is Role.ROUTER else "0"
+            for scope in ("all", "default"):
+                sysctls[f"net.ipv6.conf.{scope}.disable_ipv6"] = "0"
+                sysctls[f"net.ipv6.conf.{scope}.forwarding"] = forward
+                sysctls[f"net.ipv6.conf.{scope}.accept_ra"] = "0"  # routes come from the plan
+            hosts += [f"{name}:{ip}" for name, ip in plan.six.names]  # AAAA beside A
+        return self.api.create_host_config(
+            network_mode=plan.network(first.network).docker_name,
+            cap_add=NODE_CAPS,
+            sysctls=sysctls,
+            init=True,
+            extra_hosts=hosts,
+            dns=["127.0.0.1"],  # names come from /etc/hosts; nothing is forwarded outside
+            mem_limit=self.limits.mem_limit,
+            memswap_limit=self.limits.mem_limit,  # swap equal to memory: none beyond it
+            pids_limit=self.limits.pids_limit,
+            nano_cpus=int(self.limits.cpus * 1e9),
+            security_opt=["no-new-privileges"],  # setuid binaries give nobody nothing
+        )
+
+    def create_node(
+        self,
+        plan: Plan,
+        node: NodePlan,
+        image: str,
+        extra: dict[str, str],
+        nets: dict[str, Future],
+        cancel: threading.Event | None = None,
+    ) -> dict[str, float]:
+        """Wait for its networks, create, connect, start; seconds per step (ready: node_ready)."""
+        tn = time.monotonic()
+        for iface in node.interfaces:
+            nets[iface.network].result()  # re-raises a failed network here
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"bring-up of {plan.lab} was cancelled")
+        t0 = time.monotonic()
+        first, *rest = node.interfaces
+        api = self.api
+        networking = api.create_networking_config(
+            {
+                plan.network(first.network).docker_name: api.create_endpoint_config(
+                    ipv4_address=str(first.address), ipv6_address=v6(plan, node, first.network)
+                )
+            }
+        )
+        created_at = datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            created = api.create_container(
+                image,
+                name=node.container,
+                hostname=node.name,
+                labels=node_labels(plan, node, extra, owner(), created_at),
+                environment={"HOPLAB_ROUTES": routes_env(plan, node)},
+                host_config=self.host_config(plan, node),
+                networking_config=networking,
+                detach=True,
+            )
+        except docker.errors.APIError as err:
+            raise create_error("container", node.container, err.status_code, explain(err)) from None
+        t1 = time.monotonic()
+        for iface in rest:
+            api.connect_container_to_network(
+                created["Id"],
+                plan.network(iface.network).docker_name,
+                ipv4_address=str(iface.address),
+                ipv6_address=v6(plan, node, iface.network),
+            )
+        t2 = time.monotonic()
+        self.start(node, plan)
+        t3 = time.monotonic()
+        return {"networks": t0 - tn, "create": t1 - t0, "connect": t2 - t1, "start": t3 - t2}
+
+    def start(self, node: NodePlan, plan: Plan) -> None:
+        with self.endpoints.holding(plan.network(i.network).docker_name for i in node.interfaces):
+            self.api.start(node.container)
+
+    def start_node(self, node: NodePlan, plan: Plan) -> None:
+        """Start a stopped node of a kept lab and wait until its routes are back."""
+        self.start(node, plan)
+        self.wait_ready(node.container)
+
+    def wait_ready(self, container: str) -> None:
+        """Follow the log stream until the entrypoint reports; its end means the node died."""
+        stream = self.api.logs(container, stream=True, follow=True)
+        seen = b""
+        deadline = time.monotonic() + READY_TIMEOUT
+        try:
+            for chunk in stream:
+                seen += chunk
+                verdict = readiness(seen)
+                if verdict:
+                    return
+                if verdict is False or time.monotonic() > deadline:
+                    break
+        finally:
+            stream.close()
+        raise HoplabError(
+            f"node {container} did not become ready: {seen.decode(errors='replace').strip()}",
+            hint="run `hoplab status`; the node's log above says what its entrypoint saw",
+        )
+
+
+def v6(plan: Plan, node: NodePlan, network: str) -> str | None:
+    """The node's planned IPv6 address on that network, or None (IPv4 only there)."""
+    addr = plan.six.address_or_none(node.name, network) if plan.six else None
+    return str(addr) if addr else None
+
+
+def routes_env(plan: Plan, node: NodePlan) -> str:
+    """Both families' routes for the entrypoint (`ip route replace` takes either)."""
+    six = plan.six.route_text(node.name) if plan.six else ""
+    return ";".join(r for r in (route_label(node), six) if r)
+
+
+def owner() -> str:
+    """Who made the lab: HOPLAB_OWNER, else the user running hoplab."""
+    try:
+        return os.environ.get("HOPLAB_OWNER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def create_error(kind: str, name: str, status: int | None, reason: str) -> HoplabError:
+    """What a refused create means for the user: a stranger's name, a raced subnet, or other."""
+    if status == 409 or "already exists" in reason:
+        return HoplabError(
+            f"a {kind} named {name!r} already exists and does not belong to this lab",
+            hint="hoplab never touches objects it did not create: rename or remove it yourself, "
+            "or pick another lab name with --name",
+        )
+    if "overlaps" in reason.lower():
+        return SubnetTaken(
+            f"cannot create {kind} {name!r}: {reason}",
+            hint="another lab took the subnet meanwhile; run the command again",
+        )
+    return HoplabError(f"cannot create {kind} {name!r}: {reason}")

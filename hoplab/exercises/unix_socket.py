@@ -1,0 +1,154 @@
+"""unix-socket: an AF_UNIX socket is a file-system name for IPC on one host, not a network port."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hoplab.checks import Check, check
+from hoplab.exercises.base import Exercise
+
+if TYPE_CHECKING:  # annotations only: the runtime imports docker
+    from hoplab.runtime.lab import Capture, Lab
+    from hoplab.runtime.pcap import Frame
+
+LESSON = """\
+Not every socket is a network socket. A Unix domain socket (AF_UNIX) has no IP address and no
+port: its name is a path in the file system, such as /var/run/lab/database.sock, and only
+programs on the same host can reach it. Databases and daemons use them for local clients because
+nothing goes through the network stack: no packets, no interfaces, no routes.
+
+bind() creates the path as a special file of type "socket" (S_ISSOCK; `ls -l` shows an "s").
+Closing the server does not remove it. A socket file left behind by a server that did not unlink
+it is stale: nobody answers a connect() on it (ECONNREFUSED), yet a new bind() on the same path
+fails with EADDRINUSE until someone unlinks the file. That is why servers remove a leftover
+socket file before they bind.
+
+Evidence: a round trip between a server and a client on srv while both of srv's network
+interfaces (lan2, lan3) are captured: no frame to or from srv's addresses appears. Then the stale
+file left by the server is tried before and after unlinking it.
+"""
+
+SOCK_DIR = "/var/run/lab"
+SOCK_PATH = f"{SOCK_DIR}/database.sock"
+
+
+ARP = 0x0806
+NEIGHBOUR_DISCOVERY = range(133, 138)  # ICMPv6 router/neighbour solicit and advert, redirect
+
+
+def _upkeep(f: Frame) -> bool:
+    """ARP, IPv6 neighbour discovery (unicast NUD probes included) and frames to a multicast or
+    broadcast MAC (MLD reports and the like): the kernel sends them on its own, above all just
+    after a lab comes up, whatever sockets exist. A Unix socket's traffic could never be any."""
+    multicast = int(f.dst_mac.split(":")[0], 16) & 1
+    discovery = f.proto == "icmp6" and f.icmp_type in NEIGHBOUR_DISCOVERY
+    return f.ethertype == ARP or discovery or bool(multicast)
+
+
+def _ours(cap: Capture, addrs: set[str], macs: set[str]) -> list[Frame]:
+    """Frames from or to srv's MACs, or IP packets to or from its addresses, neighbour upkeep
+    aside. The MACs catch IPv6 too, without reading srv's IPv6 addresses."""
+    return [
+        f
+        for f in cap.frames
+        if not _upkeep(f) and ({f.src_mac, f.dst_mac} & macs or {f.src_ip, f.dst_ip} & addrs)
+    ]
+
+
+def _others(frames: list[Frame]) -> str:
+    """Neighbours' frames, kept in the .pcap but not counted: say what they were."""
+    kinds: dict[str, int] = {}
+    for f in frames:
+        kind = f"ethertype 0x{f.ethertype:04x} {f.src_mac} -> {f.dst_mac}"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{n}x {k}" for k, n in kinds.items()) or "none"
+
+
+def _where(cap: Capture) -> str:
+    return str(cap.path) if cap.path else f"capture on {cap.node.name} {cap.network}"
+
+
+def run(lab: Lab) -> list[Check]:
+    # Set up: srv's addresses and MACs, to tell its own frames from neighbours' (ARP and such).
+    srv = lab.node("srv")
+    addrs = {srv.address("lan2"), srv.address("lan3")}
+    macs = {srv.iface("lan2").mac, srv.iface("lan3").mac}
+
+    try:
+        # Run: the whole exchange happens while both network interfaces of srv are captured.
+        with (
+            lab.capture("srv", "lan2", label="srv-lan2") as cap2,
+            lab.capture("srv", "lan3", label="srv-lan3") as cap3,
+        ):
+            server = srv.start_py("sock_unix.py", "serve", SOCK_PATH, ready="listening")
+            asked = srv.py("sock_unix.py", "ask", SOCK_PATH, timeout=10).json()
+            server.wait(3)  # it exits after one client, leaving the socket file behind
+        served = server.json()
+        stale = srv.py("sock_unix.py", "stale", SOCK_PATH, timeout=10).json()
+    finally:
+        srv.run(["rm", "-rf", SOCK_DIR])
+
+    # Check.
+    caps = [cap2, cap3]
+    seen = {c.network: _ours(c, addrs, macs) for c in caps}
+    path = asked["path"]
+    left = stale["left_behind"]
+    return [
+        check(
+            "the client's request makes a round trip through the socket file",
+            served.get("served") == asked["request"] and asked["reply"].endswith(asked["request"]),
+            f"server gets {asked['request']!r}, client gets the answer back",
+            f"server got {served.get('served')!r}, client got {asked['reply']!r}",
+            evidence="srv: sock_unix.py serve / ask",
+            hint="the server or the client failed; its output is in the exercise error",
+        ),
+        check(
+            f"{SOCK_PATH} is a socket file (S_ISSOCK)",
+            path.get("is_socket") is True,
+            "exists, S_ISSOCK true (mode s.........)",
+            f"exists {path.get('exists')}, S_ISSOCK {path.get('is_socket')}, "
+            f"mode {path.get('mode')}",
+            evidence="srv: os.lstat() in sock_unix.py ask",
+            hint="a regular file or directory at the path is not a socket; bind() makes the "
+            "socket file itself",
+        ),
+        check(
+            "no frame from srv or to its addresses on lan2 or lan3 during the exchange",
+            all(not frames for frames in seen.values()),
+            "0 frames on each interface",
+            "; ".join(
+                f"{c.network}: {len(seen[c.network])} frames from srv or to/from "
+                f"{sorted(addrs)}; not counted: "
+                f"{_others([f for f in c.frames if f not in seen[c.network]])}"
+                for c in caps
+            ),
+            evidence=f"{', '.join(_where(c) for c in caps)} (unfiltered captures; counted are "
+            "frames from or to srv's MACs (IPv4 and IPv6) and packets to or from srv's IPv4 "
+            "addresses; neighbour upkeep, srv's own included (ARP, IPv6 neighbour discovery, "
+            "frames to a multicast or broadcast MAC), and other nodes' frames are listed but not "
+            "counted)",
+            hint="a Unix socket never makes packets: frames here come from something else "
+            "talking to srv at the same time (see the .pcap)",
+        ),
+        check(
+            "a stale socket file blocks bind() until it is unlinked",
+            left.get("is_socket") is True
+            and (stale["bind_stale"], stale["bind_after_unlink"]) == ("EADDRINUSE", "ok"),
+            "file left after the server exits; connect ECONNREFUSED; bind EADDRINUSE; "
+            "after unlink: bind ok",
+            f"file left {left.get('exists')} (S_ISSOCK {left.get('is_socket')}); "
+            f"connect {stale['connect']}; bind {stale['bind_stale']}; "
+            f"after unlink: bind {stale['bind_after_unlink']}",
+            evidence="srv: sock_unix.py stale",
+            hint="no file left means the server unlinked it on exit; bind ok on the stale "
+            "file means it was not a socket file",
+        ),
+    ]
+
+
+EXERCISE = Exercise(
+    name="unix-socket",
+    summary="A Unix socket is a file (S_ISSOCK) for IPC on one host: no frames; stale files block.",
+    lesson=LESSON,
+    run=run,
+)

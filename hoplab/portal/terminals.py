@@ -1,0 +1,231 @@
+"""Browser terminals: a TTY exec in a node, pumped to websockets, alive across page reloads.
+
+A terminal is kept server-side, keyed by (participant, terminal id), so a reload reattaches to the
+same shell and replays what it printed lately. A terminal nobody writes to for GRACE seconds, or
+closed by its participant, or whose shell exits, is ended: everything it started in the node is
+killed (hoplab.engine.terminal.kill_tree), because Docker itself cannot kill an exec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from hoplab.engine import terminal as tty
+from hoplab.engine.engine import Engine
+
+GRACE = 90.0  # seconds a detached terminal waits for its page to come back (at least 60)
+MAX_PER_PARTICIPANT = 4  # one participant cannot starve the room of execs
+SCROLLBACK = 64 * 1024  # characters replayed on reattach
+MAX_INPUT = 16 * 1024  # characters per input message: a paste, not a file upload
+SHELL = ["sh", "-c", "command -v bash >/dev/null && exec bash -l; exec sh -l"]
+
+
+class TerminalLimit(Exception):
+    """The participant has MAX_PER_PARTICIPANT terminals open already."""
+
+
+@dataclass(eq=False)
+class Terminal:
+    id: str
+    participant: str
+    lab: str
+    node: str
+    container: str
+    api: Any = None  # the docker APIClient of the lab's engine (the room may span engines)
+    exec_id: str = ""
+    pid: int = 0  # the shell's pid on the engine's host (exec_inspect), for the record
+    sock: socket.socket | None = None
+    created: float = field(default_factory=time.time)
+    last_input: float = field(default_factory=time.time)
+    scrollback: str = ""
+    writer: web.WebSocketResponse | None = None
+    watchers: set[web.WebSocketResponse] = field(default_factory=set)
+    detached_at: float | None = field(default_factory=time.monotonic)
+    ended: bool = False
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "node": self.node,
+            "created": self.created,
+            "attached": self.writer is not None,
+            "ended": self.ended,
+        }
+
+
+class Terminals:
+    """Every open terminal of the room; all Docker work runs on `pool`, never on the loop."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pool: Executor,
+        *,
+        grace: float = GRACE,
+        limit: int = MAX_PER_PARTICIPANT,
+        on_activity: Callable[[str], None] = lambda p: None,
+        valid: Callable[[str], bool] = lambda token: True,
+    ) -> None:
+        self.engine, self.pool, self.grace, self.limit = engine, pool, grace, limit
+        self.on_activity = on_activity
+        self.valid = valid  # is the token a websocket was opened with still good?
+        self._tokens: dict[web.WebSocketResponse, str] = {}
+        self._open: dict[tuple[str, str], Terminal] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    async def _io(self, fn: Callable, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def of(self, participant: str) -> list[Terminal]:
+        return [t for (p, _), t in self._open.items() if p == participant]
+
+    def get(self, participant: str, tid: str) -> Terminal | None:
+        """Only the participant's own terminal: another's id is simply not found."""
+        return self._open.get((participant, tid))
+
+    async def open(
+        self, participant: str, lab: str, node: str, container: str, engine: Engine | None = None
+    ) -> Terminal:
+        """A shell in the container, on the lab's own engine (default: the portal's first)."""
+        if len(self.of(participant)) >= self.limit:
+            raise TerminalLimit(f"{self.limit} terminals are open already: close one first")
+        api = (engine or self.engine).api
+        term = Terminal(secrets.token_urlsafe(9), participant, lab, node, container, api)
+        self._open[(participant, term.id)] = term  # counted at once: parallel opens hit the limit
+        try:
+            env = {"TERM": "xterm-256color", tty.MARKER: term.id}
+            term.exec_id, term.sock, term.pid = await self._io(
+                tty.open_tty, api, container, SHELL, env
+            )
+        except BaseException:
+            self._open.pop((participant, term.id), None)
+            raise
+        term.sock.setblocking(False)
+        self._spawn(self._pump(term))
+        return term
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, term: Terminal) -> None:
+        """Node to browsers: every attached page (and instructor view) gets the same text."""
+        loop = asyncio.get_running_loop()
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        try:
+            while True:
+                data = await loop.sock_recv(term.sock, 65536)
+                if not data:
+                    break
+                text = decode(data)
+                term.scrollback = (term.scrollback + text)[-SCROLLBACK:]
+                for ws in [term.writer, *term.watchers]:
+                    if ws is not None and not ws.closed:
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            await ws.send_str(json.dumps({"o": text}))
+        except OSError:
+            pass
+        await self.close(term, "the shell exited")
+
+    async def attach(
+        self, term: Terminal, ws: web.WebSocketResponse, readonly: bool, token: str = ""
+    ) -> None:
+        """Serve one websocket until it closes: replay, then input and resizes (unless readonly).
+
+        One page writes at a time: a reload (or a second tab) takes the terminal over and the
+        older page is told so. Watchers (the instructor) only read.
+        """
+        self._tokens[ws] = token
+        await ws.send_str(json.dumps({"o": term.scrollback, "replay": True}))
+        if readonly:
+            term.watchers.add(ws)
+        else:
+            old, term.writer, term.detached_at = term.writer, ws, None
+            if old is not None and not old.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await old.send_str(json.dumps({"bye": "attached in another page"}))
+                    await old.close()
+        loop = asyncio.get_running_loop()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT or readonly or term.ended or term.writer is not ws:
+                    continue
+                try:
+                    body = json.loads(msg.data)
+                except ValueError:
+                    continue
+                if not isinstance(body, dict):
+                    continue
+                data = body.get("i")
+                if isinstance(data, str) and 0 < len(data) <= MAX_INPUT:
+                    term.last_input = time.time()
+                    self.on_activity(term.participant)
+                    with contextlib.suppress(OSError):
+                        await loop.sock_sendall(term.sock, data.encode())
+                size = body.get("r")
+                if (
+                    isinstance(size, list)
+                    and len(size) == 2
+                    and all(isinstance(v, int) and 1 <= v <= 1000 for v in size)
+                ):
+                    await self._io(tty.resize, term.api, term.exec_id, size[0], size[1])
+        finally:
+            self._tokens.pop(ws, None)
+            term.watchers.discard(ws)
+            if term.writer is ws:
+                term.writer, term.detached_at = None, time.monotonic()
+
+    async def close(self, term: Terminal, why: str = "closed") -> None:
+        """End the terminal and kill everything it started in the node; idempotent."""
+        if term.ended:
+            return
+        term.ended = True
+        self._open.pop((term.participant, term.id), None)
+        with contextlib.suppress(Exception):
+            await self._io(tty.kill_tree, term.api, term.container, term.id)
+        if term.sock is not None:
+            with contextlib.suppress(OSError):
+                term.sock.close()
+        for ws in [term.writer, *term.watchers]:
+            if ws is not None and not ws.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_str(json.dumps({"bye": why}))
+                    await ws.close()
+
+    async def close_participant(self, participant: str, why: str) -> None:
+        await asyncio.gather(*(self.close(t, why) for t in self.of(participant)))
+
+    async def reap(self, every: float = 5.0) -> None:
+        """End terminals whose page has been gone for longer than the grace period, and close
+        websockets whose token was revoked meanwhile (new requests are refused at once)."""
+        while True:
+            await asyncio.sleep(every)
+            for ws, token in list(self._tokens.items()):
+                if not self.valid(token) and not ws.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.send_str(json.dumps({"bye": "your link was revoked"}))
+                        await ws.close()
+            now = time.monotonic()
+            for term in list(self._open.values()):
+                if term.detached_at is not None and now - term.detached_at > self.grace:
+                    await self.close(term, f"no page attached for {self.grace:.0f} s")
+
+    async def close_all(self) -> None:
+        await asyncio.gather(
+            *(self.close(t, "the portal stopped") for t in list(self._open.values()))
+        )
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,338 @@
+"""A room of labs: one lab per participant, side by side on one engine, up and down as a whole.
+
+Every node of a room's labs carries `hoplab.workshop=<room>` and `hoplab.owner=<participant>`, so
+the room is found again from the engine alone and `workshop down` removes exactly its own labs.
+Rosters, names and the pool are checked before the engine is touched: bad input creates nothing.
+Bring-up runs a few labs at a time; each lab rolls itself back on failure, and a stop (Ctrl-C or
+one lab's error) makes the labs still in flight roll back too, so a room is never left with a
+half-made lab, only with whole labs that the report names.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from hoplab import api, resources
+from hoplab.engine.engine import Engine
+from hoplab.engine.image import ensure_image
+from hoplab.errors import Cancelled, HoplabError, InputError
+from hoplab.interrupts import sigint_deferred
+from hoplab.model import labels as L
+from hoplab.model.load import LAB_NAME_HINT, check_lab_name
+from hoplab.model.topology import Topology
+
+WORKSHOP = L.WORKSHOP  # the label key on every node of a room's labs (defined in model.labels)
+ENGINE = "hoplab.engine"  # the engine a room lab was placed on, as `workshop up` named it
+DEFAULT_NAME = "workshop"
+PARALLEL = 4  # labs brought up at once: more only queues on a 2-core engine
+MAX_PARTICIPANTS = 100
+POOL_HINT = "give a private IPv4 network with host bits zero, e.g. --pool 10.176.0.0/12"
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One participant and the lab they get; line is the roster line (0 when generated)."""
+
+    participant: str
+    lab: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Room:
+    """A workshop: its name, its seats and where the seats came from (a roster file or '')."""
+
+    name: str
+    seats: tuple[Seat, ...]
+    source: str = ""
+    engine: str = ""  # the engine these seats were placed on, as the room names it ('' alone)
+
+    def labels(self, seat: Seat) -> dict[str, str]:
+        found = {WORKSHOP: self.name, L.OWNER: seat.participant}
+        return found | ({ENGINE: self.engine} if self.engine else {})
+
+
+# --- pure: names, rosters, pool ------------------------------------------------------------------
+
+
+def check_room_name(name: str) -> str:
+    """A room's name becomes a label value and the default lab prefix, so it obeys lab rules."""
+    return check_lab_name(name, key="--workshop")
+
+
+def parse_roster(text: str, source: str = "") -> tuple[Seat, ...]:
+    """One participant per line; blank lines and '#' comments are skipped.
+
+    Each name becomes a lab name, so it must be a valid one; a name listed twice would give two
+    participants one lab, so it is refused with both line numbers.
+    """
+    seats: list[Seat] = []
+    first: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        name = raw.split("#", 1)[0].strip()
+        if not name:
+            continue
+        check_lab_name(name, source=source, line=number, key="participant")
+        if name in first:
+            raise InputError(
+                f"participant {name!r} is listed twice (first on line {first[name]})",
+                file=source,
+                line=number,
+                hint="each participant gets one lab: list every name once",
+            )
+        first[name] = number
+        seats.append(Seat(name, name, number))
+    if not seats:
+        raise InputError(
+            "the roster lists no participants",
+            file=source,
+            hint="write one participant name per line, e.g. 'alice'",
+        )
+    if len(seats) > MAX_PARTICIPANTS:
+        raise InputError(
+            f"the roster lists {len(seats)} participants; at most {MAX_PARTICIPANTS}",
+            file=source,
+            hint="split the room into several workshops (--workshop NAME)",
+        )
+    return tuple(seats)
+
+
+def read_roster(path: str | Path) -> tuple[Seat, ...]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(
+            f"cannot read the roster: {getattr(err, 'strerror', None) or err}",
+            file=str(path),
+            hint="give a UTF-8 text file with one participant name per line",
+        ) from None
+    return parse_roster(text, str(path))
+
+
+def numbered_seats(count: int, prefix: str) -> tuple[Seat, ...]:
+    """Participants prefix01..prefixNN; digits are padded so that the labs sort in order."""
+    if not 1 <= count <= MAX_PARTICIPANTS:
+        raise InputError(
+            f"{count} participants: give 1 to {MAX_PARTICIPANTS}",
+            key="--participants",
+            hint="for a bigger room, run several workshops with different --workshop names",
+        )
+    width = max(2, len(str(count)))
+    names = [f"{prefix}{i:0{width}d}" for i in range(1, count + 1)]
+    for name in (names[0], names[-1]):
+        try:
+            check_lab_name(name)
+        except InputError:
+            raise InputError(
+                f"prefix {prefix!r} gives the invalid lab name {name!r}",
+                key="--prefix",
+                hint=f"with {width} digits added, the name must still {LAB_NAME_HINT[4:]}",
+            ) from None
+    return tuple(Seat(n, n, 0) for n in names)
+
+
+def check_pool(raw: str, topo: Topology, labs: int) -> IPv4Network:
+    """The room's subnet pool: private, and big enough to give every lab its own subnets.
+
+    A lab moves a taken subnet to one of the same size in the pool, so each of the topology's
+    subnets must fit in it, and all labs together must fit (counted as if every lab moved).
+    """
+    try:
+        pool = IPv4Network(raw, strict=True)
+    except ValueError as err:
+        raise InputError(f"invalid pool {raw!r}: {err}", key="--pool", hint=POOL_HINT) from None
+    if not pool.is_private or pool.is_loopback or pool.is_link_local or pool.is_multicast:
+        raise InputError(f"pool {pool} is not a private range", key="--pool", hint=POOL_HINT)
+    widest = min(n.subnet.prefixlen for n in topo.networks)
+    if widest < pool.prefixlen:
+        raise InputError(
+            f"pool {pool} is smaller than the topology's /{widest} subnet",
+            key="--pool",
+            hint=f"give a pool of /{widest} or wider",
+        )
+    per_lab = sum(n.subnet.num_addresses for n in topo.networks)
+    if per_lab * labs > pool.num_addresses:
+        raise InputError(
+            f"pool {pool} holds {pool.num_addresses} addresses; {labs} labs of "
+            f"{topo.source or topo.name} need up to {per_lab * labs}",
+            key="--pool",
+            hint=f"give a wider pool: a /16 holds {65536 // per_lab} labs of this topology",
+        )
+    return pool
+
+
+# --- on the engine ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What became of one seat: created, kept, rolled back, failed or skipped."""
+
+    seat: Seat
+    action: str
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def up(self) -> bool:
+        return self.action in ("created", "kept", "unchanged", "restarted", "repaired")
+
+
+@dataclass
+class RoomReport:
+    room: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def up(self) -> list[str]:
+        return sorted(o.seat.lab for o in self.outcomes if o.up)
+
+    @property
+    def not_up(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.up]
+
+    @property
+    def error(self) -> Outcome | None:
+        return next((o for o in self.outcomes if o.action == "failed"), None)
+
+
+def room_labs(engine: Engine, room: str) -> list[str]:
+    """The labs of a room, found by label: nothing else is ever counted as the room's."""
+    return engine.labs_labelled(WORKSHOP, room)
+
+
+def check_free(engine: Engine, room: Room) -> set[str]:
+    """Refuse, before anything is created, a seat whose lab name another lab already holds.
+
+    A lab of the same room is fine: its name is returned, and `workshop up` keeps it. Someone
+    else's lab of that name would otherwise be taken over, or rebuilt under its owner.
+    """
+    mine = set(room_labs(engine, room.name))
+    existing = {s.name: s for s in engine.labs()}
+    for seat in room.seats:
+        other = existing.get(seat.lab)
+        if other is None or seat.lab in mine:
+            continue
+        raise InputError(
+            f"lab {seat.lab!r} already exists (owner {other.owner or '?'}) and is not part of "
+            f"workshop {room.name!r}",
+            file=room.source,
+            line=seat.line,
+            key="" if room.source else "--prefix",
+            hint="rename the participant, pick another --prefix, or take that lab down first",
+        )
+    return {seat.lab for seat in room.seats if seat.lab in mine}
+
+
+def up(
+    engine: Engine,
+    topo: Topology,
+    room: Room,
+    *,
+    on_done: Callable[[Outcome, int, int], None] = lambda o, d, t: None,
+    say: Say = lambda m: None,
+    parallel: int = PARALLEL,
+    stop: threading.Event | None = None,
+    pool: IPv4Network | None = None,
+) -> RoomReport:
+    """Bring every seat's lab up, `parallel` at a time; return what became of each.
+
+    The first failure, or `stop` being set (the CLI sets it on Ctrl-C), stops the room: labs not
+    started are skipped, labs in flight roll back (the engine's own rollback), and labs already
+    up stay up. The report names them; the caller decides the exit code. pool (see check_pool)
+    is where the labs' subnets come from; None means the planner's default (HOPLAB_POOL or
+    hoplab's own range).
+    """
+    # A room lab that exists is kept as it is: `up` again (say, for a latecomer) must never
+    # rebuild a participant's lab under them because the image or the file changed meanwhile.
+    kept = check_free(engine, room)
+    ensure_image(engine.client, resources.hosts_dir(), say)  # once, not once per thread
+    stop = stop or threading.Event()
+    report = RoomReport(room.name)
+    lock = threading.Lock()
+
+    def one(seat: Seat) -> Outcome:
+        if stop.is_set():
+            return Outcome(seat, "skipped")
+        if seat.lab in kept:
+            return Outcome(seat, "kept")
+        started = time.monotonic()
+        try:
+            lab = api.up(
+                topo,
+                seat.lab,
+                say=lambda m: say(f"{seat.lab}: {m}"),
+                labels=room.labels(seat),
+                cancel=stop,  # a stopping room cancels labs in flight: each rolls itself back
+                pool=pool,
+                engine=engine,
+            )
+            return Outcome(seat, lab.report.action, time.monotonic() - started)
+        except Cancelled:
+            return Outcome(seat, "rolled back", time.monotonic() - started)
+        except HoplabError as err:
+            stop.set()
+            return Outcome(seat, "failed", time.monotonic() - started, err.message)
+        except Exception as err:  # an engine error we did not foresee still stops the room
+            stop.set()
+            return Outcome(seat, "failed", time.monotonic() - started, repr(err))
+
+    def record(future: Future) -> None:
+        with lock:
+            report.outcomes.append(future.result())
+            on_done(report.outcomes[-1], len(report.outcomes), len(room.seats))
+
+    # Not named `pool`: that is the subnet pool the threads read.
+    executor = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(room.seats))))
+    futures = [executor.submit(one, seat) for seat in room.seats]
+    for future in futures:
+        future.add_done_callback(record)
+    try:
+        pending = set(futures)
+        while pending:  # short waits keep the main thread responsive to Ctrl-C
+            _, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        stop.set()
+    finally:
+        # On Ctrl-C too: in-flight labs see `stop`, roll back, and are waited for here; a second
+        # Ctrl-C must not cut that wait short and leave a rollback unreported.
+        with sigint_deferred():
+            executor.shutdown(wait=True)
+    report.outcomes.sort(key=lambda o: room.seats.index(o.seat))
+    return report
+
+
+def down(
+    engine: Engine,
+    room: str,
+    *,
+    on_done: Callable[[str, int, int], None] = lambda lab, d, t: None,
+    parallel: int = PARALLEL,
+) -> list[str]:
+    """Remove every lab labelled with this room, `parallel` at a time; return their names."""
+    labs = room_labs(engine, room)
+    if not labs:
+        return []
+    lock = threading.Lock()
+    done: list[str] = []
+
+    def one(lab: str) -> None:
+        engine.down(lab)
+        with lock:
+            done.append(lab)
+            on_done(lab, len(done), len(labs))
+
+    with ThreadPoolExecutor(max_workers=min(parallel, len(labs))) as pool:
+        for future in [pool.submit(one, lab) for lab in labs]:
+            future.result()
+    return labs
