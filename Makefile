@@ -85,3 +85,8 @@ bench-room: image
 	$(VENV)/bin/python bench/room.py --out bench-results/room.json
 	$(VENV)/bin/python bench/portal.py --out bench-results/portal.json
 	$(VENV)/bin/python bench/engines.py --out bench-results/engines.json
+
+# The figures and counts in README.md and docs/*.md, from bench-results/*.json and the tree.
+.PHONY: docs
+docs: setup
+	$(VENV)/bin/python bench/docs.py
