@@ -107,9 +107,11 @@ def provenance(path: Path, data: dict) -> str:
     """Where and when the figures were measured, and under what load: a busy machine measures
     the others' load, so the load average travels with the figures."""
     when = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rounds = {len(v["runs"]) for v in _summaries(data) if isinstance(v.get("runs"), list)}
+    rounds = sorted({len(v["runs"]) for v in _summaries(data) if isinstance(v.get("runs"), list)})
     loads = sorted(_loads(data))
-    parts = [f"{max(rounds)} rounds" if rounds else "", ""]
+    parts = ["", ""]
+    if rounds:
+        parts[0] = f"{rounds[0]}" + (f" to {rounds[-1]}" if len(rounds) > 1 else "") + " rounds"
     if loads:
         parts[1] = f"load average {loads[0]:g}" + (f" to {loads[-1]:g}" if len(loads) > 1 else "")
     said = "; ".join(p for p in parts if p)
@@ -135,8 +137,27 @@ def _loads(data: object) -> list[float]:
     return found
 
 
-def commands(data: dict) -> str | None:
-    cmds = data.get("commands")
+# bench.json holds three blocks' figures: the commands, the own-image rounds, and the rest.
+OWN_KEYS = (
+    "all hoplab/node up",
+    "two own-image nodes up",
+    "own-image node cost / hoplab/node node cost",
+)
+
+
+def commands_part(data: dict) -> dict:
+    return data.get("commands", {})
+
+
+def own_part(data: dict) -> dict:
+    return {k: data[k] for k in OWN_KEYS if k in data}
+
+
+def default_lab_part(data: dict) -> dict:
+    return {k: v for k, v in data.items() if k != "commands" and k not in OWN_KEYS}
+
+
+def commands(cmds: dict) -> str | None:
     if not cmds:
         return None
     rows = [
@@ -332,7 +353,8 @@ def engines(data: dict) -> str | None:
     return table(["engines", "labs", "up", "down", "labs per engine", "left behind"], rows)
 
 
-# NAME: (the JSON file under the results folder, how its block is written)
+# NAME: (the JSON file under the results folder, how its block is written). The block's
+# provenance (rounds, load) is read from the part of the file it shows: PARTS, else all of it.
 FIGURES: dict[str, tuple[str, Callable[[dict], str | None]]] = {
     "commands": ("bench.json", commands),
     "default-lab": ("bench.json", default_lab),
@@ -367,6 +389,13 @@ FIGURES: dict[str, tuple[str, Callable[[dict], str | None]]] = {
 }
 
 
+PARTS: dict[str, Callable[[dict], dict]] = {
+    "commands": commands_part,
+    "default-lab": default_lab_part,
+    "own-images": own_part,
+}
+
+
 # --- rewriting the pages ------------------------------------------------------------------------
 
 
@@ -377,7 +406,7 @@ def blocks(results: Path) -> dict[str, str]:
         path = results / file
         if not path.is_file():
             continue
-        data = json.loads(path.read_text())
+        data = PARTS.get(name, lambda d: d)(json.loads(path.read_text()))
         text = render(data)
         if text is not None:
             out[name] = provenance(path, data) + text
