@@ -90,3 +90,36 @@ def test_echo_across_two_routers_clean_then_with_loss(lab: Lab) -> None:
         dropped = loss.drops()
     assert dropped == COUNT // 5, loss.mechanism
     assert back == COUNT - COUNT // 5  # each dropped request has no echo, and nothing else is lost
+
+
+def test_hoplab_capture_works_on_a_node_whose_image_has_no_tcpdump(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """srv's image is FROM scratch (one binary): `hoplab capture` runs tcpdump in srv's sandbox,
+    which shares its network namespace, and stops after -c frames by itself."""
+    import subprocess
+    import sys
+
+    import dpkt
+
+    out = tmp_path / "srv.pcap"
+    cmd = [sys.executable, "-m", "hoplab", "capture", "--name", lab.name, "srv:lan2"]
+    proc = subprocess.Popen(
+        [*cmd, "-c", "4", "-f", f"udp port {PORT}", "-w", str(out)], stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        seen = b""
+        while b"listening on" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.readline()
+        assert b"listening on" in seen, seen
+        assert echoes(lab) == COUNT
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    with out.open("rb") as f:
+        frames = [dpkt.ethernet.Ethernet(buf) for _, buf in dpkt.pcap.Reader(f)]
+    assert len(frames) == 4
+    assert all(isinstance(f.data.data, dpkt.udp.UDP) for f in frames)
+    assert {f.data.data.dport for f in frames} | {f.data.data.sport for f in frames} >= {PORT}

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hoplab.cli import capture as cli_capture
 from hoplab.cli import check as cli_check
 from hoplab.cli import graph as cli_graph
 from hoplab.cli import impair as cli_impair
@@ -364,6 +365,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 EXTENSIONS: tuple[Callable[[Any], dict[str, Handler]], ...] = (
     cli_workshop.register,
     cli_check.register,
+    cli_capture.register,
     cli_graph.register,
     cli_init.register,
     cli_impair.register,

@@ -18,12 +18,12 @@ import os
 import shlex
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from hoplab.engine import pods, programs
 from hoplab.engine.engine import READY, Engine, LabState
@@ -338,6 +338,25 @@ class Node:
             self.lab._unfinished.add(self.name)  # stop_all sweeps this node by mark
             raise
         return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def stream(self, cmd: list[str], out: Callable[[bytes], None], err: TextIO) -> int:
+        """Run cmd in the node's hoplab/node container and pass its output on as it comes.
+
+        For programs that end when their reader chooses (a live capture), not by themselves:
+        the exec carries the run mark and the node is always left for stop_all to sweep, since
+        the exec is still running when the reader goes away (Ctrl-C, a closed pipe).
+        """
+        self.lab._unfinished.add(self.name)
+
+        def write(fd: int, data: bytes) -> None:
+            if fd == 1:
+                out(data)
+            else:
+                err.write(data.decode(errors="replace"))
+                err.flush()
+
+        argv = ["env", f"{RUN_ENV}={self.lab.run_id}", *cmd]
+        return self.lab.engine.exec_stream(self.container, argv, write)
 
     def logs(self, tail: int = 200) -> str | None:
         """What an own-image node's program printed (None for a hoplab/node node).
