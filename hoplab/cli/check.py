@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     sp = sub.add_parser(
         "check",
-        help="grade your program for an assignment in the running lab",
-        description="Copy your program into the lab's nodes, run it against hoplab's own peers "
-        "across the routers, and grade it. Exit 0: every check passed; 1: some failed; "
-        "2: bad input. Start with `hoplab check ASSIGNMENT --init`.",
+        help="grade your program for an assignment in a fresh grader lab",
+        description="Bring up a grader lab from the topology (fresh nodes that nobody has "
+        "touched: what you did as root in your own lab cannot change a grade), copy your "
+        "program in, run it against hoplab's own peers across the routers, grade it, and "
+        "remove the grader lab. Exit 0: every check passed; 1: some failed; 2: bad input. "
+        "Start with `hoplab check ASSIGNMENT --init`.",
     )
     sp.add_argument("assignment", nargs="?", metavar="ASSIGNMENT", help="see `hoplab assignments`")
     sp.add_argument(
@@ -46,6 +48,12 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         "--init", action="store_true", help="copy the starter to the --solution path and stop"
     )
     sp.add_argument("--list", action="store_true", help="list the assignments")
+    sp.add_argument(
+        "--in-place",
+        action="store_true",
+        help="practice: grade in the running lab itself (faster; its root can change the "
+        "result, so it is marked practice and writes no --results)",
+    )
     sp = sub.add_parser(
         "assignments",
         help="list the workshop assignments, or show one's lesson",
@@ -157,15 +165,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.init:
         return _init(a, path)
     load_source(path, a.name)  # bad input exits 2 before the lab is touched
+    if args.in_place and args.results:
+        raise InputError(
+            "--in-place grades are practice and write no Gradescope results",
+            key="--results",
+            hint="drop --in-place to be graded in a fresh grader lab",
+        )
     name = lifecycle.lab_name(args.file, args.name)
-    lab = api.attach(name)
-    ui.err.print(f"[dim]grading[/] {path} for {a.name} in lab {name} ({a.usage})")
 
     def show(c: Check) -> None:
         colour = {Status.PASS: "green", Status.FAIL: "red", Status.ENV: "yellow"}[c.status]
         ui.err.print(f"  [{colour}]{c.status}[/] {c.name}")
 
-    g = grade(lab, a, path, show)
+    if args.in_place:
+        ui.err.print(
+            f"[yellow]practice[/]: grading {path} for {a.name} in your lab {name} itself "
+            f"({a.usage}); a root user in its nodes can change this result, so it is not a grade"
+        )
+        g = grade(api.attach(name), a, path, show)
+    else:
+        from hoplab.workshop.graderlab import grader_lab
+
+        engine = api.from_env()
+        topo = api.topology(args.file)
+        ui.err.print(f"[dim]bringing up a fresh grader lab for {name}[/]")
+        with grader_lab(engine, topo, name) as lab:
+            ui.err.print(
+                f"[dim]grading[/] {path} for {a.name} in grader lab {lab.name} ({a.usage})"
+            )
+            g = grade(lab, a, path, show)
     ui.out.print(outputs.table(g))
     if args.junit:
         outputs.write_junit(g, args.junit)

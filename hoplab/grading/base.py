@@ -28,6 +28,10 @@ class Assignment:
     usage: str  # how the grader runs it, for the lesson and the hints
     checks: tuple[str, ...]  # every check, in order: the score's denominator never shrinks
     grade: Callable[[Lab, Fence], Iterator[Check]]
+    # Programs in the nodes that could do the assignment's work for the submission (a server
+    # in nc or socat, a traceroute): made unusable to it while it is graded. hoplab's own
+    # in-node programs (/opt/hoplab) are closed to it for every assignment.
+    forbids: tuple[str, ...] = ("nc", "socat")
 
     @property
     def folder(self) -> Path:

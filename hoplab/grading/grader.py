@@ -103,7 +103,7 @@ def grade(
         checks = _complete(assignment, [bad], "the program does not compile")
         return Grade(assignment.name, str(path), checks, 0.0)
     lab.reap(files=True)  # whatever an earlier run or participant left: no stray decides a grade
-    fence = Fence(lab, source, assignment.program)
+    fence = Fence(lab, source, assignment.program, assignment.forbids)
     try:
         for c in assignment.grade(lab, fence):
             found.append(c)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,25 @@ START_WAIT = 5.0  # seconds a server gets to start listening
 # /proc/PID/fd of a nobody process is closed to root without CAP_SYS_PTRACE (nodes lack it), so
 # whatever reads a participant's sockets (ls /proc/PID/fd, ss -p) runs as nobody too.
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+PROGRAMS = "/opt/hoplab"  # hoplab's own in-node programs (hosts/programs in the image)
 _runs = itertools.count()
+
+
+def closing_script(run_dir: str, forbids: tuple[str, ...]) -> str:
+    """Make the run's folder, and close to nobody what could do the work for the program.
+
+    hoplab's in-node programs (an echo server, a socket scope) and the tools the assignment
+    forbids become root's alone (root still runs them: the grader's peers need some). The
+    folder can be entered but not listed by nobody, so the peers copied into it stay unknown.
+    The change is kept: a later grading in the node needs it again, and root is not hindered.
+    """
+    tools = " ".join(shlex.quote(t) for t in forbids)
+    return (
+        f"set -e; mkdir -p {shlex.quote(run_dir)}/out; chmod 0711 {shlex.quote(run_dir)}; "
+        f"chmod 0700 {PROGRAMS}; "
+        f'for t in {tools}; do p=$(command -v "$t" || true); '
+        f'[ -n "$p" ] && chmod 0750 "$(readlink -f "$p")"; done; true'
+    )
 
 
 def grade_dir() -> str:
@@ -164,6 +183,7 @@ class Fence:
     lab: Lab
     source: bytes  # the participant's program
     program: str  # its file name in the nodes
+    forbids: tuple[str, ...] = ()  # tools closed to the program (Assignment.forbids)
     run_dir: str = field(default_factory=lambda: f"{grade_dir()}/{os.getpid()}-{next(_runs)}")
     _nodes: dict[str, set[str]] = field(default_factory=dict)  # node -> files copied in
     _node_objs: dict[str, Node] = field(default_factory=dict)
@@ -182,7 +202,7 @@ class Fence:
         """
         have = self._nodes.setdefault(node.name, set())
         if not have:
-            res = node.run(["mkdir", "-p", f"{self.run_dir}/out"])
+            res = node.run(["sh", "-c", closing_script(self.run_dir, self.forbids)])
             if not res.ok:
                 raise HoplabError(f"{node.name}: cannot make {self.run_dir}: {res.err.strip()}")
             self._node_objs[node.name] = node
@@ -190,7 +210,10 @@ class Fence:
         for name in ("grade_run.py", *files):
             if name not in have:
                 src = self.source if name == self.program else programs / name
-                node.copy_in(src, f"{self.run_dir}/{name}", mode=0o644)
+                # Only the program and the fence (which runs the socket reader as nobody) are
+                # readable by nobody; the peers are root's, so none can be run in its place.
+                shared = name in (self.program, "grade_run.py")
+                node.copy_in(src, f"{self.run_dir}/{name}", mode=0o644 if shared else 0o600)
                 have.add(name)
         return node
 

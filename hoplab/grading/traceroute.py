@@ -154,4 +154,5 @@ ASSIGNMENT = Assignment(
     usage=f"python3 traceroute.py HOST MAX_HOPS   (graded on alice and carol, MAX_HOPS {MAX_HOPS})",
     checks=CHECKS,
     grade=grade,
+    forbids=("traceroute", "traceroute6", "tracepath", "ping", "nc", "socat"),
 )

@@ -12,6 +12,7 @@ SOURCE = "hoplab.source"
 OWNER = "hoplab.owner"
 CREATED = "hoplab.created"
 WORKSHOP = "hoplab.workshop"  # the room a lab belongs to (every node of a room's labs)
+GRADER = "hoplab.grader-for"  # on a grader lab: the lab (or room) whose submissions it grades
 APP = "hoplab.app"  # on an own-image node's user container: the node whose sandbox it joins
 IMAGE_HASH = "hoplab.image-hash"  # on the node image: the hash of the build context it came from
 # The pytest plugin's labs: which test process owns them, so stale ones can be reaped.

@@ -1,0 +1,139 @@
+"""Grading that a root participant cannot forge (issue 26), replayed from a participant's place.
+
+The participant is root in their own lab: they plant a sitecustomize implant that logs every
+python3 the node runs, replace `ss`, and leave a TCP echo server running from a terminal with
+`setsid env -i` (no run mark). `hoplab check` grades in a fresh grader lab, so an idle program
+FAILs, the reference gets full marks, and nothing of the grader ever runs in the participant's
+nodes (the implant logs nothing). In any lab, a submission cannot hand its work to hoplab's own
+in-node programs or to the tools its assignment forbids. No grader lab outlives its check.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hoplab import grading
+from hoplab.grading.grader import grade
+from hoplab.model import labels as L
+from hoplab.runtime.lab import Lab
+from tests.conftest import ROOT, bring_up, unique_lab_name
+
+pytestmark = pytest.mark.docker
+
+HOSTILE = Path(__file__).parent / "hostile"
+ASSIGNMENTS = ROOT / "hoplab" / "grading" / "assignments"
+IMPLANT = "import sys\nopen('/tmp/implant.log', 'a').write(' '.join(sys.argv) + '\\n')\n"
+FAKE_SS = "#!/bin/sh\necho 'LISTEN 0 128 0.0.0.0:7000 0.0.0.0:*'\n"
+# A root echo server with no run mark and SO_REUSEPORT, as typed into a browser terminal.
+DAEMON = (
+    "import socket,threading\n"
+    "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+    "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEPORT,1); s.bind(('0.0.0.0',7000)); s.listen()\n"
+    "def echo(c):\n"
+    "    with c:\n"
+    "        while d:=c.recv(65536): c.sendall(d)\n"
+    "while True: threading.Thread(target=echo,args=(s.accept()[0],),daemon=True).start()\n"
+)
+
+
+def _check(lab: Lab, assignment: str, solution: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hoplab", "check", assignment, "--solution", str(solution)]
+        + ["--name", lab.name, *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _grader_labs(engine) -> list[str]:
+    return [s.name for s in engine.labs() if L.GRADER in s.labels]
+
+
+@pytest.fixture(scope="module")
+def implanted(engine) -> Iterator[Lab]:
+    """The participant's own lab, where root has been busy."""
+    name = unique_lab_name("h26i")
+    try:
+        lab = bring_up(engine, name)
+        srv = lab.node("srv")
+        srv.copy_in(DAEMON.encode(), "/root/daemon.py", mode=0o644)
+        # The exec's run mark is dropped (env -i) and the daemon leaves the exec's session.
+        started = srv.run(["sh", "-c", "setsid -f env -i python3 /root/daemon.py >/dev/null 2>&1"])
+        assert started.ok, started
+        srv.copy_in(IMPLANT.encode(), "/etc/python3.11/sitecustomize.py", mode=0o644)
+        srv.copy_in(FAKE_SS.encode(), "/usr/bin/ss", mode=0o755)
+        yield lab
+    finally:
+        engine.down(name)
+
+
+def test_an_idle_program_beside_roots_daemon_and_implant_fails_in_the_grader_lab(
+    engine, implanted: Lab
+) -> None:
+    srv = implanted.node("srv")
+    assert srv.run(["sh", "-c", "ps -eo args | grep -c '[d]aemon.py'"]).out.strip() == "1"
+    srv.run(["rm", "-f", "/tmp/implant.log"])
+
+    res = _check(implanted, "tcp-echo", HOSTILE / "idle_sockets.py")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "grader lab" in res.stderr, res.stderr
+    # The grader never ran a program in the participant's nodes: the implant saw nothing.
+    assert not srv.run(["test", "-e", "/tmp/implant.log"]).ok
+    assert _grader_labs(engine) == []
+
+
+def test_the_reference_gets_full_marks_from_the_grader_lab_while_the_implant_is_there(
+    engine, implanted: Lab
+) -> None:
+    res = _check(implanted, "tcp-echo", ASSIGNMENTS / "tcp-echo" / "solution.py")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "6/6 checks passed" in res.stderr, res.stderr
+    assert _grader_labs(engine) == []
+
+
+def test_in_place_is_practice_and_says_so(implanted: Lab, tmp_path: Path) -> None:
+    res = _check(
+        implanted,
+        "tcp-echo",
+        ASSIGNMENTS / "tcp-echo" / "solution.py",
+        "--in-place",
+        "--results",
+        str(tmp_path / "results.json"),
+    )
+    assert res.returncode == 2 and "practice" in res.stderr, res.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.fixture(scope="module")
+def clean(engine) -> Iterator[Lab]:
+    name = unique_lab_name("h26d")
+    try:
+        yield bring_up(engine, name)
+    finally:
+        engine.down(name)
+
+
+@pytest.mark.parametrize(
+    ("assignment", "program"),
+    [
+        ("traceroute", "delegate_traceroute.py"),
+        ("tcp-echo", "delegate_echo.py"),
+        ("tcp-echo", "delegate_socat.py"),
+    ],
+)
+def test_a_submission_cannot_hand_its_work_to_hoplabs_programs_or_forbidden_tools(
+    clean: Lab, assignment: str, program: str
+) -> None:
+    a = grading.select(assignment)
+    g = grade(clean, a, HOSTILE / program)
+    assert not g.ok, g.checks
+    # Closing the tools to nobody costs the honest program nothing.
+    reference = grade(clean, a, ASSIGNMENTS / assignment / "solution.py")
+    assert reference.ok, [c for c in reference.checks if c.status.name == "FAIL"]
