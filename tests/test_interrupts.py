@@ -268,12 +268,35 @@ def test_interrupted_names_what_it_stopped():
 
 def test_ctrl_c_during_a_grading_stops_the_participant_program_and_says_so(engine, own):
     """Ctrl-C while the participant's server runs (as nobody): exit 130, the message names the
-    grading it stopped, nothing runs on, and the next grading of the same program passes."""
+    grading it stopped, nothing runs on, and the next grading of the same program passes.
+    In place (practice), so the program runs in this lab where the test can watch it."""
     solution = ROOT / "hoplab" / "grading" / "assignments" / "tcp-echo" / "solution.py"
-    args = ("check", "tcp-echo", "--solution", str(solution), "--name", own.name)
+    args = ("check", "tcp-echo", "--solution", str(solution), "--name", own.name, "--in-place")
     code, out, err = hit_while_running(engine, own, args, "tcp_echo.py", (), signal.SIGINT)
     assert code == 130 and "Traceback" not in err, out + err
     assert "stopped grading of tcp-echo" in err and "nothing half-made" not in err, err
     assert left(engine, own) == [], err
     code, out, err = proc_result(hoplab(*args))
     assert code == 0, out + err
+
+
+def test_ctrl_c_during_a_grading_in_its_grader_lab_removes_that_lab(engine, own):
+    """`hoplab check` grades in a grader lab of its own: Ctrl-C while the program runs there
+    exits 130 naming the grading, and the grader lab is gone with everything in it."""
+    solution = ROOT / "hoplab" / "grading" / "assignments" / "tcp-echo" / "solution.py"
+    proc = hoplab("check", "tcp-echo", "--solution", str(solution), "--name", own.name)
+    hit = False
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline and not hit:
+        for state in engine.labs():
+            if state.labels.get(L.GRADER) == own.name and state.running:
+                grader = Lab.attach(engine, state.name)
+                if running_in(engine, grader, ("srv",), "tcp_echo.py"):
+                    proc.send_signal(signal.SIGINT)
+                    hit = True
+        time.sleep(0.02)
+    out, err = proc.communicate(timeout=180)
+    assert hit, out + err
+    assert proc.returncode == 130 and "Traceback" not in err, out + err
+    assert "stopped grading of tcp-echo" in err, err
+    assert [s.name for s in engine.labs() if L.GRADER in s.labels] == []
