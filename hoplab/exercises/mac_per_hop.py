@@ -18,9 +18,9 @@ LESSON = """\
 A packet that crosses routers travels as a series of frames, one per segment (per LAN). Each
 frame is addressed with MAC addresses, and those only mean something on the segment they are
 on: the sender's interface and the next hop's interface. So at every router the frame is thrown
-away and a new one is built, with new source and destination MACs. The IP packet inside is
-carried on unchanged: its source and destination addresses are those of the two end hosts the
-whole way.
+away and a new one is built, with new source and destination MACs. The IP packet inside keeps
+its source and destination addresses, those of the two end hosts, the whole way. It is not quite
+untouched: each router takes one off its TTL and so recomputes its header checksum.
 
 That is also why a host never needs the far host's MAC address. To reach an address off its own
 LAN it looks up its route, finds the router (the gateway), and resolves only the router's MAC

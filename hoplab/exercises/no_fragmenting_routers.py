@@ -14,9 +14,12 @@ if TYPE_CHECKING:  # annotations only: the runtime imports docker
 LESSON = """\
 An IPv4 router may cut a packet that is too big for the next link into fragments. An IPv6 router
 never does: it drops the packet and sends the sender ICMPv6 "Packet Too Big" (type 2) with the
-link's MTU. The sender's kernel stores that path MTU and from then on cuts its packets itself,
-with a Fragment extension header; only the destination puts them back together. So path MTU
-discovery is mandatory in IPv6, and a network that filters Packet Too Big breaks big packets.
+link's MTU. The sender's kernel stores that path MTU and from then on cuts its datagrams itself,
+with a Fragment extension header (TCP sends smaller segments instead); only the destination puts
+them back together. So an IPv6 sender must keep to the path's MTU. RFC 8200 (section 5) asks
+nodes to do path MTU discovery, but lets one skip it and never send packets larger than 1280
+bytes, the minimum MTU that every IPv6 link must carry. A network that filters Packet Too Big
+breaks big packets for senders that rely on discovery.
 
 Evidence: alice's path MTU cache is emptied, then she pings dave (behind lan3, MTU 1280) with
 1400-byte payloads. The kernels' own counters (/proc/net/snmp6) show r2 sending Packet Too Big

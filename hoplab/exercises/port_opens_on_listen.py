@@ -18,8 +18,10 @@ the last step opens the port. Until then a SYN to that port finds no listening s
 server's kernel answers it with a reset (RST). The client's connect() then fails with
 ECONNREFUSED ("connection refused").
 
-That answer comes from the server host itself, not from a router on the way: routers forward
-the SYN without looking at ports, and only the destination knows whether anything listens.
+That answer comes from the server host itself, not from a router on the way: a plain router
+such as r1 or r2 forwards the SYN by its IP destination, and only the destination knows whether
+anything listens. (Routers can read ports: one that filters, tracks connections or does NAT
+does, as the nat exercise shows, and a firewall may even answer a SYN with a RST of its own.)
 hoplab shows this from alice, two routers away. It captures on srv's LAN, where the RST leaves
 with srv's IP address and srv's own MAC address.
 

@@ -13,13 +13,18 @@ if TYPE_CHECKING:  # annotations only: the runtime imports docker
 LESSON = """\
 A port is not a thing of its own. What a program opens is a socket, and binding gives it three
 coordinates: an IP address, a protocol (TCP or UDP) and a port number. The kernel refuses a bind
-only when another socket already holds the same three.
+when another socket of the same protocol already holds that port on an address that overlaps:
+the same address, or the wildcard that covers it.
 
 So TCP port 5000 and UDP port 5000 are two different sockets and live side by side. A second TCP
 socket on the same address and port gets EADDRINUSE. A host with two addresses (srv sits on lan2
 and lan3) can bind port 5000 once on each. The wildcard 0.0.0.0 means "every address of this
 host", so once it holds TCP 5000, binding TCP 5000 on one particular address clashes with it:
-EADDRINUSE again. (None of these sockets sets SO_REUSEADDR; that option bends the rules.)
+EADDRINUSE again. (None of these sockets sets SO_REUSEADDR or SO_REUSEPORT, and both bend
+these rules. SO_REUSEADDR lets a bind pass over connections left in TIME_WAIT. SO_REUSEPORT, set
+by the same user on every socket involved, lets several sockets bind, and listen on, the very
+same address and port; the kernel then spreads connections or datagrams among them. The node
+image's `nc` sets it, so two `nc -l 5000` both listen.)
 
 Evidence: the result of each bind() on srv (ok or the errno name) and the socket table `ss -ltun`
 printed while the sockets were held.

@@ -12,11 +12,13 @@ if TYPE_CHECKING:  # annotations only: the runtime imports docker
 
 LESSON = """\
 UDP (SOCK_DGRAM) carries datagrams: each sendto() becomes one datagram, and each recvfrom()
-returns exactly one of them, whole, or nothing if it was lost. TCP (SOCK_STREAM) carries a byte
-stream: it delivers every byte, in order, but it does not remember where one send() ended and the
-next began. A recv() returns whatever bytes have arrived, so three sends may come out as one
-chunk, or as three, or split elsewhere. A protocol on top of TCP must mark its own message
-boundaries (a length prefix, a newline).
+returns one of them, never two merged; a lost datagram simply never arrives. The buffer must be
+large enough: given a shorter one, recvfrom() returns the datagram's first bytes and the kernel
+throws the rest away (the MSG_TRUNC flag says so). TCP (SOCK_STREAM) carries a byte stream: it
+delivers every byte, in order, or reports that the connection failed, but it does not remember
+where one send() ended and the next began. A recv() returns whatever bytes have arrived, so
+three sends may come out as one chunk, or as three, or split elsewhere. A protocol on top of
+TCP must mark its own message boundaries (a length prefix, a newline).
 
 The two also differ in how a server is built. A UDP server answers everyone from one socket:
 recvfrom() tells it who sent each datagram and sendto() replies to that address. A TCP server has

@@ -17,8 +17,8 @@ not notice and does not repair anything. What happens next is the transport laye
 the end hosts.
 
 TCP numbers every byte. The receiver acknowledges what it got, and the sender sends again what was
-not acknowledged. So the application sees a whole, ordered byte stream, and the only traces of the
-loss are the sender's retransmission counters (TCP_INFO tcpi_total_retrans on the socket,
+not acknowledged. So the application sees a whole, ordered byte stream, and the loss shows only as a
+delay and in the sender's retransmission counters (TCP_INFO tcpi_total_retrans on the socket,
 TcpRetransSegs in /proc/net/snmp).
 
 UDP sends each datagram once. A dropped datagram is simply gone, and only the application can tell,

@@ -24,8 +24,10 @@ the server closes first, and TIME_WAIT shows up on srv, holding srv's port.
 That is why a restarted server can fail to bind its port: bind() without SO_REUSEADDR gives
 EADDRINUSE for as long as a TIME_WAIT connection still holds the port, even though nothing
 listens on it any more. With SO_REUSEADDR set (by the old server and by the new one; the
-TIME_WAIT connection remembers whether the old one had it) the bind succeeds. It still never
-lets two sockets listen on the same address and port.
+TIME_WAIT connection remembers whether the old one had it) the bind succeeds. SO_REUSEADDR
+still never lets two TCP sockets listen on the same address and port: that takes SO_REUSEPORT,
+set by the same user on both, which is made to spread one port's connections over several
+listening sockets.
 
 Evidence: `ss -tan` on alice and on srv after both connections are closed, and the result of
 bind() on srv without and with SO_REUSEADDR. Each run uses a port that no socket on srv holds

@@ -16,15 +16,18 @@ LESSON = """\
 TCP lives only in the two end hosts. They hold the sockets, number the bytes (sequence numbers),
 acknowledge them and retransmit what is lost. A router in between works one layer down: it reads
 the IP destination, takes one off the TTL and sends the packet on. It never opens a socket for
-the flow and never looks at it as TCP.
+the flow, and never acknowledges or retransmits anything: TCP's work is not its own. (A router
+may still read the ports: one that filters, tracks connections or does NAT does, as the nat
+exercise shows. It still holds no socket.)
 
 The kernel's own counters show it. On the router, IpForwDatagrams (packets forwarded) climbs
 through a 1 MB transfer while TcpInSegs (TCP segments delivered to this host's TCP) does not
 move. `ss` on the router lists no socket for the flow while the sender lists one. And a capture
 on both sides of the router shows the same ports and the same sequence numbers going in and
-coming out; only the IP header's TTL is one lower. (Between containers the "packets" can be
-large: the kernel passes TCP segmentation work along with the packet, so 1 MB may cross as a few
-dozen big segments rather than hundreds of small ones. The router still forwards each as is.)
+coming out; only the IP header's TTL is one lower (and so its checksum differs). (Between
+containers the "packets" can be large: the kernel passes TCP segmentation work along with the
+packet, so 1 MB may cross as a few dozen big segments rather than hundreds of small ones. The
+router still forwards each as is.)
 
 Evidence: /proc/net/snmp on the router before and after, `ss -tan` on the router and on the
 sender while the connection is open, a capture on each of the router's two interfaces on the

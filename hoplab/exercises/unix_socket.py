@@ -13,15 +13,21 @@ if TYPE_CHECKING:  # annotations only: the runtime imports docker
 
 LESSON = """\
 Not every socket is a network socket. A Unix domain socket (AF_UNIX) has no IP address and no
-port: its name is a path in the file system, such as /var/run/lab/database.sock, and only
-programs on the same host can reach it. Databases and daemons use them for local clients because
-nothing goes through the network stack: no packets, no interfaces, no routes.
+port: its address is a path in the file system, such as /var/run/lab/database.sock, and only
+programs that can reach that file, on the same host, can connect to it. Databases and daemons
+use them for local clients because nothing goes through the network stack: no packets, no
+interfaces, no routes.
 
 bind() creates the path as a special file of type "socket" (S_ISSOCK; `ls -l` shows an "s").
 Closing the server does not remove it. A socket file left behind by a server that did not unlink
 it is stale: nobody answers a connect() on it (ECONNREFUSED), yet a new bind() on the same path
 fails with EADDRINUSE until someone unlinks the file. That is why servers remove a leftover
 socket file before they bind.
+
+Not every Unix socket is a file, though. Linux also has abstract names (the address starts with
+a NUL byte; `ss -x` shows it as @name): they belong to the network namespace, leave nothing on
+disk and vanish with the last socket. And socketpair() makes two connected sockets with no name
+at all.
 
 Evidence: a round trip between a server and a client on srv while both of srv's network
 interfaces (lan2, lan3) are captured: no frame to or from srv's addresses appears. Then the stale
