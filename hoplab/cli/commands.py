@@ -197,11 +197,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         stopped = [n.name for n in state.nodes if {n.state, n.app or n.state} != {"running"}]
         if stopped:
             ui.err.print(f"[red]not running:[/] {', '.join(stopped)} (`hoplab up` restarts them)")
+        from rich.markup import escape
+
         from hoplab.runtime.lab import left_running  # only for a lab that is up: ~60 ms
+        from hoplab.runtime.listeners import foreign_listeners
 
         for left in left_running(engine, state):
             owner = "its run is still going" if left.owner_alive else "left behind"
-            ui.err.print(f"[yellow]running:[/] {left.describe()}: {owner}", soft_wrap=True)
+            ui.err.print(f"[yellow]running:[/] {escape(left.describe())}: {owner}", soft_wrap=True)
+        for f in foreign_listeners(engine, state):  # a learner's server: exercises need its port
+            ui.err.print(
+                f"[yellow]not started by hoplab:[/] {escape(f.describe())}; "
+                f"stop it with `{f.fix(name)}`",
+                soft_wrap=True,
+            )
         for line in cli_impair.status_lines(engine, state):
             ui.out.print(line, soft_wrap=True)
     return 0 if state.running else 1
