@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # Runs in the node as root (python3 -c), through the engine: an unmarked exec, so the scanner
 # never counts as hoplab's own listener. Prints one JSON line per (socket, holder process).
 _LISTENERS = r"""
-import json, os, socket, struct
+import json, os, socket
 def addr(hexaddr):
     ip, port = hexaddr.split(":")
     raw = bytes.fromhex(ip)
@@ -50,23 +50,19 @@ for proto, state in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07"
             ip, port = addr(f[1])
             if port:
                 sockets["socket:[%s]" % f[9]] = (proto.rstrip("6"), ip, port)
-mine = {os.getpid(), os.getppid()}
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    if int(pid) in mine:
-        continue
+def read(pid, name):  # nobody's environ is closed to root without SYS_PTRACE: empty then
     try:
-        held = {os.readlink("/proc/%s/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%s/fd" % pid)}
-        held &= sockets.keys()
-        if not held:
-            continue
+        with open("/proc/%s/%s" % (pid, name), "rb") as f:
+            return f.read()
+    except PermissionError:
+        return b""
+for pid in set(filter(str.isdigit, os.listdir("/proc"))) - {str(os.getpid())}:
+    try:
+        fds = os.listdir("/proc/%s/fd" % pid)
+        held = {os.readlink("/proc/%s/fd/%s" % (pid, fd)) for fd in fds} & sockets.keys()
         uid = os.stat("/proc/" + pid).st_uid
-        with open("/proc/%s/cmdline" % pid, "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        try:
-            with open("/proc/%s/environ" % pid, "rb") as f:
-                env = f.read().split(b"\0")
-        except PermissionError:
-            env = []
+        cmd = read(pid, "cmdline").replace(b"\0", b" ").decode(errors="replace").strip()
+        env = read(pid, "environ").split(b"\0")
     except OSError:
         continue
     run = next((e[len(b"RUN_ENV="):].decode() for e in env if e.startswith(b"RUN_ENV=")), "")
@@ -129,7 +125,8 @@ def _node_listeners(engine: Engine, container: str, node: str) -> list[Listener]
 
 def foreign_listeners(engine: Engine, state: LabState) -> list[Listener]:
     """Listeners in the lab's running nodes that no hoplab process holds: one exec per node,
-    in parallel (about 60 ms in all on the default lab). Nothing is changed."""
+    in parallel (1.1 s for the default lab on a machine at load 19, where seven bare execs took
+    0.64 s). Nothing is changed."""
     nodes = [n for n in state.nodes if n.state == "running"]
     if not nodes:
         return []
