@@ -12,10 +12,10 @@ if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
 
 LESSON = """\
-IPv6 renamed the TTL: the header's "hop limit" field. The sender sets it (Linux uses 64, the
-socket option IPV6_UNICAST_HOPS) and every router that forwards the packet takes one off; hosts
-never touch it. A receiver that asks for IPV6_RECVHOPLIMIT reads how many routers the packet
-crossed: 64 minus their number.
+IPv6 renamed the TTL: the header's "hop limit" field. The sender sets it (Linux uses 64, unless
+the socket option IPV6_UNICAST_HOPS says otherwise) and every router that forwards the packet
+takes one off; hosts never touch it. A receiver that asks for IPV6_RECVHOPLIMIT reads how many
+routers the packet crossed: 64 minus their number.
 
 A router that takes the hop limit to zero drops the packet and sends ICMPv6 "time exceeded"
 (type 3) from its own address, so an IPv6 traceroute works like the IPv4 one: probes with hop

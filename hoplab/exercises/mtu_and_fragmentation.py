@@ -19,7 +19,8 @@ the small link depends on one bit in the IP header: DF, "don't fragment".
 
 - DF clear: the router cuts the packet into fragments that fit. Each fragment carries the same
   IP ID, an offset, and the "more fragments" flag on all but the last. Only the destination
-  puts them back together, so the application still receives one datagram.
+  puts them back together, so the application still receives one datagram (or none at all,
+  when a single fragment is lost).
 - DF set: the router must not cut it. It drops the packet and sends the sender an ICMP
   "fragmentation needed" (type 3, code 4) that names the next hop's MTU. The sender's kernel
   remembers this path MTU: the socket reads it with IP_MTU, the error queue (IP_RECVERR) holds

@@ -21,6 +21,9 @@ FORBIDDEN = {
     "unix-service": ["a socket that is a file", "has no address and no port"],
     "no-fragmenting-routers": ["path mtu discovery is mandatory"],
     "tcp-recovers-loss": ["the only traces of the loss"],
+    "mtu-and-fragmentation": ["so the application still receives one datagram."],
+    "udp-service": ["calls arrive as three datagrams"],
+    "hop-limit": ["linux uses 64, the socket option"],
 }
 
 # lesson -> what the fix must say instead (the fact the false phrase hid)
