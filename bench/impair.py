@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hoplab import lifecycle
-from hoplab.engine import impair as engine_impair
 from hoplab.engine.client import connect
 from hoplab.engine.engine import Engine
 from hoplab.model.load import load
@@ -45,15 +44,11 @@ def main() -> None:
     try:
         lifecycle.up(engine, topo, name, lambda *a: None, lambda m: None)
         state = engine.state(name)
-        figures["netem_probe"] = timed(
-            lambda: engine_impair.netem_missing(engine.client, "hoplab/node"), args.runs
-        )
+        figures["netem_probe"] = timed(lambda: engine.netem_missing("hoplab/node"), args.runs)
         items = list(topo.impairments())
-        netem = not engine_impair.netem_missing(engine.client, "hoplab/node")
-        figures["apply"] = timed(
-            lambda: engine_impair.apply(engine.api, state, items, netem), args.runs
-        )
-        figures["show"] = timed(lambda: engine_impair.show(engine.api, state), args.runs)
+        netem = not engine.netem_missing("hoplab/node")
+        figures["apply"] = timed(lambda: engine.apply_impairments(state, items, netem), args.runs)
+        figures["show"] = timed(lambda: engine.impairments(state), args.runs)
     finally:
         engine.down(name)
     text = json.dumps(figures, indent=2)

@@ -24,7 +24,8 @@ from hoplab.errors import HoplabError, InputError
 from hoplab.interrupts import sigint_deferred
 
 if TYPE_CHECKING:
-    from hoplab.engine.engine import Engine, UpReport
+    from hoplab.engine.interface import EngineAPI
+    from hoplab.engine.state import UpReport
     from hoplab.model.plan import Plan
     from hoplab.model.topology import Topology
     from hoplab.runtime.lab import Lab as RuntimeLab
@@ -37,16 +38,16 @@ def _quiet(*_args: object) -> None:
     pass
 
 
-def from_env(client: Any = None) -> Engine:
+def from_env(client: object = None) -> EngineAPI:
     """An engine on `client` (a docker.DockerClient), else on the environment's (DOCKER_HOST...).
 
     Unreachable engines raise HoplabError with a hint; nothing ever silently skips. `client` is
-    typed Any because only hoplab.engine may import docker, even for type hints.
+    typed object because only hoplab.engine may name docker's types; it goes to the engine's
+    factory untouched.
     """
-    from hoplab.engine.client import connect
-    from hoplab.engine.engine import Engine
+    from hoplab.engine import connect_engine
 
-    return Engine(client if client is not None else connect())
+    return connect_engine(client)
 
 
 def topology(source: str | Path | Mapping[str, Any] | Topology | None = None) -> Topology:
@@ -164,7 +165,7 @@ def up(
     cancel: threading.Event | None = None,
     pool: str | IPv4Network | None = None,
     artifacts: str | Path | None = None,
-    engine: Engine | None = None,
+    engine: EngineAPI | None = None,
     client: Any = None,
     allow_unsupported: bool = False,
     heal: bool = True,
@@ -226,7 +227,7 @@ def attach(
     name: str,
     *,
     artifacts: str | Path | None = None,
-    engine: Engine | None = None,
+    engine: EngineAPI | None = None,
     client: Any = None,
 ) -> RuntimeLab:
     """The running lab `name`, read back from the engine's labels (it refuses a stopped lab)."""
@@ -241,7 +242,7 @@ def down(
     name: str,
     *,
     progress: Progress = _quiet,
-    engine: Engine | None = None,
+    engine: EngineAPI | None = None,
     client: Any = None,
 ) -> tuple[int, int]:
     """Remove the lab's containers and networks; returns how many of each were removed.

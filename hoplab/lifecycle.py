@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
-from hoplab.engine import impair as engine_impair
-from hoplab.engine.build import ensure_app_images
-from hoplab.engine.engine import Engine, LabState, Progress, UpReport
-from hoplab.engine.image import ensure_image
+from hoplab.engine.interface import EngineAPI
+from hoplab.engine.state import LabState, Progress, UpReport
 from hoplab.errors import InputError, SubnetTaken
 from hoplab.model.images import with_image_ids
 from hoplab.model.impair import Impair, needs_netem_message, unsupported
@@ -55,7 +53,7 @@ def lab_name(path: str | Path | None, name: str | None) -> str:
 
 
 def make_plan(
-    engine: Engine, topo: Topology, name: str | None, pool: IPv4Network | None = None
+    engine: EngineAPI, topo: Topology, name: str | None, pool: IPv4Network | None = None
 ) -> tuple[Plan, LabState]:
     """The plan, and the lab's state as read for it (so `up` need not read it again).
     pool: where taken subnets move to; None means subnet_pool()."""
@@ -82,7 +80,7 @@ class UpResult:
 
 
 def up(
-    engine: Engine,
+    engine: EngineAPI,
     topo: Topology,
     name: str | None,
     progress: Progress,
@@ -103,9 +101,9 @@ def up(
     Labs brought up at the same moment can plan the same free subnet; the loser rolls back
     (the engine leaves nothing), waits a random moment and plans again with the winner in view.
     """
-    image = ensure_image(engine.client, hosts_dir(), say)
+    image = engine.ensure_image(hosts_dir(), say)
     # Own images are found or built before anything is created: a bad one creates nothing.
-    topo = with_image_ids(topo, ensure_app_images(engine.client, topo, image, say))
+    topo = with_image_ids(topo, engine.ensure_app_images(topo, image, say))
     impairs, netem = declared_impairments(engine, topo, image, say, allow_unsupported)
     for attempt in range(PLAN_ATTEMPTS):
         plan, state = make_plan(engine, topo, name, pool)
@@ -113,7 +111,7 @@ def up(
             report = engine.up(plan, image, progress, labels, state, cancel, heal)
             if impairs:
                 try:
-                    engine_impair.apply(engine.api, engine.state(plan.lab), impairs, netem)
+                    engine.apply_impairments(engine.state(plan.lab), impairs, netem)
                 except BaseException:
                     if report.action == "created":
                         engine.down(plan.lab, progress)  # a lab up without its links is wrong
@@ -128,7 +126,7 @@ def up(
 
 
 def declared_impairments(
-    engine: Engine, topo: Topology, image: str, say: Callable[[str], None], allow: bool
+    engine: EngineAPI, topo: Topology, image: str, say: Callable[[str], None], allow: bool
 ) -> tuple[list[tuple[str, str, Impair | None]], bool]:
     """The file's impairments and whether netem carries them; asked before anything is made.
 
@@ -138,7 +136,7 @@ def declared_impairments(
     declared = topo.impairments()
     if not declared:
         return [], False
-    missing = engine_impair.netem_missing(engine.client, image)
+    missing = engine.netem_missing(image)
     if not missing:
         return list(declared), True
     out: list[tuple[str, str, Impair | None]] = []

@@ -46,7 +46,8 @@ from hoplab.interrupts import sigint_deferred
 from hoplab.model import labels as L
 
 if TYPE_CHECKING:
-    from hoplab.engine.engine import Engine, LabState
+    from hoplab.engine.interface import EngineAPI
+    from hoplab.engine.state import LabState
     from hoplab.runtime.lab import Lab, Proc
     from hoplab.runtime.reuse import AttachLock
 
@@ -146,7 +147,7 @@ class LabManager:
 
     def __init__(self, rootdir: Path, topology: str | None, invocation_dir: Path) -> None:
         self.rootdir, self.topology, self.invocation_dir = rootdir, topology, invocation_dir
-        self._engine: Engine | None = None
+        self._engine: EngineAPI | None = None
         self._names = itertools.count()
         self._live: dict[str, Lab | None] = {}
         self._lock = threading.Lock()
@@ -155,7 +156,7 @@ class LabManager:
         self._reused: dict[str, tuple[AttachLock, Path]] = {}
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> EngineAPI:
         if self._engine is None:
             from hoplab import api
 
@@ -265,7 +266,7 @@ class LabManager:
 
         return reuse.remove(self.engine, reuse.lab_name(self.rootdir, path))
 
-    def _fresh_name(self, engine: Engine) -> str:
+    def _fresh_name(self, engine: EngineAPI) -> str:
         """A name of this process, skipping any the engine already holds (pid reuse, a crash)."""
         for _ in range(100):
             name = lab_name_for(os.getpid(), next(self._names))

@@ -220,7 +220,7 @@ def test_status_shows_and_impair_changes_a_running_lab(lab: Lab) -> None:
     assert "impaired: lan2 bob egress: loss 20% (iptables statistic)" in status.stdout
     assert "impaired: lan3 carol egress: rate 4mbit (tbf)" in status.stdout
     refused = hoplab("impair", "lan2", "--delay", "20ms")
-    missing = engine_impair.netem_missing_in(lab.engine.api, lab.node("r1").container)
+    missing = engine_impair.netem_missing_in(lab.engine.run, lab.node("r1").container)
     if missing:  # this machine: refused before anything changed, naming the flag
         assert refused.returncode == 2, refused.stderr
         assert "--delay" in refused.stderr and "netem" in refused.stderr
@@ -250,7 +250,7 @@ def test_delay_is_refused_without_netem_and_measured_with_it(
     path = tmp_path / "delay.yaml"
     path.write_text(TOPOLOGY.replace("{loss: 20%}", "{delay: 20ms, jitter: 5ms}"))
     name = unique_lab_name("impd")
-    missing = engine_impair.netem_missing(engine.client, "hoplab/node")
+    missing = engine.netem_missing("hoplab/node")
     try:
         cmd = [sys.executable, "-m", "hoplab", "up", "-f", str(path), "--name", name]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=180)

@@ -27,7 +27,7 @@ from hoplab.errors import HoplabError, InputError
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from hoplab.engine.engine import LabState
+    from hoplab.engine.state import LabState
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -183,7 +183,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from hoplab import api, lifecycle
     from hoplab.cli import ui
-    from hoplab.engine.engine import json_state
+    from hoplab.engine.state import json_state
 
     name = lifecycle.lab_name(args.file, args.name)
     engine = api.from_env()
@@ -238,12 +238,11 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_shell(args: argparse.Namespace) -> int:
     from hoplab import api, lifecycle
-    from hoplab.engine.shell import interactive_shell
 
     name = lifecycle.lab_name(args.file, args.name)
     engine = api.from_env()
     container = engine.container(name, args.node)
-    return interactive_shell(engine.api, container["Id"], ["/bin/bash", "-l"])
+    return engine.shell(container["Id"], ["/bin/bash", "-l"])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -338,10 +337,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from hoplab import api
     from hoplab.cli import ui
-    from hoplab.engine.image import ensure_image
     from hoplab.resources import hosts_dir
 
-    image = ensure_image(api.from_env().client, hosts_dir(), ui.say)
+    image = api.from_env().ensure_image(hosts_dir(), ui.say)
     ui.err.print(f"[green]hoplab/node ready[/]: {image[:19]}")
     return 0
 
@@ -355,13 +353,10 @@ def cmd_clean(args: argparse.Namespace) -> int:
         containers, networks = engine.down(None, progress)
     ui.err.print(f"[green]clean[/]: removed {containers} containers and {networks} networks")
     # The host rules go with the last lab; `up` puts them back.
-    from hoplab.engine import egress, egress6
-
     if os.environ.get("HOPLAB_KEEP_HOST_RULES") == "1":
         return 0  # a scoped view of a shared engine: labs outside it still need the rules
     try:
-        egress.remove(engine.client, "hoplab/node:latest")
-        egress6.remove(engine.client, "hoplab/node:latest")
+        engine.remove_host_rules("hoplab/node:latest")
         ui.err.print("[green]clean[/]: removed hoplab's host rules (DOCKER-USER, INPUT, ip6tables)")
     except HoplabError as err:  # the labs are gone either way; say what stayed
         ui.err.print(f"[yellow]clean[/]: host rules left in place: {err.message}", soft_wrap=True)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hoplab.errors import HoplabError, InputError
+
+if TYPE_CHECKING:
+    from hoplab.engine.interface import EngineAPI
+    from hoplab.engine.state import LabState
 
 SETTINGS = ("loss", "delay", "jitter", "rate")
 
@@ -68,7 +72,6 @@ def wanted(args: argparse.Namespace) -> Any:
 def cmd_impair(args: argparse.Namespace) -> int:
     from hoplab import api, lifecycle
     from hoplab.cli import ui
-    from hoplab.engine import impair as engine_impair
 
     imp = wanted(args)  # first: bad input changes nothing
     name = lifecycle.lab_name(args.file, args.name)
@@ -76,11 +79,11 @@ def cmd_impair(args: argparse.Namespace) -> int:
     state = engine.state(name)
     if not state.running:
         raise HoplabError(f"lab {name!r} is not running", hint="bring it up: hoplab up")
-    for warning in engine_impair.change(
-        engine.api, state, args.network, imp, args.node, args.allow_unsupported
+    for warning in engine.change_impairment(
+        state, args.network, imp, args.node, args.allow_unsupported
     ):
         ui.err.print(f"[yellow]warning:[/] {warning}")
-    now = {k: v for k, v in engine_impair.show(engine.api, state).items() if k[1] == args.network}
+    now = {k: v for k, v in engine.impairments(state).items() if k[1] == args.network}
     if not now:
         ui.err.print(f"[green]network {args.network} of lab {name}: no impairment[/]")
     for (node, _), text in sorted(now.items()):
@@ -88,9 +91,7 @@ def cmd_impair(args: argparse.Namespace) -> int:
     return 0
 
 
-def status_lines(engine: Any, state: Any) -> list[str]:
+def status_lines(engine: EngineAPI, state: LabState) -> list[str]:
     """What `hoplab status` prints under its table: each impaired interface as the kernel has it."""
-    from hoplab.engine import impair as engine_impair
-
-    found = engine_impair.show(engine.api, state)
+    found = engine.impairments(state)
     return [f"impaired: {net} {node} egress: {text}" for (node, net), text in sorted(found.items())]

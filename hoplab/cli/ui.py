@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from hoplab.engine.engine import Engine
+    from hoplab.engine.interface import EngineAPI
     from hoplab.workshop.room import Room, RoomReport
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better wider.
@@ -25,7 +25,7 @@ err = Console(stderr=True, highlight=False, width=_WIDTH)
 
 @contextmanager
 def progress() -> Iterator[Callable[[str, int, int], None]]:
-    """Engine events in, rich progress bars out; the engine never sees rich.
+    """EngineAPI events in, rich progress bars out; the engine never sees rich.
 
     rich.progress is imported here: `hoplab ls` and `status` draw no bars and skip its cost.
     """
@@ -54,7 +54,7 @@ def say(msg: str) -> None:
     err.print(f"[dim]{msg}[/]")
 
 
-def engine() -> Engine:
+def engine() -> EngineAPI:
     """The engine of the environment, through the public API like every other caller."""
     from hoplab.api import from_env
 

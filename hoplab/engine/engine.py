@@ -4,16 +4,36 @@ It is a thin facade over modules named after what they hold: `state` (LabState f
 `inventory` (list calls), `reconcile` (pure decisions), `bringup`, `teardown`, `inside` (exec and
 files), `endpoints` (per-network serialization, moby#42119) and `parallel` (bounded workers and
 rollback). Names imported from here before the split keep working.
+
+Code above the engine never constructs it: it calls `hoplab.engine.connect_engine`, which hands
+back an EngineAPI. `client` and `api` stay public for tests and benches, which look at Docker
+directly; they are not part of EngineAPI.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import docker
 
-from hoplab.engine import egress, egress6, health, inside, inventory
+from hoplab.engine import (
+    build,
+    egress,
+    egress6,
+    health,
+    impair,
+    inside,
+    inventory,
+    pods,
+    programs,
+    rooms,
+    shell,
+)
+from hoplab.engine import terminal as tty
 from hoplab.engine.bringup import (
     INHIBIT,
     MEM_LIMIT,
@@ -25,6 +45,8 @@ from hoplab.engine.bringup import (
     Limits,
 )
 from hoplab.engine.endpoints import EndpointLocks
+from hoplab.engine.image import ensure_image as ensure_node_image
+from hoplab.engine.interface import LinkImpair, Say
 from hoplab.engine.parallel import parallel
 from hoplab.engine.reconcile import FAILED, READY, apply, decide
 from hoplab.engine.state import (
@@ -37,7 +59,9 @@ from hoplab.engine.state import (
     no_progress,
 )
 from hoplab.engine.teardown import Teardown
+from hoplab.model.impair import Impair
 from hoplab.model.plan import Plan
+from hoplab.model.topology import Topology
 
 __all__ = [
     "FAILED",
@@ -86,6 +110,9 @@ class Engine:
     def labs_labelled(self, key: str, value: str) -> list[str]:
         return inventory.labs_labelled(self.api, key, value)
 
+    def owners(self, room: str) -> dict[str, str]:
+        return rooms.owners(self.api, room)
+
     def memory(self, lab: str) -> dict[str, int]:
         """Bytes each running node of the lab uses (cgroup usage minus inactive page cache)."""
         nodes = [n for n in self.state(lab).nodes if n.state == "running"]
@@ -100,6 +127,14 @@ class Engine:
 
     def survey(self, lab: str) -> tuple[LabState, Taken]:
         return inventory.survey(self.api, lab)
+
+    # --- images --------------------------------------------------------------------------------
+
+    def ensure_image(self, hosts_dir: Path, say: Say) -> str:
+        return ensure_node_image(self.client, hosts_dir, say)
+
+    def ensure_app_images(self, topo: Topology, node_image: str, say: Say) -> dict[str, str]:
+        return build.ensure_app_images(self.client, topo, node_image, say)
 
     # --- up and down -------------------------------------------------------------------------
 
@@ -161,9 +196,34 @@ class Engine:
         """Remove one lab's objects (or every hoplab object) in parallel; never anything else."""
         return self._teardown.down(lab, progress)
 
+    def remove_host_rules(self, image: str) -> None:
+        egress.remove(self.client, image)
+        egress6.remove(self.client, image)
+
+    # --- link impairments ----------------------------------------------------------------------
+
+    def netem_missing(self, image: str) -> str:
+        return impair.netem_missing(self.client, image)
+
+    def apply_impairments(self, state: LabState, items: Iterable[LinkImpair], netem: bool) -> None:
+        impair.apply(self.run, state, items, netem, self.workers)
+
+    def change_impairment(
+        self,
+        state: LabState,
+        network: str,
+        imp: Impair | None,
+        node: str | None = None,
+        allow_unsupported: bool = False,
+    ) -> list[str]:
+        return impair.change(self.run, state, network, imp, node, allow_unsupported)
+
+    def impairments(self, state: LabState) -> dict[tuple[str, str], str]:
+        return impair.show(self.run, state, self.workers)
+
     # --- running things in nodes -------------------------------------------------------------
 
-    def container(self, lab: str, node: str) -> dict:
+    def container(self, lab: str, node: str) -> dict[str, Any]:
         return inside.container(self.api, lab, node)
 
     def exec_stream(
@@ -179,3 +239,28 @@ class Engine:
 
     def get_file(self, container: str, path: str) -> bytes:
         return inside.get_file(self.api, container, path)
+
+    def app_log(self, container: str, tail: int = 200) -> str | None:
+        return pods.app_log(self.api, container, tail)
+
+    def processes(self, container: str, mark: str) -> list[tuple[int, int, str, str]]:
+        return programs.processes(self.api, container, mark)
+
+    def restart(self, container: str, ready: bytes) -> None:
+        programs.restart(self.api, container, ready)
+
+    # --- terminals -----------------------------------------------------------------------------
+
+    def shell(self, container: str, cmd: list[str]) -> int:
+        return shell.interactive_shell(self.api, container, cmd)
+
+    def open_tty(
+        self, container: str, cmd: list[str], env: dict[str, str]
+    ) -> tuple[str, socket.socket, int]:
+        return tty.open_tty(self.api, container, cmd, env)
+
+    def resize_tty(self, exec_id: str, rows: int, cols: int) -> None:
+        tty.resize(self.api, exec_id, rows, cols)
+
+    def kill_tty(self, container: str, terminal: str) -> int:
+        return tty.kill_tree(self.api, container, terminal)

@@ -25,6 +25,8 @@ import requests
 
 from hoplab.engine import inventory
 from hoplab.engine.client import API_VERSION, explain
+from hoplab.engine.engine import Engine
+from hoplab.engine.interface import EngineAPI
 from hoplab.errors import HoplabError, InputError
 
 LOCAL = "local"
@@ -45,16 +47,16 @@ class Size:
 
 @dataclass
 class Reached:
-    """One engine of the room: its name as given, and a client or the reason it is out of reach."""
+    """One engine of the room: its name as given, and the engine or why it is out of reach."""
 
     name: str
-    client: docker.DockerClient | None = None
+    engine: EngineAPI | None = None
     error: str = ""
     size: Size | None = None
 
     @property
     def up(self) -> bool:
-        return self.client is not None
+        return self.engine is not None
 
 
 def client_for(name: str, timeout: int = OP_TIMEOUT) -> docker.DockerClient:
@@ -130,7 +132,7 @@ def reach_one(name: str, measure: bool = True) -> Reached:
         quick.api.ping()
         found = size(quick) if measure else None
         quick.close()
-        return Reached(name, client_for(name), size=found)
+        return Reached(name, Engine(client_for(name)), size=found)
     except (docker.errors.DockerException, requests.RequestException, OSError) as err:
         return Reached(name, error=explain(err).splitlines()[0][:200] or type(err).__name__)
 
@@ -144,10 +146,10 @@ def reach(names: list[str], measure: bool = True) -> list[Reached]:
         return list(pool.map(lambda n: reach_one(n, measure), names))
 
 
-def require(reached: Reached) -> docker.DockerClient:
-    if reached.client is None:
+def require(reached: Reached) -> EngineAPI:
+    if reached.engine is None:
         raise HoplabError(
             f"cannot reach the Docker Engine {reached.name}: {reached.error}",
             hint="start it, or check the URL, the ssh key or the context",
         )
-    return reached.client
+    return reached.engine

@@ -1,7 +1,9 @@
 """Link impairments on a running lab's interfaces: put in place, cleared, and read back.
 
 The commands come from hoplab.model.impair (pure); here they run in the nodes, one exec per node
-whatever the number of interfaces, all nodes in parallel. The kernel itself is the record: status
+whatever the number of interfaces, all nodes in parallel. Everything but the netem probe reaches
+the nodes only through a `Run` (the engine's `run`), so the unit tests' fake engine runs this very
+code against its in-memory kernel. The kernel itself is the record: status
 reads the qdiscs and tagged iptables rules back, so what it shows is what packets meet, also after
 `hoplab impair` changed a link (labels cannot change on a running container).
 """
@@ -10,12 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import docker
 import docker.errors
 
-from hoplab.engine import inside
 from hoplab.engine.client import explain
 from hoplab.engine.parallel import parallel
 from hoplab.engine.state import LabState, no_progress
@@ -31,6 +32,9 @@ from hoplab.model.impair import (
     rate_words,
     unsupported,
 )
+
+# How this module runs a command in a node: (container, argv) -> (exit code, stdout, stderr).
+Run = Callable[[str, list[str]], tuple[int, bytes, bytes]]
 
 PROBE_LAB = "hoplab-netem-probe"  # a leaked probe is a hoplab object, so `clean` removes it
 
@@ -102,7 +106,7 @@ def _node_of(state: LabState, node: str):  # noqa: ANN202 (NodeState)
 
 
 def apply(
-    api: docker.APIClient,
+    run: Run,
     state: LabState,
     items: Iterable[tuple[str, str, Impair | None]],
     netem: bool,
@@ -121,7 +125,7 @@ def apply(
     def one(node: str) -> list[str]:
         ns = _node_of(state, node)
         cmd = ["python3", "-c", _SCRIPT, "apply", json.dumps(per_node[node])]
-        code, out, err = inside.run(api, ns.container, cmd)
+        code, out, err = run(ns.container, cmd)
         if code:
             return [f"{node}: {err.decode(errors='replace').strip()}"]
         return [
@@ -183,7 +187,7 @@ def read_back(out: str, addresses: dict[str, str]) -> dict[str, str]:
     return found
 
 
-def show(api: docker.APIClient, state: LabState, workers: int = 16) -> dict[tuple[str, str], str]:
+def show(run: Run, state: LabState, workers: int = 16) -> dict[tuple[str, str], str]:
     """(node, network) -> what impairs that interface now, for every impaired interface.
 
     One plain-shell exec per node (no Python start-up), parsed here: status pays little for it."""
@@ -191,7 +195,7 @@ def show(api: docker.APIClient, state: LabState, workers: int = 16) -> dict[tupl
 
     def one(ns) -> dict:  # noqa: ANN001 (NodeState)
         try:  # a node that stopped meanwhile shows nothing: status must still tell the rest
-            code, out, _ = inside.run(api, ns.container, ["sh", "-c", _SHOW])
+            code, out, _ = run(ns.container, ["sh", "-c", _SHOW])
             return read_back(out.decode(errors="replace"), ns.addresses) if code == 0 else {}
         except (HoplabError, ValueError):
             return {}
@@ -204,18 +208,18 @@ def show(api: docker.APIClient, state: LabState, workers: int = 16) -> dict[tupl
     }
 
 
-def netem_missing_in(api: docker.APIClient, container: str) -> str:
+def netem_missing_in(run: Run, container: str) -> str:
     """Why netem cannot run in this running node ('' when it can): tried on its lo, undone."""
     add = ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]
-    code, _, err = inside.run(api, container, add)
+    code, _, err = run(container, add)
     if code == 0:
-        inside.run(api, container, ["tc", "qdisc", "del", "dev", "lo", "root"])
+        run(container, ["tc", "qdisc", "del", "dev", "lo", "root"])
         return ""
     return err.decode(errors="replace").strip() or f"tc exited {code}"
 
 
 def change(
-    api: docker.APIClient,
+    run: Run,
     state: LabState,
     network: str,
     imp: Impair | None,
@@ -244,7 +248,7 @@ def change(
     warnings: list[str] = []
     netem = False
     if imp is not None:
-        missing = netem_missing_in(api, on_it[0].container)
+        missing = netem_missing_in(run, on_it[0].container)
         netem = not missing
         lacking = unsupported(imp) if missing else []
         if lacking and not allow_unsupported:
@@ -258,5 +262,5 @@ def change(
             imp = Impair(loss=imp.loss, rate_bit=imp.rate_bit)
         if imp.empty:
             imp = None
-    apply(api, state, [(n.name, network, imp) for n in on_it], netem)
+    apply(run, state, [(n.name, network, imp) for n in on_it], netem)
     return warnings

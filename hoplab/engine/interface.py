@@ -1,31 +1,36 @@
-"""The engine's interface: what lifecycle, runtime, the workshop room and the plugin may call.
+"""The engine's interface: all that the code above hoplab.engine may ask of an engine.
 
 `Engine` (hoplab.engine.engine) implements it on the Docker Engine; the unit tests' fake implements
-it in memory. Code above the engine is typed against this Protocol, so it cannot come to depend on
-anything else of the real engine without the type checker and the fake both noticing.
+it in memory. Code above the engine is typed against this Protocol and gets its engine from
+`hoplab.engine.connect_engine`, so it never holds a docker-py object (client, API, container or
+network): every value that crosses this boundary is a plain one (str, bytes, dicts of labels, the
+pure LabState), and a new Docker feature becomes a method here first. mypy and
+tests/unit/test_interface.py hold both implementations to it.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from hoplab.engine.state import LabState, Progress, Taken, UpReport
+from hoplab.model.impair import Impair
 from hoplab.model.plan import Plan
+from hoplab.model.topology import Topology
 
-if TYPE_CHECKING:
-    import docker
+Say = Callable[[str], None]
+# (node, network, impairment or None to clear), as Topology.impairments() lists them.
+LinkImpair = tuple[str, str, Impair | None]
 
 
 @runtime_checkable
 class EngineAPI(Protocol):
     """A Docker-like engine that holds every lab's state in labels and nowhere else."""
 
-    # The docker-py client and its low-level API: for image builds and the interactive shell,
-    # which need the raw engine. Everything about labs goes through the methods below.
-    client: docker.DockerClient | Any
-    api: docker.APIClient | Any
+    # --- reading labs back -------------------------------------------------------------------
 
     def state(self, lab: str) -> LabState:
         """The lab as its labels describe it (empty if it does not exist)."""
@@ -39,6 +44,10 @@ class EngineAPI(Protocol):
         """Names of the labs whose nodes carry the label key=value, sorted."""
         ...
 
+    def owners(self, room: str) -> dict[str, str]:
+        """participant -> lab for every lab of the workshop room that names an owner."""
+        ...
+
     def memory(self, lab: str) -> dict[str, int]:
         """Bytes each running node of the lab uses."""
         ...
@@ -47,6 +56,18 @@ class EngineAPI(Protocol):
         """The lab's state, and the subnets of every other network on the engine (for the
         planner), read together."""
         ...
+
+    # --- images --------------------------------------------------------------------------------
+
+    def ensure_image(self, hosts_dir: Path, say: Say) -> str:
+        """The node image's id, built first from hosts_dir if it is missing or out of date."""
+        ...
+
+    def ensure_app_images(self, topo: Topology, node_image: str, say: Say) -> dict[str, str]:
+        """node -> image id for every own-image node of topo, found or built."""
+        ...
+
+    # --- up and down -------------------------------------------------------------------------
 
     def up(
         self,
@@ -65,8 +86,41 @@ class EngineAPI(Protocol):
         """Remove one lab (None: every hoplab lab); returns (containers, networks) removed."""
         ...
 
-    def container(self, lab: str, node: str) -> dict:
-        """The node's container (a dict with at least Id and Labels), only if it is the lab's."""
+    def remove_host_rules(self, image: str) -> None:
+        """Take out the host firewall rules that keep labs in (once no lab is left)."""
+        ...
+
+    # --- link impairments ----------------------------------------------------------------------
+
+    def netem_missing(self, image: str) -> str:
+        """Why the engine's kernel cannot run netem ('' when it can), asked before any lab."""
+        ...
+
+    def apply_impairments(self, state: LabState, items: Iterable[LinkImpair], netem: bool) -> None:
+        """Put each (node, network, impairment) in place, replacing what was there."""
+        ...
+
+    def change_impairment(
+        self,
+        state: LabState,
+        network: str,
+        imp: Impair | None,
+        node: str | None = None,
+        allow_unsupported: bool = False,
+    ) -> list[str]:
+        """Impair (None: clear) a network of a running lab, or one node's egress on it;
+        returns warnings."""
+        ...
+
+    def impairments(self, state: LabState) -> dict[tuple[str, str], str]:
+        """(node, network) -> what impairs that interface now, read from the kernel."""
+        ...
+
+    # --- running things in nodes -------------------------------------------------------------
+
+    def container(self, lab: str, node: str) -> dict[str, Any]:
+        """The node's container as the engine lists it (a dict with at least Id and Labels),
+        only if it is the lab's."""
         ...
 
     def exec_stream(
@@ -78,3 +132,34 @@ class EngineAPI(Protocol):
     def put_file(self, container: str, dest: str, data: bytes, mode: int = 0o755) -> None: ...
 
     def get_file(self, container: str, path: str) -> bytes: ...
+
+    def app_log(self, container: str, tail: int = 200) -> str | None:
+        """What an own-image node's program printed; None for a hoplab/node node."""
+        ...
+
+    def processes(self, container: str, mark: str) -> list[tuple[int, int, str, str]]:
+        """(pid, uid, value of the environment variable `mark` or '', command line) of every
+        process in the node, read from the host side (no exec)."""
+        ...
+
+    def restart(self, container: str, ready: bytes) -> None:
+        """Restart a node whose processes no exec can reach, and wait for its entrypoint."""
+        ...
+
+    # --- terminals -----------------------------------------------------------------------------
+
+    def shell(self, container: str, cmd: list[str]) -> int:
+        """Attach this process's terminal to cmd on a TTY in the container; its exit code."""
+        ...
+
+    def open_tty(
+        self, container: str, cmd: list[str], env: dict[str, str]
+    ) -> tuple[str, socket.socket, int]:
+        """Start cmd on a TTY in the container: (exec id, its raw socket, the shell's pid)."""
+        ...
+
+    def resize_tty(self, exec_id: str, rows: int, cols: int) -> None: ...
+
+    def kill_tty(self, container: str, terminal: str) -> int:
+        """Kill what the terminal started; how many processes were signalled."""
+        ...

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hoplab import grading
-from hoplab.engine.engine import Engine
+from hoplab.engine.interface import EngineAPI
 from hoplab.grading import outputs
 from hoplab.grading.grader import MAX_BYTES, Grade, grade
 from hoplab.portal.tokens import write_private
@@ -47,7 +47,7 @@ def record(g: Grade) -> dict[str, Any]:
 
 
 class Grades:
-    def __init__(self, engine: Engine, pool: Executor, folder: Path) -> None:
+    def __init__(self, engine: EngineAPI, pool: Executor, folder: Path) -> None:
         self.engine, self.pool = engine, pool
         self.path = folder / "grades.json"
         self.latest: dict[str, dict[str, dict]] = {}
@@ -72,7 +72,7 @@ class Grades:
         assignment: str,
         source: bytes,
         on_done: Callable[[str], None] = lambda p: None,
-        engine: Engine | None = None,
+        engine: EngineAPI | None = None,
     ) -> dict[str, Any]:
         """Queue a run on the lab's engine (default: the portal's first); raises Busy, or
         InputError for an unknown assignment or a large file."""

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from hoplab.engine.engine import Engine
 from hoplab.engine.engines import LOCAL
+from hoplab.engine.interface import EngineAPI
 from hoplab.errors import InputError
 from hoplab.portal import tokens as T
 from hoplab.portal.grades import Grades
@@ -84,7 +84,7 @@ def issue(
 
 
 def build(
-    engines: Engine | dict[str, Engine], room: str, folder: Path, topology: Path | None = None
+    engines: EngineAPI | dict[str, EngineAPI], room: str, folder: Path, topology: Path | None = None
 ) -> Portal:
     """The portal of a room on one engine, or on several given by name (the first is the
     default); each lab's terminals, checks and resets then go to the engine it is found on."""
@@ -135,7 +135,7 @@ def run(
 
 
 def main(
-    connect: Callable[[], dict[str, Engine]],
+    connect: Callable[[], dict[str, EngineAPI]],
     room: str,
     *,
     host: str,

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from hoplab import grading, lifecycle, resources
-from hoplab.engine import rooms
-from hoplab.engine.engine import Engine, LabState
 from hoplab.engine.engines import LOCAL
+from hoplab.engine.interface import EngineAPI
+from hoplab.engine.state import LabState
 from hoplab.errors import HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.model.load import load
@@ -76,7 +76,7 @@ class Portal:
     seats). `engine` is the first of them, the only one when the room is on one engine.
     """
 
-    engine: Engine
+    engine: EngineAPI
     room: str
     tokens: Tokens
     grades: Grades
@@ -90,7 +90,7 @@ class Portal:
     _seats_at: float = 0.0
     state_cache: dict[str, tuple[float, LabState]] = field(default_factory=dict)
     assignment_cache: list[dict[str, str]] | None = None
-    engines: dict[str, Engine] = field(default_factory=dict)  # name -> engine; default: engine
+    engines: dict[str, EngineAPI] = field(default_factory=dict)  # name -> engine; default: engine
     where: dict[str, str] = field(default_factory=dict)  # lab -> the name of its engine
     unreachable: dict[str, str] = field(default_factory=dict)  # engine name -> why, last read
 
@@ -110,13 +110,13 @@ class Portal:
         """
         if len(self.engines) == 1:  # one engine: its errors are the request's, as before
             ((name, engine),) = self.engines.items()
-            seats = rooms.owners(engine.api, self.room)
+            seats = engine.owners(self.room)
             self.where = {lab: name for lab in seats.values()}
             return seats
 
-        def one(item: tuple[str, Engine]) -> dict[str, str] | str:
+        def one(item: tuple[str, EngineAPI]) -> dict[str, str] | str:
             try:
-                return rooms.owners(item[1].api, self.room)
+                return item[1].owners(self.room)
             except Exception as err:  # the engine went away: a reason, never a crash
                 return f"{type(err).__name__}: {str(err)[:200]}"
 
@@ -136,7 +136,7 @@ class Portal:
         self.where, self.unreachable = where, unreachable
         return seats
 
-    def engine_of(self, lab: str) -> Engine:
+    def engine_of(self, lab: str) -> EngineAPI:
         """The engine the lab was found on; the portal's first if it was not seen yet."""
         return self.engines.get(self.where.get(lab, ""), self.engine)
 
@@ -474,7 +474,7 @@ async def room(request: web.Request) -> web.Response:
     portal = request.app[PORTAL]
     seats = await portal.seats(fresh=True)
 
-    def read(engine: Engine) -> list[LabState]:
+    def read(engine: EngineAPI) -> list[LabState]:
         return [s for s in engine.labs() if s.name in set(seats.values())]
 
     engines = [e for n, e in portal.engines.items() if n not in portal.unreachable]

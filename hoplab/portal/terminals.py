@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from hoplab.engine import terminal as tty
-from hoplab.engine.engine import Engine
+from hoplab.engine.interface import EngineAPI
 
 GRACE = 90.0  # seconds a detached terminal waits for its page to come back (at least 60)
 MAX_PER_PARTICIPANT = 4  # one participant cannot starve the room of execs
@@ -43,7 +43,7 @@ class Terminal:
     lab: str
     node: str
     container: str
-    api: Any = None  # the docker APIClient of the lab's engine (the room may span engines)
+    engine: EngineAPI | None = None  # the lab's engine (the room may span engines)
     exec_id: str = ""
     pid: int = 0  # the shell's pid on the engine's host (exec_inspect), for the record
     sock: socket.socket | None = None
@@ -70,7 +70,7 @@ class Terminals:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineAPI,
         pool: Executor,
         *,
         grace: float = GRACE,
@@ -88,6 +88,9 @@ class Terminals:
     async def _io(self, fn: Callable, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
+    def _on(self, term: Terminal) -> EngineAPI:
+        return term.engine or self.engine
+
     def of(self, participant: str) -> list[Terminal]:
         return [t for (p, _), t in self._open.items() if p == participant]
 
@@ -96,19 +99,17 @@ class Terminals:
         return self._open.get((participant, tid))
 
     async def open(
-        self, participant: str, lab: str, node: str, container: str, engine: Engine | None = None
+        self, participant: str, lab: str, node: str, container: str, engine: EngineAPI | None = None
     ) -> Terminal:
         """A shell in the container, on the lab's own engine (default: the portal's first)."""
         if len(self.of(participant)) >= self.limit:
             raise TerminalLimit(f"{self.limit} terminals are open already: close one first")
-        api = (engine or self.engine).api
-        term = Terminal(secrets.token_urlsafe(9), participant, lab, node, container, api)
+        on = engine or self.engine
+        term = Terminal(secrets.token_urlsafe(9), participant, lab, node, container, on)
         self._open[(participant, term.id)] = term  # counted at once: parallel opens hit the limit
         try:
             env = {"TERM": "xterm-256color", tty.MARKER: term.id}
-            term.exec_id, term.sock, term.pid = await self._io(
-                tty.open_tty, api, container, SHELL, env
-            )
+            term.exec_id, term.sock, term.pid = await self._io(on.open_tty, container, SHELL, env)
         except BaseException:
             self._open.pop((participant, term.id), None)
             raise
@@ -181,7 +182,7 @@ class Terminals:
                     and len(size) == 2
                     and all(isinstance(v, int) and 1 <= v <= 1000 for v in size)
                 ):
-                    await self._io(tty.resize, term.api, term.exec_id, size[0], size[1])
+                    await self._io(self._on(term).resize_tty, term.exec_id, size[0], size[1])
         finally:
             self._tokens.pop(ws, None)
             term.watchers.discard(ws)
@@ -195,7 +196,7 @@ class Terminals:
         term.ended = True
         self._open.pop((term.participant, term.id), None)
         with contextlib.suppress(Exception):
-            await self._io(tty.kill_tree, term.api, term.container, term.id)
+            await self._io(self._on(term).kill_tty, term.container, term.id)
         if term.sock is not None:
             with contextlib.suppress(OSError):
                 term.sock.close()

@@ -25,8 +25,9 @@ from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from hoplab.engine import pods, programs
-from hoplab.engine.engine import READY, Engine, LabState
+from hoplab.engine.interface import EngineAPI
+from hoplab.engine.reconcile import READY
+from hoplab.engine.state import LabState
 from hoplab.errors import HoplabError, Unsupported
 from hoplab.interrupts import sigint_deferred
 
@@ -156,7 +157,7 @@ class Left:
         return f"{self.node}: {self.cmd} (pid {self.pid}, {self.user})"
 
 
-def _scan(engine: Engine, container: str, node: str, mode: str, runs: list[str]) -> list[Left]:
+def _scan(engine: EngineAPI, container: str, node: str, mode: str, runs: list[str]) -> list[Left]:
     """One exec of _SCAN, deliberately not through Node.run: the scanner must carry no mark."""
     code, out, err = engine.run(container, ["python3", "-c", _SCAN, mode, *runs])
     if code != 0:
@@ -178,18 +179,18 @@ def _each_node(fn: Any, nodes: list[Any]) -> list[Any]:
         return list(pool.map(fn, nodes))
 
 
-def _listed(engine: Engine, container: str, node: str) -> list[Left]:
+def _listed(engine: EngineAPI, container: str, node: str) -> list[Left]:
     """Marked and nobody's processes of one node, from the host side (no exec; pids are the
     host's). The docker-init and entrypoint processes carry no mark."""
     found = []
-    for pid, uid, run, cmd in programs.processes(engine.api, container, RUN_ENV):
+    for pid, uid, run, cmd in engine.processes(container, RUN_ENV):
         if run or uid == NOBODY:
             user = "nobody" if uid == NOBODY else ("root" if uid == 0 else str(uid))
             found.append(Left(node, pid, cmd[:300], run, user))
     return found
 
 
-def left_running(engine: Engine, state: LabState) -> list[Left]:
+def left_running(engine: EngineAPI, state: LabState) -> list[Left]:
     """Programs hoplab started in the lab's running nodes that still run, and participant code.
 
     For `hoplab status`: one `top` per running node, in parallel; nothing is changed.
@@ -363,7 +364,7 @@ class Node:
 
         Tools such as tcpdump, ss and ip run in the node's own container, which shares the
         program's namespace; its output is the one thing only the program's container has."""
-        return pods.app_log(self.lab.engine.api, self.container, tail)
+        return self.lab.engine.app_log(self.container, tail)
 
     def py(self, program: str, *args: Any, timeout: float = 20) -> Result:
         """Run one of the in-node programs from hosts/programs."""
@@ -473,7 +474,7 @@ class Capture:
 class Lab:
     """A running lab read back from the engine's labels, with helpers to act in it."""
 
-    def __init__(self, engine: Engine, state: LabState, artifacts: Path | None = None) -> None:
+    def __init__(self, engine: EngineAPI, state: LabState, artifacts: Path | None = None) -> None:
         self.engine = engine
         self.state = state
         self.name = state.name
@@ -485,7 +486,7 @@ class Lab:
         self._nodes = {n.name: Node(self, n.name, n.container, n.role) for n in state.nodes}
 
     @classmethod
-    def attach(cls, engine: Engine, name: str, artifacts: Path | None = None) -> Lab:
+    def attach(cls, engine: EngineAPI, name: str, artifacts: Path | None = None) -> Lab:
         state = engine.state(name)
         if not state.running:
             raise HoplabError(f"lab {name!r} is not running", hint="bring it up: hoplab up")
@@ -621,7 +622,7 @@ class Lab:
                 # No exec starts in a node whose pids limit is full: restart it (routes come
                 # back with the entrypoint), which ends every process in it at once.
                 found = listed(node) or []
-                programs.restart(self.engine.api, node.container, READY)
+                self.engine.restart(node.container, READY)
                 node._ifaces = None  # interface names may come back in another order
                 return found
 
@@ -715,22 +716,17 @@ class Lab:
         `hoplab impair` do: values in the file's words ("5%", "20ms", "10mbit"); every node's
         egress on it, or only `node`'s; none of them clears it. It stays until changed (or
         `up` puts the file's back), unlike the scoped `impair`. Returns warnings."""
-        from hoplab.engine import impair as engine_impair
         from hoplab.model.impair import parse as parse_impair
 
         given = {"loss": loss, "delay": delay, "jitter": jitter, "rate": rate}
         given = {k: v for k, v in given.items() if v is not None}
         imp = parse_impair(given, key="impair") if given else None
         self.state = self.engine.state(self.name)
-        return engine_impair.change(
-            self.engine.api, self.state, network, imp, node, allow_unsupported
-        )
+        return self.engine.change_impairment(self.state, network, imp, node, allow_unsupported)
 
     def link_impairments(self) -> dict[tuple[str, str], str]:
         """(node, network) -> what impairs that interface now, read from the kernel."""
-        from hoplab.engine import impair as engine_impair
-
-        return engine_impair.show(self.engine.api, self.state)
+        return self.engine.impairments(self.state)
 
     @contextlib.contextmanager
     def capture(

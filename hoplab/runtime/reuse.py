@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from hoplab.engine.engine import Engine
+from hoplab.engine.interface import EngineAPI
 from hoplab.errors import HoplabError
 from hoplab.model.impair import TAG as LINK_TAG
 from hoplab.runtime.lab import IMPAIR_TAG, NOBODY, RUN_ENV, SCRATCH, Lab, Node, _each_node
@@ -147,7 +147,7 @@ def reset(lab: Lab) -> None:
         raise HoplabError("could not reset the reused lab: " + "; ".join(failed))
 
 
-def remove(engine: Engine, name: str) -> str:
+def remove(engine: EngineAPI, name: str) -> str:
     """Remove a reused lab unless a session holds it; says what happened, for the terminal."""
     lock = AttachLock(name)
     if not lock.acquire():

@@ -19,8 +19,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from hoplab import api, resources
-from hoplab.engine.engine import Engine
-from hoplab.engine.image import ensure_image
+from hoplab.engine.interface import EngineAPI
 from hoplab.errors import Cancelled, HoplabError, InputError
 from hoplab.interrupts import sigint_deferred
 from hoplab.model import labels as L
@@ -205,12 +204,12 @@ class RoomReport:
         return next((o for o in self.outcomes if o.action == "failed"), None)
 
 
-def room_labs(engine: Engine, room: str) -> list[str]:
+def room_labs(engine: EngineAPI, room: str) -> list[str]:
     """The labs of a room, found by label: nothing else is ever counted as the room's."""
     return engine.labs_labelled(WORKSHOP, room)
 
 
-def check_free(engine: Engine, room: Room) -> set[str]:
+def check_free(engine: EngineAPI, room: Room) -> set[str]:
     """Refuse, before anything is created, a seat whose lab name another lab already holds.
 
     A lab of the same room is fine: its name is returned, and `workshop up` keeps it. Someone
@@ -234,7 +233,7 @@ def check_free(engine: Engine, room: Room) -> set[str]:
 
 
 def up(
-    engine: Engine,
+    engine: EngineAPI,
     topo: Topology,
     room: Room,
     *,
@@ -255,7 +254,7 @@ def up(
     # A room lab that exists is kept as it is: `up` again (say, for a latecomer) must never
     # rebuild a participant's lab under them because the image or the file changed meanwhile.
     kept = check_free(engine, room)
-    ensure_image(engine.client, resources.hosts_dir(), say)  # once, not once per thread
+    engine.ensure_image(resources.hosts_dir(), say)  # once, not once per thread
     stop = stop or threading.Event()
     report = RoomReport(room.name)
     lock = threading.Lock()
@@ -313,7 +312,7 @@ def up(
 
 
 def down(
-    engine: Engine,
+    engine: EngineAPI,
     room: str,
     *,
     on_done: Callable[[str, int, int], None] = lambda lab, d, t: None,

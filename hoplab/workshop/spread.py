@@ -16,8 +16,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
-from hoplab.engine.engine import Engine, LabState
-from hoplab.engine.engines import Reached
+from hoplab.engine.engines import Reached, require
+from hoplab.engine.interface import EngineAPI
+from hoplab.engine.state import LabState
 from hoplab.interrupts import sigint_deferred
 from hoplab.model.topology import Topology
 from hoplab.workshop import room as R
@@ -26,12 +27,12 @@ from hoplab.workshop.placement import EngineLine, Free, Placement, place
 Say = Callable[[str], None]
 
 
-def on_docker(reached: Reached) -> Engine:
+def on_docker(reached: Reached) -> EngineAPI:
     """The engine object for a reached engine; tests pass their own (FakeEngine) instead."""
-    return Engine(reached.client)
+    return require(reached)
 
 
-EngineFor = Callable[[Reached], Engine]
+EngineFor = Callable[[Reached], EngineAPI]
 
 
 @dataclass

@@ -7,7 +7,8 @@ Like the real engine it keeps no lab state of its own: it holds Docker-shaped li
 unit tests prove about reconcile and rollback is proved about the code the Docker engine runs;
 only the Docker calls themselves are replaced. It enforces the engine rules that matter to those
 decisions: unique names, no overlapping subnets on one engine, no network removal while it has
-endpoints.
+endpoints. Each node has a small kernel (tests/unit/fake_kernel.py) that answers hoplab's own
+commands, so the engine's impairment code and the runtime's reaper run here unchanged.
 
 Faults are injected through `Faults`. Production code must never import this module.
 """
@@ -15,13 +16,17 @@ Faults are injected through `Faults`. Production code must never import this mod
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Any
 
+from hoplab.engine import impair
 from hoplab.engine.bringup import create_error
+from hoplab.engine.interface import LinkImpair, Say
 from hoplab.engine.parallel import parallel
 from hoplab.engine.reconcile import apply, decide, node_labels, route_label
 from hoplab.engine.state import (
@@ -36,7 +41,10 @@ from hoplab.engine.state import (
 )
 from hoplab.errors import Cancelled, HoplabError
 from hoplab.model import labels as L
+from hoplab.model.impair import Impair
 from hoplab.model.plan import NetPlan, NodePlan, Plan
+from hoplab.model.topology import Topology
+from tests.unit.fake_kernel import NO_NETEM, NodeKernel, Process
 
 IMAGE_ID = "sha256:" + "f" * 64
 
@@ -51,7 +59,8 @@ class Faults:
       network (which then stays, as a real racing lab's would, until the test removes it);
     - cancel_after_creates: set the `cancel` event passed to `up` once this many nodes exist;
     - on_create: called with each container name just before its create (a test can block or
-      raise KeyboardInterrupt there to stand for Ctrl-C at that moment).
+      raise KeyboardInterrupt there to stand for Ctrl-C at that moment);
+    - exec_refused: container names where no exec can start (a full pids limit) until restart.
     """
 
     fail_containers: set[str] = field(default_factory=set)
@@ -59,21 +68,7 @@ class Faults:
     race_subnets: int = 0
     cancel_after_creates: int = 0
     on_create: Callable[[str], None] | None = None
-
-
-class _FakeImageAPI:
-    """Enough of docker's APIClient for ensure_image: the node image is there and up to date."""
-
-    def __init__(self, image_hash: Callable[[], str]) -> None:
-        self._hash = image_hash
-
-    def inspect_image(self, ref: str) -> dict:
-        return {"Id": IMAGE_ID, "Config": {"Labels": {L.IMAGE_HASH: self._hash()}}}
-
-
-class _FakeClient:
-    def __init__(self, api: _FakeImageAPI) -> None:
-        self.api = api
+    exec_refused: set[str] = field(default_factory=set)
 
 
 class FakeEngine:
@@ -90,14 +85,14 @@ class FakeEngine:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._created_nodes = 0
-        self._hash: str | None = None
-        self.api = _FakeImageAPI(self._image_hash)
-        self.client = _FakeClient(self.api)
-
-    def _image_hash(self) -> str:
-        if self._hash is None:  # the real hosts/ hash, so ensure_image finds nothing to build
-            return _hosts_hash()
-        return self._hash
+        self.netem = True  # whether the engine's kernel has sch_netem (nodes made after a change)
+        self.kernels: dict[str, NodeKernel] = {}  # container id -> its node's kernel
+        self.logs: dict[str, str] = {}  # container name -> what its own-image program printed
+        self.restarts: list[str] = []  # containers restarted, in order
+        self.images_ensured = 0
+        self.host_rules = False
+        self.ttys: dict[str, tuple[str, socket.socket]] = {}  # exec id -> container, far end
+        self.tty_sizes: dict[str, tuple[int, int]] = {}
 
     # --- test controls, not part of EngineAPI -------------------------------------------------
 
@@ -113,6 +108,15 @@ class FakeEngine:
         """A network hoplab did not make (no hoplab.lab label unless the test gives one)."""
         with self._lock:
             return self._add_network(name, IPv4Network(subnet), labels or {})
+
+    def spawn(self, container: str, pid: int, uid: int, run: str, cmd: str) -> None:
+        """A process in the node: `run` is its HOPLAB_RUN mark ('' for none)."""
+        with self._lock:
+            self.kernels[self._find(container)["Id"]].procs[pid] = Process(pid, uid, run, cmd)
+
+    def kernel(self, container: str) -> NodeKernel:
+        with self._lock:
+            return self.kernels[self._find(container)["Id"]]
 
     def stop(self, container: str) -> None:
         """The node's process ended (a daemon restart, a kill): State becomes exited."""
@@ -132,6 +136,14 @@ class FakeEngine:
         containers, _ = self.objects(None)
         return sorted({c["Labels"][L.LAB] for c in containers if c["Labels"].get(key) == value})
 
+    def owners(self, room: str) -> dict[str, str]:
+        containers, _ = self.objects(None)
+        return {
+            c["Labels"][L.OWNER]: c["Labels"][L.LAB]
+            for c in containers
+            if c["Labels"].get(L.WORKSHOP) == room and c["Labels"].get(L.OWNER)
+        }
+
     def memory(self, lab: str) -> dict[str, int]:
         return {n.name: 8 << 20 for n in self.state(lab).nodes if n.state == "running"}
 
@@ -140,6 +152,16 @@ class FakeEngine:
         with self._lock:
             networks = list(self.networks.values())
         return self.state(lab), taken_from(networks, lab)
+
+    # --- EngineAPI: images (always there: the fake builds nothing) ----------------------------
+
+    def ensure_image(self, hosts_dir: Path, say: Say) -> str:
+        with self._lock:
+            self.images_ensured += 1
+        return IMAGE_ID
+
+    def ensure_app_images(self, topo: Topology, node_image: str, say: Say) -> dict[str, str]:
+        return {n.name: f"sha256:app-{n.name}" for n in topo.nodes if n.app is not None}
 
     # --- EngineAPI: up and down (the real decisions, fake objects) -------------------------------
 
@@ -190,9 +212,33 @@ class FakeEngine:
         parallel(self._remove_network, networks, "removing networks", progress, self.workers)
         return len(containers), len(networks)
 
+    def remove_host_rules(self, image: str) -> None:
+        self.host_rules = False
+
+    # --- EngineAPI: link impairments (the engine's real code, on the fake kernels) ------------
+
+    def netem_missing(self, image: str) -> str:
+        return "" if self.netem else NO_NETEM.decode()
+
+    def apply_impairments(self, state: LabState, items: Iterable[LinkImpair], netem: bool) -> None:
+        impair.apply(self.run, state, items, netem, self.workers)
+
+    def change_impairment(
+        self,
+        state: LabState,
+        network: str,
+        imp: Impair | None,
+        node: str | None = None,
+        allow_unsupported: bool = False,
+    ) -> list[str]:
+        return impair.change(self.run, state, network, imp, node, allow_unsupported)
+
+    def impairments(self, state: LabState) -> dict[tuple[str, str], str]:
+        return impair.show(self.run, state, self.workers)
+
     # --- EngineAPI: inside nodes -------------------------------------------------------------
 
-    def container(self, lab: str, node: str) -> dict:
+    def container(self, lab: str, node: str) -> dict[str, Any]:
         containers, _ = self.objects(lab)
         found = [c for c in containers if c["Labels"].get(L.NODE) == node]
         if not found:
@@ -208,11 +254,15 @@ class FakeEngine:
         return code
 
     def run(self, container: str, cmd: list[str]) -> tuple[int, bytes, bytes]:
+        """hoplab's own commands get the node kernel's answer; any other one succeeds."""
         with self._lock:
-            if self._find(container).get("State") != "running":
+            found = self._find(container)
+            if found.get("State") != "running":
                 raise HoplabError(f"cannot run {cmd[0]!r} in {container}: not running")
+            if found["Names"][0].lstrip("/") in self.faults.exec_refused:
+                raise HoplabError(f"cannot run {cmd[0]!r} in {container}: pids limit reached")
             self.ran.append((container, list(cmd)))
-        return 0, b"", b""
+            return self.kernels[found["Id"]].answer(cmd) or (0, b"", b"")
 
     def put_file(self, container: str, dest: str, data: bytes, mode: int = 0o755) -> None:
         with self._lock:
@@ -226,6 +276,55 @@ class FakeEngine:
                 return self.files[(container, path)]
             except KeyError:
                 raise HoplabError(f"cannot fetch {container}:{path}: no such file") from None
+
+    def app_log(self, container: str, tail: int = 200) -> str | None:
+        with self._lock:
+            self._find(container)
+            said = self.logs.get(container)
+        return None if said is None else "".join(said.splitlines(keepends=True)[-tail:])
+
+    def processes(self, container: str, mark: str) -> list[tuple[int, int, str, str]]:
+        """As `docker top`: every process, whatever state the node's exec is in."""
+        with self._lock:
+            procs = self.kernels[self._find(container)["Id"]].procs.values()
+            return [(p.pid, p.uid, p.run, p.cmd) for p in sorted(procs, key=lambda p: p.pid)]
+
+    def restart(self, container: str, ready: bytes) -> None:
+        """Every process ends, and the namespace with its qdiscs and rules is made anew."""
+        with self._lock:
+            found = self._find(container)
+            old = self.kernels[found["Id"]]
+            self.kernels[found["Id"]] = NodeKernel(dict(old.ifaces), old.netem)
+            found["State"] = "running"
+            self.faults.exec_refused.discard(found["Names"][0].lstrip("/"))
+            self.restarts.append(container)
+
+    # --- EngineAPI: terminals (a socket pair stands for the exec's TTY) ------------------------
+
+    def shell(self, container: str, cmd: list[str]) -> int:
+        return self.run(container, cmd)[0]
+
+    def open_tty(
+        self, container: str, cmd: list[str], env: dict[str, str]
+    ) -> tuple[str, socket.socket, int]:
+        self.run(container, cmd)
+        near, far = socket.socketpair()
+        exec_id = f"x{next(self._ids):011d}"
+        with self._lock:
+            self.ttys[exec_id] = (container, far)
+        return exec_id, near, 1000 + len(self.ttys)
+
+    def resize_tty(self, exec_id: str, rows: int, cols: int) -> None:
+        with self._lock:
+            self.tty_sizes[exec_id] = (rows, cols)
+
+    def kill_tty(self, container: str, terminal: str) -> int:
+        """Closes every TTY opened in the container: its shell's processes end with it."""
+        with self._lock:
+            mine = [x for x, (c, _) in self.ttys.items() if c == container]
+            for x in mine:
+                self.ttys.pop(x)[1].close()
+        return len(mine)
 
     # --- the fake Docker objects ---------------------------------------------------------------
 
@@ -280,6 +379,9 @@ class FakeEngine:
                 net = self._by_name(plan.network(iface.network).docker_name)
                 net["Containers"][cid] = {}
                 endpoints[net["Name"]] = {"IPAddress": str(iface.address)}
+            self.kernels[cid] = NodeKernel(
+                {str(i.address): f"eth{n}" for n, i in enumerate(node.interfaces)}, self.netem
+            )
             self.containers[cid] = {
                 "Id": cid,
                 "Names": ["/" + node.container],
@@ -307,6 +409,7 @@ class FakeEngine:
         with self._lock:
             if self.containers.pop(container["Id"], None) is None:
                 return
+            self.kernels.pop(container["Id"], None)
             for net in self.networks.values():
                 net["Containers"].pop(container["Id"], None)
             self.events.append(("remove container", container["Names"][0].lstrip("/")))
@@ -332,15 +435,6 @@ class FakeEngine:
         if container in self.containers:
             return self.containers[container]
         return self._by_name(container)
-
-
-def _hosts_hash() -> str:
-    """Read at each look (about 10 ms), never cached: hosts/ can be edited while the unit tests
-    run, and a hash cached before the edit made ensure_image want a build the fake cannot do."""
-    from hoplab import resources
-    from hoplab.engine.image import content_hash
-
-    return content_hash(resources.hosts_dir())
 
 
 def _has_lab(obj: dict, lab: str | None) -> bool:

@@ -1,11 +1,16 @@
 """The real Engine and the fake both implement EngineAPI, with the same signatures, so that a
-test passing on the fake says something about code that runs on Docker. Also the engine's
-per-network locks (moby#42119), which need no Docker to check."""
+test passing on the fake says something about code that runs on Docker; and no docker-py object
+crosses the boundary: not in the Protocol, not in any signature above the engine. Also the
+engine's per-network locks (moby#42119), which need no Docker to check."""
 
 from __future__ import annotations
 
+import ast
 import inspect
+import re
 import threading
+import typing
+from pathlib import Path
 
 import docker
 import pytest
@@ -27,16 +32,104 @@ def test_the_interface_holds_the_public_engine_surface():
         "state",
         "labs",
         "labs_labelled",
+        "owners",
         "memory",
         "survey",
+        "ensure_image",
+        "ensure_app_images",
         "up",
         "down",
+        "remove_host_rules",
+        "netem_missing",
+        "apply_impairments",
+        "change_impairment",
+        "impairments",
         "container",
         "exec_stream",
         "run",
         "put_file",
         "get_file",
+        "app_log",
+        "processes",
+        "restart",
+        "shell",
+        "open_tty",
+        "resize_tty",
+        "kill_tty",
     }
+
+
+def test_the_interface_hands_out_no_docker_object():
+    """No attribute (the raw client and API were two), and no docker type in any signature."""
+    assert not [n for n in typing.get_type_hints(EngineAPI) if not n.startswith("_")]
+
+    def docker_types(hint: object) -> list[str]:
+        found = [repr(hint)] if getattr(hint, "__module__", "").startswith("docker") else []
+        return found + [t for arg in typing.get_args(hint) for t in docker_types(arg)]
+
+    for name in METHODS:
+        hints = typing.get_type_hints(getattr(EngineAPI, name))
+        assert not [t for h in hints.values() for t in docker_types(h)], name
+
+
+PACKAGE = Path(__file__).resolve().parents[2] / "hoplab"
+DOCKER_WORDS = re.compile(r"\bdocker\b|DockerClient|APIClient|\bEngine\b")
+
+
+def _above_the_engine() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "engine" not in p.relative_to(PACKAGE).parts)
+
+
+def _misuses(path: Path, root: Path = PACKAGE) -> list[str]:
+    """Where a module names docker or the concrete Engine in a signature, imports the concrete
+    Engine, or reaches for an engine's raw `client` or `api`."""
+    tree = ast.parse(path.read_text(), str(path))
+    where = path.relative_to(root.parent)
+    found = []
+    for node in ast.walk(tree):
+        notes: list[ast.expr | None] = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args
+            every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+            notes += [a.annotation for a in every if a is not None] + [node.returns]
+        elif isinstance(node, ast.AnnAssign):
+            notes.append(node.annotation)
+        for note in notes:
+            if note is not None and DOCKER_WORDS.search(ast.unparse(note)):
+                found.append(f"{where}:{note.lineno}: annotation {ast.unparse(note)}")
+        if isinstance(node, ast.ImportFrom) and node.module == "hoplab.engine.engine":
+            found.append(f"{where}:{node.lineno}: imports the concrete Engine")
+        if isinstance(node, ast.Attribute) and node.attr in ("client", "api"):
+            found.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_above_the_engine_receives_a_docker_object():
+    """Everything above hoplab.engine is typed against EngineAPI and gets its engine from
+    connect_engine; a signature that takes a docker-py object, or an `.api`/`.client` reach
+    into an engine, would bring the leak back."""
+    assert len(_above_the_engine()) > 60  # the scan sees the package, not an empty folder
+    assert [m for p in _above_the_engine() for m in _misuses(p)] == []
+
+
+def test_the_scan_finds_each_kind_of_leak(tmp_path):
+    """The scan above can fail: each way of leaking, written into a probe module, is caught."""
+    probe = tmp_path / "hoplab" / "cli" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text(
+        "from hoplab.engine.engine import Engine\n"
+        "def f(client: docker.DockerClient, e: Engine) -> None:\n"
+        "    shell(e.api, 1)\n"
+        "x: APIClient | None = None\n"
+    )
+    found = _misuses(probe, tmp_path / "hoplab")
+    assert sorted(found) == [
+        "hoplab/cli/probe.py:1: imports the concrete Engine",
+        "hoplab/cli/probe.py:2: annotation Engine",
+        "hoplab/cli/probe.py:2: annotation docker.DockerClient",
+        "hoplab/cli/probe.py:3: e.api",
+        "hoplab/cli/probe.py:4: annotation APIClient | None",
+    ]
 
 
 @pytest.mark.parametrize("impl", [Engine, FakeEngine])
@@ -58,6 +151,21 @@ def test_both_are_engines_at_run_time():
     finally:
         client.close()
     assert isinstance(FakeEngine(), EngineAPI)
+
+
+def test_connect_engine_is_the_one_factory():
+    from hoplab.engine import connect_engine
+    from hoplab.errors import HoplabError
+
+    client = docker.DockerClient(base_url="unix:///nonexistent", version="1.41")
+    try:
+        assert isinstance(connect_engine(client), EngineAPI)
+    finally:
+        client.close()
+    with pytest.raises(TypeError, match="needs a docker.DockerClient, not FakeEngine"):
+        connect_engine(FakeEngine())
+    with pytest.raises(HoplabError, match="cannot reach the Docker Engine"):
+        connect_engine()  # the unit tier's DOCKER_HOST leads nowhere
 
 
 def test_endpoint_locks_serialize_one_network_and_not_others():

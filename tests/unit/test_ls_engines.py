@@ -30,7 +30,7 @@ POOL = IPv4Network("10.200.0.0/16")
 def reached(name: str, up: bool = True) -> Reached:
     if not up:
         return Reached(name, error="connection refused")
-    return Reached(name, client=object(), size=Size(cpus=2, memory=8 * GB, labs=0, nodes=0))
+    return Reached(name, FakeEngine(), size=Size(cpus=2, memory=8 * GB, labs=0, nodes=0))
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ def test_engines_file_parses_caps_and_refuses_bad_lines_with_line_and_key():
 def reached(name: str, up: bool = True, labs: int = 0, nodes: int = 0) -> Reached:
     if not up:
         return Reached(name, error="connection refused")
-    return Reached(name, client=object(), size=Size(cpus=2, memory=8 * GB, labs=labs, nodes=nodes))
+    return Reached(name, FakeEngine(), size=Size(cpus=2, memory=8 * GB, labs=labs, nodes=nodes))
 
 
 def test_room_spreads_over_two_engines_labelled_and_found_again(tiny):
@@ -178,7 +178,7 @@ def test_an_unknown_engine_name_is_bad_input_and_a_dead_socket_is_unreachable(
         E.reach(["local", "no-such-context"])
     assert err.value.key == "--engine" and "no-such-context" in err.value.message
     (dead,) = E.reach([f"unix://{tmp_path}/none.sock"])
-    assert not dead.up and dead.error and dead.client is None
+    assert not dead.up and dead.error and dead.engine is None
 
 
 def test_a_context_name_resolves_to_its_endpoint_from_the_meta_file(tmp_path, monkeypatch):

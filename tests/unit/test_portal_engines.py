@@ -1,41 +1,31 @@
 """The portal's map of a room over several engines: which engine each participant's lab is on,
 and what a participant is told when that engine stops answering. No Docker: each engine here is a
-stand-in whose list call returns Docker-shaped containers or fails as a dead socket does. The
-real two-engine portal (terminals, checks, resets) is proved in tests/test_engines.py.
+stand-in whose `owners` call (EngineAPI's) answers for its labs or fails as a dead socket does.
+The real two-engine portal (seats, terminals, checks, resets) is proved in tests/test_engines.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from aiohttp import web
 
-from hoplab.model import labels as L
 from hoplab.portal.server import Portal
 
 
-class Api:
-    """`containers(all=True, filters=...)` as docker's APIClient answers it, or a dead engine."""
+class Stub:
+    """The one engine call the portal's map makes: `owners(room)`, or a dead engine's error."""
 
     def __init__(self, owners: dict[str, str]) -> None:
-        self.owners, self.dead = owners, False
+        self.seats, self.dead = owners, False
 
-    def containers(self, all: bool, filters: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: A002
+    def owners(self, room: str) -> dict[str, str]:
         if self.dead:
             raise ConnectionError("Connection aborted: No such file or directory")
-        assert f"{L.WORKSHOP}=room" in filters["label"]
-        return [
-            {"Labels": {L.LAB: lab, L.WORKSHOP: "room", L.OWNER: who}}
-            for who, lab in self.owners.items()
-        ]
-
-
-class Stub:
-    def __init__(self, owners: dict[str, str]) -> None:
-        self.api = Api(owners)
+        assert room == "room"
+        return dict(self.seats)
 
 
 def portal(**engines: Stub) -> Portal:
@@ -62,7 +52,7 @@ def test_a_participant_whose_engine_went_away_gets_503_and_the_others_are_served
 
     async def go() -> None:
         assert await p.lab_of("bob") == "room-bob"
-        far.api.dead = True
+        far.dead = True
         await p.seats(fresh=True)
         assert "No such file" in p.unreachable["far"]
         assert await p.lab_of("ann") == "room-ann"  # the first engine's participant as before
@@ -71,7 +61,7 @@ def test_a_participant_whose_engine_went_away_gets_503_and_the_others_are_served
         assert "far cannot be reached" in err.value.text
         with pytest.raises(web.HTTPNotFound):
             await p.lab_of("zed")
-        far.api.dead = False  # back: served again at the next read
+        far.dead = False  # back: served again at the next read
         await p.seats(fresh=True)
         assert await p.lab_of("bob") == "room-bob" and not p.unreachable
 
@@ -82,6 +72,6 @@ def test_one_engine_alone_reads_as_before_and_its_errors_are_the_requests():
     only = Stub({"ann": "room-ann"})
     p = portal(local=only)
     assert p.read_seats() == {"ann": "room-ann"} and p.where == {"room-ann": "local"}
-    only.api.dead = True
+    only.dead = True
     with pytest.raises(ConnectionError):
         p.read_seats()
