@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hoplab.errors import HoplabError, InputError
 from hoplab.interrupts import sigint_deferred
@@ -29,6 +29,18 @@ if TYPE_CHECKING:
     from hoplab.model.plan import Plan
     from hoplab.model.topology import Topology
     from hoplab.runtime.lab import Lab as RuntimeLab
+
+    class UpLab(RuntimeLab):
+        """The class lab_class() makes at run time, as the type checker sees it."""
+
+        plan: Plan | None
+        report: UpReport | None
+        owned: bool
+
+        def __enter__(self) -> UpLab: ...
+        def __exit__(self, *exc: object) -> None: ...
+        def down(self, progress: Progress = ...) -> tuple[int, int]: ...
+
 
 Progress = Callable[[str, int, int], None]
 Say = Callable[[str], None]
@@ -103,7 +115,7 @@ def _plain(value: Any) -> Any:
 
 
 @functools.cache
-def lab_class() -> type[RuntimeLab]:
+def lab_class() -> type[UpLab]:
     """hoplab.Lab: the runtime's Lab, plus a context manager and down().
 
     Defined on first use, because the runtime (dpkt, the in-node programs) costs about 60 ms of
@@ -145,7 +157,7 @@ def lab_class() -> type[RuntimeLab]:
                 return self.engine.down(self.name, progress)
 
     Lab.__qualname__ = "Lab"  # reads as hoplab.api.Lab in reprs and tracebacks
-    return Lab
+    return cast("type[UpLab]", Lab)
 
 
 def __getattr__(name: str) -> Any:
@@ -166,10 +178,10 @@ def up(
     pool: str | IPv4Network | None = None,
     artifacts: str | Path | None = None,
     engine: EngineAPI | None = None,
-    client: Any = None,
+    client: object = None,
     allow_unsupported: bool = False,
     heal: bool = True,
-) -> RuntimeLab:
+) -> UpLab:
     """Bring a lab up and return it attached; a running lab that matches is left as it is.
 
     source: a topology file, a Compose-shaped dict, a Topology, or None (./compose.yaml, else
@@ -228,8 +240,8 @@ def attach(
     *,
     artifacts: str | Path | None = None,
     engine: EngineAPI | None = None,
-    client: Any = None,
-) -> RuntimeLab:
+    client: object = None,
+) -> UpLab:
     """The running lab `name`, read back from the engine's labels (it refuses a stopped lab)."""
     from hoplab.model.load import check_lab_name
 
@@ -243,7 +255,7 @@ def down(
     *,
     progress: Progress = _quiet,
     engine: EngineAPI | None = None,
-    client: Any = None,
+    client: object = None,
 ) -> tuple[int, int]:
     """Remove the lab's containers and networks; returns how many of each were removed.
 

@@ -54,7 +54,7 @@ def finalizer_interrupts_redelivered() -> Iterator[None]:
 
     forwarder = threading.Thread(target=forward, name="hoplab-interrupts", daemon=True)
     forwarder.start()
-    sys.unraisablehook = pending.put  # type: ignore[assignment]
+    sys.unraisablehook = pending.put
     try:
         yield
     finally:

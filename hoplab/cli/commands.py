@@ -146,6 +146,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
     elapsed = time.monotonic() - started
     plan, report = lab.plan, lab.report
+    assert plan is not None and report is not None, "api.up() sets both"
     for old, new in plan.remapped:
         ui.err.print(f"[yellow]subnet {old} is taken: lab {plan.lab} uses {new}[/]")
     verb = {

@@ -29,7 +29,14 @@ def progress() -> Iterator[Callable[[str, int, int], None]]:
 
     rich.progress is imported here: `hoplab ls` and `status` draw no bars and skip its cost.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+    )
 
     bars = Progress(
         SpinnerColumn(),
@@ -39,7 +46,7 @@ def progress() -> Iterator[Callable[[str, int, int], None]]:
         console=err,
         transient=False,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def update(phase: str, done: int, total: int) -> None:
         if phase not in tasks:

@@ -18,7 +18,7 @@ import socket
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 import dpkt
@@ -49,8 +49,10 @@ class Directory:
     macs: Mapping[str, tuple[str, str]]
     ips: Mapping[str, str]
     roles: Mapping[str, str]
-    subnets: Mapping[str, IPv4Network]
-    routes: Mapping[str, tuple[tuple[IPv4Network, IPv4Address], ...]] = field(default_factory=dict)
+    subnets: Mapping[str, IPv4Network | IPv6Network]
+    routes: Mapping[str, tuple[tuple[IPv4Network | IPv6Network, IPv4Address], ...]] = field(
+        default_factory=dict
+    )
 
     def next_segment(self, node: str, dst: str) -> str | None:
         """The network `node` would send a packet for dst out on: attached, else by route."""
@@ -80,7 +82,7 @@ def directory_from_plan(plan: Any, macs: Mapping[str, tuple[str, str]]) -> Direc
 def directory_from_state(state: Any, macs: Mapping[str, tuple[str, str]]) -> Directory:
     """From a running lab's LabState (labels) plus the MACs read from the running nodes."""
 
-    def route(text: str) -> tuple[IPv4Network, IPv4Address]:
+    def route(text: str) -> tuple[IPv4Network | IPv6Network, IPv4Address]:
         dest, via = text.split(" via ")
         return ip_network(dest.strip()), IPv4Address(via.strip())
 
@@ -154,7 +156,8 @@ class _Raw:
 
 
 def _read(name: str, data: bytes) -> tuple[list[_Raw], int]:
-    frames, ignored = [], 0
+    frames: list[_Raw] = []
+    ignored = 0
     if not data:
         return frames, 0
     try:
@@ -191,7 +194,7 @@ def _describe(ip: dpkt.ip.IP) -> tuple[str, tuple, tuple]:
         flags = "".join(c for bit, c in _TCP_FLAGS if l4.flags & bit)
         n = ip.len - ip.hl * 4 - l4.off * 4  # the payload on the wire, not the snapshot
         label = f"TCP {l4.sport}→{l4.dport} [{flags}] seq {l4.seq} ack {l4.ack} len {n}"
-        key = base + (l4.seq, l4.ack, l4.flags, n)
+        key: tuple[int, ...] = base + (l4.seq, l4.ack, l4.flags, n)
         # NAT rewrites addresses and ports but never sequence numbers: match on those.
         carries = n or l4.flags & (dpkt.tcp.TH_SYN | dpkt.tcp.TH_FIN)
         flow = (src, l4.sport, dst, l4.dport, l4.seq, l4.flags, n) if carries else ()

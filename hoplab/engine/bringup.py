@@ -16,6 +16,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import docker
 import docker.errors
@@ -81,7 +82,7 @@ class BringUp:
             nets = {n.name: net_pool.submit(self.create_network, plan, n) for n in plan.networks}
             made = [0]
 
-            def network_done(_f: Future) -> None:
+            def network_done(_f: Future[Any]) -> None:
                 made[0] += 1
                 progress("networks", made[0], len(nets))
 
@@ -95,7 +96,7 @@ class BringUp:
             try:
                 pods.begin(progress)
 
-                def one(n: NodePlan) -> Future:
+                def one(n: NodePlan) -> Future[Any]:
                     steps = self.create_node(plan, n, image, labels, nets, cancel)
                     return ready_pool.submit(self.node_ready, n, steps, pods)
 
@@ -119,7 +120,7 @@ class BringUp:
         finally:
             net_pool.close()  # every network create that began has returned (Ctrl-C included)
 
-    def node_ready(self, node: NodePlan, steps: dict[str, float], pods: PodStart) -> dict:
+    def node_ready(self, node: NodePlan, steps: dict[str, float], pods: PodStart) -> dict[str, Any]:
         """Wait for the node's entrypoint; then its own-image program may start. Its steps."""
         t0 = time.monotonic()
         self.wait_ready(node.container)
@@ -163,7 +164,7 @@ class BringUp:
             raise create_error("network", net.docker_name, err.status_code, explain(err)) from None
         return time.monotonic() - started
 
-    def host_config(self, plan: Plan, node: NodePlan) -> dict:
+    def host_config(self, plan: Plan, node: NodePlan) -> dict[str, Any]:
         """Capabilities, sysctls, names and limits of one node: the security baseline lives here."""
         first = node.interfaces[0]
         sysctls = {
@@ -199,7 +200,7 @@ class BringUp:
         node: NodePlan,
         image: str,
         extra: dict[str, str],
-        nets: dict[str, Future],
+        nets: dict[str, Future[Any]],
         cancel: threading.Event | None = None,
     ) -> dict[str, float]:
         """Wait for its networks, create, connect, start; seconds per step (ready: node_ready)."""
@@ -211,8 +212,9 @@ class BringUp:
         t0 = time.monotonic()
         first, *rest = node.interfaces
         api = self.api
+        # types-docker's stub wants one EndpointConfig; docker-py takes network -> EndpointConfig
         networking = api.create_networking_config(
-            {
+            {  # type: ignore[arg-type]
                 plan.network(first.network).docker_name: api.create_endpoint_config(
                     ipv4_address=str(first.address), ipv6_address=v6(plan, node, first.network)
                 )

@@ -58,7 +58,7 @@ def _local(client: docker.DockerClient, source: str, node: str, app: App) -> str
             hint="no registry is reachable and hoplab never pulls: build it (docker build, or a "
             "build: key here) or load it (docker load) first",
         )
-    return info["Id"]
+    return str(info["Id"])
 
 
 def app_hash(context: Path, dockerfile: str, node_image: str) -> str:
@@ -80,7 +80,7 @@ def build_app(
     current = _inspect(client, tag)
     if current is not None and _labels(current).get(L.IMAGE_HASH) == wanted:
         _tag_as(client, current["Id"], app.image)
-        return current["Id"]
+        return str(current["Id"])
     say(f"building {node}'s image from {context} ({app.build.dockerfile})")
     started = time.monotonic()
     tail: collections.deque[str] = collections.deque(maxlen=20)
@@ -120,7 +120,7 @@ def build_app(
         )
     say(f"built {node}'s image in {time.monotonic() - started:.1f} s")
     _tag_as(client, info["Id"], app.image)
-    return info["Id"]
+    return str(info["Id"])
 
 
 def _tag_as(client: docker.DockerClient, image_id: str, name: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import docker.tls
+import docker.utils
 import requests
 
 from hoplab.engine import inventory
@@ -69,13 +70,21 @@ def client_for(name: str, timeout: int = OP_TIMEOUT) -> docker.DockerClient:
             env = docker.utils.kwargs_from_env()
             tls = env.get("tls")
         return docker.DockerClient(
-            base_url=name, version=API_VERSION, timeout=timeout, tls=tls, use_ssh_client=True
+            base_url=name,
+            version=API_VERSION,
+            timeout=timeout,
+            tls=tls or False,
+            use_ssh_client=True,
         )
     found = context_endpoint(name)
     if found is not None:
         host, tls = found
         return docker.DockerClient(
-            base_url=host, tls=tls, version=API_VERSION, timeout=timeout, use_ssh_client=True
+            base_url=host,
+            tls=tls or False,
+            version=API_VERSION,
+            timeout=timeout,
+            use_ssh_client=True,
         )
     raise InputError(
         f"engine {name!r} is neither a URL nor a Docker context",

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -96,7 +97,7 @@ def ensure_image(
     wanted = content_hash(hosts_dir)
     current = _inspect(client, tag)
     if current is not None and _labels(current).get(HASH_LABEL) == wanted:
-        return current["Id"]
+        return str(current["Id"])
 
     say(f"{tag} is missing or out of date with {hosts_dir}: building it")
     base = _ensure_base(client, say)
@@ -106,15 +107,16 @@ def ensure_image(
     return image_id
 
 
-def _inspect(client: docker.DockerClient, ref: str) -> dict | None:
+def _inspect(client: docker.DockerClient, ref: str) -> dict[str, Any] | None:
     """The engine's inspect data for an image, or None when it is not there."""
     try:
-        return client.api.inspect_image(ref)
+        info: dict[str, Any] = client.api.inspect_image(ref)
+        return info
     except docker.errors.ImageNotFound:
         return None
 
 
-def _labels(info: dict) -> dict[str, str]:
+def _labels(info: dict[str, Any]) -> dict[str, str]:
     return (info.get("Config") or {}).get("Labels") or {}
 
 
@@ -236,10 +238,12 @@ def _build(
     if info is None or _labels(info).get(HASH_LABEL) != wanted:
         raise HoplabError(f"building {tag} ended without the expected image:\n" + "\n".join(tail))
     say(f"built {tag} in {time.monotonic() - started:.1f} s")
-    return info["Id"]
+    return str(info["Id"])
 
 
-def _follow_build(stream: Iterable[dict], tag: str, tail: collections.deque[str], say: Say) -> None:
+def _follow_build(
+    stream: Iterable[dict[str, Any]], tag: str, tail: collections.deque[str], say: Say
+) -> None:
     """Forward "Step N/M" lines; raise on the first error chunk with the build's last lines."""
     for chunk in stream:
         if "error" in chunk:

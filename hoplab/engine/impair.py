@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import docker
 import docker.errors
 
 from hoplab.engine.client import explain
 from hoplab.engine.parallel import parallel
-from hoplab.engine.state import LabState, no_progress
+from hoplab.engine.state import LabState, NodeState, no_progress
 from hoplab.errors import HoplabError, InputError
 from hoplab.interrupts import sigint_deferred
 from hoplab.model import labels as L
@@ -98,7 +99,7 @@ def netem_missing(client: docker.DockerClient, image: str) -> str:
     return "" if code == 0 else (said or f"tc exited {code}")
 
 
-def _node_of(state: LabState, node: str):  # noqa: ANN202 (NodeState)
+def _node_of(state: LabState, node: str) -> NodeState:
     found = next((n for n in state.nodes if n.name == node), None)
     if found is None:
         raise HoplabError(f"lab {state.name!r} has no node {node!r}")
@@ -114,7 +115,7 @@ def apply(
 ) -> None:
     """Put each (node, network, impairment) in place, replacing what was declared before;
     None clears the interface. One exec per node; raise if any command failed."""
-    per_node: dict[str, list[dict]] = {}
+    per_node: dict[str, list[dict[str, Any]]] = {}
     for node, network, imp in items:
         ns = _node_of(state, node)
         if network not in ns.addresses:
@@ -139,7 +140,7 @@ def apply(
         raise HoplabError("could not impair: " + "; ".join(errors))
 
 
-def describe(seen: dict) -> str:
+def describe(seen: dict[str, Any]) -> str:
     """One interface's impairment as the kernel holds it, in the file's words."""
     parts = []
     opts, kind = seen.get("options", {}), seen.get("qdisc", "")
@@ -175,7 +176,9 @@ def read_back(out: str, addresses: dict[str, str]) -> dict[str, str]:
         dev = by_addr.get(addr)
         if dev is None:
             continue
-        root = next((q for q in qdiscs if q.get("root") and q.get("dev") == dev), {})
+        root: dict[str, Any] = next(
+            (q for q in qdiscs if q.get("root") and q.get("dev") == dev), {}
+        )
         seen = {
             "qdisc": root.get("kind", ""),
             "options": root.get("options", {}),
@@ -193,7 +196,7 @@ def show(run: Run, state: LabState, workers: int = 16) -> dict[tuple[str, str], 
     One plain-shell exec per node (no Python start-up), parsed here: status pays little for it."""
     nodes = [n for n in state.nodes if n.state == "running" and n.addresses]
 
-    def one(ns) -> dict:  # noqa: ANN001 (NodeState)
+    def one(ns: NodeState) -> dict[str, str]:
         try:  # a node that stopped meanwhile shows nothing: status must still tell the rest
             code, out, _ = run(ns.container, ["sh", "-c", _SHOW])
             return read_back(out.decode(errors="replace"), ns.addresses) if code == 0 else {}

@@ -10,6 +10,7 @@ import os
 import tarfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import docker
 import docker.errors
@@ -20,7 +21,7 @@ from hoplab.errors import HoplabError
 from hoplab.model import labels as L
 
 
-def container(api: docker.APIClient, lab: str, node: str) -> dict:
+def container(api: docker.APIClient, lab: str, node: str) -> dict[str, Any]:
     """The node's container, refusing any container that is not this lab's."""
     found = api.containers(all=True, filters={"label": [f"{L.LAB}={lab}", f"{L.NODE}={node}"]})
     if not found:
@@ -29,7 +30,8 @@ def container(api: docker.APIClient, lab: str, node: str) -> dict:
             f"lab {lab!r} has no node {node!r}",
             hint=f"nodes: {', '.join(known)}" if known else "bring the lab up: hoplab up",
         )
-    return found[0]
+    first: dict[str, Any] = found[0]
+    return first
 
 
 def exec_stream(

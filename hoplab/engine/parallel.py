@@ -35,10 +35,10 @@ class Pool:
         self._open = True
         self._running = 0
 
-    def submit(self, fn: Callable[..., R], *args: Any) -> Future:
+    def submit(self, fn: Callable[..., R], *args: Any) -> Future[Any]:
         return self._executor.submit(self._call, fn, args)
 
-    def _call(self, fn: Callable[..., R], args: tuple) -> R:
+    def _call(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
         with self._cond:
             if not self._open:
                 raise _Skipped
@@ -86,7 +86,7 @@ def parallel(
     progress(phase, 0, len(items))
     pool = Pool(min(workers, len(items)))
     try:
-        futures: list[Future] = [pool.submit(guarded, item) for item in items]
+        futures: list[Future[Any]] = [pool.submit(guarded, item) for item in items]
         pending = set(futures)
         done_count = 0
         while pending and not stop.is_set():

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -122,7 +122,7 @@ class PodStart:
         self.apps = {n.name: n for n in plan.nodes if n.app is not None}
         self.gates = _Gates()
         self.pool = ThreadPoolExecutor(max_workers=1) if self.apps else None
-        self.future: Future | None = None
+        self.future: Future[dict[str, float]] | None = None
         self.began = 0.0
 
     def begin(self, progress: Progress) -> None:
@@ -182,7 +182,7 @@ class PodStart:
 class Pods:
     """Starts a lab's user containers; holds no lab state."""
 
-    def __init__(self, api: docker.APIClient, limits: Mapping[str, object]) -> None:
+    def __init__(self, api: docker.APIClient, limits: Mapping[str, Any]) -> None:
         self.api, self.limits = api, dict(limits)
 
     def starter(
@@ -227,7 +227,7 @@ class Pods:
             self._wait_healthy(plan, node, gates)
         gates.mark(node.name, healthy=True)
 
-    def host_config(self, node: NodePlan, app: App) -> dict:
+    def host_config(self, node: NodePlan, app: App) -> dict[str, Any]:
         """The user's container: the node's namespace, the node's limits, no added capability
         unless the service asked for NET_ADMIN/NET_RAW, and only read-only binds."""
         return self.api.create_host_config(
@@ -274,7 +274,7 @@ class Pods:
         if not state.get("Running"):
             raise self._exited(plan, node, state)
 
-    def _exited(self, plan: Plan, node: NodePlan, state: dict) -> InputError:
+    def _exited(self, plan: Plan, node: NodePlan, state: dict[str, Any]) -> InputError:
         app = node.app
         assert app is not None
         why = f"exit code {state.get('ExitCode')}" + (
@@ -298,7 +298,7 @@ class Pods:
         return f"  last log lines of {name}:\n" + "\n".join(f"    | {line}" for line in lines)
 
 
-def _healthcheck(app: App) -> dict | None:
+def _healthcheck(app: App) -> dict[str, Any] | None:
     h = app.healthcheck
     if h is None:
         return None

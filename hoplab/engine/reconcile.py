@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hoplab.engine.parallel import or_roll_back
 from hoplab.engine.state import LabState, UpReport
@@ -114,7 +115,9 @@ def readiness(seen: bytes) -> bool | None:
     return None
 
 
-def step_timings(networks: float, total: float, steps: Sequence[Mapping[str, float]]) -> dict:
+def step_timings(
+    networks: float, total: float, steps: Sequence[Mapping[str, float]]
+) -> dict[str, Any]:
     """Median and slowest node per bring-up step, for `up --profile` and the benchmark."""
     timings = {"networks (overlapped)": networks, "nodes": total}
     for step in STEPS:

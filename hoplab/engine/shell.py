@@ -9,10 +9,12 @@ import contextlib
 import os
 import select
 import shutil
+import socket
 import sys
 import termios
 import time
 import tty
+from typing import cast
 
 import docker
 
@@ -21,7 +23,7 @@ def interactive_shell(api: docker.APIClient, container: str, cmd: list[str]) -> 
     """Attach the local terminal to a TTY exec until the shell exits; return its exit code."""
     exec_id = api.exec_create(container, cmd, stdin=True, tty=True)["Id"]
     sock = api.exec_start(exec_id, tty=True, socket=True)
-    raw = getattr(sock, "_sock", sock)
+    raw = cast(socket.socket, getattr(sock, "_sock", sock))  # the unbuffered socket inside
     stdin_fd, stdout_fd = sys.stdin.fileno(), sys.stdout.fileno()
     is_tty = os.isatty(stdin_fd)
     saved = termios.tcgetattr(stdin_fd) if is_tty else None
@@ -49,10 +51,10 @@ def _exit_code(api: docker.APIClient, exec_id: str, timeout: float = 5.0) -> int
         time.sleep(0.02)
 
 
-def _pump(sock, stdin_fd: int, stdout_fd: int) -> None:  # noqa: ANN001 - docker's socket type
+def _pump(sock: socket.socket, stdin_fd: int, stdout_fd: int) -> None:
     stdin_open = True
     while True:
-        readers = [sock, stdin_fd] if stdin_open else [sock]
+        readers: list[socket.socket | int] = [sock, stdin_fd] if stdin_open else [sock]
         ready, _, _ = select.select(readers, [], [])
         if sock in ready:
             data = sock.recv(65536)

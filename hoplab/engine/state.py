@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Any
 
 from hoplab.model import labels as L
 
@@ -70,7 +71,9 @@ class UpReport:
     repaired: dict[str, str] = field(default_factory=dict)  # node -> what was wrong with it
 
 
-def lab_state(lab: str, containers: list[dict], networks: list[dict]) -> LabState:
+def lab_state(
+    lab: str, containers: list[dict[str, Any]], networks: list[dict[str, Any]]
+) -> LabState:
     """Build a LabState from the engine's container and network list entries (their labels)."""
     prefix, RUN = f"{lab}-", "running"
     # An own-image node is a pod: its sandbox is the node; the user's container is its `app`.
@@ -125,7 +128,7 @@ def lab_state(lab: str, containers: list[dict], networks: list[dict]) -> LabStat
     )
 
 
-def labs_from(containers: list[dict], networks: list[dict]) -> list[LabState]:
+def labs_from(containers: list[dict[str, Any]], networks: list[dict[str, Any]]) -> list[LabState]:
     """Every lab among the engine's labelled objects, sorted by name."""
     names = sorted({o["Labels"][L.LAB] for o in containers + networks})
     return [
@@ -164,7 +167,7 @@ class Taken:
     v6: tuple[IPv6Network, ...] = ()
 
 
-def taken_from(networks: list[dict], exclude_lab: str) -> Taken:
+def taken_from(networks: list[dict[str, Any]], exclude_lab: str) -> Taken:
     """Pure: the subnets of a network list entry by entry, the lab's own left out."""
     v4: list[IPv4Network] = []
     v6: list[IPv6Network] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 import docker
 import docker.errors
@@ -61,7 +62,7 @@ class Teardown:
         )
         return len(containers), len(networks)
 
-    def remove_container(self, container: dict) -> None:
+    def remove_container(self, container: dict[str, Any]) -> None:
         networks = _networks(container)
         try:
             with self.endpoints.holding(networks):
@@ -99,6 +100,6 @@ class Teardown:
             delay = min(delay * 2, 1.0)
 
 
-def _networks(container: dict) -> list[str]:
+def _networks(container: dict[str, Any]) -> list[str]:
     """The networks of a container list entry, as the endpoint locks name them."""
     return list(((container.get("NetworkSettings") or {}).get("Networks") or {}).keys())

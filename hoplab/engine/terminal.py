@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from typing import cast
 
 import docker
 import docker.errors
@@ -64,7 +65,7 @@ def open_tty(
         sock = api.exec_start(exec_id, tty=True, socket=True)
     except docker.errors.APIError as err:
         raise HoplabError(f"cannot open a terminal in {container}: {explain(err)}") from None
-    raw = getattr(sock, "_sock", sock)
+    raw = cast(socket.socket, getattr(sock, "_sock", sock))  # the unbuffered socket inside
     pid = 0
     deadline = time.monotonic() + 5
     while not pid and time.monotonic() < deadline:  # the pid appears once the exec has started

@@ -30,4 +30,4 @@ def skip_unused_ssh(argv: Sequence[str]) -> None:
     process hoplab owns, such as the command line: never in a library or plugin, whose host
     process may reach its own ssh:// engines."""
     if not may_use_ssh(argv, os.environ):
-        sys.modules.setdefault(SSH_MODULE, None)  # type: ignore[assignment]
+        sys.modules.setdefault(SSH_MODULE, None)  # type: ignore[arg-type]

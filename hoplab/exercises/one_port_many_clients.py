@@ -14,7 +14,7 @@ from hoplab.exercises.hop_limit import address6
 from hoplab.runtime.evidence import ss_tuples
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
-    from hoplab.runtime.lab import Lab
+    from hoplab.runtime.lab import Lab, Node
 
 LESSON = """\
 A server listens on one port, here port 80 on srv. Every client that connects gets a connection
@@ -183,7 +183,9 @@ def _http_checks(lab: Lab, srv_ip: str) -> list[Check]:
     own6 = {n.name: address6(n, lab.network_of(n.address())) for n in users6}
     dual = srv6 is not None and None not in own6.values()
     # (node, family, server address dialled, the address the server should see for it)
-    users = [(n, "IPv4", srv_ip, f"::ffff:{n.address()}" if dual else n.address()) for n in users4]
+    users: list[tuple[Node, str, str | None, str | None]] = [
+        (n, "IPv4", srv_ip, f"::ffff:{n.address()}" if dual else n.address()) for n in users4
+    ]
     if dual:
         users += [(n, "IPv6", srv6, own6[n.name]) for n in users6]
     tokens = [

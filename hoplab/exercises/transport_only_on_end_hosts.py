@@ -118,7 +118,7 @@ def run(lab: Lab) -> list[Check]:
         ),
     ]
     entering = sum(len(a) for a, _ in pairs)
-    unmatched, ttl_pairs = 0, Counter()
+    unmatched, ttl_pairs = 0, Counter[tuple[int, int]]()
     for enter, leave in pairs:
         out_ttl = {key(f): f.ttl for f in leave}
         for f in enter:

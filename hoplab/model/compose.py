@@ -68,12 +68,14 @@ def _kind(value: Any) -> str:
     return "a number" if isinstance(value, int | float) else type(value).__name__
 
 
-def _expect(ctx: Ctx, value: Any, kind: type | tuple, line: int, key: str, what: str) -> None:
+def _expect(
+    ctx: Ctx, value: Any, kind: type | tuple[Any, ...], line: int, key: str, what: str
+) -> None:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ctx.fail(f"expected {what}, got {_kind(value)}", line, key, f"write {key} as {what}")
 
 
-def _opt(ctx: Ctx, spec: dict, name: str, kind: type, key: str, what: str) -> Any:
+def _opt(ctx: Ctx, spec: dict[Any, Any], name: str, kind: type, key: str, what: str) -> Any:
     """An optional field: absent or empty gives kind(); anything else must be of that kind.
 
     `or {}` would let `x-hoplab: 0` or `cap_add: ""` slip through as if they were absent.
@@ -85,7 +87,7 @@ def _opt(ctx: Ctx, spec: dict, name: str, kind: type, key: str, what: str) -> An
     return value
 
 
-def _check_keys(ctx: Ctx, mapping: dict, allowed: set[str], key: str) -> None:
+def _check_keys(ctx: Ctx, mapping: dict[Any, Any], allowed: set[str], key: str) -> None:
     for k in mapping:
         if k in allowed or (key == "" and isinstance(k, str) and k.startswith("x-")):
             continue
@@ -201,7 +203,7 @@ def _network(ctx: Ctx, name: str, spec: Any, line: int) -> Network:
             f"{key}.ipam.config",
             hint,
         )
-    entry = config[0]
+    entry: Any = config[0]  # a LinedDict: it knows its line
     _check_keys(ctx, entry, {"subnet", "gateway"}, f"{key}.ipam.config[0]")
     if "subnet" not in entry:
         raise ctx.fail("missing subnet", entry.line, f"{key}.ipam.config[0]", hint)
@@ -228,7 +230,7 @@ def _network(ctx: Ctx, name: str, spec: Any, line: int) -> Network:
     )
 
 
-def _impair(ctx: Ctx, xh: dict, key: str) -> impair_model.Impair | None:
+def _impair(ctx: Ctx, xh: dict[Any, Any], key: str) -> impair_model.Impair | None:
     """x-hoplab.impair of a network or an attachment (None when absent)."""
     if xh.get("impair") is None:
         return None

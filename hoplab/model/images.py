@@ -107,7 +107,7 @@ class App:
     image_id: str = ""  # filled in once the image is found or built (part of the plan digest)
 
 
-def is_app(spec: dict, node_images: set[str]) -> bool:
+def is_app(spec: dict[Any, Any], node_images: set[str]) -> bool:
     """A service is an own-image node when it builds, or names an image other than hoplab/node."""
     image = spec.get("image")
     # Anything but a node image's name is an app, so read_app gives a bad value its clear error.
@@ -116,7 +116,7 @@ def is_app(spec: dict, node_images: set[str]) -> bool:
     )
 
 
-def read_app(ctx: Ctx, name: str, spec: dict, caps: list[str]) -> App:
+def read_app(ctx: Ctx, name: str, spec: dict[Any, Any], caps: list[str]) -> App:
     """The App of one service; every key checked on its own."""
     key = f"services.{name}"
     image = spec.get("image")
@@ -149,7 +149,7 @@ def read_app(ctx: Ctx, name: str, spec: dict, caps: list[str]) -> App:
     )
 
 
-def refuse_app_keys(ctx: Ctx, name: str, spec: dict) -> None:
+def refuse_app_keys(ctx: Ctx, name: str, spec: dict[Any, Any]) -> None:
     """Keys that only mean something for the user's own program, given to a hoplab/node node."""
     for k in sorted(APP_KEYS & set(spec)):
         raise ctx.fail(
@@ -221,7 +221,7 @@ def _build(ctx: Ctx, raw: Any, line: int, key: str) -> Build:
     return Build(context=str(context), dockerfile=real.relative_to(context).as_posix(), line=line)
 
 
-def _known(ctx: Ctx, mapping: dict, allowed: set[str], key: str) -> None:
+def _known(ctx: Ctx, mapping: dict[Any, Any], allowed: set[str], key: str) -> None:
     for k in mapping:
         if k not in allowed:
             raise ctx.fail(
@@ -232,7 +232,7 @@ def _known(ctx: Ctx, mapping: dict, allowed: set[str], key: str) -> None:
             )
 
 
-def _argv(ctx: Ctx, spec: dict, field: str, key: str) -> tuple[str, ...] | None:
+def _argv(ctx: Ctx, spec: dict[Any, Any], field: str, key: str) -> tuple[str, ...] | None:
     """Compose's two forms: a list of words, or one string that is split like a shell would."""
     value = spec.get(field)
     if value is None:
@@ -248,7 +248,7 @@ def _argv(ctx: Ctx, spec: dict, field: str, key: str) -> tuple[str, ...] | None:
     raise ctx.fail(f"expected a list of words, got {value!r}", line, k, 'e.g. ["/server", "-v"]')
 
 
-def _text(ctx: Ctx, spec: dict, field: str, key: str) -> str:
+def _text(ctx: Ctx, spec: dict[Any, Any], field: str, key: str) -> str:
     value = spec.get(field)
     if value is None:
         return ""
@@ -257,7 +257,7 @@ def _text(ctx: Ctx, spec: dict, field: str, key: str) -> str:
     return str(value)
 
 
-def _environment(ctx: Ctx, spec: dict, key: str) -> tuple[tuple[str, str], ...]:
+def _environment(ctx: Ctx, spec: dict[Any, Any], key: str) -> tuple[tuple[str, str], ...]:
     value = spec.get("environment")
     if value is None:
         return ()
@@ -292,7 +292,7 @@ def duration(ctx: Ctx, value: Any, line: int, key: str) -> float:
     raise ctx.fail(f"invalid duration {value!r}", line, key, "write it like 2s, 500ms or 1m30s")
 
 
-def _health(ctx: Ctx, spec: dict, key: str) -> Health | None:
+def _health(ctx: Ctx, spec: dict[Any, Any], key: str) -> Health | None:
     value = spec.get("healthcheck")
     if value is None:
         return None
@@ -339,7 +339,7 @@ def _health(ctx: Ctx, spec: dict, key: str) -> Health | None:
     )
 
 
-def _depends(ctx: Ctx, spec: dict, key: str) -> tuple[Dependency, ...]:
+def _depends(ctx: Ctx, spec: dict[Any, Any], key: str) -> tuple[Dependency, ...]:
     value = spec.get("depends_on")
     if value is None:
         return ()
@@ -373,7 +373,7 @@ def _depends(ctx: Ctx, spec: dict, key: str) -> tuple[Dependency, ...]:
     return tuple(out)
 
 
-def _mounts(ctx: Ctx, spec: dict, key: str) -> tuple[Mount, ...]:
+def _mounts(ctx: Ctx, spec: dict[Any, Any], key: str) -> tuple[Mount, ...]:
     value = spec.get("volumes")
     if value is None:
         return ()

@@ -66,7 +66,12 @@ def address(value: Any, *, source: str, line: int, key: str) -> IPv6Address:
 
 
 def network_v6(
-    spec: dict, config: list, *, source: str, key: str, line_of: Callable[[Any, Any], int]
+    spec: dict[Any, Any],
+    config: list[Any],
+    *,
+    source: str,
+    key: str,
+    line_of: Callable[[Any, Any], int],
 ) -> IPv6Network | None:
     """The network's IPv6 subnet from its ipam config and enable_ipv6 (None without IPv6)."""
     entries = [(i, e) for i, e in enumerate(config) if is_v6(e)]

@@ -33,11 +33,11 @@ class _Lined:
     lines: dict[Any, int]
 
 
-class LinedDict(dict, _Lined):
+class LinedDict(dict[Any, Any], _Lined):
     pass
 
 
-class LinedList(list, _Lined):
+class LinedList(list[Any], _Lined):
     pass
 
 
@@ -108,6 +108,12 @@ class _KeyIndex:
         return found
 
 
+def _line(event: yaml.Event) -> int:
+    """The 1-based line an event starts on (0 if the parser gave no position)."""
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else 0
+
+
 def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
@@ -122,13 +128,13 @@ def _prescan(text: str, index: _KeyIndex) -> None:
     stack: list[list[Any]] = []
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.DocumentStartEvent):
-            index.starts.append((event.start_mark.line + 1, "(top level)"))
+            index.starts.append((_line(event), "(top level)"))
         if isinstance(event, yaml.CollectionEndEvent):
             stack.pop()
             continue
         if not isinstance(event, yaml.NodeEvent):
             continue
-        line = event.start_mark.line + 1
+        line = _line(event)
         frame = stack[-1] if stack else None
         if frame is not None and frame[1] and frame[2]:  # a key of a mapping
             frame[2] = False

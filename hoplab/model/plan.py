@@ -242,7 +242,9 @@ def _shortest_routes(
     return {n: hop for n, hop in first.items() if hop is not None}
 
 
-def _explicit_via(topo: Topology, node: str, via: str, addrs: dict) -> IPv4Address:
+def _explicit_via(
+    topo: Topology, node: str, via: str, addrs: dict[tuple[str, str], IPv4Address]
+) -> IPv4Address:
     if via in {n.name for n in topo.nodes}:
         shared = next(n for n in topo.node(node).networks if n in topo.node(via).networks)
         return addrs[(via, shared)]
@@ -287,7 +289,8 @@ def build_plan(
     `current` maps network names to the subnets a running copy of this lab already uses.
     """
     lab = lab or topo.name
-    prefer = {n.subnet: current[n.name] for n in topo.networks if n.name in (current or {})}
+    have = current or {}
+    prefer = {n.subnet: have[n.name] for n in topo.networks if n.name in have}
     mapping = remap_subnets((n.subnet for n in topo.networks), taken, pool, prefer, seed=lab)
     moved = {o: n for o, n in mapping.items() if o != n}
     addrs = _assign_addresses(topo)
@@ -307,8 +310,8 @@ def build_plan(
     nodes = []
     for node in topo.nodes:
         routes: dict[IPv4Network, IPv4Address] = {}
-        for net, (router, shared) in _shortest_routes(topo, node.name, addrs).items():
-            routes[subnet_of[net]] = tr(addrs[(router, shared)])
+        for to, (router, shared) in _shortest_routes(topo, node.name, addrs).items():
+            routes[subnet_of[to]] = tr(addrs[(router, shared)])
         for spec in node.routes:
             dest = subnet_of.get(spec.to) or IPv4Network(spec.to)
             dest = moved.get(dest, dest)

@@ -89,10 +89,9 @@ def build_plan6(
 
     `taken`: IPv6 subnets of other labs on the engine; ours move away from them. `current`:
     network name -> the IPv6 subnet a running copy of this lab already uses."""
+    have = current or {}
     prefer = {
-        n.subnet6: current[n.name]
-        for n in topo.networks
-        if n.subnet6 is not None and n.name in (current or {})
+        n.subnet6: have[n.name] for n in topo.networks if n.subnet6 is not None and n.name in have
     }
     mapping = remap6(
         (n.subnet6 for n in topo.networks if n.subnet6 is not None), taken, plan.lab, prefer
@@ -121,8 +120,8 @@ def build_plan6(
         (name, same_offset(v4[name].gateway, v4[name].subnet, subnet))
         for name, subnet in v6.items()
     )
-    taken = {a for _, _, a in addresses}
-    clash = next((g for _, g in gateways if g in taken), None)
+    used = {a for _, _, a in addresses}
+    clash = next((g for _, g in gateways if g in used), None)
     if clash is not None:
         raise HoplabError(
             f"IPv6 address {clash} is the gateway Docker reserves",

@@ -104,7 +104,7 @@ def validate(topo: Topology, doc: Any) -> None:
     _check_route_loops(ctx, topo)
 
 
-def _pairs(items: tuple) -> list[tuple]:
+def _pairs(items: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     return [(a, b) for i, a in enumerate(items) for b in items[i + 1 :]]
 
 

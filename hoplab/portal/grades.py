@@ -87,7 +87,12 @@ class Grades:
             if since < MIN_INTERVAL:
                 raise Busy(f"one check every {MIN_INTERVAL:.0f} s: try again in a moment")
             self._started[participant] = time.monotonic()
-            run = {"assignment": a.name, "state": "queued", "checks": [], "queued": time.time()}
+            run: dict[str, Any] = {
+                "assignment": a.name,
+                "state": "queued",
+                "checks": [],
+                "queued": time.time(),
+            }
             self.running[participant] = run
             lab_lock = self._lab_locks.setdefault(lab, threading.Lock())  # see lab_lock()
 

@@ -110,9 +110,9 @@ class Portal:
         """
         if len(self.engines) == 1:  # one engine: its errors are the request's, as before
             ((name, engine),) = self.engines.items()
-            seats = engine.owners(self.room)
-            self.where = {lab: name for lab in seats.values()}
-            return seats
+            mine = engine.owners(self.room)
+            self.where = {lab: name for lab in mine.values()}
+            return mine
 
         def one(item: tuple[str, EngineAPI]) -> dict[str, str] | str:
             try:

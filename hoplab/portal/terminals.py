@@ -126,6 +126,7 @@ class Terminals:
         """Node to browsers: every attached page (and instructor view) gets the same text."""
         loop = asyncio.get_running_loop()
         decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        assert term.sock is not None, "open() sets the socket before it starts the pump"
         try:
             while True:
                 data = await loop.sock_recv(term.sock, 65536)
@@ -175,7 +176,8 @@ class Terminals:
                     term.last_input = time.time()
                     self.on_activity(term.participant)
                     with contextlib.suppress(OSError):
-                        await loop.sock_sendall(term.sock, data.encode())
+                        if term.sock is not None:
+                            await loop.sock_sendall(term.sock, data.encode())
                 size = body.get("r")
                 if (
                     isinstance(size, list)

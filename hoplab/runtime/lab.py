@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Self, TextIO
 
 from hoplab.engine.interface import EngineAPI
 from hoplab.engine.reconcile import READY
@@ -486,7 +486,7 @@ class Lab:
         self._nodes = {n.name: Node(self, n.name, n.container, n.role) for n in state.nodes}
 
     @classmethod
-    def attach(cls, engine: EngineAPI, name: str, artifacts: Path | None = None) -> Lab:
+    def attach(cls, engine: EngineAPI, name: str, artifacts: Path | None = None) -> Self:
         state = engine.state(name)
         if not state.running:
             raise HoplabError(f"lab {name!r} is not running", hint="bring it up: hoplab up")

@@ -275,6 +275,7 @@ def up(
                 pool=pool,
                 engine=engine,
             )
+            assert lab.report is not None, "api.up() sets it"
             return Outcome(seat, lab.report.action, time.monotonic() - started)
         except Cancelled:
             return Outcome(seat, "rolled back", time.monotonic() - started)

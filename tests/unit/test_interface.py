@@ -74,6 +74,10 @@ def test_the_interface_hands_out_no_docker_object():
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hoplab"
 DOCKER_WORDS = re.compile(r"\bdocker\b|DockerClient|APIClient|\bEngine\b")
+# The public API's `client=` (hoplab.up, attach, from_env) takes a user's docker.DockerClient,
+# typed object, and hands it to connect_engine untouched: the one parameter of that name allowed.
+PASS_THROUGH = {("hoplab/api.py", "client")}
+OPEN = {"Any", "object"}
 
 
 def _above_the_engine() -> list[Path]:
@@ -92,6 +96,12 @@ def _misuses(path: Path, root: Path = PACKAGE) -> list[str]:
             args = node.args
             every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
             notes += [a.annotation for a in every if a is not None] + [node.returns]
+            for a in every:  # a client or api that could hold anything (a client address is str)
+                loose = a is not None and (
+                    a.annotation is None or ast.unparse(a.annotation) in OPEN
+                )
+                if loose and a.arg in ("client", "api") and (str(where), a.arg) not in PASS_THROUGH:
+                    found.append(f"{where}:{a.lineno}: parameter {a.arg}")
         elif isinstance(node, ast.AnnAssign):
             notes.append(node.annotation)
         for note in notes:
@@ -118,7 +128,7 @@ def test_the_scan_finds_each_kind_of_leak(tmp_path):
     probe.parent.mkdir(parents=True)
     probe.write_text(
         "from hoplab.engine.engine import Engine\n"
-        "def f(client: docker.DockerClient, e: Engine) -> None:\n"
+        "def f(client: docker.DockerClient, e: Engine, api: Any, peer: str) -> None:\n"
         "    shell(e.api, 1)\n"
         "x: APIClient | None = None\n"
     )
@@ -127,6 +137,7 @@ def test_the_scan_finds_each_kind_of_leak(tmp_path):
         "hoplab/cli/probe.py:1: imports the concrete Engine",
         "hoplab/cli/probe.py:2: annotation Engine",
         "hoplab/cli/probe.py:2: annotation docker.DockerClient",
+        "hoplab/cli/probe.py:2: parameter api",
         "hoplab/cli/probe.py:3: e.api",
         "hoplab/cli/probe.py:4: annotation APIClient | None",
     ]
