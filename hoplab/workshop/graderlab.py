@@ -33,7 +33,7 @@ from hoplab.interrupts import sigint_deferred
 from hoplab.model import labels as L
 
 if TYPE_CHECKING:
-    from hoplab.engine.engine import Engine
+    from hoplab.engine.interface import EngineAPI
     from hoplab.model.topology import Topology
     from hoplab.runtime.lab import Lab
 
@@ -57,7 +57,7 @@ def grader_name() -> str:
     return f"gr{os.getpid()}-{next(_count)}"
 
 
-def bring_up(engine: Engine, topo: Topology, of: str, name: str, say: Say = _quiet) -> Lab:
+def bring_up(engine: EngineAPI, topo: Topology, of: str, name: str, say: Say = _quiet) -> Lab:
     """A fresh lab from topo, labelled as of's grader; nothing is left if it cannot come up."""
     reaping.reap(engine, socket.gethostname())  # grader labs (and test labs) of dead processes
     try:
@@ -69,7 +69,7 @@ def bring_up(engine: Engine, topo: Topology, of: str, name: str, say: Say = _qui
 
 
 @contextlib.contextmanager
-def grader_lab(engine: Engine, topo: Topology, of: str, say: Say = _quiet) -> Iterator[Lab]:
+def grader_lab(engine: EngineAPI, topo: Topology, of: str, say: Say = _quiet) -> Iterator[Lab]:
     """One grading's lab: made before it, removed after it whatever happens (Ctrl-C too)."""
     name = grader_name()
     lab = bring_up(engine, topo, of, name, say)
@@ -89,7 +89,7 @@ class GraderLabs:
     orphans that the next bring-up on the host removes.
     """
 
-    def __init__(self, engine: Engine, topo: Topology, of: str, workers: int) -> None:
+    def __init__(self, engine: EngineAPI, topo: Topology, of: str, workers: int) -> None:
         self.engine, self.topo, self.of = engine, topo, of
         self._free: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._names = [grader_name() for _ in range(workers)]
