@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from hoplab.engine.bringup import (
 )
 from hoplab.engine.endpoints import EndpointLocks
 from hoplab.engine.image import ensure_image as ensure_node_image
-from hoplab.engine.interface import LinkImpair, Say
+from hoplab.engine.interface import Say
 from hoplab.engine.parallel import parallel
 from hoplab.engine.reconcile import FAILED, READY, apply, decide
 from hoplab.engine.state import (
@@ -59,7 +59,6 @@ from hoplab.engine.state import (
     no_progress,
 )
 from hoplab.engine.teardown import Teardown
-from hoplab.model.impair import Impair
 from hoplab.model.plan import Plan
 from hoplab.model.topology import Topology
 
@@ -81,8 +80,11 @@ __all__ = [
 ]
 
 
-class Engine:
-    """The one object that talks to Docker. Hold one per command; it keeps no lab state itself."""
+class Engine(impair.LinkImpairments):
+    """The one object that talks to Docker. Hold one per command; it keeps no lab state itself.
+
+    Its impairment methods (apply_impairments, change_impairment, impairments) come from
+    impair.LinkImpairments, on top of `run`."""
 
     def __init__(
         self,
@@ -204,22 +206,6 @@ class Engine:
 
     def netem_missing(self, image: str) -> str:
         return impair.netem_missing(self.client, image)
-
-    def apply_impairments(self, state: LabState, items: Iterable[LinkImpair], netem: bool) -> None:
-        impair.apply(self.run, state, items, netem, self.workers)
-
-    def change_impairment(
-        self,
-        state: LabState,
-        network: str,
-        imp: Impair | None,
-        node: str | None = None,
-        allow_unsupported: bool = False,
-    ) -> list[str]:
-        return impair.change(self.run, state, network, imp, node, allow_unsupported)
-
-    def impairments(self, state: LabState) -> dict[tuple[str, str], str]:
-        return impair.show(self.run, state, self.workers)
 
     # --- running things in nodes -------------------------------------------------------------
 

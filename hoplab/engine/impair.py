@@ -267,3 +267,32 @@ def change(
             imp = None
     apply(run, state, [(n.name, network, imp) for n in on_it], netem)
     return warnings
+
+
+class LinkImpairments:
+    """EngineAPI's impairment methods for an engine that can run a command in a node (`run`):
+    the Docker engine and the unit tests' fake both take them from here, so the fake runs this
+    module's code, not a copy of it."""
+
+    workers: int = 16
+
+    def run(self, container: str, cmd: list[str]) -> tuple[int, bytes, bytes]:
+        raise NotImplementedError
+
+    def apply_impairments(
+        self, state: LabState, items: Iterable[tuple[str, str, Impair | None]], netem: bool
+    ) -> None:
+        apply(self.run, state, items, netem, self.workers)
+
+    def change_impairment(
+        self,
+        state: LabState,
+        network: str,
+        imp: Impair | None,
+        node: str | None = None,
+        allow_unsupported: bool = False,
+    ) -> list[str]:
+        return change(self.run, state, network, imp, node, allow_unsupported)
+
+    def impairments(self, state: LabState) -> dict[tuple[str, str], str]:
+        return show(self.run, state, self.workers)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any
 
 from hoplab.engine import impair
 from hoplab.engine.bringup import create_error
-from hoplab.engine.interface import LinkImpair, Say
+from hoplab.engine.interface import Say
 from hoplab.engine.parallel import parallel
 from hoplab.engine.reconcile import apply, decide, node_labels, route_label
 from hoplab.engine.state import (
@@ -41,7 +41,6 @@ from hoplab.engine.state import (
 )
 from hoplab.errors import Cancelled, HoplabError
 from hoplab.model import labels as L
-from hoplab.model.impair import Impair
 from hoplab.model.plan import NetPlan, NodePlan, Plan
 from hoplab.model.topology import Topology
 from tests.unit.fake_kernel import NO_NETEM, NodeKernel, Process
@@ -71,7 +70,7 @@ class Faults:
     exec_refused: set[str] = field(default_factory=set)
 
 
-class FakeEngine:
+class FakeEngine(impair.LinkImpairments):
     """EngineAPI in memory. Thread-safe: a workshop room drives it from several threads."""
 
     def __init__(self, workers: int = 4, faults: Faults | None = None) -> None:
@@ -220,21 +219,7 @@ class FakeEngine:
     def netem_missing(self, image: str) -> str:
         return "" if self.netem else NO_NETEM.decode()
 
-    def apply_impairments(self, state: LabState, items: Iterable[LinkImpair], netem: bool) -> None:
-        impair.apply(self.run, state, items, netem, self.workers)
-
-    def change_impairment(
-        self,
-        state: LabState,
-        network: str,
-        imp: Impair | None,
-        node: str | None = None,
-        allow_unsupported: bool = False,
-    ) -> list[str]:
-        return impair.change(self.run, state, network, imp, node, allow_unsupported)
-
-    def impairments(self, state: LabState) -> dict[tuple[str, str], str]:
-        return impair.show(self.run, state, self.workers)
+    # apply_impairments, change_impairment and impairments: impair.LinkImpairments, on `run`
 
     # --- EngineAPI: inside nodes -------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import inspect
 import re
 import threading
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -154,25 +155,24 @@ def test_implementations_match_the_interface(impl, name):
             assert got.parameters[p.name].default == p.default, f"{impl.__name__}.{name}"
 
 
-def test_both_are_engines_at_run_time():
-    # A client object makes no connection until it is used: no daemon is needed here.
+@pytest.fixture
+def idle_client() -> Iterator[docker.DockerClient]:
+    """A client object makes no connection until it is used: no daemon is needed here."""
     client = docker.DockerClient(base_url="unix:///nonexistent", version="1.41")
-    try:
-        assert isinstance(Engine(client), EngineAPI)
-    finally:
-        client.close()
+    yield client
+    client.close()
+
+
+def test_both_are_engines_at_run_time(idle_client):
+    assert isinstance(Engine(idle_client), EngineAPI)
     assert isinstance(FakeEngine(), EngineAPI)
 
 
-def test_connect_engine_is_the_one_factory():
+def test_connect_engine_is_the_one_factory(idle_client):
     from hoplab.engine import connect_engine
     from hoplab.errors import HoplabError
 
-    client = docker.DockerClient(base_url="unix:///nonexistent", version="1.41")
-    try:
-        assert isinstance(connect_engine(client), EngineAPI)
-    finally:
-        client.close()
+    assert isinstance(connect_engine(idle_client), EngineAPI)
     with pytest.raises(TypeError, match="needs a docker.DockerClient, not FakeEngine"):
         connect_engine(FakeEngine())
     with pytest.raises(HoplabError, match="cannot reach the Docker Engine"):
