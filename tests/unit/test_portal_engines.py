@@ -75,3 +75,35 @@ def test_one_engine_alone_reads_as_before_and_its_errors_are_the_requests():
     only.dead = True
     with pytest.raises(ConnectionError):
         p.read_seats()
+
+
+def test_a_terminal_opens_pumps_and_ends_on_its_labs_own_engine(tiny):
+    """Terminals go through EngineAPI (open_tty, kill_tty) of the engine the lab is
+    on, not the portal's first: here the fake engine's TTY is a socket pair."""
+    from hoplab import lifecycle
+    from hoplab.portal.terminals import Terminals
+    from tests.unit.fake_engine import FakeEngine
+
+    first, far = FakeEngine(), FakeEngine()
+    lifecycle.up(far, tiny, "tt1", lambda *a: None, lambda m: None)
+    io = ThreadPoolExecutor(2)
+
+    async def go() -> None:
+        terms = Terminals(first, io)
+        term = await terms.open("ann", "tt1", "alice", "tt1-alice", engine=far)
+        assert not first.ttys and len(far.ttys) == 1
+        (exec_id, (container, shell_end)), *_ = far.ttys.items()
+        assert (exec_id, container) == (term.exec_id, "tt1-alice")
+        shell_end.sendall(b"hoplab$ ")
+        for _ in range(100):  # the pump moves what the shell wrote into the scrollback
+            if term.scrollback:
+                break
+            await asyncio.sleep(0.01)
+        assert term.scrollback == "hoplab$ "
+        await terms.close(term)
+        assert far.ttys == {} and terms.of("ann") == []
+
+    try:
+        asyncio.run(go())
+    finally:
+        io.shutdown()
