@@ -25,7 +25,8 @@ from hoplab.errors import HoplabError
 from hoplab.runtime.lab import NOBODY, RUN_ENV
 
 if TYPE_CHECKING:
-    from hoplab.engine.engine import Engine, LabState
+    from hoplab.engine.interface import EngineAPI
+    from hoplab.engine.state import LabState
 
 # Runs in the node as root (python3 -c), through the engine: an unmarked exec, so the scanner
 # never counts as hoplab's own listener. Prints one JSON line per (socket, holder process).
@@ -112,7 +113,7 @@ def _foreign(node: str, rows: Iterable[dict]) -> list[Listener]:
     return sorted(found, key=lambda f: (f.node, f.port, f.proto, f.ip))
 
 
-def _node_listeners(engine: Engine, container: str, node: str) -> list[Listener]:
+def _node_listeners(engine: EngineAPI, container: str, node: str) -> list[Listener]:
     code, out, err = engine.run(container, ["python3", "-c", _LISTENERS])
     if code != 0:
         raise HoplabError(f"cannot read the sockets of {node}: {err.decode(errors='replace')}")
@@ -123,7 +124,7 @@ def _node_listeners(engine: Engine, container: str, node: str) -> list[Listener]
     return _foreign(node, rows)
 
 
-def foreign_listeners(engine: Engine, state: LabState) -> list[Listener]:
+def foreign_listeners(engine: EngineAPI, state: LabState) -> list[Listener]:
     """Listeners in the lab's running nodes that no hoplab process holds: one exec per node,
     in parallel (1.1 s for the default lab on a machine at load 19, where seven bare execs took
     0.64 s). Nothing is changed."""
