@@ -20,6 +20,7 @@ from hoplab.cli import check as cli_check
 from hoplab.cli import graph as cli_graph
 from hoplab.cli import impair as cli_impair
 from hoplab.cli import init as cli_init
+from hoplab.cli import learn as cli_learn
 from hoplab.cli import workshop as cli_workshop
 from hoplab.cli.engines import engine_args, engine_lines
 from hoplab.errors import HoplabError, InputError
@@ -374,6 +375,7 @@ EXTENSIONS: tuple[Callable[[Any], dict[str, Handler]], ...] = (
     cli_graph.register,
     cli_init.register,
     cli_impair.register,
+    cli_learn.register,
 )
 
 COMMANDS: dict[str, Handler] = {

@@ -1,0 +1,82 @@
+"""Verifies shared by the lessons: servers and connections read from the learner's own sockets,
+ping frames read from a step's captures. Each returns a Check; a FAIL without a hint means "not
+done" (hoplab.lessons.run then gives the step's hints in turn), one with a hint names what was
+seen instead."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hoplab.checks import Check, check, fail
+from hoplab.lessons import wire
+from hoplab.lessons.sockets import learner_sockets, listeners, seen
+
+if TYPE_CHECKING:
+    from hoplab.lessons.model import StepRun, Watch
+    from hoplab.runtime.pcap import Frame
+
+# The payload pattern lesson pings carry (`ping -p 686f7021`, "hop!"): captures keep only frames
+# that carry it, so the learner's pings are told from any other. ICMP data starts with ping's
+# 16-byte timestamp, so the pattern sits at offset 24 of an echo, and at 52 of an error that
+# quotes one (8 + a 20-byte IP header + 8 + 16).
+PATTERN = "686f7021"
+PING_BPF = f"icmp and (icmp[24:4] = 0x{PATTERN} or icmp[52:4] = 0x{PATTERN})"
+PING = f"ping -4 -c 3 -p {PATTERN}"
+ECHO_REQUEST, ECHO_REPLY, UNREACHABLE, TIME_EXCEEDED = 8, 0, 3, 11
+
+
+def listening(run: StepRun, node: str, protos: tuple[str, ...], port: int) -> Check:
+    """The learner's programs on node listen on port in each of protos (tcp, udp)."""
+    socks = learner_sockets(run.lab.node(node))
+    servers = [s for proto in ("tcp", "udp") for s in listeners(socks, proto)]
+    missing = [p for p in protos if not any(s.proto == p and s.port == port for s in servers)]
+    want = " and ".join(f"{p} port {port}" for p in protos)
+    observed = seen(servers) if servers else seen(socks)
+    if not missing:
+        return check("", True, f"{node}: your server on {want}", observed)
+    if servers:
+        return fail(
+            "",
+            f"{node}: your server on {want}",
+            observed,
+            hint=f"nothing of yours listens on {' and '.join(missing)} {port} on {node}; what "
+            f"listens is {seen(servers)}: check the port number and the protocol (TCP4-LISTEN "
+            "is TCP, UDP4-RECV is UDP)",
+        )
+    return fail("", f"{node}: your server on {want}", observed)
+
+
+def connections(run: StepRun, node: str, port: int, peers: dict[str, int]) -> Check:
+    """The learner's connections on node's port, at one moment: at least peers[address] from
+    each address, each with a port of its own (so as many distinct 4-tuples)."""
+    socks = [s for s in learner_sockets(run.lab.node(node)) if s.proto == "tcp"]
+    here = [s for s in socks if s.state == "ESTAB" and s.port == port]
+    count: dict[str, set[str]] = {}
+    for s in here:
+        addr = s.peer.rsplit(":", 1)[0]
+        count.setdefault(addr, set()).add(s.peer)
+    want = ", ".join(f"{n} from {a}" for a, n in peers.items())
+    expected = f"{node}:{port} with connections at once: {want}"
+    observed = seen(here) if here else seen(socks)
+    ok = all(len(count.get(a, ())) >= n for a, n in peers.items())
+    strangers = [a for a in count if a not in peers]
+    if ok or not strangers:  # missing ones: not done (yet), the step's hints say what to type
+        return check("", ok, expected, observed)
+    ipv6 = any(":" in a.strip("[]") for a in strangers)
+    why = "IPv6 (names resolve IPv6 first): add -4 to nc" if ipv6 else "not a node the step names"
+    return fail("", expected, observed, hint=f"connections came from {', '.join(strangers)}: {why}")
+
+
+def captured(run: StepRun, watch: Watch) -> list[Frame]:
+    return wire.frames(run, watch)
+
+
+def show(frames: list[Frame], limit: int = 4) -> str:
+    """A few frames in tcpdump's words, for `observed`."""
+    text = [
+        f"{f.src_mac} > {f.dst_mac} {f.src_ip} > {f.dst_ip} ttl {f.ttl} {f.proto}"
+        + (f" type {f.icmp_type}" if f.icmp_type >= 0 else f" port {f.dport}")
+        for f in frames[:limit]
+    ]
+    more = len(frames) - limit
+    return "; ".join(text) + (f" (+{more} more)" if more > 0 else "") if text else "no frames"
