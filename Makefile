@@ -81,13 +81,15 @@ shell: setup
 clean: setup
 	$(HOPLAB) clean
 
-# Bring-up and teardown beside docker-compose and a plain docker-py loop; table + JSON.
+# Bring-up and teardown beside docker-compose and a plain docker-py loop; `hoplab verify` latency
+# per lesson step (p95 target 1 s); table + JSON.
 bench: image
 	$(VENV)/bin/python bench/bench.py --out bench-results/bench.json
 	$(VENV)/bin/python bench/sizes.py --out bench-results/sizes.json
 	$(VENV)/bin/python bench/reuse.py --out bench-results/reuse.json
 	$(VENV)/bin/python bench/impair.py --out bench-results/impair.json
 	$(VENV)/bin/python bench/draw.py --out bench-results/draw.json
+	$(VENV)/bin/python bench/verify.py --out bench-results/verify.json
 
 # Drawing a generated 100-node topology (SVG, PNG) and a long ladder; no Docker needed.
 .PHONY: bench-draw

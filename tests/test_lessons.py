@@ -31,6 +31,11 @@ STEPS = [
     (lesson.name, n) for lesson in lessons.catalogue() for n in range(1, len(lesson.steps) + 1)
 ]
 WIRE = [(name, n) for name, n in STEPS if lessons.select(name).steps[n - 1].wire]
+FROM_ALICE = [
+    (name, n)
+    for name, n in WIRE
+    if any(c.node == "alice" for c in lessons.select(name).steps[n - 1].commands)
+]
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +155,25 @@ def test_following_the_commands_passes_every_step(
 
 @pytest.mark.docker
 @pytest.mark.parametrize(("name", "n"), WIRE)
+def test_wire_steps_fail_when_the_capture_holds_nothing(
+    learn_lab: Lab, capsys: pytest.CaptureFixture[str], name: str, n: int
+) -> None:
+    """The commands done right, then the step shown again (its captures start afresh): the
+    servers and sockets are all still there, the frames are not, and the step FAILs."""
+    learner = Learner(learn_lab)
+    try:
+        for step in range(1, n + 1):
+            code, result = follow(capsys, learn_lab, learner, name, step)
+        assert (code, result["status"]) == (0, "PASS"), (name, n, result)
+        cli(capsys, "learn", name, "--step", str(n), "--name", learn_lab.name)
+        code, result = cli(capsys, "verify", name, "--step", str(n), "--name", learn_lab.name)
+        assert (code, result["status"]) == (1, "FAIL"), (name, n, result)
+    finally:
+        learner.stop()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("name", "n"), FROM_ALICE)
 def test_wire_steps_fail_when_the_packets_never_cross(
     learn_lab: Lab, capsys: pytest.CaptureFixture[str], name: str, n: int
 ) -> None:

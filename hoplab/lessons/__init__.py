@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hoplab.errors import InputError
 from hoplab.lessons import (
+    bind_scope,
     mac_per_hop,
     one_port_many_clients,
     socket_is_address_protocol_port,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 CATALOGUE: tuple[Lesson, ...] = (
     one_port_many_clients.LESSON,
     socket_is_address_protocol_port.LESSON,
+    bind_scope.LESSON,
     mac_per_hop.LESSON,
     ttl_and_traceroute.LESSON,
 )

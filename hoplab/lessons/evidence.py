@@ -80,3 +80,19 @@ def show(frames: list[Frame], limit: int = 4) -> str:
     ]
     more = len(frames) - limit
     return "; ".join(text) + (f" (+{more} more)" if more > 0 else "") if text else "no frames"
+
+
+def handshakes(frames: list[Frame], server: str, port: int) -> dict[str, list[Frame]]:
+    """TCP opening segments towards (server, port), sorted by what the server said: "syn" (the
+    client's SYNs), "accepted" (SYN-ACK back) and "refused" (RST back)."""
+    out: dict[str, list[Frame]] = {"syn": [], "accepted": [], "refused": []}
+    for f in frames:
+        if f.proto != "tcp":
+            continue
+        if f.dst_ip == server and f.dport == port and f.tcp_flags == "S":
+            out["syn"].append(f)
+        elif f.src_ip == server and f.sport == port and "S" in f.tcp_flags and "A" in f.tcp_flags:
+            out["accepted"].append(f)
+        elif f.src_ip == server and f.sport == port and "R" in f.tcp_flags:
+            out["refused"].append(f)
+    return out
