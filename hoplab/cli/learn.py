@@ -103,6 +103,16 @@ def _list(ui: Any, progress: Any, catalogue: list[Lesson]) -> int:
         mark = "done" if done == len(lesson.steps) else f"{done}/{len(lesson.steps)} steps"
         table.add_row(str(i), lesson.name, lesson.title, mark)
     ui.out.print(table)
+    from hoplab import exercises
+
+    have = {lesson.name for lesson in catalogue}
+    missing = [e.name for e in exercises.catalogue() if e.name not in have]
+    if missing:
+        ui.err.print(
+            f"[dim]no guided lesson yet for {len(missing)} exercises ({', '.join(missing)}): "
+            "`hoplab explain EXERCISE` has their text[/]",
+            soft_wrap=True,
+        )
     ui.err.print("start one: hoplab learn LESSON; then type its commands and hoplab verify LESSON")
     return 0
 

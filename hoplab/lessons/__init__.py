@@ -12,10 +12,14 @@ from typing import TYPE_CHECKING, Any
 from hoplab.errors import InputError
 from hoplab.lessons import (
     bind_scope,
+    ephemeral_ports,
     mac_per_hop,
     one_port_many_clients,
+    port_opens_on_listen,
     socket_is_address_protocol_port,
+    stream_vs_datagram,
     ttl_and_traceroute,
+    unix_socket,
 )
 from hoplab.lessons.model import Lesson
 
@@ -25,8 +29,12 @@ if TYPE_CHECKING:
 # Explicit, in the exercises' teaching order (hoplab.exercises.CATALOGUE).
 CATALOGUE: tuple[Lesson, ...] = (
     one_port_many_clients.LESSON,
+    port_opens_on_listen.LESSON,
     socket_is_address_protocol_port.LESSON,
+    ephemeral_ports.LESSON,
     bind_scope.LESSON,
+    stream_vs_datagram.LESSON,
+    unix_socket.LESSON,
     mac_per_hop.LESSON,
     ttl_and_traceroute.LESSON,
 )

@@ -96,3 +96,16 @@ def handshakes(frames: list[Frame], server: str, port: int) -> dict[str, list[Fr
         elif f.src_ip == server and f.sport == port and "R" in f.tcp_flags:
             out["refused"].append(f)
     return out
+
+
+def unix_socket(run: StepRun, node: str, state: str, path: str) -> Check:
+    """A Unix stream socket of the learner's on node, in state, named path (@name: abstract)."""
+    socks = [s for s in learner_sockets(run.lab.node(node), "-x") if s.proto == "u_str"]
+    expected = f"{node}: your Unix stream socket {path} in {state}"
+    right = [s for s in socks if s.state == state and s.local == path]
+    if right:
+        return check("", True, expected, seen(right))
+    named = [s for s in socks if s.local != "*"]
+    if named and state == "LISTEN":
+        return fail("", expected, seen(named), hint=f"yours is named {named[0].local}, not {path}")
+    return fail("", expected, seen(named or socks))

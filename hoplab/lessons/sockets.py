@@ -17,7 +17,8 @@ from hoplab.runtime.lab import RUN_ENV
 if TYPE_CHECKING:
     from hoplab.runtime.lab import Node
 
-# argv: SS-FLAGS. Prints one JSON list: [netid, state, local, peer, [[pid, marked, cmd]...]].
+# argv: SS-FLAGS. Prints one JSON list: [netid, state, local, peer, [[pid, marked, cmd]...]];
+# for a Unix socket, local and peer are paths (* when unnamed, @name when abstract).
 _READ = r"""
 import json, re, subprocess, sys
 out = subprocess.run(["ss", "-Hanp", *sys.argv[1:]], capture_output=True, text=True).stdout
@@ -37,7 +38,9 @@ for line in out.splitlines():
         continue
     pids = sorted(set(re.findall(r"pid=(\d+)", line)), key=int)
     procs = [h for h in map(holder, pids) if h]
-    rows.append([parts[0], parts[1], parts[4], parts[5], procs])
+    # a Unix socket's columns are path, inode, peer path, peer inode
+    peer = parts[6] if parts[0].startswith("u_") and len(parts) > 6 else parts[5]
+    rows.append([parts[0], parts[1], parts[4], peer, procs])
 print(json.dumps(rows))
 """.replace("RUN_ENV", RUN_ENV)
 
