@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 from hoplab.errors import InputError
 from hoplab.lessons import (
     bind_scope,
+    dual_stack_bind,
     ephemeral_ports,
+    half_close,
+    hop_limit,
     mac_per_hop,
     one_port_many_clients,
     port_opens_on_listen,
@@ -33,10 +36,13 @@ CATALOGUE: tuple[Lesson, ...] = (
     socket_is_address_protocol_port.LESSON,
     ephemeral_ports.LESSON,
     bind_scope.LESSON,
+    dual_stack_bind.LESSON,
     stream_vs_datagram.LESSON,
     unix_socket.LESSON,
     mac_per_hop.LESSON,
     ttl_and_traceroute.LESSON,
+    hop_limit.LESSON,
+    half_close.LESSON,
 )
 
 JSON_FORMAT = 1

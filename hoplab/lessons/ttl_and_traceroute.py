@@ -3,52 +3,96 @@ traceroute is that trick repeated. Verified from captures: who sent which ICMP e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hoplab.checks import Check, check, fail
-from hoplab.lessons.evidence import (
-    PATTERN,
-    PING_BPF,
-    TIME_EXCEEDED,
-    UNREACHABLE,
-    captured,
-    show,
-)
+from hoplab.checks import Check, check, env, fail
+from hoplab.lessons.evidence import PATTERN, PING_BPF, captured, show
 from hoplab.lessons.model import Command, Lesson, Step, Watch
 
 if TYPE_CHECKING:
     from hoplab.lessons.model import StepRun
 
 FIRST_PORT, LAST_PORT = 33434, 33534  # traceroute's UDP probes (its default range)
-LAN1 = Watch("r1", "lan1", PING_BPF)
-# traceroute's probes, and the errors that quote one (the quoted UDP header's destination port
-# sits at offset 30 of the ICMP error: 8 + a 20-byte IP header + 2)
-TRACE = Watch(
-    "r1",
-    "lan1",
-    f"(udp and dst portrange {FIRST_PORT}-{LAST_PORT}) or "
-    f"(icmp and icmp[30:2] >= {FIRST_PORT} and icmp[30:2] <= {LAST_PORT})",
+
+
+@dataclass(frozen=True)
+class Family:
+    """What differs between IPv4's TTL and IPv6's hop limit, for the verifies both share
+    (hop-limit is this lesson in IPv6)."""
+
+    suffix: str  # the template attribute of an address in this family: "" or ".v6"
+    proto: str  # the ICMP as pcap.Frame names it
+    echo: int
+    reply: int
+    exceeded: int
+    unreachable: int
+    ping: Watch
+    trace: Watch
+
+
+# The trace filters keep traceroute's probes and the errors that quote one: the quoted UDP
+# destination port sits at offset 30 of an ICMP error (8 + a 20-byte IP header + 2), at byte 90
+# of an IPv6 packet carrying an ICMPv6 error (40 + 8 + 40 + 2). The IPv6 ping filter finds the
+# pattern at 64 (40 + 8 + ping's 16-byte timestamp) of an echo and 112 of an error quoting one.
+V4 = Family(
+    "",
+    "icmp",
+    8,
+    0,
+    11,
+    3,
+    Watch("r1", "lan1", PING_BPF),
+    Watch(
+        "r1",
+        "lan1",
+        f"(udp and dst portrange {FIRST_PORT}-{LAST_PORT}) or "
+        f"(icmp and icmp[30:2] >= {FIRST_PORT} and icmp[30:2] <= {LAST_PORT})",
+    ),
 )
+V6 = Family(
+    ".v6",
+    "icmp6",
+    128,
+    129,
+    3,
+    1,
+    Watch("r1", "lan1", f"icmp6 and (ip6[64:4] = 0x{PATTERN} or ip6[112:4] = 0x{PATTERN})"),
+    Watch(
+        "r1",
+        "lan1",
+        f"(ip6 and udp and dst portrange {FIRST_PORT}-{LAST_PORT}) or "
+        f"(icmp6 and ip6[90:2] >= {FIRST_PORT} and ip6[90:2] <= {LAST_PORT})",
+    ),
+)
+LAN1, TRACE = V4.ping, V4.trace
 
 
-def _dies_at(router: str, ttl: int):  # noqa: ANN202 - a verify
+def addresses(run: StepRun, family: Family, *where: str) -> list[str]:
+    return [run.names.fill(f"{{{w}{family.suffix}}}") for w in where]
+
+
+def dies_at(family: Family, router: str, ttl: int):  # noqa: ANN202 - a verify
+    """A ping from alice sent with ttl (hop limit) dies at router, which answers alice."""
+
     def verify(run: StepRun) -> Check:
-        n = run.names
-        alice, answerer = n.fill("{alice}"), n.fill(f"{{{router}}}")
-        frames = captured(run, LAN1)
-        errors = [f for f in frames if f.icmp_type == TIME_EXCEEDED and f.dst_ip == alice]
+        alice, answerer = addresses(run, family, "alice", router)
+        if not answerer:
+            return env("", "a lab with IPv6", "no IPv6 address", "this lesson needs IPv6")
+        frames = captured(run, family.ping)
+        errors = [f for f in frames if f.icmp_type == family.exceeded and f.dst_ip == alice]
         expected = (
             f"a ping sent with ttl {ttl} dies at {router.split('@')[0]}: "
             f"time exceeded from {answerer}"
         )
         good = [f for f in errors if f.src_ip == answerer]
-        sent = [f for f in frames if f.icmp_type == 8 and f.src_ip == alice]
+        sent = [f for f in frames if f.icmp_type == family.echo and f.src_ip == alice]
         if good and any(f.ttl == ttl for f in sent):
             return check("", True, expected, show(sent[:1] + good))
         if not sent:
             return fail("", expected, show(frames))
         ttls = ", ".join(str(t) for t in sorted({f.ttl for f in sent}))
-        replies = [f for f in frames if f.icmp_type == 0]
+        replies = [f for f in frames if f.icmp_type == family.reply]
         if errors:
             hint = f"the error came from {errors[0].src_ip}: your ping left with ttl {ttls}"
         elif replies:
@@ -60,37 +104,40 @@ def _dies_at(router: str, ttl: int):  # noqa: ANN202 - a verify
     return verify
 
 
-def _trace(run: StepRun) -> Check:
-    n = run.names
-    alice = n.fill("{alice}")
-    want = [n.fill("{r1@lan1}"), n.fill("{r2@core}"), n.fill("{srv}")]
-    frames = captured(run, TRACE)
-    answers = [f for f in frames if f.proto == "icmp" and f.dst_ip == alice]
-    probes = [f for f in frames if f.proto == "udp" and f.src_ip == alice]
-    got = {
-        "r1": any(f.src_ip == want[0] and f.icmp_type == TIME_EXCEEDED for f in answers),
-        "r2": any(f.src_ip == want[1] and f.icmp_type == TIME_EXCEEDED for f in answers),
-        "srv": any(f.src_ip == want[2] and f.icmp_type == UNREACHABLE for f in answers),
-    }
-    expected = (
-        f"probes from {alice} with ttl 1, 2, 3; time exceeded from {want[0]} and {want[1]}, "
-        f"port unreachable from {want[2]}"
-    )
-    observed = f"probe ttls {sorted({f.ttl for f in probes})}; " + "; ".join(
-        f"{f.src_ip} type {f.icmp_type}" for f in answers[:6]
-    )
-    if all(got.values()):
-        return check("", True, expected, observed)
-    if not probes:
-        return fail("", expected, show(frames))
-    missing = [k for k, v in got.items() if not v]
-    return fail(
-        "",
-        expected,
-        observed,
-        hint=f"no answer from {', '.join(missing)}: routers limit ICMP errors to about one a "
-        "second per sender, so wait a second and run traceroute again",
-    )
+def traced(family: Family):  # noqa: ANN202 - a verify
+    """traceroute from alice: time exceeded from r1 and r2, port unreachable from srv."""
+
+    def verify(run: StepRun) -> Check:
+        alice, *want = addresses(run, family, "alice", "r1@lan1", "r2@core", "srv")
+        frames = captured(run, family.trace)
+        answers = [f for f in frames if f.proto == family.proto and f.dst_ip == alice]
+        probes = [f for f in frames if f.proto == "udp" and f.src_ip == alice]
+        kinds = (family.exceeded, family.exceeded, family.unreachable)
+        got = {
+            name: any(f.src_ip == addr and f.icmp_type == kind for f in answers)
+            for name, addr, kind in zip(("r1", "r2", "srv"), want, kinds, strict=True)
+        }
+        expected = (
+            f"probes from {alice} with ttl 1, 2, 3; time exceeded from {want[0]} and "
+            f"{want[1]}, port unreachable from {want[2]}"
+        )
+        observed = f"probe ttls {sorted({f.ttl for f in probes})}; " + "; ".join(
+            f"{f.src_ip} type {f.icmp_type}" for f in answers[:6]
+        )
+        if all(got.values()):
+            return check("", True, expected, observed)
+        if not probes:
+            return fail("", expected, show(frames))
+        missing = [k for k, v in got.items() if not v]
+        return fail(
+            "",
+            expected,
+            observed,
+            hint=f"no answer from {', '.join(missing)}: routers limit ICMP errors to about one "
+            "a second per sender, so wait a second and run traceroute again",
+        )
+
+    return verify
 
 
 PING1 = f"ping -4 -c 1 -t 1 -p {PATTERN} {{srv}}"
@@ -113,7 +160,7 @@ From alice, send one ping to srv with a TTL of 1 (-t 1). r1 is the first router:
 forward a packet whose TTL would reach 0.""",
             commands=(Command("alice", PING1),),
             expect="`From {r1@lan1} icmp_seq=1 Time to live exceeded`: r1 answered, not srv.",
-            verify=_dies_at("r1@lan1", 1),
+            verify=dies_at(V4, "r1@lan1", 1),
             watch=(LAN1,),
             hints=(
                 f"ping with ttl 1 from alice: {PING1}",
@@ -127,7 +174,7 @@ Now TTL 2: r1 lowers it to 1 and forwards it; r2 cannot, and answers from its ad
 core, the side the packet came in on.""",
             commands=(Command("alice", PING2),),
             expect="`From {r2@core} icmp_seq=1 Time to live exceeded`.",
-            verify=_dies_at("r2@core", 2),
+            verify=dies_at(V4, "r2@core", 2),
             watch=(LAN1,),
             hints=(
                 f"ping with ttl 2 from alice: {PING2}",
@@ -142,7 +189,7 @@ routers answer "time exceeded"; srv itself answers "port unreachable" (nothing l
 probe's port), which tells traceroute it has arrived.""",
             commands=(Command("alice", TRACEROUTE),),
             expect="Three lines: ` 1  {r1@lan1}`, ` 2  {r2@core}`, ` 3  {srv}`.",
-            verify=_trace,
+            verify=traced(V4),
             watch=(TRACE,),
             hints=(
                 f"run it from alice: {TRACEROUTE}",
