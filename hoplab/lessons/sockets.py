@@ -1,7 +1,9 @@
 """The learner's own sockets in a node: `ss -p` joined with each holder's run mark.
 
 Every exec hoplab makes carries the run mark (RUN_ENV in hoplab.runtime.lab), and so does every
-process it starts. A socket counts as the learner's when a process holding it carries no mark:
+process it starts. A socket counts as the learner's when no process holding it carries the mark
+or runs as nobody (participant code under grading), as hoplab.runtime.listeners judges foreign
+listeners; this module reads every state (connections, Unix sockets), not only listeners:
 what hoplab's exercises or this very check started never satisfies a step. Sockets no process
 in the node holds (Docker's DNS listener on 127.0.0.11 belongs to dockerd) are left out.
 One exec per node (~55 ms): ss and the /proc reads happen in the same python3 -c.
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hoplab.runtime.lab import RUN_ENV
+from hoplab.runtime.lab import NOBODY, RUN_ENV
 
 if TYPE_CHECKING:
     from hoplab.runtime.lab import Node
@@ -20,12 +22,14 @@ if TYPE_CHECKING:
 # argv: SS-FLAGS. Prints one JSON list: [netid, state, local, peer, [[pid, marked, cmd]...]];
 # for a Unix socket, local and peer are paths (* when unnamed, @name when abstract).
 _READ = r"""
-import json, re, subprocess, sys
+import json, os, re, subprocess, sys
 out = subprocess.run(["ss", "-Hanp", *sys.argv[1:]], capture_output=True, text=True).stdout
 def holder(pid):
     try:
         with open("/proc/%s/environ" % pid, "rb") as f:
             marked = any(e.startswith(b"RUN_ENV=") for e in f.read().split(b"\0"))
+        # participant code runs as nobody (and its environ is closed to root): never a learner's
+        marked = marked or os.stat("/proc/" + pid).st_uid == NOBODY
         with open("/proc/%s/cmdline" % pid, "rb") as f:
             cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
@@ -42,7 +46,7 @@ for line in out.splitlines():
     peer = parts[6] if parts[0].startswith("u_") and len(parts) > 6 else parts[5]
     rows.append([parts[0], parts[1], parts[4], peer, procs])
 print(json.dumps(rows))
-""".replace("RUN_ENV", RUN_ENV)
+""".replace("RUN_ENV", RUN_ENV).replace("NOBODY", str(NOBODY))
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ class Sock:
 
     @property
     def learners(self) -> bool:
-        return any(not marked for _, marked, _ in self.holders)
+        """Every holder unmarked: a socket hoplab's program shares (or inherited) never counts."""
+        return all(not marked for _, marked, _ in self.holders)
 
     @property
     def port(self) -> int:
