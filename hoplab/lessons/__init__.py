@@ -80,8 +80,11 @@ def as_json(lesson: Lesson, names: Names, passed: set[int]) -> dict[str, Any]:
     {number, title, text (markdown), commands: [{node, command, keeps_running}], expect,
     hints: [...], watches: [{node, network}] (segments captured from the step's start: show
     the step with `hoplab learn LESSON --step N` before typing its commands), wire (bool),
-    passed (bool)}. Commands are shell lines, run in the node as typed in `hoplab shell NODE`;
-    one that keeps_running stays in a terminal of its own until the step has been verified.
+    passed (bool)}; `hoplab learn --json` adds shown (the step it showed, whose captures it
+    started). `hoplab verify --json` prints one result: {name, status (PASS, FAIL or ENV),
+    expected, observed, evidence, hint}. Commands are shell lines, run in the node as typed in
+    `hoplab shell NODE`; one that keeps_running stays in a terminal of its own until the step
+    has been verified.
     """
     return {
         "format": JSON_FORMAT,
