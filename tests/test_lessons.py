@@ -183,19 +183,25 @@ def test_following_the_commands_passes_every_step(
 def test_wire_steps_fail_when_the_packets_never_cross(
     learn_lab: Lab, capsys: pytest.CaptureFixture[str], name: str, n: int
 ) -> None:
-    """alice loses its route to srv's LAN: the same commands, and the step FAILs."""
+    """alice loses her routes to srv's LAN, IPv4 and IPv6: the same commands, and the step
+    FAILs."""
     alice = learn_lab.node("alice")
-    lan2 = learn_lab.subnet("lan2")
-    route = alice.run(["ip", "-4", "route", "show", lan2]).out.strip()
-    assert route, "alice has a route to lan2 to remove"
+    lan2 = [("-4", learn_lab.subnet("lan2")), ("-6", learn_lab.state.networks6["lan2"])]
+    routes = [
+        (family, alice.run(["ip", family, "route", "show", net]).out.strip())
+        for family, net in lan2
+    ]
+    assert all(route for _, route in routes), "alice has routes to lan2 to remove"
     learner = Learner(learn_lab)
     try:
         # earlier steps' servers, so that only the wire is missing
         for earlier in range(1, n):
             follow(capsys, learn_lab, learner, name, earlier)
-        assert alice.run(["ip", "route", "del", lan2]).ok
+        for family, net in lan2:
+            assert alice.run(["ip", family, "route", "del", net]).ok
         code, result = follow(capsys, learn_lab, learner, name, n)
         assert (code, result["status"]) == (1, "FAIL"), (name, n, result)
     finally:
-        alice.run(["ip", "route", "replace", *route.split()])
+        for family, route in routes:
+            alice.run(["ip", family, "route", "replace", *route.split()])
         learner.stop()

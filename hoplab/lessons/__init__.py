@@ -14,6 +14,7 @@ from hoplab.lessons import (
     bind_scope,
     dual_stack_bind,
     ephemeral_ports,
+    errors_by_layer,
     half_close,
     hop_limit,
     mac_per_hop,
@@ -42,6 +43,7 @@ CATALOGUE: tuple[Lesson, ...] = (
     mac_per_hop.LESSON,
     ttl_and_traceroute.LESSON,
     hop_limit.LESSON,
+    errors_by_layer.LESSON,
     half_close.LESSON,
 )
 
