@@ -74,8 +74,13 @@ def captured(run: StepRun, watch: Watch) -> list[Frame]:
 def show(frames: list[Frame], limit: int = 4) -> str:
     """A few frames in tcpdump's words, for `observed`."""
     text = [
-        f"{f.src_mac} > {f.dst_mac} {f.src_ip} > {f.dst_ip} ttl {f.ttl} {f.proto}"
-        + (f" type {f.icmp_type}" if f.icmp_type >= 0 else f" port {f.dport}")
+        f"{f.src_mac} > {f.dst_mac} "
+        + (
+            f"{f.src_ip} > {f.dst_ip} ttl {f.ttl} {f.proto}"
+            + (f" type {f.icmp_type}" if f.icmp_type >= 0 else f" port {f.dport}")
+            if f.src_ip
+            else f"ethertype 0x{f.ethertype:04x}"
+        )
         for f in frames[:limit]
     ]
     more = len(frames) - limit

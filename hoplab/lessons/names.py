@@ -1,9 +1,9 @@
 """The running lab's own names, for filling a lesson's templates.
 
 `{srv}` is srv's first address (the one its /etc/hosts name gives in IPv4), `{srv@lan3}` its
-address on lan3, `{srv@lan3.v6}` its IPv6 address there, `{srv@lan3.mac}` and
-`{srv@lan3.iface}` its MAC and interface name there (read from the node when first asked: names
-and MACs are not predictable), `{lan2}` a subnet and
+address on lan3, `{srv@lan3.v6}` its IPv6 address there, `{srv@lan3.hex}` the IPv4 one in
+hex, `{srv@lan3.mac}` and `{srv@lan3.iface}` its MAC and interface name there (read from the
+node when first asked: names and MACs are not predictable), `{lan2}` a subnet and
 `{lab}` the lab's name. Nothing is read before a template asks for it, so showing a step that
 names no MAC costs no exec.
 """
@@ -40,6 +40,11 @@ class Where:
     def v6(self) -> str:
         """The node's IPv6 address on this network ('' on a lab without IPv6)."""
         return self.lab.state_node(self.node).addresses6.get(self.network, "")
+
+    @property
+    def hex(self) -> str:
+        """The IPv4 address as 8 hex digits, for a capture filter (arp[24:4] = 0x...)."""
+        return "".join(f"{int(part):02x}" for part in self.address.split("."))
 
     @property
     def iface(self) -> str:
