@@ -23,6 +23,7 @@ from hoplab.lessons import (
     port_opens_on_listen,
     socket_is_address_protocol_port,
     stream_vs_datagram,
+    time_wait_and_reuseaddr,
     ttl_and_traceroute,
     unix_socket,
 )
@@ -46,6 +47,7 @@ CATALOGUE: tuple[Lesson, ...] = (
     ttl_and_traceroute.LESSON,
     hop_limit.LESSON,
     errors_by_layer.LESSON,
+    time_wait_and_reuseaddr.LESSON,
     half_close.LESSON,
 )
 

@@ -74,6 +74,8 @@ class Sock:
 
     @property
     def program(self) -> str:
+        if not self.holders:
+            return "no process (the kernel's alone)"
         pid, _, cmd = next((h for h in self.holders if not h[1]), self.holders[0])
         return f"{cmd.split()[0] if cmd else '?'} (pid {pid})"
 
@@ -84,12 +86,15 @@ class Sock:
         return f"{self.proto} {self.state} {where} by {self.program}"
 
 
-def learner_sockets(node: Node, families: str = "-tu") -> list[Sock]:
-    """Sockets in node held by a process hoplab did not start (ss flags: -tu, -x, ...)."""
+def all_sockets(node: Node, families: str = "-tu") -> list[Sock]:
+    """Every socket in node (ss flags: -tu, -x, ...), held or not (TIME-WAIT ones never are)."""
     res = node.run(["python3", "-c", _READ, families], timeout=10)
-    rows = res.json()
-    socks = [Sock(p, s, lo, pe, tuple((h[0], h[1], h[2]) for h in hs)) for p, s, lo, pe, hs in rows]
-    return [s for s in socks if s.holders and s.learners]
+    return [Sock(p, s, lo, pe, tuple(map(tuple, hs))) for p, s, lo, pe, hs in res.json()]
+
+
+def learner_sockets(node: Node, families: str = "-tu") -> list[Sock]:
+    """Sockets in node held by a process hoplab did not start."""
+    return [s for s in all_sockets(node, families) if s.holders and s.learners]
 
 
 def listeners(socks: list[Sock], proto: str) -> list[Sock]:
