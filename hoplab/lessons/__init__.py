@@ -18,7 +18,9 @@ from hoplab.lessons import (
     half_close,
     hop_limit,
     mac_per_hop,
+    mtu_and_fragmentation,
     neighbour_discovery,
+    no_fragmenting_routers,
     one_port_many_clients,
     port_opens_on_listen,
     socket_is_address_protocol_port,
@@ -49,6 +51,8 @@ CATALOGUE: tuple[Lesson, ...] = (
     errors_by_layer.LESSON,
     time_wait_and_reuseaddr.LESSON,
     half_close.LESSON,
+    mtu_and_fragmentation.LESSON,
+    no_fragmenting_routers.LESSON,
 )
 
 JSON_FORMAT = 1
