@@ -26,6 +26,7 @@ from hoplab.lessons import (
     socket_is_address_protocol_port,
     stream_vs_datagram,
     time_wait_and_reuseaddr,
+    transport_only_on_end_hosts,
     ttl_and_traceroute,
     unix_socket,
 )
@@ -48,6 +49,7 @@ CATALOGUE: tuple[Lesson, ...] = (
     neighbour_discovery.LESSON,
     ttl_and_traceroute.LESSON,
     hop_limit.LESSON,
+    transport_only_on_end_hosts.LESSON,
     errors_by_layer.LESSON,
     time_wait_and_reuseaddr.LESSON,
     half_close.LESSON,

@@ -33,7 +33,9 @@ def listening(run: StepRun, node: str, protos: tuple[str, ...], port: int) -> Ch
     want = " and ".join(f"{p} port {port}" for p in protos)
     observed = seen(servers) if servers else seen(socks)
     if not missing:
-        return check("", True, f"{node}: your server on {want}", observed)
+        return check(
+            "", True, f"{node}: your server on {want}", seen([s for s in servers if s.port == port])
+        )
     if servers:
         return fail(
             "",
