@@ -19,6 +19,7 @@ from hoplab.lessons import (
     hop_limit,
     mac_per_hop,
     mtu_and_fragmentation,
+    nat,
     neighbour_discovery,
     no_fragmenting_routers,
     one_port_many_clients,
@@ -55,6 +56,7 @@ CATALOGUE: tuple[Lesson, ...] = (
     half_close.LESSON,
     mtu_and_fragmentation.LESSON,
     no_fragmenting_routers.LESSON,
+    nat.LESSON,
 )
 
 JSON_FORMAT = 1
