@@ -116,3 +116,18 @@ def unix_socket(run: StepRun, node: str, state: str, path: str) -> Check:
     if named and state == "LISTEN":
         return fail("", expected, seen(named), hint=f"yours is named {named[0].local}, not {path}")
     return fail("", expected, seen(named or socks))
+
+
+def arrives_whole(
+    run: StepRun, watch: Watch, sender: str, echo: int, size: int, data: int
+) -> Check:
+    """The sender's echo request (ICMP type echo) on watch's segment, size bytes long and not a
+    fragment: the largest packet that fits the link's MTU passed whole."""
+    echoes = [f for f in captured(run, watch) if f.src_ip == sender and f.icmp_type == echo]
+    expected = f"your echo on {watch.network} whole: {size} bytes, not a fragment"
+    good = [f for f in echoes if f.ip_len == size and not f.more_fragments]
+    if good:
+        return check("", True, expected, show(good))
+    if echoes:
+        return fail("", expected, show(echoes), hint=f"send {data} bytes of data: -s {data}")
+    return fail("", expected, f"no echo from {sender} on {watch.network}")

@@ -7,7 +7,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check, fail
-from hoplab.lessons.evidence import ECHO_REQUEST, PATTERN, PING_BPF, UNREACHABLE, captured, show
+from hoplab.lessons.evidence import (
+    ECHO_REQUEST,
+    PATTERN,
+    PING_BPF,
+    UNREACHABLE,
+    arrives_whole,
+    captured,
+    show,
+)
 from hoplab.lessons.model import Command, Lesson, Step, Watch
 
 if TYPE_CHECKING:
@@ -67,15 +75,7 @@ def _fragmented_by_r2(run: StepRun) -> Check:
 
 
 def _fits(run: StepRun) -> Check:
-    alice = run.names.fill("{alice}")
-    echoes = [f for f in captured(run, LAN3) if f.src_ip == alice and f.icmp_type == ECHO_REQUEST]
-    expected = f"alice's echo on lan3 whole: {MTU} bytes, not a fragment"
-    good = [f for f in echoes if f.ip_len == MTU and not f.more_fragments]
-    if good:
-        return check("", True, expected, show(good))
-    if echoes:
-        return fail("", expected, show(echoes), hint=f"send {FITS} bytes of data: -s {FITS}")
-    return fail("", expected, "no echo from alice on lan3")
+    return arrives_whole(run, LAN3, run.names.fill("{alice}"), ECHO_REQUEST, MTU, FITS)
 
 
 LESSON = Lesson(

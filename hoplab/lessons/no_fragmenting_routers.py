@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check, env, fail
-from hoplab.lessons.evidence import PATTERN, captured, show
+from hoplab.lessons.evidence import PATTERN, arrives_whole, captured, show
 from hoplab.lessons.model import Command, Lesson, Step, Watch
 from hoplab.lessons.ttl_and_traceroute import V6
 
@@ -52,14 +52,7 @@ def _alice_cuts(run: StepRun) -> Check:
 
 
 def _fits(run: StepRun) -> Check:
-    alice, _ = _addresses(run)
-    echoes = [f for f in captured(run, LAN3) if f.src_ip == alice and f.icmp_type == ECHO6]
-    expected = f"alice's echo on lan3 whole: {MTU} bytes"
-    if any(f.ip_len == MTU for f in echoes):
-        return check("", True, expected, show(echoes))
-    if echoes:
-        return fail("", expected, show(echoes), hint=f"send {FITS} bytes of data: -s {FITS}")
-    return fail("", expected, "no echo from alice on lan3")
+    return arrives_whole(run, LAN3, _addresses(run)[0], ECHO6, MTU, FITS)
 
 
 LESSON = Lesson(
