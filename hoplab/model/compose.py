@@ -15,7 +15,7 @@ from typing import Any
 from hoplab.errors import InputError
 from hoplab.model import impair as impair_model
 from hoplab.model import ipv6
-from hoplab.model.images import APP_KEYS, check_depends, is_app, read_app, refuse_app_keys
+from hoplab.model.images import APP_KEYS, check_depends, is_app, read_app
 from hoplab.model.lined_yaml import line_of
 from hoplab.model.topology import Attachment, Network, Node, Role, RouteSpec, Topology
 
@@ -320,8 +320,6 @@ def _service(ctx: Ctx, name: str, spec: Any, line: int) -> Node:
     _expect(ctx, spec, dict, line, key, "a mapping")
     _check_keys(ctx, spec, SERVICE_KEYS, key)
     own = is_app(spec, NODE_IMAGES)
-    if not own:
-        refuse_app_keys(ctx, name, spec)
     caps = _opt(ctx, spec, "cap_add", list, f"{key}.cap_add", "a list")
     for i, cap in enumerate(caps):
         if not isinstance(cap, str) or cap not in NODE_CAPS:

@@ -1,11 +1,16 @@
-"""Own-image nodes: the Compose keys of a service that runs the user's image instead of hoplab/node.
+"""Nodes that run a program: the Compose keys of a service that says what its container runs.
 
-A service with `image:` (other than hoplab/node) or `build:` becomes a pod: hoplab still runs a
-hoplab/node sandbox that holds the network namespace and applies the plan, and the user's
-container joins it once the plan is in place. This module reads those keys into the frozen `App`
-model, each checked on its own with file, line and key; depends_on across services is checked by
-`check_depends`. Paths (build contexts, bind mounts) are resolved here, against the topology's
-own folder, because a path that escapes it must be refused before anything is created.
+A service with `image:` (other than hoplab/node), `build:`, or any key of a program (`command`,
+`entrypoint`, `environment`, `working_dir`, `user`, `healthcheck`, `depends_on`, `volumes`)
+becomes a pod: hoplab still runs a hoplab/node sandbox that holds the network namespace and applies
+the plan, and the program's container (the given image, else hoplab/node itself) joins it once the
+plan is in place. So a default node's `command:` runs as Compose users expect, in a container of its
+own with exactly the user, environment and folder they gave, while the plan never depends on them.
+
+This module reads those keys into the frozen `App` model, each checked on its own with file, line
+and key; depends_on across services is checked by `check_depends`. Paths (build contexts, bind
+mounts) are resolved here, against the topology's own folder, because a path that escapes it must
+be refused before anything is created.
 """
 
 from __future__ import annotations
@@ -107,11 +112,15 @@ class App:
     image_id: str = ""  # filled in once the image is found or built (part of the plan digest)
 
 
+NODE_IMAGE = "hoplab/node"  # what a program runs on when its service names no image
+
+
 def is_app(spec: dict[Any, Any], node_images: set[str]) -> bool:
-    """A service is an own-image node when it builds, or names an image other than hoplab/node."""
+    """A service runs a program of its own when it builds, names an image other than hoplab/node,
+    or gives any key that says what to run (a default node's `command:`, say)."""
     image = spec.get("image")
     # Anything but a node image's name is an app, so read_app gives a bad value its clear error.
-    return "build" in spec or (
+    return bool(APP_KEYS & set(spec)) or (
         image is not None and not (isinstance(image, str) and image in node_images)
     )
 
@@ -134,7 +143,7 @@ def read_app(ctx: Ctx, name: str, spec: dict[Any, Any], caps: list[str]) -> App:
     )
     line = line_of(spec, "build" if build else "image")
     return App(
-        image=image or "",
+        image=image or ("" if build else NODE_IMAGE),
         build=build,
         command=_argv(ctx, spec, "command", key),
         entrypoint=_argv(ctx, spec, "entrypoint", key),
@@ -147,17 +156,6 @@ def read_app(ctx: Ctx, name: str, spec: dict[Any, Any], caps: list[str]) -> App:
         mounts=_mounts(ctx, spec, key),
         line=line,
     )
-
-
-def refuse_app_keys(ctx: Ctx, name: str, spec: dict[Any, Any]) -> None:
-    """Keys that only mean something for the user's own program, given to a hoplab/node node."""
-    for k in sorted(APP_KEYS & set(spec)):
-        raise ctx.fail(
-            f"{k!r} needs an own image",
-            line_of(spec, k),
-            f"services.{name}.{k}",
-            "hoplab/node nodes run hoplab's entrypoint; add image: or build: to run your program",
-        )
 
 
 def folder_of(ctx: Ctx) -> Path:

@@ -122,3 +122,58 @@ def test_bad_values_name_their_key(folder: Path, old: str, new: str, key: str) -
     with pytest.raises(InputError) as info:
         topo_of(folder, BASE.replace(old, new))
     assert info.value.key == key and info.value.line > 0, str(info.value)
+
+
+DEFAULT_NODES = """\
+services:
+  r1:
+    x-hoplab: {role: router}
+    networks: [lan1, lan2]
+  plain:
+    networks: [lan1]
+  named:
+    image: hoplab/node
+    networks: [lan1]
+  listener:
+    command: "socat -u UDP-RECV:9000 CREATE:/tmp/got"
+    environment: {MODE: ci}
+    working_dir: /tmp
+    user: "65534"
+    healthcheck: {test: ["CMD", "ss", "-uln", "sport = :9000"]}
+    networks: [lan2]
+  tagged:
+    image: hoplab/node:latest
+    entrypoint: ["/bin/sh", "-c"]
+    command: ["exec sleep infinity"]
+    networks: [lan2]
+networks:
+  lan1: {ipam: {config: [{subnet: 10.64.1.0/24}]}}
+  lan2: {ipam: {config: [{subnet: 10.64.2.0/24}]}}
+"""
+
+
+def test_a_default_node_with_a_program_runs_it_on_hoplab_node(folder: Path) -> None:
+    """Issue 22: command & co. on a default node (no image, or image: hoplab/node) were refused
+    with a hint ("add image:") that the second form already followed."""
+    topo = topo_of(folder, DEFAULT_NODES)
+    assert topo.node("plain").app is None and topo.node("named").app is None
+    listener, tagged = topo.node("listener").app, topo.node("tagged").app
+    assert listener is not None and tagged is not None
+    assert listener.image == "hoplab/node" and listener.build is None
+    assert listener.command == ("socat", "-u", "UDP-RECV:9000", "CREATE:/tmp/got")
+    assert (listener.environment, listener.working_dir, listener.user) == (
+        (("MODE", "ci"),),
+        "/tmp",
+        "65534",
+    )
+    assert listener.healthcheck is not None and listener.caps == ()
+    assert tagged.image == "hoplab/node:latest"
+    assert (tagged.entrypoint, tagged.command) == (("/bin/sh", "-c"), ("exec sleep infinity",))
+    assert build_plan(topo).node("listener").app == listener  # the plan carries it to bring-up
+
+
+@pytest.mark.parametrize("key", ["depends_on: [plain]", "volumes: ['./conf/app.toml:/a:ro']"])
+def test_any_program_key_makes_a_default_node_a_pod(folder: Path, key: str) -> None:
+    text = DEFAULT_NODES.replace("  named:\n", f"  named:\n    {key}\n")
+    app = topo_of(folder, text).node("named").app
+    assert app is not None and app.image == "hoplab/node" and app.command is None
