@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +36,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def unique_lab_name(prefix: str = "t") -> str:
     """Per process and per call, so parallel runs and helpers never share a lab."""
     return f"{prefix}{os.getpid()}x{next(_names)}"
+
+
+def run_hoplab(
+    *args: str, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """`python -m hoplab ARGS` from the checkout, as a user types it; output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "hoplab", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -163,13 +163,14 @@ def test_own_containers_get_no_capability_unless_asked(pods: Lab) -> None:
 
 
 def test_status_exec_and_a_second_up(pods: Lab) -> None:
-    """The node's own container answers exec (tools the image lacks run there, in the same
-    namespace); status reads the program's state; an unchanged file leaves the lab alone."""
+    """exec reaches a's program container (its image, FROM hoplab/node, has ss; tools an image
+    lacks run in the node's own container: tests/test_node_command.py); status reads the
+    program's state; an unchanged file leaves the lab alone."""
     state = pods.engine.state(pods.name)
     apps = {n.name: n.app for n in state.nodes}
     assert apps == {"r1": "running", "a": "running", "b": "running", "c": ""}, apps
     res = pods.node("a").run(["ss", "-tuan"])
-    assert res.ok, res.stderr
+    assert res.ok and res.container == f"{pods.name}-a-app" and not res.note, res
     src = Path(state.source)
     again = lifecycle.up(pods.engine, load(src), pods.name, lambda *a: None, print)
     assert again.report.action == "unchanged"

@@ -20,7 +20,7 @@ from hoplab.model import labels as L
 from hoplab.model.load import load
 from hoplab.runtime.lab import Lab, Proc
 from hoplab.workshop import room as workshop
-from tests.conftest import COMPOSE, ROOT, unique_lab_name
+from tests.conftest import COMPOSE, ROOT, run_hoplab, unique_lab_name
 
 # --- pure: rosters, generated names, pool -------------------------------------------------------
 
@@ -91,13 +91,7 @@ docker = pytest.mark.docker
 
 
 def _hoplab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "hoplab", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_hoplab(*args, timeout=timeout)
 
 
 def room_objects(engine: Engine, room: str) -> tuple[list, list]:

@@ -28,6 +28,7 @@ from hoplab.errors import HoplabError, InputError
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from hoplab.engine.interface import EngineAPI
     from hoplab.engine.state import LabState
 
 Handler = Callable[[argparse.Namespace], int]
@@ -70,11 +71,16 @@ def _parser(commands: dict[str, Handler]) -> argparse.ArgumentParser:
     sp = sub.add_parser("status", help="nodes, roles, addresses and routes of a lab")
     lab_args(sp)
     sp.add_argument("--json", action="store_true", help="print JSON")
-    sp = sub.add_parser("exec", help="run a command in a node: hoplab exec NODE -- CMD...")
+    sp = sub.add_parser(
+        "exec",
+        help="run a command in a node (its program's container if it has one): exec NODE -- CMD",
+    )
     lab_args(sp)
     sp.add_argument("node")
     sp.add_argument("command", nargs=argparse.REMAINDER)
-    sp = sub.add_parser("shell", help="open an interactive shell in a node")
+    sp = sub.add_parser(
+        "shell", help="open a shell in a node (its program's container if it has one)"
+    )
     lab_args(sp)
     sp.add_argument("node")
     sp = sub.add_parser("run", help="run exercises in the running lab and check the evidence")
@@ -218,33 +224,53 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if state.running else 1
 
 
-def cmd_exec(args: argparse.Namespace) -> int:
+def _node_container(args: argparse.Namespace) -> tuple[EngineAPI, str]:
+    """The engine and the running node's own container (by name) that exec and shell ask for."""
     from hoplab import api, lifecycle
 
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        raise InputError("no command given", hint="hoplab exec NODE -- CMD [ARGS...]")
     name = lifecycle.lab_name(args.file, args.name)
     engine = api.from_env()
     container = engine.container(name, args.node)
     if container["State"] != "running":
         raise HoplabError(f"node {args.node} is {container['State']}", hint="run `hoplab up`")
+    return engine, container["Names"][0].lstrip("/")
+
+
+def _note(note: str) -> None:
+    """Why a command did not run in the node's program container; stdout stays the command's."""
+    if note:
+        from hoplab.cli import ui
+
+        ui.err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise InputError("no command given", hint="hoplab exec NODE -- CMD [ARGS...]")
+    engine, container = _node_container(args)
+    target, note = engine.exec_target(container, command[:1])
+    _note(note)
 
     def write(fd: int, data: bytes) -> None:
         stream = sys.stdout if fd == 1 else sys.stderr
         stream.buffer.write(data)
         stream.flush()
 
-    return engine.exec_stream(container["Id"], command, write)
+    return engine.exec_stream(target, command, write)
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from hoplab import api, lifecycle
-
-    name = lifecycle.lab_name(args.file, args.name)
-    engine = api.from_env()
-    container = engine.container(name, args.node)
-    return engine.shell(container["Id"], ["/bin/bash", "-l"])
+    engine, container = _node_container(args)
+    # bash where the image has it, else its sh; the node's own container has both.
+    target, note = engine.exec_target(container, ["/bin/bash"])
+    shell = ["/bin/bash", "-l"]
+    if note:
+        sh, sh_note = engine.exec_target(container, ["/bin/sh"])
+        if not sh_note:
+            target, note, shell = sh, "", ["/bin/sh", "-l"]
+    _note(note)
+    return engine.shell(target, shell)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -24,7 +24,8 @@ from hoplab.model import labels as L
 from hoplab.model.images import App
 from hoplab.model.topology import Topology
 
-APP_REPO = "hoplab/app"  # built images are tagged hoplab/app:<content hash>
+APP_REPO = "hoplab/app"
+NODE_REPO = "hoplab/node"  # built images are tagged hoplab/app:<content hash>
 
 
 def ensure_app_images(
@@ -82,6 +83,9 @@ def build_app(
         _tag_as(client, current["Id"], app.image)
         return str(current["Id"])
     say(f"building {node}'s image from {context} ({app.build.dockerfile})")
+    # A `FROM hoplab/node` reads the tag as the build starts: point it at the node image this
+    # lab runs, which the hash above names (another checkout on this engine may have moved it).
+    client.api.tag(node_image, NODE_REPO, "latest")
     started = time.monotonic()
     tail: collections.deque[str] = collections.deque(maxlen=20)
     key = f"services.{node}.build"

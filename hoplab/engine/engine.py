@@ -212,6 +212,9 @@ class Engine(impair.LinkImpairments):
     def container(self, lab: str, node: str) -> dict[str, Any]:
         return inside.container(self.api, lab, node)
 
+    def exec_target(self, container: str, programs: list[str]) -> tuple[str, str]:
+        return inside.exec_target(self.api, container, programs)
+
     def exec_stream(
         self, container: str, cmd: list[str], write: Callable[[int, bytes], None]
     ) -> int:

@@ -1,6 +1,11 @@
 """Running things inside a lab's nodes and moving files in and out, all through the API.
 
 No bind mounts and no docker CLI, so a remote engine works the same as a local one.
+
+An own-image node has two containers on one network namespace: the node's own (the hoplab/node
+sandbox that holds the namespace) and its program's. `exec_target` says which of them a call runs
+in: the program's, where its files and processes are, unless its image lacks a tool the call
+needs (tcpdump or `ss` in a FROM scratch image); then the sandbox, with a note that says so.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import docker.errors
 
 from hoplab.engine.client import explain
 from hoplab.engine.inventory import state
+from hoplab.engine.pods import app_of
 from hoplab.errors import HoplabError
 from hoplab.model import labels as L
 
@@ -32,6 +38,64 @@ def container(api: docker.APIClient, lab: str, node: str) -> dict[str, Any]:
         )
     first: dict[str, Any] = found[0]
     return first
+
+
+# Docker's own PATH for an exec in a container whose image sets none (a FROM scratch image).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def program_container(api: docker.APIClient, container: str) -> str | None:
+    """The running container of the node's own program, or None: a hoplab/node node has none,
+    and a program that stopped has nowhere to exec. container: the node's own container."""
+    try:
+        info = api.inspect_container(app_of(container))
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as e:
+        raise HoplabError(f"cannot inspect {app_of(container)}: {explain(e)}") from None
+    return str(info["Name"]).lstrip("/") if info["State"].get("Running") else None
+
+
+def missing_programs(api: docker.APIClient, container: str, programs: list[str]) -> list[str]:
+    """Those of programs (paths, or names looked up in the container's PATH) that its image
+    lacks. Asked of the engine's file API (HEAD of an archive path), not by an exec: an image
+    may have no shell, no `which`, nothing to ask with."""
+    try:
+        env = api.inspect_container(container)["Config"].get("Env") or []
+    except docker.errors.APIError as e:
+        raise HoplabError(f"cannot inspect {container}: {explain(e)}") from None
+    path = next((v[5:] for v in env if v.startswith("PATH=")), DEFAULT_PATH)
+    dirs = [d for d in path.split(":") if d.startswith("/")]
+
+    def exists(file: str) -> bool:
+        url = api._url("/containers/{0}/archive", container)  # noqa: SLF001 (docker-py has no HEAD)
+        return api.head(url, params={"path": file}).status_code == 200
+
+    def found(program: str) -> bool:
+        if "/" in program:
+            return exists(program)
+        return any(exists(f"{d.rstrip('/')}/{program}") for d in dirs)
+
+    return [p for p in dict.fromkeys(programs) if not found(p)]
+
+
+def exec_target(api: docker.APIClient, container: str, programs: list[str]) -> tuple[str, str]:
+    """(where a call that needs programs runs, a note when that is not where the program lives).
+
+    The node's program container when it has every one of programs; the node's own container
+    (same network namespace, but neither the program's files nor its processes) when it lacks
+    one; the node's own container, silently, for a node that runs no program of its own."""
+    app = program_container(api, container)
+    if app is None:
+        return container, ""
+    missing = missing_programs(api, app, programs)
+    if not missing:
+        return app, ""
+    return container, (
+        f"{', '.join(missing)} is not in the image of {app}: ran in the node's own container"
+        f" {container} instead (same network namespace; the program's files and processes"
+        " are not there)"
+    )
 
 
 def exec_stream(

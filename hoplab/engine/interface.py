@@ -123,6 +123,11 @@ class EngineAPI(Protocol):
         only if it is the lab's."""
         ...
 
+    def exec_target(self, container: str, programs: list[str]) -> tuple[str, str]:
+        """Where a call needing programs runs: the node's program container, or its own
+        container (given) with a note saying why not. See `inside.exec_target`."""
+        ...
+
     def exec_stream(
         self, container: str, cmd: list[str], write: Callable[[int, bytes], None]
     ) -> int: ...

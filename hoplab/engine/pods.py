@@ -6,9 +6,11 @@ when its own node and every router of the lab are ready (so every router already
 an own-image node's user container start, with `network_mode: container:<node>`, while the other
 hosts may still be coming up (so a pod adds little to bring-up): its first instruction already sees
 the whole plan, even in a `FROM scratch` image with no shell, no `ip` and no Python, and it needs
-no capability for it (it gets NET_ADMIN/NET_RAW only when its service asks for them). Tools the
-image lacks (tcpdump, ss) run from the sandbox's side of the same namespace: exec, captures and
-impairments keep addressing the node's own container.
+no capability for it (it gets NET_ADMIN/NET_RAW only when its service asks for them). A default
+node with a program (`command:` and the like, no image) is a pod too, its program container
+running hoplab/node. exec goes to the program's container; tools its image lacks (tcpdump, ss)
+run from the sandbox's side of the same namespace (`inside.exec_target`), and captures and
+impairments always do.
 
 User containers start in depends_on order; a healthcheck is that node's readiness, and `up`
 returns only when every one has passed. A container that exits during `up`, or never becomes

@@ -28,7 +28,8 @@ def run_one(lab: Lab, exercise: Exercise, artifacts: Path | None) -> ExerciseRes
     started = time.monotonic()
     raised = ""
     try:
-        checks = list(exercise.run(lab))
+        with lab.evidence():  # hoplab's tools, in every node's own container
+            checks = list(exercise.run(lab))
     except KeyboardInterrupt:
         raise Interrupted(lab.stop_all(), f"exercise {exercise.name}") from None
     except Exception as err:  # a bug in one exercise must not end the run

@@ -105,9 +105,10 @@ def grade(
     lab.reap(files=True)  # whatever an earlier run or participant left: no stray decides a grade
     fence = Fence(lab, source, assignment.program, assignment.forbids)
     try:
-        for c in assignment.grade(lab, fence):
-            found.append(c)
-            on_check(c)
+        with lab.evidence():  # hoplab's tools, in every node's own container
+            for c in assignment.grade(lab, fence):
+                found.append(c)
+                on_check(c)
     except Stopped as stop:
         found.append(stop.check)
         on_check(stop.check)

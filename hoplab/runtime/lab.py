@@ -7,6 +7,13 @@
     cap.frames  # parsed with dpkt
 
 Docker stays in the engine; this module only asks it to run, copy and fetch.
+
+An own-image node has two containers on one network namespace: its own (hoplab/node, with
+hoplab's tools and NET_ADMIN/NET_RAW) and its program's. `Node.run` and `Node.start` go where the
+program lives, so its files and processes are there to see; a call whose tool its image lacks runs
+in the node's own container instead, and says so (`Result.note`, `Node.notes`, the log). hoplab's
+own evidence gathering (its in-node programs, captures, impairments, and whatever an exercise or a
+grading runs inside `Lab.evidence()`) keeps to the node's own container, whose tools it needs.
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import shlex
 import socket
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TextIO
@@ -42,6 +50,7 @@ SCRATCH = "/tmp/hoplab"
 # /proc alone, even after the CLI crashed before it learnt a pid.
 RUN_ENV = "HOPLAB_RUN"
 NOBODY = 65534  # only submitted participant code runs as nobody in a node
+log = logging.getLogger(__name__)
 
 # Runs in the node as root (python3 -c), never marked itself. argv: MODE RUN...
 #   kill RUN... SIGKILL the processes marked with one of RUN, until a few scans in a row find none
@@ -205,6 +214,8 @@ class Result:
     code: int
     out: str
     err: str
+    container: str = ""  # where it ran: the node's program container, or its own
+    note: str = ""  # why it did not run in the node's program container, when it did not
 
     @property
     def ok(self) -> bool:
@@ -241,6 +252,11 @@ class Iface:
     network: str
 
 
+# A shell function: is pid running? A zombie is not: in a program's container PID 1 is the
+# program, which reaps nobody's children, so what hoplab started and stopped stays a zombie there.
+_ALIVE = "alive() { kill -0 $1 2>/dev/null && ! grep -q ') Z ' /proc/$1/stat 2>/dev/null; }; "
+
+
 @dataclass
 class Proc:
     """A background program in a node; stopped by the lab at teardown if not before."""
@@ -250,6 +266,7 @@ class Proc:
     log: str
     stopped: bool = False
     cmd: tuple[str, ...] = ()
+    container: str = ""  # the one it runs in (its pid is that container's); "": the node's own
 
     def __enter__(self) -> Proc:
         return self
@@ -258,7 +275,13 @@ class Proc:
         self.stop()
 
     def output(self) -> str:
-        return self.node.fetch(self.log).decode(errors="replace")
+        return self.node.fetch(self.log, container=self.container).decode(errors="replace")
+
+    def _run(self, script: str, timeout: float) -> Result:
+        """A shell line where the program runs, so that its pid means that process."""
+        return self.node.run_in(
+            self.container or self.node.container, ["sh", "-c", script], timeout
+        )
 
     def json(self) -> Any:
         return Result(0, self.output(), "").json()
@@ -266,10 +289,10 @@ class Proc:
     def wait(self, timeout: float = 10.0) -> bool:
         """Wait (bounded, inside the node) for the program to exit; True if it did."""
         script = (
-            f"i=0; while kill -0 {self.pid} 2>/dev/null; do [ $i -ge {int(timeout * 100)} ] "
+            f"{_ALIVE}i=0; while alive {self.pid}; do [ $i -ge {int(timeout * 100)} ] "
             "&& exit 1; sleep 0.01; i=$((i+1)); done"
         )
-        return self.node.run(["sh", "-c", script], timeout=timeout + 5).ok
+        return self._run(script, timeout + 5).ok
 
     def handshake(
         self,
@@ -296,7 +319,7 @@ class Proc:
         parts.append(cmd)
         if signal_after:
             parts.append(f"kill -USR1 {self.pid} 2>/dev/null; true")
-        return self.node.run(["sh", "-c", "; ".join(parts)], timeout=timeout + 5)
+        return self._run("; ".join(parts), timeout + 5)
 
     def stop(self, wait: float = 5.0) -> bool:
         """SIGTERM, then wait (bounded, in the node) for it to go, then SIGKILL.
@@ -310,35 +333,63 @@ class Proc:
         # too (dash's kill wants "-TERM -PID", without "--").
         script = (
             f"kill -TERM -{self.pid} 2>/dev/null; i=0; "
-            f"while kill -0 {self.pid} 2>/dev/null && [ $i -lt {int(wait * 100)} ]; "
+            f"while alive {self.pid} && [ $i -lt {int(wait * 100)} ]; "
             f"do sleep 0.01; i=$((i+1)); done; kill -KILL -{self.pid} 2>/dev/null; true"
         )
-        alive = f"kill -0 {self.pid} 2>/dev/null && echo running; "
-        return "running" in self.node.run(["sh", "-c", alive + script], timeout=wait + 5).out
+        alive = f"{_ALIVE}alive {self.pid} && echo running; "
+        return "running" in self._run(alive + script, wait + 5).out
 
 
 class Node:
-    def __init__(self, lab: Lab, name: str, container: str, role: str) -> None:
+    def __init__(
+        self, lab: Lab, name: str, container: str, role: str, program: bool = False
+    ) -> None:
         self.lab, self.name, self.container, self.role = lab, name, container, role
+        self.program = program  # runs a program container of its own (an own-image node)
+        self.notes: list[str] = []  # each call that ran here instead of there, and why
+        self._where: dict[tuple[str, ...], tuple[str, str]] = {}
         self._ifaces: dict[str, Iface] | None = None
 
     def __repr__(self) -> str:
         return f"Node({self.name})"
 
-    def run(self, cmd: list[str] | str, timeout: float = 20) -> Result:
+    def where(self, programs: list[str], sandbox: bool = False) -> tuple[str, str]:
+        """(container, note) for a call that needs programs: the node's program container when
+        it has them all, else the node's own one with a note (asked once per set of programs).
+        sandbox, or a Lab inside evidence(): the node's own container, which hoplab's tools need."""
+        if sandbox or not self.program or self.lab.gathering:
+            return self.container, ""
+        key = tuple(programs)
+        if key not in self._where:
+            self._where[key] = found = self.lab.engine.exec_target(self.container, list(key))
+            if found[1]:
+                self.notes.append(found[1])
+                log.info("%s: %s", self.name, found[1])
+        return self._where[key]
+
+    def run(self, cmd: list[str] | str, timeout: float = 20, *, sandbox: bool = False) -> Result:
         """Run and wait, never longer than timeout: coreutils' timeout bounds it in the node.
+
+        In the node's program container when it has the tools (env, timeout and the command),
+        else in the node's own container; sandbox=True: always the node's own container."""
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        container, note = self.where(["env", "timeout", argv[0]], sandbox)
+        res = self.run_in(container, argv, timeout)
+        return replace(res, note=note)
+
+    def run_in(self, container: str, argv: list[str], timeout: float = 20) -> Result:
+        """Run argv in one of the node's containers, bounded by timeout.
 
         The exec carries the lab's run mark from its first instant (env, before timeout), so if
         it never comes back (Ctrl-C, a crash) whatever it started is still found and stopped.
         """
-        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         bounded = ["env", f"{RUN_ENV}={self.lab.run_id}", "timeout", "-k", "2", str(timeout), *argv]
         try:
-            code, out, err = self.lab.engine.run(self.container, bounded)
+            code, out, err = self.lab.engine.run(container, bounded)
         except BaseException:
-            self.lab._unfinished.add(self.name)  # stop_all sweeps this node by mark
+            self.lab._unfinished.add((self.name, container))  # stop_all sweeps it by mark
             raise
-        return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
+        return Result(code, out.decode(errors="replace"), err.decode(errors="replace"), container)
 
     def stream(self, cmd: list[str], out: Callable[[bytes], None], err: TextIO) -> int:
         """Run cmd in the node's hoplab/node container and pass its output on as it comes.
@@ -360,57 +411,75 @@ class Node:
         return self.lab.engine.exec_stream(self.container, argv, write)
 
     def logs(self, tail: int = 200) -> str | None:
-        """What an own-image node's program printed (None for a hoplab/node node).
-
-        Tools such as tcpdump, ss and ip run in the node's own container, which shares the
-        program's namespace; its output is the one thing only the program's container has."""
+        """What an own-image node's program printed (None for a hoplab/node node): the one way
+        to hear from a program whose image has no tool to ask it with."""
         return self.lab.engine.app_log(self.container, tail)
 
     def py(self, program: str, *args: Any, timeout: float = 20) -> Result:
         """Run one of the in-node programs from hosts/programs."""
-        return self.run(["python3", f"{PROGRAMS}/{program}", *map(str, args)], timeout=timeout)
+        return self.run(
+            ["python3", f"{PROGRAMS}/{program}", *map(str, args)], timeout=timeout, sandbox=True
+        )
 
-    def start(self, cmd: list[str], ready: str = "", timeout: float = 10) -> Proc:
-        """Start cmd in the background; return once its output contains `ready`."""
+    def start(
+        self, cmd: list[str], ready: str = "", timeout: float = 10, *, sandbox: bool = False
+    ) -> Proc:
+        """Start cmd in the background; return once its output contains `ready`.
+
+        Where run() would run it, when that container also has hoplab's spawn.py (an image
+        FROM hoplab/node); else in the node's own container."""
+        spawn = f"{PROGRAMS}/spawn.py"
+        container, note = self.where(["env", "timeout", "python3", spawn, cmd[0]], sandbox)
         log = self.lab.scratch("proc", ".log")
         try:
-            res = self.py("spawn.py", log, ready, timeout, "--", *cmd, timeout=timeout + 5)
-            info = res.json()
+            argv = ["python3", spawn, log, ready, str(timeout), "--", *cmd]
+            info = self.run_in(container, argv, timeout + 5).json()
             if "pid" not in info:
                 raise HoplabError(
                     f"{self.name}: {shlex.join(cmd)} did not start: {info.get('error')}\n"
-                    f"{info.get('log', '')}"
+                    f"{info.get('log', '')}" + (f"\n({note})" if note else "")
                 )
-            return self.lab.register(Proc(self, int(info["pid"]), log, cmd=tuple(cmd)))
+            proc = Proc(self, int(info["pid"]), log, cmd=tuple(cmd), container=container)
+            return self.lab.register(proc)
         except BaseException:
             # Whatever it started before we could register it (a Ctrl-C between the exec's
             # answer and the line above, a program that never got ready) goes by its mark.
-            self.lab._unfinished.add(self.name)
+            self.lab._unfinished.add((self.name, container))
             raise
 
     def start_py(self, program: str, *args: Any, ready: str = "", timeout: float = 10) -> Proc:
         return self.start(
-            ["python3", "-u", f"{PROGRAMS}/{program}", *map(str, args)], ready, timeout
+            ["python3", "-u", f"{PROGRAMS}/{program}", *map(str, args)],
+            ready,
+            timeout,
+            sandbox=True,
         )
 
-    def copy_in(self, src: str | Path | bytes, dest: str, mode: int = 0o755) -> None:
-        """Copy a file (or bytes) to dest in the node, making dest's directory if it is missing."""
+    def copy_in(
+        self, src: str | Path | bytes, dest: str, mode: int = 0o755, *, sandbox: bool = False
+    ) -> None:
+        """Copy a file (or bytes) to dest where run() runs, making dest's directory if missing."""
         data = src if isinstance(src, bytes) else Path(src).read_bytes()
+        container = self.where([], sandbox)[0]
         try:
-            self.lab.engine.put_file(self.container, dest, data, mode)
+            self.lab.engine.put_file(container, dest, data, mode)
         except HoplabError:
             parent = str(Path(dest).parent)
-            if self.run(["test", "-d", parent]).ok or not self.run(["mkdir", "-p", parent]).ok:
+            if (
+                self.run_in(container, ["test", "-d", parent]).ok
+                or not self.run_in(container, ["mkdir", "-p", parent]).ok
+            ):
                 raise
-            self.lab.engine.put_file(self.container, dest, data, mode)
+            self.lab.engine.put_file(container, dest, data, mode)
 
-    def fetch(self, path: str) -> bytes:
-        return self.lab.engine.get_file(self.container, path)
+    def fetch(self, path: str, *, container: str = "", sandbox: bool = False) -> bytes:
+        """A file of the node, from where run() runs (its program's files), or from container."""
+        return self.lab.engine.get_file(container or self.where([], sandbox)[0], path)
 
     def interfaces(self) -> dict[str, Iface]:
         """Interface names and MACs are not predictable: read them once, at run time."""
         if self._ifaces is None:
-            res = self.run(["ip", "-j", "addr", "show"])
+            res = self.run(["ip", "-j", "addr", "show"], sandbox=True)
             by_addr = {a: net for net, a in self.lab.state_node(self.name).addresses.items()}
             self._ifaces = {}
             for link in json.loads(res.out or "[]"):
@@ -450,11 +519,13 @@ class Impairment:
     def drops(self) -> int:
         """Packets dropped so far, from the netem qdisc's or the iptables rules' counters."""
         if self.netem:
-            res = self.node.run(["tc", "-j", "-s", "qdisc", "show", "dev", self.iface])
+            res = self.node.run(
+                ["tc", "-j", "-s", "qdisc", "show", "dev", self.iface], sandbox=True
+            )
             return sum(q.get("drops", 0) for q in json.loads(res.out or "[]"))
         total = 0
         for chain in ("FORWARD", "OUTPUT"):
-            res = self.node.run(["iptables", "-L", chain, "-v", "-x", "-n"])
+            res = self.node.run(["iptables", "-L", chain, "-v", "-x", "-n"], sandbox=True)
             for line in res.out.splitlines():
                 if IMPAIR_TAG in line:
                     total += int(line.split()[0])
@@ -482,8 +553,24 @@ class Lab:
         self.run_id = new_run_id()
         self._procs: list[Proc] = []
         self._seq = itertools.count()
-        self._unfinished: set[str] = set()  # nodes with an exec that never came back
-        self._nodes = {n.name: Node(self, n.name, n.container, n.role) for n in state.nodes}
+        # (node, container) where an exec never came back
+        self._unfinished: set[tuple[str, str]] = set()
+        self._nodes = {
+            n.name: Node(self, n.name, n.container, n.role, program=bool(n.app))
+            for n in state.nodes
+        }
+        self.gathering = False  # inside evidence(): every call in the nodes' own containers
+
+    @contextlib.contextmanager
+    def evidence(self) -> Iterator[None]:
+        """hoplab's own evidence gathering (an exercise, a grading): every Node call in it runs
+        in the nodes' own containers, with hoplab's programs, tools and capabilities, whatever
+        an own-image node's program container holds."""
+        before, self.gathering = self.gathering, True
+        try:
+            yield
+        finally:
+            self.gathering = before
 
     @classmethod
     def attach(cls, engine: EngineAPI, name: str, artifacts: Path | None = None) -> Self:
@@ -577,11 +664,11 @@ class Lab:
                 with contextlib.suppress(HoplabError):
                     if proc.stop():
                         stopped.append(f"{proc.node.name}: {shlex.join(proc.cmd)}")
-            unfinished = [self.node(n) for n in sorted(self._unfinished)]
+            unfinished = sorted(self._unfinished)
             self._unfinished.clear()
 
-            def sweep(node: Node) -> list[Left]:
-                return _scan(self.engine, node.container, node.name, "kill", [self.run_id])
+            def sweep(item: tuple[str, str]) -> list[Left]:
+                return _scan(self.engine, item[1], item[0], "kill", [self.run_id])
 
             with contextlib.suppress(HoplabError):
                 swept = _each_node(sweep, unfinished)
@@ -655,7 +742,7 @@ class Lab:
             netem += ["delay", f"{delay_ms:g}ms"]
         imp = Impairment(n, network, iface)
         if netem:
-            res = n.run(["tc", "qdisc", "add", "dev", iface, "root", "netem", *netem])
+            res = n.run(["tc", "qdisc", "add", "dev", iface, "root", "netem", *netem], sandbox=True)
             if res.ok:
                 imp.mechanism = f"netem {' '.join(netem)} on {node} {iface}"
             elif delay_ms:
@@ -689,7 +776,7 @@ class Lab:
             imp.mechanism = f"iptables statistic {' '.join(stat)} on {node} {iface} (no netem)"
         try:
             for rule in imp.rules:
-                res = n.run(["iptables", "-I", *rule])
+                res = n.run(["iptables", "-I", *rule], sandbox=True)
                 if not res.ok:
                     raise HoplabError(f"{node}: iptables failed: {res.err.strip()}")
             yield imp
@@ -697,9 +784,9 @@ class Lab:
             with sigint_deferred():  # a second Ctrl-C must not leave a router dropping packets
                 if imp.rules:
                     for rule in imp.rules:
-                        n.run(["iptables", "-D", *rule])
+                        n.run(["iptables", "-D", *rule], sandbox=True)
                 else:
-                    n.run(["tc", "qdisc", "del", "dev", iface, "root"])
+                    n.run(["tc", "qdisc", "del", "dev", iface, "root"], sandbox=True)
 
     def impair_link(
         self,
@@ -762,7 +849,7 @@ class Lab:
             "-w",
             remote,
         ]
-        proc = n.start([*cmd, *shlex.split(bpf)], ready="listening on")
+        proc = n.start([*cmd, *shlex.split(bpf)], ready="listening on", sandbox=True)
         try:
             yield cap
         except BaseException:
@@ -771,13 +858,13 @@ class Lab:
             with contextlib.suppress(HoplabError), sigint_deferred():
                 proc.stop()
                 self.forget(proc)
-                n.run(["rm", "-f", remote])
+                n.run(["rm", "-f", remote], sandbox=True)
             raise
         else:
             proc.stop()
             self.forget(proc)
-            data = n.fetch(remote)
-            n.run(["rm", "-f", remote])
+            data = n.fetch(remote, sandbox=True)
+            n.run(["rm", "-f", remote], sandbox=True)
             from hoplab.runtime import pcap
 
             cap.frames = pcap.parse(data)

@@ -230,6 +230,9 @@ class FakeEngine(impair.LinkImpairments):
             raise HoplabError(f"lab {lab!r} has no node {node!r}")
         return found[0]
 
+    def exec_target(self, container: str, programs: list[str]) -> tuple[str, str]:
+        return container, ""  # the fake starts no program containers
+
     def exec_stream(
         self, container: str, cmd: list[str], write: Callable[[int, bytes], None]
     ) -> int:

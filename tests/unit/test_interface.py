@@ -46,6 +46,7 @@ def test_the_interface_holds_the_public_engine_surface():
         "change_impairment",
         "impairments",
         "container",
+        "exec_target",
         "exec_stream",
         "run",
         "put_file",
