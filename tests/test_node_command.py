@@ -167,7 +167,7 @@ def test_start_runs_in_the_program_container_and_captures_stay_in_the_sandbox(la
     assert "its own CMD" in proc.output() and proc.wait(0.2) is True
     # tcpdump on the FROM scratch node: from the node's own container, with no note.
     with lab.capture("srv", "lan2", bpf="udp port 7000") as cap:
-        sent = lab.node("bob").run(["sh", "-c", "echo x | socat - UDP:srv:7000"], timeout=5)
+        sent = lab.node("bob").run(["sh", "-c", "echo x | socat -t 3 - UDP:srv:7000"], timeout=8)
     assert sent.ok and sent.out == "x\n", sent  # srv echoes it
     assert len(cap.frames) >= 2, cap.frames  # the datagram and its echo
     assert not lab.node("srv").notes or all("tcpdump" not in n for n in lab.node("srv").notes)

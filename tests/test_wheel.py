@@ -6,6 +6,7 @@ a folder with no compose.yaml bring up the packaged default lab, run an exercise
 reference solution of an assignment, bring a two-seat workshop room up and down, and take the lab
 down with zero labelled objects left. Then a project of its own, made by `hoplab init`, with its
 own `lab/` package imported by its tests, runs its suite against the wheel with `pytest -n 2`.
+A second test brings up a project whose nodes run programs of their own (issue 22) from the wheel.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from hoplab.model import labels as L
 from tests.conftest import ROOT, unique_lab_name
+from tests.test_node_command import make_project
 
 pytestmark = pytest.mark.docker
 
@@ -201,3 +203,37 @@ def test_the_wheel_works_outside_the_checkout(installed, engine, tmp_path):
             engine.down(seat)
         for lab in [p.name for p in labs_file.iterdir()] if labs_file.is_dir() else []:
             engine.down(lab)
+
+
+def test_a_project_with_programs_on_its_nodes_from_the_wheel(installed, engine, tmp_path):
+    """Issue 22's project, from the installed wheel: a default node with a command and a
+    healthcheck on it, a FROM scratch server, and an exec that reads a file the program wrote."""
+    venv, env = installed
+    hoplab = venv / "bin" / "hoplab"
+    project = tmp_path / "project"
+    project.mkdir()
+    make_project(project)  # tests/test_node_command.py's topology and images
+    name = unique_lab_name("h22w")
+    try:
+        out = sh([hoplab, "up", "--name", name], project, env, timeout=600)
+        assert f"lab {name}" in out, out  # up returned: listen's and srv's healthchecks passed
+        sent = "echo from-the-wheel | socat -u - UDP:listen:9000"
+        sh([hoplab, "exec", "--name", name, "bob", "--", "sh", "-c", sent], project, env)
+        wait = "for i in $(seq 50); do grep -q from-the-wheel got && exit; sleep 0.1; done; exit 1"
+        sh([hoplab, "exec", "--name", name, "listen", "--", "sh", "-c", wait], project, env)
+        res = subprocess.run(
+            [hoplab, "exec", "--name", name, "listen", "--", "cat", "/tmp/got", "/tmp/said"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 0, res
+        assert res.stdout == "from-the-wheel\nhello from 65534 in /tmp\n", res.stdout
+        probe = [hoplab, "exec", "--name", name, "srv", "--", "/udphello", "probe", "7000"]
+        assert "note" not in sh(probe, project, env)  # in the scratch image, where it lives
+        sh([hoplab, "down", "--name", name], project, env)
+        assert leftovers(engine, name) == []
+    finally:
+        engine.down(name)
