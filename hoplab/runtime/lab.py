@@ -398,7 +398,7 @@ class Node:
         the exec carries the run mark and the node is always left for stop_all to sweep, since
         the exec is still running when the reader goes away (Ctrl-C, a closed pipe).
         """
-        self.lab._unfinished.add(self.name)
+        self.lab._unfinished.add((self.name, self.container))
 
         def write(fd: int, data: bytes) -> None:
             if fd == 1:
