@@ -68,7 +68,8 @@ def missing_programs(api: docker.APIClient, container: str, programs: list[str])
     dirs = [d for d in path.split(":") if d.startswith("/")]
 
     def exists(file: str) -> bool:
-        url = api._url("/containers/{0}/archive", container)  # noqa: SLF001 (docker-py has no HEAD)
+        # docker-py has no HEAD of an archive path: the same URL its get_archive uses.
+        url = f"{api.base_url}/v{api.api_version}/containers/{container}/archive"
         return api.head(url, params={"path": file}).status_code == 200
 
     def found(program: str) -> bool:

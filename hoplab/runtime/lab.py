@@ -347,6 +347,7 @@ class Node:
         self.lab, self.name, self.container, self.role = lab, name, container, role
         self.program = program  # runs a program container of its own (an own-image node)
         self.notes: list[str] = []  # each call that ran here instead of there, and why
+        self.left_in: set[str] = set()  # program containers where an exec never came back
         self._where: dict[tuple[str, ...], tuple[str, str]] = {}
         self._ifaces: dict[str, Iface] | None = None
 
@@ -387,7 +388,8 @@ class Node:
         try:
             code, out, err = self.lab.engine.run(container, bounded)
         except BaseException:
-            self.lab._unfinished.add((self.name, container))  # stop_all sweeps it by mark
+            self.left_in.add(container)  # stop_all sweeps it by mark
+            self.lab._unfinished.add(self.name)
             raise
         return Result(code, out.decode(errors="replace"), err.decode(errors="replace"), container)
 
@@ -398,7 +400,7 @@ class Node:
         the exec carries the run mark and the node is always left for stop_all to sweep, since
         the exec is still running when the reader goes away (Ctrl-C, a closed pipe).
         """
-        self.lab._unfinished.add((self.name, self.container))
+        self.lab._unfinished.add(self.name)
 
         def write(fd: int, data: bytes) -> None:
             if fd == 1:
@@ -444,7 +446,8 @@ class Node:
         except BaseException:
             # Whatever it started before we could register it (a Ctrl-C between the exec's
             # answer and the line above, a program that never got ready) goes by its mark.
-            self.lab._unfinished.add((self.name, container))
+            self.left_in.add(container)
+            self.lab._unfinished.add(self.name)
             raise
 
     def start_py(self, program: str, *args: Any, ready: str = "", timeout: float = 10) -> Proc:
@@ -553,8 +556,7 @@ class Lab:
         self.run_id = new_run_id()
         self._procs: list[Proc] = []
         self._seq = itertools.count()
-        # (node, container) where an exec never came back
-        self._unfinished: set[tuple[str, str]] = set()
+        self._unfinished: set[str] = set()  # nodes with an exec that never came back
         self._nodes = {
             n.name: Node(self, n.name, n.container, n.role, program=bool(n.app))
             for n in state.nodes
@@ -664,7 +666,14 @@ class Lab:
                 with contextlib.suppress(HoplabError):
                     if proc.stop():
                         stopped.append(f"{proc.node.name}: {shlex.join(proc.cmd)}")
-            unfinished = sorted(self._unfinished)
+            # Each node's own container, and its program's where an exec was cut short there.
+            unfinished = [
+                (n, c)
+                for n in sorted(self._unfinished)
+                for c in sorted({self.node(n).container, *self.node(n).left_in})
+            ]
+            for n in self._unfinished:
+                self.node(n).left_in.clear()
             self._unfinished.clear()
 
             def sweep(item: tuple[str, str]) -> list[Left]:

@@ -1,5 +1,5 @@
-"""Where an exec goes (issue 22), without Docker: an API stand-in that answers the three calls
-`inside.exec_target` makes (inspect a container, the archive URL, HEAD of a path in it).
+"""Where an exec goes (issue 22), without Docker: an API stand-in that answers the calls
+`inside.exec_target` makes (inspect a container, HEAD of a path in it through the archive URL).
 The real engine is in tests/test_node_command.py."""
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ class FakeAPI:
             "Config": {"Env": self.env.get(name)},
         }
 
-    def _url(self, pattern: str, *args: str) -> str:
-        return pattern.format(*args)
+    base_url = "http+docker://localhost"
+    api_version = "1.41"
 
     def head(self, url: str, params: dict) -> Answer:
-        container = url.split("/")[2]
+        prefix = f"{self.base_url}/v{self.api_version}/containers/"
+        assert url.startswith(prefix) and url.endswith("/archive"), url
+        container = url.removeprefix(prefix).removesuffix("/archive")
         self.heads.append((container, params["path"]))
         return Answer(200 if params["path"] in self.files[container] else 404)
 
