@@ -313,12 +313,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from hoplab import exercises
     from hoplab.cli import ui
+    from hoplab.runtime.needs import describe
 
     table = Table(title="hoplab exercises", title_justify="left")
     table.add_column("exercise", no_wrap=True)
     table.add_column("what it shows")
+    table.add_column("what it needs of the topology (else ENV)")
     for ex in exercises.catalogue():
-        table.add_row(ex.name, ex.summary)
+        table.add_row(ex.name, ex.summary, describe(ex.needs))
     ui.out.print(table)
     return 0
 

@@ -28,7 +28,7 @@ from hoplab.engine.endpoints import EndpointLocks, spread
 from hoplab.engine.parallel import Pool, parallel
 from hoplab.engine.pods import Pods, PodStart
 from hoplab.engine.reconcile import node_labels, readiness, route_label, step_timings
-from hoplab.engine.state import Progress
+from hoplab.engine.state import MTU_OPT, Progress
 from hoplab.errors import Cancelled, HoplabError, SubnetTaken
 from hoplab.model import labels as L
 from hoplab.model.plan import NetPlan, NodePlan, Plan
@@ -36,7 +36,6 @@ from hoplab.model.topology import Role
 
 NODE_CAPS = ["NET_ADMIN", "NET_RAW"]
 INHIBIT = "com.docker.network.bridge.inhibit_ipv4"
-MTU_OPT = "com.docker.network.driver.mtu"
 MEM_LIMIT = "256m"
 PIDS_LIMIT = 256
 # One core's worth per node, for the node's whole cgroup: unlike RLIMIT_CPU, forking cannot renew

@@ -15,6 +15,8 @@ from typing import Any
 
 from hoplab.model import labels as L
 
+MTU_OPT = "com.docker.network.driver.mtu"  # a network's own MTU, as Docker's bridge driver takes it
+
 # A progress callback: (phase, done, total); the CLI draws bars, tests and the API pass a no-op.
 Progress = Callable[[str, int, int], None]
 
@@ -47,6 +49,7 @@ class LabState:
     nodes: tuple[NodeState, ...] = ()
     networks: dict[str, str] = field(default_factory=dict)
     networks6: dict[str, str] = field(default_factory=dict)  # IPv6 subnets of dual-stack networks
+    mtus: dict[str, int] = field(default_factory=dict)  # networks with an MTU of their own
     owner: str = ""
     created: str = ""
     source: str = ""
@@ -107,7 +110,7 @@ def lab_state(
                 routes6=tuple(r for r in lbl.get(L.ROUTES6, "").split(";") if r),
             )
         )
-    subnets, subnets6 = {}, {}
+    subnets, subnets6, mtus = {}, {}, {}
     for n in networks:
         cfg = (n.get("IPAM") or {}).get("Config") or [{}]
         net = n["Labels"].get(L.NETWORK, n["Name"])
@@ -115,12 +118,15 @@ def lab_state(
         six = [c["Subnet"] for c in cfg if ":" in c.get("Subnet", "")]
         if six:
             subnets6[net] = six[0]
+        with contextlib.suppress(KeyError, ValueError, TypeError):
+            mtus[net] = int((n.get("Options") or {})[MTU_OPT])
     first = containers[0]["Labels"] if containers else {}
     return LabState(
         name=lab,
         nodes=tuple(nodes),
         networks=dict(sorted(subnets.items())),
         networks6=dict(sorted(subnets6.items())),
+        mtus=dict(sorted(mtus.items())),
         owner=first.get(L.OWNER, ""),
         created=first.get(L.CREATED, ""),
         source=first.get(L.SOURCE, ""),

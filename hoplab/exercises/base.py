@@ -7,17 +7,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
+from hoplab.runtime.needs import Need
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node, Proc
 
+# The nodes an exercise runs on, by role ("client", "server"), as the runner cast them.
+Cast = dict[str, "Node"]
+
 
 @dataclass(frozen=True)
 class Exercise:
+    """A lesson, the needs it has of a topology, and a run over the nodes cast into its roles."""
+
     name: str
     summary: str
     lesson: str
-    run: Callable[[Lab], list[Check]]
+    needs: tuple[Need, ...]
+    run: Callable[[Lab, Cast], list[Check]]
 
 
 def send_then_trace(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
 from hoplab.runtime.evidence import reach_matrix, show_matrix
+from hoplab.runtime.needs import Apart, Host, SameLan
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -29,23 +30,36 @@ A refusal is the RST from srv; a timeout would mean the packet never got there.
 
 PORT = 5100
 CONNECT_TIMEOUT = 1.0  # refusals come back at once; a timeout is already a failure
-CLIENTS = ["alice", "carol", "dave"]
+CLIENTS = ("client", "neighbour", "other")
+NEEDS = (
+    Host("server", prefer="srv", homes=2),
+    Host("client", prefer="alice"),
+    Host("neighbour", prefer="carol"),
+    Host("other", prefer="dave"),
+    Apart("client", "server", routers=1),
+    SameLan("neighbour", "server"),
+    Apart("other", "server"),
+)
 
 
-def run(lab: Lab) -> list[Check]:
-    # Set up: srv's addresses, read from the lab (subnets are remapped in tests).
-    srv = lab.node("srv")
-    targets = {"lan2": srv.address("lan2"), "lan3": srv.address("lan3"), "lo": "127.0.0.1"}
+def run(lab: Lab, cast: Cast) -> list[Check]:
+    # Set up: srv's first two addresses, read from the lab (subnets are remapped in tests).
+    srv = cast["server"]
+    one, two = list(lab.state_node(srv.name).addresses)[:2]
+    targets = {one: srv.address(one), two: srv.address(two), "lo": "127.0.0.1"}
+    clients = [cast[c].name for c in CLIENTS]
     where = ", ".join(f"{k}={v}" for k, v in targets.items())
-    binds = [("127.0.0.1", {"lo"}), (targets["lan2"], {"lan2"}), (targets["lan3"], {"lan3"}),
-             ("0.0.0.0", {"lan2", "lan3", "lo"})]  # fmt: skip
+    binds = [("127.0.0.1", {"lo"}), (targets[one], {one}), (targets[two], {two}),
+             ("0.0.0.0", {one, two, "lo"})]  # fmt: skip
 
     # Run: one server per bind address; every client dials every address it may dial.
     matrices = {}
     for addr, _ in binds:
         server = srv.start_py("sock_scope.py", "serve", addr, PORT, ready="listening")
         try:
-            matrices[addr] = reach_matrix(lab, targets, PORT, CLIENTS, timeout=CONNECT_TIMEOUT)
+            matrices[addr] = reach_matrix(
+                lab, targets, PORT, clients, srv.name, timeout=CONNECT_TIMEOUT
+            )
         finally:
             server.stop()
 
@@ -55,7 +69,7 @@ def run(lab: Lab) -> list[Check]:
         seen = matrices[addr]
         expected = {k: "answered" if k[1] in answers else "refused" for k in seen}
         observed = {k: row["result"] for k, row in seen.items()}
-        scope = {"127.0.0.1": "only from inside srv", "0.0.0.0": "on every address"}.get(
+        scope = {"127.0.0.1": f"only from inside {srv.name}", "0.0.0.0": "on every address"}.get(
             addr, "only on that address"
         )
         checks.append(
@@ -64,7 +78,8 @@ def run(lab: Lab) -> list[Check]:
                 observed == expected,
                 show_matrix(expected),
                 show_matrix(observed),
-                evidence=f"sock_scope.py dial from {', '.join(CLIENTS)}, srv; srv: {where}",
+                evidence=f"sock_scope.py dial from {', '.join(clients)}, {srv.name}; "
+                f"{srv.name}: {where}",
                 hint="'timeout' or EHOSTUNREACH means the packet never reached srv (routes: "
                 "`hoplab status`); 'answered' where 'refused' was expected means the server "
                 "bound a wider address than it was asked to",
@@ -79,8 +94,11 @@ def run(lab: Lab) -> list[Check]:
             "bound to 0.0.0.0: getsockname() on the accepted socket is the address dialled",
             all(d == s for d, s in dialled.values()),
             "each connection's local address equals the address its client dialled",
-            "; ".join(f"{c} dialled {d} -> srv local {s}" for (c, _), (d, s) in dialled.items()),
-            evidence="srv: sock_scope.py serve 0.0.0.0 (getsockname() sent back to each client)",
+            "; ".join(
+                f"{c} dialled {d} -> {srv.name} local {s}" for (c, _), (d, s) in dialled.items()
+            ),
+            evidence=f"{srv.name}: sock_scope.py serve 0.0.0.0 (getsockname() sent back to each "
+            "client)",
             hint="'-' means that connection was not accepted; a different address means the "
             "reply came from a socket bound elsewhere",
         )
@@ -92,5 +110,6 @@ EXERCISE = Exercise(
     name="bind-scope",
     summary="127.0.0.1 answers only inside srv, one LAN address only there, 0.0.0.0 everywhere.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

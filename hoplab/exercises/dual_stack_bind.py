@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check, env
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
 from hoplab.exercises.hop_limit import address6
+from hoplab.runtime.needs import Apart, Host, Ipv6Path
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -25,11 +26,17 @@ could be bound beside [::], with V6ONLY off and on. A lab without IPv6 gives ENV
 """
 
 PORT = 9107
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("server", prefer="srv"),
+    Apart("client", "server"),
+    Ipv6Path("client", "server"),
+)
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: srv serves, alice connects over both families (addresses read from the nodes).
-    src, dst = lab.node("alice"), lab.node("srv")
+    src, dst = cast["client"], cast["server"]
     dst4 = dst.address()
     src4 = src.address()
     dst6 = address6(dst, lab.network_of(dst4))
@@ -38,9 +45,9 @@ def run(lab: Lab) -> list[Check]:
         return [
             env(
                 "one [::] socket takes IPv4 clients as mapped addresses",
-                "IPv6 addresses on alice and srv",
-                f"alice {src6}, srv {dst6}",
-                "this lab has no IPv6 on alice and srv: run it on a dual-stack lab "
+                f"IPv6 addresses on {src.name} and {dst.name}",
+                f"{src.name} {src6}, {dst.name} {dst6}",
+                f"this lab has no IPv6 on {src.name} and {dst.name}: run it on a dual-stack lab "
                 "such as the default one (compose.yaml)",
             )
         ]
@@ -71,7 +78,8 @@ def run(lab: Lab) -> list[Check]:
             f"{', '.join(want_shared)}; 0.0.0.0 beside it: EADDRINUSE",
             f"{', '.join(peers(shared)) or 'no peers'}; 0.0.0.0 beside it: "
             f"{shared.get('v4_bind')}; clients {seen[0][1]}",
-            evidence="srv: dualbind.py serve V6ONLY=0; alice: dualbind.py connect (both families)",
+            evidence=f"{dst.name}: dualbind.py serve V6ONLY=0; {src.name}: dualbind.py connect "
+            "(both families)",
             hint="an IPv6 client that cannot connect means no IPv6 route; a plain IPv4 peer means "
             "the [::] socket did not take IPv4",
         ),
@@ -81,7 +89,8 @@ def run(lab: Lab) -> list[Check]:
             f"{', '.join(want_split)}; 0.0.0.0 beside it: bound",
             f"{', '.join(peers(split)) or 'no peers'}; 0.0.0.0 beside it: "
             f"{split.get('v4_bind')}; clients {seen[1][1]}",
-            evidence="srv: dualbind.py serve V6ONLY=1; alice: dualbind.py connect (both families)",
+            evidence=f"{dst.name}: dualbind.py serve V6ONLY=1; {src.name}: dualbind.py connect "
+            "(both families)",
             hint="with V6ONLY on, each family needs its own socket",
         ),
     ]
@@ -91,5 +100,6 @@ EXERCISE = Exercise(
     name="dual-stack-bind",
     summary="[::] with V6ONLY off takes IPv4 as ::ffff:a.b.c.d; V6ONLY on lets 0.0.0.0 share.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

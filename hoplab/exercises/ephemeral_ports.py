@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check, env
 from hoplab.errors import HoplabError
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -36,6 +37,8 @@ PORT, OTHER = 80, 81
 SIZE = 4  # the narrowed range
 BLOCKS = range(41000, 45000, SIZE)  # where to look for a block of ports no socket uses
 
+NEEDS = (Host("client", prefer="alice"), Host("server", prefer="srv"), Apart("client", "server"))
+
 
 def _port(endpoint: str) -> int:
     return int(endpoint.rsplit(":", 1)[1]) if ":" in endpoint else -1
@@ -53,10 +56,10 @@ def _free_block(node: Node) -> int:
     raise HoplabError(f"no free block of {SIZE} ports in {BLOCKS} on {node.name}")
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: srv listens on 80 and 81 and keeps every connection open; alice uses 4 ports.
-    srv, cli = lab.node("srv"), lab.node("alice")
-    srv_ip, cli_ip = lab.address("srv", "lan2"), cli.address()
+    srv, cli = cast["server"], cast["client"]
+    srv_ip, cli_ip = srv.address(), cli.address()
     lo = _free_block(cli)
     hi = lo + SIZE - 1
     srv.start_py("tcp_server.py", "hold", srv_ip, PORT, OTHER, ready="listening")
@@ -70,7 +73,7 @@ def run(lab: Lab) -> list[Check]:
         return [
             env(
                 "a narrowed port range runs out",
-                f"alice's sockets limited to ports {lo}-{hi}",
+                f"{cli.name}'s sockets limited to ports {lo}-{hi}",
                 f"IP_LOCAL_PORT_RANGE: {ev.get('range')}",
                 reason="this kernel lacks IP_LOCAL_PORT_RANGE (Linux 6.3+), and the node-wide "
                 "sysctl is read-only in an unprivileged container",
@@ -88,30 +91,32 @@ def run(lab: Lab) -> list[Check]:
     # Check.
     return [
         check(
-            "four connections to srv:80 get four distinct local ports",
+            f"four connections to {srv.name}:80 get four distinct local ports",
             all(a["result"] == "ok" for a in first) and len(set(ports)) == SIZE,
             f"{SIZE} distinct ports in {lo}-{hi}",
             ", ".join(str(a.get("local_port", a["result"])) for a in first),
-            evidence="alice: tcp_ephemeral.py (getsockname() after each connect())",
-            hint="a connect that failed shows its errno; check the routes from alice to srv",
+            evidence=f"{cli.name}: tcp_ephemeral.py (getsockname() after each connect())",
+            hint=f"a connect that failed shows its errno; check the routes from {cli.name} to "
+            f"{srv.name}",
         ),
         check(
             "a fifth connection with the range used up raises EADDRNOTAVAIL",
             extra["result"] == "EADDRNOTAVAIL",
             "EADDRNOTAVAIL",
             extra.get("local_port", extra["result"]),
-            evidence="alice: tcp_ephemeral.py (fifth connect() to srv:80)",
+            evidence=f"{cli.name}: tcp_ephemeral.py (fifth connect() to {srv.name}:80)",
             hint="if it got a port, the range was not narrowed (or not all four connections "
-            "were open); if it timed out, the path to srv is broken",
+            f"were open); if it timed out, the path to {srv.name} is broken",
         ),
         check(
-            "a connection to srv:81 reuses a local port busy with srv:80",
+            f"a connection to {srv.name}:81 reuses a local port busy with {srv.name}:80",
             other["result"] == "ok" and shared in ports and both <= rows,
             f"a port of {lo}-{hi} used to {srv_ip}:{PORT} and {srv_ip}:{OTHER} at once",
             f"{other['result']}, local port {shared}; ss: {'; '.join(shown) or 'nothing'}",
-            evidence="alice: tcp_ephemeral.py (connect() to srv:81) and `ss -tnH` while held",
+            evidence=f"{cli.name}: tcp_ephemeral.py (connect() to {srv.name}:81) and `ss -tnH` "
+            "while held",
             hint="only the 4-tuple must be unique; a refused or timed-out connect to :81 means "
-            "nothing listened on srv:81 or a filter dropped it",
+            f"nothing listened on {srv.name}:81 or a filter dropped it",
         ),
     ]
 
@@ -120,5 +125,6 @@ EXERCISE = Exercise(
     name="ephemeral-ports",
     summary="Each connection gets its own ephemeral port; only the 4-tuple must be unique.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

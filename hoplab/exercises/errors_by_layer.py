@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from hoplab.checks import Check, check
 from hoplab.errors import HoplabError
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -36,10 +37,19 @@ put back) on r1 and srv.
 CLOSED_PORT = 9211  # nobody listens here
 DROP_PORT = 9212  # a listener sits here; the DROP rule hides it
 CONNECT_TIMEOUT = 1.5
+# far is two routers or more from client: the first router's route to far's LAN is one it was
+# given (not a connected one), so taking it away leaves that router without a route.
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("server", prefer="srv"),
+    Host("far", prefer="dave"),
+    Apart("client", "server"),
+    Apart("client", "far", routers=2),
+)
 
 
-def run(lab: Lab) -> list[Check]:
-    alice, srv, dave = lab.node("alice"), lab.node("srv"), lab.node("dave")
+def run(lab: Lab, cast: Cast) -> list[Check]:
+    alice, srv, dave = cast["client"], cast["server"], cast["far"]
     srv_ip, dave_ip = srv.address(), dave.address()
     to_srv = lab.path(alice.name, srv_ip)
     to_dave = lab.path(alice.name, dave_ip)
@@ -52,7 +62,8 @@ def run(lab: Lab) -> list[Check]:
 
 
 def closed_tcp_port(lab: Lab, alice: Node, srv_ip: str, routers: int) -> list[Check]:
-    with lab.capture(alice.name, "lan1", bpf=f"tcp port {CLOSED_PORT}", label="closed-tcp") as cap:
+    lan = lab.network_of(alice.address())
+    with lab.capture(alice.name, lan, bpf=f"tcp port {CLOSED_PORT}", label="closed-tcp") as cap:
         got = alice.py("net_errors.py", "tcp", srv_ip, CLOSED_PORT, CONNECT_TIMEOUT).json()
     rsts = [f for f in cap.frames if "R" in f.tcp_flags and f.dst_ip == alice.address()]
     seen = [(f.src_ip, f.ttl) for f in rsts]
@@ -63,7 +74,7 @@ def closed_tcp_port(lab: Lab, alice: Node, srv_ip: str, routers: int) -> list[Ch
             got["errno"] == "ECONNREFUSED",
             "ECONNREFUSED",
             f"{got['result']} {got['errno']} after {got['seconds']} s",
-            evidence=f"alice: net_errors.py tcp {srv_ip} {CLOSED_PORT}",
+            evidence=f"{alice.name}: net_errors.py tcp {srv_ip} {CLOSED_PORT}",
             hint="a timeout means the SYN or the RST was lost on the way (route, firewall); "
             "'connected' means something listens on the port",
         ),
@@ -72,7 +83,7 @@ def closed_tcp_port(lab: Lab, alice: Node, srv_ip: str, routers: int) -> list[Ch
             bool(seen) and all(ip == srv_ip and ttl == expected_ttl for ip, ttl in seen),
             f"RST from {srv_ip} with TTL 64 - {routers} routers = {expected_ttl}",
             ", ".join(f"RST from {ip} TTL {ttl}" for ip, ttl in seen) or "no RST captured",
-            evidence="closed-tcp.pcap (alice, lan1)",
+            evidence=f"closed-tcp.pcap ({alice.name}, {lan})",
             hint="a RST with a higher TTL was made by a router on the way (e.g. an iptables "
             "REJECT --reject-with tcp-reset), not by the destination host",
         ),
@@ -92,7 +103,7 @@ def closed_udp_port(alice: Node, srv_ip: str) -> Check:
         f"ECONNREFUSED; ICMP type 3 code 3 from {srv_ip}",
         f"{got['errno']}; ICMP type {got.get('icmp_type')} code {got.get('icmp_code')} "
         f"from {got.get('offender')}",
-        evidence=f"alice: net_errors.py udp {srv_ip} {CLOSED_PORT} (IP_RECVERR)",
+        evidence=f"{alice.name}: net_errors.py udp {srv_ip} {CLOSED_PORT} (IP_RECVERR)",
         hint="no error means nothing came back (ICMP filtered, or something listens); an "
         "offender other than the destination is a router or firewall answering in its name",
     )
@@ -100,7 +111,7 @@ def closed_udp_port(alice: Node, srv_ip: str) -> Check:
 
 def missing_route(lab: Lab, alice: Node, dave_ip: str, first_hop: tuple[Node, str]) -> list[Check]:
     router, router_ip = first_hop
-    subnet = lab.subnet("lan3")
+    subnet = lab.subnet(lab.network_of(dave_ip))
     saved = _route(router, subnet)
     if saved is None:
         raise HoplabError(f"{router.name} has no route to {subnet} to take away")
@@ -119,7 +130,7 @@ def missing_route(lab: Lab, alice: Node, dave_ip: str, first_hop: tuple[Node, st
             f"ENETUNREACH or EHOSTUNREACH; ICMP type 3 from {router.name} ({router_ip})",
             f"{got['errno']} after {got['seconds']} s; ICMP type {got.get('icmp_type')} code "
             f"{got.get('icmp_code')} from {got.get('offender')}",
-            evidence=f"alice: net_errors.py tcp {dave_ip} 9213 with {subnet} removed on "
+            evidence=f"{alice.name}: net_errors.py tcp {dave_ip} 9213 with {subnet} removed on "
             f"{router.name}",
             hint="a timeout means the router dropped the packet silently (no ICMP, or a "
             "default route elsewhere); the offender must be the router that lacks the route",
@@ -141,7 +152,7 @@ def drop_rule(alice: Node, srv: Node, srv_ip: str) -> list[Check]:
     before = alice.py("net_errors.py", "tcp", srv_ip, DROP_PORT, CONNECT_TIMEOUT).json()
     try:
         if not srv.run(["iptables", "-I", *rule]).ok:
-            raise HoplabError("srv: could not insert the DROP rule")
+            raise HoplabError(f"{srv.name}: could not insert the DROP rule")
         got = alice.py("net_errors.py", "tcp", srv_ip, DROP_PORT, CONNECT_TIMEOUT).json()
     finally:
         srv.run(["iptables", "-D", *rule])
@@ -155,8 +166,8 @@ def drop_rule(alice: Node, srv: Node, srv_ip: str) -> list[Check]:
             f"connects without the rule; with it, no answer: timeout after {CONNECT_TIMEOUT} s",
             f"without: {before['result']} {before['errno'] or ''}; with: {got['result']} "
             f"{got['errno']} after {got['seconds']} s",
-            evidence=f"alice: net_errors.py tcp {srv_ip} {DROP_PORT}; srv: iptables -I "
-            + " ".join(rule),
+            evidence=f"{alice.name}: net_errors.py tcp {srv_ip} {DROP_PORT}; {srv.name}: "
+            "iptables -I " + " ".join(rule),
             hint="a quick ECONNREFUSED means something answered (a REJECT rule, or no "
             "listener reached); failing without the rule means the listener is not there",
         ),
@@ -165,7 +176,7 @@ def drop_rule(alice: Node, srv: Node, srv_ip: str) -> list[Check]:
             not left,
             "no rule",
             "rule still present" if left else "no rule",
-            evidence="srv: iptables -C " + " ".join(rule),
+            evidence=f"{srv.name}: iptables -C " + " ".join(rule),
             hint="the exercise must leave the lab as it found it",
         ),
     ]
@@ -205,5 +216,6 @@ EXERCISE = Exercise(
     name="errors-by-layer",
     summary="Refused, unreachable or silent: errno and ICMP sender show which layer said no.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

@@ -6,7 +6,8 @@ import secrets
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -33,11 +34,13 @@ TIMEOUT = 3  # seconds; the exchange itself takes milliseconds
 # the client's exec, not only the exchange: over 2 s on a loaded engine, so 3 s failed by chance.
 ACCEPT_WAIT = 60
 
+NEEDS = (Host("client", prefer="alice"), Host("server", prefer="srv"), Apart("client", "server"))
 
-def run(lab: Lab) -> list[Check]:
+
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: the server on srv answers only once the request has ended; alice is two routers
     # away, and the capture sits on the last segment, at the last router.
-    cli, srv = lab.node("alice"), lab.node("srv")
+    cli, srv = cast["client"], cast["server"]
     cli_ip, srv_ip = cli.address(), srv.address()
     path = lab.path(cli.name, srv_ip)
     at, net = (path[-1][0].name if path else srv.name), lab.network_of(srv_ip)
@@ -110,5 +113,6 @@ EXERCISE = Exercise(
     name="half-close",
     summary="shutdown(SHUT_WR) ends one direction: the server reads b'' and still replies.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

@@ -6,7 +6,8 @@ import json
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, env
-from hoplab.exercises.base import Exercise, drops_once_per_router, hop_list, send_then_trace
+from hoplab.exercises.base import Cast, Exercise, drops_once_per_router, hop_list, send_then_trace
+from hoplab.runtime.needs import Apart, Host, Ipv6Path
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -27,6 +28,13 @@ IPv6 sockets, both compared with the routes hoplab planned. A lab without IPv6 g
 
 PORT = 9106
 
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("server", prefer="srv"),
+    Apart("client", "server", routers=1),
+    Ipv6Path("client", "server"),
+)
+
 
 def address6(node: Node, network: str) -> str | None:
     """The node's global IPv6 address on that network, read from the node (None without)."""
@@ -37,9 +45,9 @@ def address6(node: Node, network: str) -> str | None:
     return next((a for a in found if a and not a.startswith("fe80:")), None)
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: alice and srv, two routers apart in the default lab's shape (read, not assumed).
-    src, dst = lab.node("alice"), lab.node("srv")
+    src, dst = cast["client"], cast["server"]
     dst_ip = dst.address()
     path = lab.path(src.name, dst_ip)
     dst6 = address6(dst, lab.network_of(dst_ip))
@@ -49,8 +57,8 @@ def run(lab: Lab) -> list[Check]:
         return [
             env(
                 "the hop limit drops once per router",
-                "IPv6 addresses on alice, srv and the routers between them",
-                f"alice {src6}, srv {dst6}, routers {hops6}",
+                f"IPv6 addresses on {src.name}, {dst.name} and the routers between them",
+                f"{src.name} {src6}, {dst.name} {dst6}, routers {hops6}",
                 "this lab has no IPv6 on that path: run it on a dual-stack lab "
                 "such as the default one (compose.yaml)",
             )
@@ -69,7 +77,7 @@ def run(lab: Lab) -> list[Check]:
             got.get("hop_limit"),
             got.get("peer"),
             path,
-            evidence="srv: hoplimit.py listen (IPV6_RECVHOPLIMIT)",
+            evidence=f"{dst.name}: hoplimit.py listen (IPV6_RECVHOPLIMIT)",
             hint="a missing IPv6 route or a router not forwarding IPv6 changes the count; "
             "compare `ip -6 route` in each node with the path",
         ),
@@ -88,5 +96,6 @@ EXERCISE = Exercise(
     name="hop-limit",
     summary="IPv6's hop limit drops by one per router; traceroute reads ICMPv6 time exceeded.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -33,6 +34,12 @@ and alice's neighbour table (`ip -j neigh`).
 
 PORT = 9181
 
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("server", prefer="srv"),
+    Apart("client", "server", routers=1),
+)
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -49,9 +56,9 @@ def segments(lab: Lab, src: Node, dst: Node, dst_ip: str) -> list[Segment]:
     return [Segment(net, chain[i], chain[i + 1]) for i, net in enumerate(nets)]
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: srv waits for one datagram; alice is two routers away (read from the lab).
-    src, dst = lab.node("alice"), lab.node("srv")
+    src, dst = cast["client"], cast["server"]
     src_ip, dst_ip = src.address(), dst.address()
     segs = segments(lab, src, dst, dst_ip)
     gateway = segs[0].receiver
@@ -82,13 +89,13 @@ def run(lab: Lab) -> list[Check]:
     # Collect: the probe's frame on each segment.
     checks = [
         check(
-            "the datagram arrives at srv",
+            f"the datagram arrives at {dst.name}",
             got.get("payload") == token and (got.get("peer") or [None])[0] == src_ip,
             f"{token!r} from {src_ip}",
             f"{got.get('payload')!r} from {(got.get('peer') or ['nobody'])[0]}"
             if got.get("received")
             else got.get("error", "nothing"),
-            evidence="srv: hop_udp.py listen",
+            evidence=f"{dst.name}: hop_udp.py listen",
             hint="the path is broken: check the routes (`hoplab status`) and that the routers "
             "are running",
         )
@@ -144,7 +151,7 @@ def run(lab: Lab) -> list[Check]:
             )
             or "empty",
             evidence=f"{src.name}: ip -j neigh",
-            hint="an entry for the far host means alice treats it as on her LAN (an on-link "
+            hint=f"an entry for the far host means {src.name} treats it as on her LAN (an on-link "
             "route) and ARPs for it; it can never answer from another LAN",
         )
     )
@@ -155,5 +162,6 @@ EXERCISE = Exercise(
     name="mac-per-hop",
     summary="MAC addresses change at every router; the IP addresses stay the same end to end.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

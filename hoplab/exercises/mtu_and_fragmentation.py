@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.errors import HoplabError
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Host, SmallerMtu
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -33,14 +34,20 @@ fragments), r2's ICMP on core, and what alice's sockets and dave's receiver repo
 PORT = 9231
 SIZE = 1400  # payload bytes: 1428 on the wire, more than lan3's MTU
 HOST_ROUTE_METRIC = 9231  # marks the exercise's own host route on alice
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("far", prefer="dave"),
+    SmallerMtu("client", "far", packet=20 + 8 + SIZE),
+)
 
 
-def run(lab: Lab) -> list[Check]:
-    alice, dave = lab.node("alice"), lab.node("dave")
+def run(lab: Lab, cast: Cast) -> list[Check]:
+    alice, dave = cast["client"], cast["far"]
     alice_ip, dave_ip = alice.address(), dave.address()
     small_router, small_router_ip = lab.path(alice.name, dave_ip)[-1]
     core = lab.network_of(small_router_ip)
-    mtu = _mtu(small_router, "lan3")
+    small = lab.network_of(dave_ip)
+    mtu = _mtu(small_router, small)
     cached_before = _cached_pmtu(alice, dave_ip)
 
     # The learned path MTU is kept per next hop in alice's kernel (for 10 minutes), and this
@@ -51,12 +58,12 @@ def run(lab: Lab) -> list[Check]:
     alice.run(["ip", "route", "del", *host_route])  # left over from an interrupted run
     try:
         if not alice.run(["ip", "route", "add", *host_route]).ok:
-            raise HoplabError(f"alice: could not add ip route {' '.join(host_route)}")
+            raise HoplabError(f"{alice.name}: could not add ip route {' '.join(host_route)}")
         receiver = dave.start_py("net_mtu.py", "recv", PORT, ready="listening")
         bpf = f"(host {alice_ip} and host {dave_ip}) or icmp"
         with (
             lab.capture(small_router.name, core, bpf=bpf, label="mtu-core") as on_core,
-            lab.capture(dave.name, "lan3", bpf=bpf, label="mtu-lan3") as on_lan3,
+            lab.capture(dave.name, small, bpf=bpf, label=f"mtu-{small}") as on_lan3,
         ):
             sent = alice.py("net_mtu.py", "send", dave_ip, PORT, SIZE).json()
             receiver.wait(3)
@@ -97,20 +104,21 @@ def run(lab: Lab) -> list[Check]:
             and frags[0].more_fragments
             and not frags[-1].more_fragments
             and all(f.ip_len <= mtu for f in frags),
-            f"one {wire}-byte packet without DF on {core}; >= 2 fragments on lan3, same IP ID, "
+            f"one {wire}-byte packet without DF on {core}; >= 2 fragments on {small}, same IP ID, "
             f"MF on all but the last, each <= {mtu} bytes",
             f"{len(whole)} whole {wire}-byte packet(s) on {core} "
-            f"(DF {[f.dont_fragment for f in whole]}); on lan3: {frag_text or 'no fragments'}",
-            evidence="mtu-core.pcap, mtu-lan3.pcap",
-            hint="fragments already on core mean alice fragmented (a path MTU was cached); no "
-            "fragments on lan3 means the datagram was dropped or lan3's MTU is not smaller",
+            f"(DF {[f.dont_fragment for f in whole]}); on {small}: {frag_text or 'no fragments'}",
+            evidence=f"mtu-core.pcap, mtu-{small}.pcap",
+            hint=f"fragments already on core mean {alice.name} fragmented (a path MTU was "
+            "cached); no "
+            f"fragments on {small} means the datagram was dropped or {small}'s MTU is not smaller",
         ),
         check(
-            "DF clear: exactly one 1400-byte datagram arrives at dave",
+            f"DF clear: exactly one 1400-byte datagram arrives at {dave.name}",
             got["sizes"] == [SIZE] and sent["df_clear_send"] == "sent",
             f"[{SIZE}] (the DF-set datagram never arrives)",
-            f"{got['sizes']}; alice's send: {sent['df_clear_send']}",
-            evidence="dave: net_mtu.py recv",
+            f"{got['sizes']}; {alice.name}'s send: {sent['df_clear_send']}",
+            evidence=f"{dave.name}: net_mtu.py recv",
             hint="two datagrams mean the DF-set one crossed the small LAN (its MTU is not "
             "smaller); none means the fragments were lost or not reassembled",
         ),
@@ -121,14 +129,14 @@ def run(lab: Lab) -> list[Check]:
             and bool(raw)
             and all(r == {"from": small_router_ip, "next_hop_mtu": mtu} for r in raw),
             f"ICMP type 3 code 4 from {small_router_ip} on {core}, next-hop MTU {mtu}",
-            f"{len(icmp)} on {core} from {sorted({f.src_ip for f in icmp})}; alice's raw "
+            f"{len(icmp)} on {core} from {sorted({f.src_ip for f in icmp})}; {alice.name}'s raw "
             f"socket: {raw}",
-            evidence="mtu-core.pcap; alice: net_mtu.py send (raw ICMP socket)",
-            hint="no ICMP means the router dropped silently or the packet never left alice "
+            evidence=f"mtu-core.pcap; {alice.name}: net_mtu.py send (raw ICMP socket)",
+            hint=f"no ICMP means the router dropped silently or the packet never left {alice.name} "
             f"(first send: {sent['df_set_first_send']}: EMSGSIZE there means a cached PMTU)",
         ),
         check(
-            "DF set: alice learns the path MTU, and the next send fails with EMSGSIZE",
+            f"DF set: {alice.name} learns the path MTU, and the next send fails with EMSGSIZE",
             sent["df_set_first_send"] == "sent"
             and eq.get("errno") == "EMSGSIZE"
             and eq.get("offender") == small_router_ip
@@ -140,17 +148,19 @@ def run(lab: Lab) -> list[Check]:
             f"first send {sent['df_set_first_send']}; error queue {eq.get('errno')} from "
             f"{eq.get('offender')} with MTU {eq.get('mtu')}; IP_MTU {sent['mtu_before']} -> "
             f"{sent['mtu_after']}; second send {sent['df_set_second_send']}",
-            evidence="alice: net_mtu.py send (IP_MTU_DISCOVER=IP_PMTUDISC_DO, IP_RECVERR, IP_MTU)",
+            evidence=f"{alice.name}: net_mtu.py send (IP_MTU_DISCOVER=IP_PMTUDISC_DO, "
+            "IP_RECVERR, IP_MTU)",
             hint="without the ICMP the kernel cannot learn the path MTU: look for ICMP filtering "
             "on the routers",
         ),
         check(
-            "alice forgets the learned path MTU afterwards",
+            f"{alice.name} forgets the learned path MTU afterwards",
             cached_after == cached_before,
             f"path MTU cache for {dave_ip} as before: {cached_before or 'none'}",
             cached_after or "none",
-            evidence=f"alice: ip -j route get {dave_ip}",
-            hint="the exercise's host route on alice should be gone; see `ip route` on alice",
+            evidence=f"{alice.name}: ip -j route get {dave_ip}",
+            hint=f"the exercise's host route on {alice.name} should be gone; see `ip route` on "
+            f"{alice.name}",
         ),
     ]
 
@@ -184,5 +194,6 @@ EXERCISE = Exercise(
     name="mtu-and-fragmentation",
     summary="A smaller-MTU link: DF clear gets fragments, DF set gets ICMP and a path MTU.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

@@ -6,8 +6,9 @@ import json
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check, env
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
 from hoplab.exercises.hop_limit import address6
+from hoplab.runtime.needs import Apart, Host, Ipv6Path
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -27,6 +28,13 @@ Evidence: with every cache on the path emptied, one ping from alice to srv; the 
 counters (/proc/net/snmp6) of alice, r1 and r2 show a solicitation each, and alice's cache holds
 r1 (with r1's MAC) but not srv. A lab without IPv6 gives ENV.
 """
+
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("server", prefer="srv"),
+    Apart("client", "server", routers=1),
+    Ipv6Path("client", "server"),
+)
 
 
 def solicits(node: Node) -> int:
@@ -49,9 +57,9 @@ def neighbours(node: Node) -> dict[str, str]:
     return out
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: alice and srv two routers apart; every node on the path forgets its neighbours.
-    src, dst = lab.node("alice"), lab.node("srv")
+    src, dst = cast["client"], cast["server"]
     dst4 = dst.address()
     path = lab.path(src.name, dst4)
     dst6 = address6(dst, lab.network_of(dst4))
@@ -60,8 +68,8 @@ def run(lab: Lab) -> list[Check]:
         return [
             env(
                 "each segment solicits its own neighbour",
-                "IPv6 addresses on alice, srv and the first router",
-                f"srv {dst6}, next hop {nexthop}",
+                f"IPv6 addresses on {src.name}, {dst.name} and the first router",
+                f"{dst.name} {dst6}, next hop {nexthop}",
                 "this lab has no IPv6 on that path: run it on a dual-stack lab "
                 "such as the default one (compose.yaml)",
             )
@@ -91,12 +99,13 @@ def run(lab: Lab) -> list[Check]:
             hint="a node that did not solicit already knew its neighbour, or never sent",
         ),
         check(
-            "alice learns only her next hop, never the far host",
+            f"{src.name} learns only her next hop, never the far host",
             cache.get(nexthop) == router_mac and dst6 not in cache,
             f"{nexthop} -> {router_mac} ({router.name}); no entry for {dst6}",
             ", ".join(f"{a} -> {m}" for a, m in sorted(cache.items())) or "empty cache",
-            evidence="alice: ip -6 neigh show",
-            hint="an entry for srv means alice treated srv's subnet as on-link (a wrong route)",
+            evidence=f"{src.name}: ip -6 neigh show",
+            hint=f"an entry for {dst.name} means {src.name} treated {dst.name}'s subnet as "
+            "on-link (a wrong route)",
         ),
     ]
 
@@ -105,5 +114,6 @@ EXERCISE = Exercise(
     name="neighbour-discovery",
     summary="IPv6 solicits neighbours segment by segment; a sender learns only its next hop.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

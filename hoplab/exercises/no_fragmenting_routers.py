@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check, env
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
 from hoplab.exercises.hop_limit import address6
+from hoplab.runtime.needs import DEFAULT_MTU, Host, Ipv6Path, SmallerMtu
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -29,6 +30,13 @@ and creating no fragment, alice creating fragments, and dave reassembling them.
 SIZE = 1400  # bigger than lan3's 1280, smaller than the other links
 COUNTERS = ("Icmp6OutPktTooBigs", "Ip6FragCreates", "Ip6ReasmOKs", "Icmp6InPktTooBigs")
 
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("far", prefer="dave"),
+    SmallerMtu("client", "far", packet=40 + 8 + SIZE),
+    Ipv6Path("client", "far"),
+)
+
 
 def counters(node: Node) -> dict[str, int]:
     out = {}
@@ -39,9 +47,9 @@ def counters(node: Node) -> dict[str, int]:
     return out
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: alice -> dave crosses r1 and r2, and r2 forwards onto the small link (read).
-    src, dst = lab.node("alice"), lab.node("dave")
+    src, dst = cast["client"], cast["far"]
     dst4 = dst.address()
     path = lab.path(src.name, dst4)
     dst6 = address6(dst, lab.network_of(dst4))
@@ -49,8 +57,8 @@ def run(lab: Lab) -> list[Check]:
         return [
             env(
                 "the router sends Packet Too Big and the sender fragments",
-                "IPv6 addresses on alice and dave",
-                f"dave {dst6}",
+                f"IPv6 addresses on {src.name} and {dst.name}",
+                f"{dst.name} {dst6}",
                 "this lab has no IPv6 on that path: run it on a dual-stack lab "
                 "such as the default one (compose.yaml)",
             )
@@ -63,6 +71,10 @@ def run(lab: Lab) -> list[Check]:
     ping = src.run(["ping", "-6", "-c", "4", "-i", "0.3", "-W", "2", "-s", str(SIZE), dst6])
     after = {n.name: counters(n) for n in (src, last, dst)}
     mtu = src.run(["ip", "-6", "route", "get", dst6]).out
+    small = lab.network_of(dst4)
+    link = (
+        f"mtu {lab.state.mtus.get(small, DEFAULT_MTU)}"  # the small link's, as the route learns it
+    )
 
     # Check.
     d = {n: {k: after[n].get(k, 0) - before[n].get(k, 0) for k in COUNTERS} for n in after}
@@ -76,16 +88,18 @@ def run(lab: Lab) -> list[Check]:
             "Packet Too Big sent >= 1, fragments created by the router = 0",
             f"Packet Too Big sent {ptb}, fragments created {router_frags}",
             evidence=f"{last.name}: /proc/net/snmp6 before/after",
-            hint="no Packet Too Big means the packet fit (check lan3's MTU) or never arrived",
+            hint=f"no Packet Too Big means the packet fit (check {small}'s MTU) or never arrived",
         ),
         check(
-            "alice learns the path MTU and fragments at the source; dave reassembles",
-            answered and "mtu 1280" in mtu and src_frags >= 2 and reasm >= 1,
-            f"pings answered; alice's route to {dst6} has mtu 1280; alice creates fragments, "
-            "dave reassembles",
-            f"pings {'answered' if answered else 'unanswered'}; route: {mtu.strip()}; alice "
-            f"created {src_frags} fragments, dave reassembled {reasm} packets",
-            evidence="alice: ping -6 -s 1400, ip -6 route get; alice, dave: /proc/net/snmp6",
+            f"{src.name} learns the path MTU and fragments at the source; {dst.name} reassembles",
+            answered and link in mtu and src_frags >= 2 and reasm >= 1,
+            f"pings answered; {src.name}'s route to {dst6} has {link}; {src.name} creates "
+            "fragments, "
+            f"{dst.name} reassembles",
+            f"pings {'answered' if answered else 'unanswered'}; route: {mtu.strip()}; {src.name} "
+            f"created {src_frags} fragments, {dst.name} reassembled {reasm} packets",
+            evidence=f"{src.name}: ping -6 -s 1400, ip -6 route get; {src.name}, {dst.name}: "
+            "/proc/net/snmp6",
             hint="a filtered Packet Too Big leaves the sender sending packets that never fit",
         ),
     ]
@@ -95,5 +109,6 @@ EXERCISE = Exercise(
     name="no-fragmenting-routers",
     summary="IPv6 routers send Packet Too Big instead of fragmenting; the sender fragments.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check, env
 from hoplab.errors import HoplabError
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
 from hoplab.exercises.hop_limit import address6
 from hoplab.runtime.evidence import ss_tuples
+from hoplab.runtime.needs import Apart, Host, SameLan
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -43,6 +44,15 @@ Evidence: the (ip, port) peers that accept() returned with the local address of 
 user's family, status, local address and page.
 """
 
+NEEDS = (
+    Host("server", prefer="srv"),
+    Host("client", prefer="alice"),
+    Host("other", prefer="bob"),
+    Host("neighbour", prefer="carol"),
+    Apart("client", "server", routers=1),
+    Apart("other", "server"),
+    SameLan("neighbour", "server"),
+)
 PORT = 80
 # The web server on srv: every page says who asked (the peer of its connection) and for what.
 # argv: ADDRESS PORT REQUESTS. ADDRESS "::" is one dual-stack socket (IPV6_V6ONLY off: IPv4 peers
@@ -93,11 +103,11 @@ def _ep(addr: list | tuple | None) -> str:
     return f"{addr[0]}:{addr[1]}" if addr else "?"
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: the server on srv's lan2 address; two clients two routers away, one on the same LAN.
-    srv = lab.node("srv")
-    srv_ip = lab.address("srv", "lan2")
-    clients = [lab.node("alice"), lab.node("alice"), lab.node("carol")]
+    srv, far, near = cast["server"], cast["client"], cast["neighbour"]
+    srv_ip = srv.address()
+    clients = [far, far, near]
     where = {
         n.name: " -> ".join(r.name for r, _ in lab.path(n.name, srv_ip)) or "same LAN"
         for n in clients
@@ -128,7 +138,7 @@ def run(lab: Lab) -> list[Check]:
     seen_tuples = ss_tuples(table, PORT)
     replies = [(tok, g.get("got", g.get("connect"))) for tok, g in zip(tokens, got, strict=True)]
 
-    http = _http_checks(lab, srv_ip)
+    http = _http_checks(lab, srv, srv_ip, [far, far, cast["other"], near])
 
     # Check.
     return [
@@ -136,21 +146,23 @@ def run(lab: Lab) -> list[Check]:
             "accept() gives three distinct peers on one local address",
             len(set(peers)) == 3 and set(peers) == set(dialled) and locals_ == {(srv_ip, PORT)},
             f"3 distinct peers {', '.join(_ep(d) for d in dialled)} "
-            f"(alice via {where['alice']}, carol {where['carol']}), "
+            f"({far.name} via {where[far.name]}, {near.name} {where[near.name]}), "
             f"each with local {srv_ip}:{PORT}",
             "; ".join(f"{_ep(a['peer'])} -> local {_ep(a['local'])}" for a in served)
             or "no connection accepted",
-            evidence="srv: tcp_server.py many (accept(), getsockname()); clients: tcp_client.py",
+            evidence=f"{srv.name}: tcp_server.py many (accept(), getsockname()); clients: "
+            "tcp_client.py",
             hint="a client that could not connect shows its errno in the expected list; check "
-            "the routes to srv's lan2 address. A peer address other than the client's means "
+            f"the routes to {srv.name}'s address {srv_ip}. A peer address other than the client's "
+            "means "
             "something rewrote it on the way (NAT).",
         ),
         check(
-            "ss on srv shows the three 4-tuples side by side",
+            f"ss on {srv.name} shows the three 4-tuples side by side",
             want_tuples <= seen_tuples,
             "; ".join(f"{loc} <-> {peer}" for loc, peer in sorted(want_tuples)),
             "; ".join(f"{loc} <-> {peer}" for loc, peer in sorted(seen_tuples)) or "none",
-            evidence="srv: `ss -tnH` while the server held every connection open",
+            evidence=f"{srv.name}: `ss -tnH` while the server held every connection open",
             hint="the server must accept all clients before it answers any, or the "
             "connections do not coexist; a missing row is a client that never connected",
         ),
@@ -173,13 +185,11 @@ def _ep6(ip: str | None, port: object) -> str:
     return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
 
 
-def _http_checks(lab: Lab, srv_ip: str) -> list[Check]:
+def _http_checks(lab: Lab, srv: Node, srv_ip: str, users4: list[Node]) -> list[Check]:
     """Port 80 serving many users over both families: each fetches a page at once from one
     server, and each page must be its own. The IPv6 half is ENV on a lab without IPv6."""
-    srv = lab.node("srv")
     srv6 = address6(srv, lab.network_of(srv_ip))
-    users4 = [lab.node(n) for n in ("alice", "alice", "bob", "carol")]
-    users6 = [lab.node(n) for n in ("alice", "bob", "carol")]
+    users6 = list(dict.fromkeys(users4))  # each user once
     own6 = {n.name: address6(n, lab.network_of(n.address())) for n in users6}
     dual = srv6 is not None and None not in own6.values()
     # (node, family, server address dialled, the address the server should see for it)
@@ -224,7 +234,7 @@ def _http_checks(lab: Lab, srv_ip: str) -> list[Check]:
             seen.append(f"{n.name} got {g.get('status', '')} {json.dumps(page or g.get('error'))}")
         return ok, "; ".join(want), "; ".join(seen)
 
-    server_says = f"srv: one python http.server (threads) on {_ep6(bind, PORT)}"
+    server_says = f"{srv.name}: one python http.server (threads) on {_ep6(bind, PORT)}"
     if dual:
         server_says += " (IPV6_V6ONLY off, so IPv4 peers show as ::ffff:a.b.c.d)"
     ok4, want4, seen4 = family("IPv4")
@@ -243,8 +253,8 @@ def _http_checks(lab: Lab, srv_ip: str) -> list[Check]:
         checks.append(
             env(
                 "HTTP on port 80 over IPv6: the same server gives each user its own page",
-                "IPv6 addresses on srv's lan2 and on alice, bob and carol",
-                f"srv {srv6}, " + ", ".join(f"{k} {v}" for k, v in own6.items()),
+                f"IPv6 addresses on {srv.name} and on {', '.join(n.name for n in users6)}",
+                f"{srv.name} {srv6}, " + ", ".join(f"{k} {v}" for k, v in own6.items()),
                 "this lab has no IPv6 there: run it on a dual-stack lab such as the default "
                 "one (compose.yaml)",
             )
@@ -259,8 +269,9 @@ def _http_checks(lab: Lab, srv_ip: str) -> list[Check]:
             seen6,
             evidence=f"{server_says}; users: http.client GET /TOKEN over IPv6, at the same "
             "moment as the IPv4 users",
-            hint="a user with an error did not get through over IPv6 (its route to srv's IPv6 "
-            "LAN, or srv's way back); a page naming another user's address or path is an "
+            hint=f"a user with an error did not get through over IPv6 (its route to {srv.name}'s "
+            "IPv6 "
+            f"LAN, or {srv.name}'s way back); a page naming another user's address or path is an "
             "answer sent to the wrong socket",
         )
     )
@@ -272,5 +283,6 @@ EXERCISE = Exercise(
     summary="Three clients share srv's port 80 at once, and seven users over IPv4 and IPv6 each "
     "get their own web page from it; the 4-tuple keeps them apart.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

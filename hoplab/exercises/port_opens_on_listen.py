@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -47,15 +48,20 @@ def _who(frames: list[Frame]) -> str:
     return "; ".join(f"RST from {f.src_ip} ({f.src_mac})" for f in frames) or "no RST seen"
 
 
-def run(lab: Lab) -> list[Check]:
+NEEDS = (Host("client", prefer="alice"), Host("server", prefer="srv"), Apart("client", "server"))
+
+
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: srv makes a socket and waits; alice is two routers away (read, not assumed).
-    srv, cli = lab.node("srv"), lab.node("alice")
-    srv_ip, srv_mac = lab.address("srv", "lan2"), srv.iface("lan2").mac
+    srv, cli = cast["server"], cast["client"]
+    srv_ip = srv.address()
+    lan = lab.network_of(srv_ip)
+    srv_mac = srv.iface(lan).mac
     routers = " -> ".join(r.name for r, _ in lab.path(cli.name, srv_ip)) or "none"
     server = srv.start_py("tcp_stages.py", srv_ip, PORT, ready="created")
 
     # Run: try to connect at each step, capturing on srv's LAN.
-    with lab.capture("srv", "lan2", bpf=f"tcp port {PORT}", label="srv-lan2") as cap:
+    with lab.capture(srv.name, lan, bpf=f"tcp port {PORT}", label=f"{srv.name}-{lan}") as cap:
         before = cli.py("tcp_client.py", "connect", srv_ip, PORT).json()
         bound_ss = server.handshake("ss -ltnH", wait_for='"bound"', signal_before=True).out
         bound = cli.py("tcp_client.py", "connect", srv_ip, PORT).json()
@@ -70,10 +76,13 @@ def run(lab: Lab) -> list[Check]:
         return bool(rsts) and all(f.src_ip == srv_ip and f.src_mac == srv_mac for f in rsts)
 
     rst_hint = (
-        "no RST on srv's LAN means something on the way answered (a router REJECT rule) or "
+        f"no RST on {srv.name}'s LAN means something on the way answered (a router REJECT rule) or "
         "dropped the SYN; an RST with another MAC was sent by a different box"
     )
-    evidence = f"srv-lan2.pcap (capture on srv's lan2 interface); alice crosses {routers}"
+    evidence = (
+        f"{srv.name}-{lan}.pcap (capture on {srv.name}'s {lan} interface); "
+        f"{cli.name} crosses {routers}"
+    )
     peer = accepted.get("peer") or []
     return [
         check(
@@ -81,12 +90,12 @@ def run(lab: Lab) -> list[Check]:
             before["result"] == "ECONNREFUSED",
             "ECONNREFUSED",
             before["result"],
-            evidence="alice: tcp_client.py connect",
+            evidence=f"{cli.name}: tcp_client.py connect",
             hint="TIMEOUT means the SYN or the RST was lost on the way; ok means something "
-            f"else already listens on srv port {PORT}",
+            f"else already listens on {srv.name} port {PORT}",
         ),
         check(
-            "its RST comes from srv itself, not a router",
+            f"its RST comes from {srv.name} itself, not a router",
             from_srv(before),
             f"RST from {srv_ip} ({srv_mac})",
             _who(_rsts(cap.frames, before["local_port"])),
@@ -98,11 +107,11 @@ def run(lab: Lab) -> list[Check]:
             bound["result"] == "ECONNREFUSED" and not _listed(bound_ss, PORT),
             f"ECONNREFUSED, and ss -ltn does not list :{PORT}",
             f"{bound['result']}, ss -ltn lists {', '.join(_listed(bound_ss, PORT)) or 'nothing'}",
-            evidence="alice: tcp_client.py connect; srv: ss -ltnH after bind()",
+            evidence=f"{cli.name}: tcp_client.py connect; {srv.name}: ss -ltnH after bind()",
             hint="a bound socket is not yet open: only listen() makes the kernel accept SYNs",
         ),
         check(
-            "that RST also comes from srv",
+            f"that RST also comes from {srv.name}",
             from_srv(bound),
             f"RST from {srv_ip} ({srv_mac})",
             _who(_rsts(cap.frames, bound["local_port"])),
@@ -119,8 +128,9 @@ def run(lab: Lab) -> list[Check]:
             f"{after['result']}, accepted peer "
             f"{':'.join(map(str, peer)) or accepted.get('error', 'none')}, "
             f"ss -ltn lists {', '.join(_listed(listen_ss, PORT)) or 'nothing'}",
-            evidence="alice: tcp_client.py connect; srv: tcp_stages.py, ss -ltnH after listen()",
-            hint="check the routes between alice and srv and any filter on the way",
+            evidence=f"{cli.name}: tcp_client.py connect; {srv.name}: tcp_stages.py, ss -ltnH "
+            "after listen()",
+            hint=f"check the routes between {cli.name} and {srv.name} and any filter on the way",
         ),
     ]
 
@@ -129,5 +139,6 @@ EXERCISE = Exercise(
     name="port-opens-on-listen",
     summary="A port is refused by the server host until listen(); bind() alone does not open it.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

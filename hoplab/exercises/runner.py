@@ -9,27 +9,42 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, ExerciseResult, Status, env, fail
 from hoplab.errors import HoplabError
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
 from hoplab.interrupts import Interrupted
+from hoplab.runtime.needs import Missing, match
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
+
+
+def cast(lab: Lab, exercise: Exercise) -> Cast | Check:
+    """The lab's nodes in the exercise's roles, or an ENV check naming the first need the
+    topology lacks: a lab that cannot show a lesson is not a failed lesson."""
+    found = match(exercise.needs, lab.state)
+    if isinstance(found, Missing):
+        return env(f"needs {found.need}", found.need, found.observed, found.hint)
+    return {role: lab.node(name) for role, name in found.items()}
 
 
 def run_one(lab: Lab, exercise: Exercise, artifacts: Path | None) -> ExerciseResult:
     """An exercise that raises is a FAIL with the reason, never a crash of the whole run, and
     one that a foreign process got in the way of is ENV (see _foreign_in_the_way).
 
-    It starts by reaping what earlier runs left in the lab, and a Ctrl-C stops every program it
+    It starts by casting the lab's nodes into the exercise's roles (ENV when the topology lacks
+    a need), then reaps what earlier runs left in the lab; a Ctrl-C stops every program it
     started (Interrupted says which).
     """
+    started = time.monotonic()
+    nodes = cast(lab, exercise)
+    if isinstance(nodes, Check):
+        return ExerciseResult(exercise.name, (nodes,), time.monotonic() - started)
     lab.artifacts = artifacts / exercise.name if artifacts else None
     lab.reap()
-    started = time.monotonic()
+    started = time.monotonic()  # the exercise's own time, without the reap
     raised = ""
     try:
         with lab.evidence():  # hoplab's tools, in every node's own container
-            checks = list(exercise.run(lab))
+            checks = list(exercise.run(lab, nodes))
     except KeyboardInterrupt:
         raise Interrupted(lab.stop_all(), f"exercise {exercise.name}") from None
     except Exception as err:  # a bug in one exercise must not end the run

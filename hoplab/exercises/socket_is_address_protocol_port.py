@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -32,6 +33,8 @@ printed while the sockets were held.
 
 PORT = 5000
 
+NEEDS = (Host("server", prefer="srv", homes=2),)
+
 
 def _bind(b: dict) -> str:
     return f"{b['proto']} {b['addr']}:{b['port']} -> {b['result']}"
@@ -41,17 +44,17 @@ def _seen(step: dict) -> str:
     return "; ".join(_bind(b) for b in step["binds"]) + " | ss: " + " / ".join(step["ss"])
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: srv is multi-homed; its two addresses are read from the lab, never assumed.
-    srv = lab.node("srv")
-    lan2, lan3 = srv.address("lan2"), srv.address("lan3")
+    srv = cast["server"]
+    lan2, lan3 = list(lab.state_node(srv.name).addresses.values())[:2]
 
     # Run: every bind experiment in one program on srv (it releases each socket before the next).
     steps = srv.py("sock_bind.py", lan2, lan3, PORT, timeout=10).json()
     both, twice = steps["tcp_and_udp"], steps["two_addresses"]
     wild = steps["wildcard_first"]
     tcp, udp, again = both["binds"]
-    ev = "srv: sock_bind.py (bind() results and `ss -ltun` while held)"
+    ev = f"{srv.name}: sock_bind.py (bind() results and `ss -ltun` while held)"
 
     # Check.
     return [
@@ -61,7 +64,8 @@ def run(lab: Lab) -> list[Check]:
             f"tcp {lan2}:{PORT} -> ok; udp {lan2}:{PORT} -> ok",
             "; ".join(_bind(b) for b in (tcp, udp)) + " | ss: " + " / ".join(both["ss"]),
             evidence=ev,
-            hint="another program on srv may already hold the port; look at `ss -ltunp` on srv",
+            hint=f"another program on {srv.name} may already hold the port; look at `ss -ltunp` "
+            f"on {srv.name}",
         ),
         check(
             "a second TCP socket on the same address and port is refused",
@@ -73,12 +77,12 @@ def run(lab: Lab) -> list[Check]:
             "never happened",
         ),
         check(
-            "the same port binds once on each of srv's two addresses",
+            f"the same port binds once on each of {srv.name}'s two addresses",
             [b["result"] for b in twice["binds"]] == ["ok", "ok"],
             f"tcp {lan2}:{PORT} -> ok; tcp {lan3}:{PORT} -> ok",
             _seen(twice),
             evidence=ev,
-            hint="EADDRNOTAVAIL means srv lost that address (`ip -br addr` on srv); "
+            hint=f"EADDRNOTAVAIL means {srv.name} lost that address (`ip -br addr` on {srv.name}); "
             "EADDRINUSE means something holds the port on 0.0.0.0",
         ),
         check(
@@ -97,5 +101,6 @@ EXERCISE = Exercise(
     name="socket-is-address-protocol-port",
     summary="A bind claims an (address, protocol, port): TCP and UDP share 5000, duplicates clash.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
-    from hoplab.runtime.lab import Lab
+    from hoplab.runtime.lab import Lab, Node
 
 LESSON = """\
 UDP (SOCK_DGRAM) carries datagrams: each sendto() becomes one datagram, and each recvfrom()
@@ -32,40 +33,45 @@ srv at once, and each server counts its own sockets (/proc/<pid>/fd) and lists t
 
 PORT = 5200  # the boundary test (TCP and UDP share it)
 SERVE_PORT = 5201  # the socket-count test
-CLIENTS = ["alice", "carol", "dave"]
+CLIENTS = ("client", "neighbour", "other")  # roles
+NEEDS = (
+    Host("server", prefer="srv"),
+    Host("client", prefer="alice"),
+    Host("neighbour", prefer="carol"),
+    Host("other", prefer="dave"),
+    *(Apart(role, "server") for role in CLIENTS),
+)
 
 
-def _receive(lab: Lab, kind: str, dst_ip: str) -> tuple[dict, dict]:
+def _receive(srv: Node, cli: Node, kind: str, dst_ip: str) -> tuple[dict, dict]:
     """srv receives with `kind`-recv while alice sends the three messages over `kind`."""
-    srv = lab.node("srv")
     receiver = srv.start_py("sock_stream.py", f"{kind}-recv", PORT, ready="listening")
-    sent = lab.node("alice").py("sock_stream.py", "send", kind, dst_ip, PORT, timeout=10).json()
+    sent = cli.py("sock_stream.py", "send", kind, dst_ip, PORT, timeout=10).json()
     receiver.wait(6)  # it exits once the stream ends (TCP) or the end marker arrives (UDP)
     return sent, receiver.json()
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: srv's first address; alice is two routers away, carol and dave on srv's LANs.
-    srv = lab.node("srv")
+    srv, cli = cast["server"], cast["client"]
+    clients = [cast[role] for role in CLIENTS]
     dst_ip = srv.address()
     n = len(CLIENTS)
 
     # Run 1: the same three messages over UDP and over TCP.
-    udp_sent, udp_got = _receive(lab, "udp", dst_ip)
-    tcp_sent, tcp_got = _receive(lab, "tcp", dst_ip)
+    udp_sent, udp_got = _receive(srv, cli, "udp", dst_ip)
+    tcp_sent, tcp_got = _receive(srv, cli, "tcp", dst_ip)
 
     # Run 2: N clients on one UDP server, then N clients held at once on one TCP server.
     udp_server = srv.start_py("sock_stream.py", "udp-serve", SERVE_PORT, n, ready="listening")
-    replies = [
-        lab.node(c).py("sock_stream.py", "udp-ask", dst_ip, SERVE_PORT).json() for c in CLIENTS
-    ]
+    replies = [c.py("sock_stream.py", "udp-ask", dst_ip, SERVE_PORT).json() for c in clients]
     udp_server.wait(6)
     udp_srv = udp_server.json()
 
     tcp_server = srv.start_py("sock_stream.py", "tcp-serve", SERVE_PORT, n, ready="listening")
     holders = [
-        lab.node(c).start_py("sock_stream.py", "tcp-hold", dst_ip, SERVE_PORT, ready="connected")
-        for c in CLIENTS
+        c.start_py("sock_stream.py", "tcp-hold", dst_ip, SERVE_PORT, ready="connected")
+        for c in clients
     ]
     tcp_server.wait(6)
     tcp_srv = tcp_server.json()
@@ -74,8 +80,8 @@ def run(lab: Lab) -> list[Check]:
 
     # Check.
     sizes = udp_sent["sent"]
-    ev_a = "srv: sock_stream.py udp-recv / tcp-recv; alice: sock_stream.py send"
-    ev_b = "srv: sock_stream.py udp-serve / tcp-serve (/proc/self/fd and `ss -p`)"
+    ev_a = f"{srv.name}: sock_stream.py udp-recv / tcp-recv; {cli.name}: sock_stream.py send"
+    ev_b = f"{srv.name}: sock_stream.py udp-serve / tcp-serve (/proc/self/fd and `ss -p`)"
     return [
         check(
             "UDP delivers exactly three datagrams of 100, 200 and 300 bytes",
@@ -86,7 +92,8 @@ def run(lab: Lab) -> list[Check]:
             + (f" ({udp_got['error']})" if udp_got["error"] else ""),
             evidence=ev_a,
             hint="a missing size is a lost datagram: UDP never resends (look for DROP rules, "
-            "`iptables -S` on the routers and srv); a merged size would mean a stream socket",
+            f"`iptables -S` on the routers and {srv.name}); a merged size would mean a stream "
+            "socket",
         ),
         check(
             "TCP delivers the same 600 bytes, with no message boundaries promised",
@@ -119,7 +126,7 @@ def run(lab: Lab) -> list[Check]:
             f"{' / '.join(tcp_srv['ss'])}" + (f" ({tcp_srv['error']})" if tcp_srv["error"] else ""),
             evidence=ev_b,
             hint="a client that could not connect leaves the count short; check the routes "
-            "from that client to srv",
+            f"from that client to {srv.name}",
         ),
     ]
 
@@ -128,5 +135,6 @@ EXERCISE = Exercise(
     name="stream-vs-datagram",
     summary="UDP keeps datagram boundaries, TCP only bytes; UDP serves N from 1 socket, TCP N+1.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

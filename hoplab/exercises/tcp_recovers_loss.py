@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
 from hoplab.runtime.evidence import network_towards
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -45,9 +46,15 @@ UDP_COUNT = 100
 UDP_SIZE = 100  # payload bytes; the IP packet is 20 + 8 + 100
 NETEM_LOSS = 0.1  # used where the kernel has netem: random loss
 
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("server", prefer="srv"),
+    Apart("client", "server", routers=1),  # the loss is put on the first router's way out
+)
 
-def run(lab: Lab) -> list[Check]:
-    alice, srv = lab.node("alice"), lab.node("srv")
+
+def run(lab: Lab, cast: Cast) -> list[Check]:
+    alice, srv = cast["client"], cast["server"]
     srv_ip = srv.address()
     router, _ = lab.path(alice.name, srv_ip)[0]
     net = network_towards(lab, router, srv_ip)
@@ -98,7 +105,8 @@ def run(lab: Lab) -> list[Check]:
             got["bytes"] == TCP_BYTES and got["sha256"] == sent["sha256"] == sent["reply_sha256"],
             f"{TCP_BYTES} bytes, sha256 {sent['sha256'][:16]}...",
             f"{got['bytes']} bytes, sha256 {got['sha256'][:16]}...",
-            evidence=f"alice: net_loss.py tcp-send; srv: net_loss.py tcp-recv; loss: {how}",
+            evidence=f"{alice.name}: net_loss.py tcp-send; {srv.name}: net_loss.py tcp-recv; "
+            f"loss: {how}",
             hint="a short or different stream means the connection broke (reset or timeout); "
             "look at the receiver's output",
         ),
@@ -108,7 +116,7 @@ def run(lab: Lab) -> list[Check]:
             f"router drops > 0, tcpi_total_retrans > 0, TcpRetransSegs rises; loss: {how}",
             f"router dropped {tcp_drops}, tcpi_total_retrans {sent['tcpi_total_retrans']}, "
             f"TcpRetransSegs {sent['retrans_segs_before']} -> {sent['retrans_segs_after']}",
-            evidence=f"alice: TCP_INFO and /proc/net/snmp; loss: {how}",
+            evidence=f"{alice.name}: TCP_INFO and /proc/net/snmp; loss: {how}",
             hint="no drops means the rule did not match the flow (wrong router, address or "
             "port): check the path with `hoplab status`",
         ),
@@ -118,7 +126,7 @@ def run(lab: Lab) -> list[Check]:
             expected_missing,
             f"{len(heard['received'])} of {UDP_COUNT} arrived; missing {_seqs(missing)} "
             f"(router dropped {udp_drops})",
-            evidence=f"srv: net_loss.py udp-recv; loss: {udp_loss.mechanism}",
+            evidence=f"{srv.name}: net_loss.py udp-recv; loss: {udp_loss.mechanism}",
             hint="nothing missing means the router did not drop (rule not matched); other "
             "gaps mean loss elsewhere on the path",
         ),
@@ -155,5 +163,6 @@ EXERCISE = Exercise(
     name="tcp-recovers-loss",
     summary="A router drops packets: TCP retransmits and delivers all; UDP shows the gaps.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

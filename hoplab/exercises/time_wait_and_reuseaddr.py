@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.errors import HoplabError
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -37,6 +38,8 @@ yet, so TIME_WAIT left over from an earlier run cannot change the result.
 PORTS = range(9300, 9400)
 TRANSIENT = "SYN|ESTAB|FIN-WAIT|CLOSE-WAIT|LAST-ACK|CLOSING"
 
+NEEDS = (Host("client", prefer="alice"), Host("server", prefer="srv"), Apart("client", "server"))
+
 
 def _fresh_port(node: Node) -> int:
     """The first port in PORTS that no socket on node uses, TIME_WAIT included."""
@@ -64,10 +67,10 @@ def _state(table: list[tuple[str, str, str]], local: str, peer: str) -> str:
     return next((s for s, loc, rem in table if loc == local and rem == peer), "gone")
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: a server on a port nothing on srv holds yet; the client is alice.
-    srv, cli = lab.node("srv"), lab.node("alice")
-    srv_ip = lab.address("srv", "lan2")
+    srv, cli = cast["server"], cast["client"]
+    srv_ip = srv.address()
     port = _fresh_port(srv)
     server = srv.start_py("tcp_timewait.py", "serve", srv_ip, port, ready="listening")
 
@@ -88,7 +91,7 @@ def run(lab: Lab) -> list[Check]:
             continue
         there = f"{conns['local'][first][0]}:{conns['local'][first][1]}"
         on_cli, on_srv = _state(cli_table, there, here), _state(srv_table, here, there)
-        seen.append(f"{first} closes first: alice {on_cli}, srv {on_srv}")
+        seen.append(f"{first} closes first: {cli.name} {on_cli}, {srv.name} {on_srv}")
         holder = (on_cli, on_srv) if first == "client" else (on_srv, on_cli)
         ok = ok and holder == ("TIME-WAIT", "gone")
     held = [f"{s} {loc} <-> {peer}" for s, loc, peer in srv_table if loc == here]
@@ -99,10 +102,10 @@ def run(lab: Lab) -> list[Check]:
         check(
             "the side that closes first holds TIME_WAIT",
             ok,
-            "client closes first: alice TIME-WAIT, srv gone; "
-            "server closes first: alice gone, srv TIME-WAIT",
+            f"client closes first: {cli.name} TIME-WAIT, {srv.name} gone; "
+            f"server closes first: {cli.name} gone, {srv.name} TIME-WAIT",
             "; ".join(seen),
-            evidence=f"`ss -tan` on alice and srv for port {port}, after both closes",
+            evidence=f"`ss -tan` on {cli.name} and {srv.name} for port {port}, after both closes",
             hint="a connection ended by RST (SO_LINGER 0) leaves no TIME_WAIT anywhere; a side "
             "stuck in FIN-WAIT-2 or LAST-ACK never got the other side's FIN or ACK",
         ),
@@ -110,8 +113,8 @@ def run(lab: Lab) -> list[Check]:
             "bind() without SO_REUSEADDR fails while TIME_WAIT holds the port",
             rebind["without"] == "EADDRINUSE" and only_tw,
             f"EADDRINUSE, with only TIME-WAIT on {here} (no listener)",
-            f"{rebind['without']}; srv holds {'; '.join(held) or 'nothing'}",
-            evidence=f"srv: tcp_timewait.py rebind {here}",
+            f"{rebind['without']}; {srv.name} holds {'; '.join(held) or 'nothing'}",
+            evidence=f"{srv.name}: tcp_timewait.py rebind {here}",
             hint="if the bind worked, no TIME_WAIT held the port: check that the server "
             "closed first; a LISTEN row means the old server still runs",
         ),
@@ -119,8 +122,8 @@ def run(lab: Lab) -> list[Check]:
             "bind() with SO_REUSEADDR succeeds over TIME_WAIT",
             rebind["with"] == "ok" and only_tw,
             f"ok (bind and listen), with TIME-WAIT on {here}",
-            f"{rebind['with']}; srv holds {'; '.join(held) or 'nothing'}",
-            evidence=f"srv: tcp_timewait.py rebind {here}",
+            f"{rebind['with']}; {srv.name} holds {'; '.join(held) or 'nothing'}",
+            evidence=f"{srv.name}: tcp_timewait.py rebind {here}",
             hint="SO_REUSEADDR must be set before bind(), and the old server must have set it "
             "too: the TIME_WAIT connection inherits the old listener's setting",
         ),
@@ -131,5 +134,6 @@ EXERCISE = Exercise(
     name="time-wait-and-reuseaddr",
     summary="The first side to close keeps TIME_WAIT; SO_REUSEADDR lets a server rebind.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

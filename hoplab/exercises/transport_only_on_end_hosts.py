@@ -6,7 +6,8 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -37,6 +38,12 @@ path, and the sha256 of what arrived.
 PORT = 9182
 SIZE = 1024 * 1024
 
+NEEDS = (
+    Host("client", prefer="carol"),
+    Host("server", prefer="dave"),
+    Apart("client", "server", routers=1),
+)
+
 
 def snmp(node: Node) -> dict[str, int]:
     """The node's IP and TCP counters (its own network namespace), as 'IpForwDatagrams': n."""
@@ -59,11 +66,11 @@ def key(f: Frame) -> tuple:
     return (*f.four_tuple, f.seq, f.ack, f.tcp_flags, f.payload_len)
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     from hoplab.runtime.lab import SCRATCH  # here, not at import: the runtime imports docker
 
     # Set up: carol sends to dave through one router (read from the lab, not assumed).
-    src, dst = lab.node("carol"), lab.node("dave")
+    src, dst = cast["client"], cast["server"]
     dst_ip = dst.address()
     path = lab.path(src.name, dst_ip)
     router = path[0][0]
@@ -199,5 +206,6 @@ EXERCISE = Exercise(
     name="transport-only-on-end-hosts",
     summary="A router forwards a TCP flow without any socket for it: TCP lives in the end hosts.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

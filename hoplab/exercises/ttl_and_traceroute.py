@@ -6,7 +6,8 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check
-from hoplab.exercises.base import Exercise, drops_once_per_router, hop_list, send_then_trace
+from hoplab.exercises.base import Cast, Exercise, drops_once_per_router, hop_list, send_then_trace
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -27,11 +28,16 @@ sockets, both compared with the routes hoplab planned.
 """
 
 PORT = 9100
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("server", prefer="srv"),
+    Apart("client", "server", routers=1),
+)
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: srv listens; alice is two routers away in the default lab (read, not assumed).
-    src, dst = lab.node("alice"), lab.node("srv")
+    src, dst = cast["client"], cast["server"]
     dst_ip = dst.address()
     path = lab.path(src.name, dst_ip)
     listener = dst.start_py("ttl.py", "listen", PORT, ready="listening")
@@ -54,7 +60,7 @@ def run(lab: Lab) -> list[Check]:
             got.get("ttl"),
             got.get("peer"),
             path,
-            evidence="srv: ttl.py listen (IP_RECVTTL)",
+            evidence=f"{dst.name}: ttl.py listen (IP_RECVTTL)",
             hint="a host on the path forwarding, or a missing router, changes the count; "
             "compare `hoplab status` routes with the path",
         ),
@@ -73,5 +79,6 @@ EXERCISE = Exercise(
     name="ttl-and-traceroute",
     summary="The TTL drops by one per router; traceroute reads the routers from ICMP errors.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

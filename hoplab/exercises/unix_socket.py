@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.exercises.base import Exercise
+from hoplab.exercises.base import Cast, Exercise
+from hoplab.runtime.needs import Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Capture, Lab
@@ -41,6 +43,8 @@ SOCK_PATH = f"{SOCK_DIR}/database.sock"
 ARP = 0x0806
 NEIGHBOUR_DISCOVERY = range(133, 138)  # ICMPv6 router/neighbour solicit and advert, redirect
 
+NEEDS = (Host("server", prefer="srv"),)
+
 
 def _upkeep(f: Frame) -> bool:
     """ARP, IPv6 neighbour discovery (unicast NUD probes included) and frames to a multicast or
@@ -74,18 +78,19 @@ def _where(cap: Capture) -> str:
     return str(cap.path) if cap.path else f"capture on {cap.node.name} {cap.network}"
 
 
-def run(lab: Lab) -> list[Check]:
+def run(lab: Lab, cast: Cast) -> list[Check]:
     # Set up: srv's addresses and MACs, to tell its own frames from neighbours' (ARP and such).
-    srv = lab.node("srv")
-    addrs = {srv.address("lan2"), srv.address("lan3")}
-    macs = {srv.iface("lan2").mac, srv.iface("lan3").mac}
+    srv = cast["server"]
+    nets = list(lab.state_node(srv.name).addresses)
+    addrs = {srv.address(n) for n in nets}
+    macs = {srv.iface(n).mac for n in nets}
 
     try:
-        # Run: the whole exchange happens while both network interfaces of srv are captured.
-        with (
-            lab.capture("srv", "lan2", label="srv-lan2") as cap2,
-            lab.capture("srv", "lan3", label="srv-lan3") as cap3,
-        ):
+        # Run: the whole exchange happens while every network interface of srv is captured.
+        with contextlib.ExitStack() as stack:
+            caps = [
+                stack.enter_context(lab.capture(srv.name, n, label=f"{srv.name}-{n}")) for n in nets
+            ]
             server = srv.start_py("sock_unix.py", "serve", SOCK_PATH, ready="listening")
             asked = srv.py("sock_unix.py", "ask", SOCK_PATH, timeout=10).json()
             server.wait(3)  # it exits after one client, leaving the socket file behind
@@ -95,7 +100,6 @@ def run(lab: Lab) -> list[Check]:
         srv.run(["rm", "-rf", SOCK_DIR])
 
     # Check.
-    caps = [cap2, cap3]
     seen = {c.network: _ours(c, addrs, macs) for c in caps}
     path = asked["path"]
     left = stale["left_behind"]
@@ -105,7 +109,7 @@ def run(lab: Lab) -> list[Check]:
             served.get("served") == asked["request"] and asked["reply"].endswith(asked["request"]),
             f"server gets {asked['request']!r}, client gets the answer back",
             f"server got {served.get('served')!r}, client got {asked['reply']!r}",
-            evidence="srv: sock_unix.py serve / ask",
+            evidence=f"{srv.name}: sock_unix.py serve / ask",
             hint="the server or the client failed; its output is in the exercise error",
         ),
         check(
@@ -114,27 +118,30 @@ def run(lab: Lab) -> list[Check]:
             "exists, S_ISSOCK true (mode s.........)",
             f"exists {path.get('exists')}, S_ISSOCK {path.get('is_socket')}, "
             f"mode {path.get('mode')}",
-            evidence="srv: os.lstat() in sock_unix.py ask",
+            evidence=f"{srv.name}: os.lstat() in sock_unix.py ask",
             hint="a regular file or directory at the path is not a socket; bind() makes the "
             "socket file itself",
         ),
         check(
-            "no frame from srv or to its addresses on lan2 or lan3 during the exchange",
+            f"no frame from {srv.name} or to its addresses on {' or '.join(nets)} during the "
+            "exchange",
             all(not frames for frames in seen.values()),
             "0 frames on each interface",
             "; ".join(
-                f"{c.network}: {len(seen[c.network])} frames from srv or to/from "
+                f"{c.network}: {len(seen[c.network])} frames from {srv.name} or to/from "
                 f"{sorted(addrs)}; not counted: "
                 f"{_others([f for f in c.frames if f not in seen[c.network]])}"
                 for c in caps
             ),
             evidence=f"{', '.join(_where(c) for c in caps)} (unfiltered captures; counted are "
-            "frames from or to srv's MACs (IPv4 and IPv6) and packets to or from srv's IPv4 "
-            "addresses; neighbour upkeep, srv's own included (ARP, IPv6 neighbour discovery, "
+            f"frames from or to {srv.name}'s MACs (IPv4 and IPv6) and packets to or from "
+            f"{srv.name}'s IPv4 "
+            f"addresses; neighbour upkeep, {srv.name}'s own included (ARP, IPv6 neighbour "
+            "discovery, "
             "frames to a multicast or broadcast MAC), and other nodes' frames are listed but not "
             "counted)",
             hint="a Unix socket never makes packets: frames here come from something else "
-            "talking to srv at the same time (see the .pcap)",
+            f"talking to {srv.name} at the same time (see the .pcap)",
         ),
         check(
             "a stale socket file blocks bind() until it is unlinked",
@@ -145,7 +152,7 @@ def run(lab: Lab) -> list[Check]:
             f"file left {left.get('exists')} (S_ISSOCK {left.get('is_socket')}); "
             f"connect {stale['connect']}; bind {stale['bind_stale']}; "
             f"after unlink: bind {stale['bind_after_unlink']}",
-            evidence="srv: sock_unix.py stale",
+            evidence=f"{srv.name}: sock_unix.py stale",
             hint="no file left means the server unlinked it on exit; bind ok on the stale "
             "file means it was not a socket file",
         ),
@@ -156,5 +163,6 @@ EXERCISE = Exercise(
     name="unix-socket",
     summary="A Unix socket is a file (S_ISSOCK) for IPC on one host: no frames; stale files block.",
     lesson=LESSON,
+    needs=NEEDS,
     run=run,
 )

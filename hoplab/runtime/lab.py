@@ -38,6 +38,7 @@ from hoplab.engine.reconcile import READY
 from hoplab.engine.state import LabState
 from hoplab.errors import HoplabError, Unsupported
 from hoplab.interrupts import sigint_deferred
+from hoplab.runtime.needs import route_path
 
 if TYPE_CHECKING:  # dpkt loads with the first capture, not with every lab
     from hoplab.runtime import pcap
@@ -614,22 +615,7 @@ class Lab:
 
         This is what the lab was told to do; exercises compare it with what packets really did.
         """
-        owner = {a: n.name for n in self.state.nodes for a in n.addresses.values()}
-        hops: list[tuple[Node, str]] = []
-        here, target = src, ip_address(dst_ip)
-        for _ in range(32):
-            node = self.state_node(here)
-            if any(target in ip_network(self.subnet(net)) for net in node.addresses):
-                return hops
-            via = next(
-                (r.split(" via ")[1] for r in node.routes if target in ip_network(r.split()[0])),
-                None,
-            )
-            if via is None or via not in owner:
-                raise HoplabError(f"{here} has no route to {dst_ip}")
-            here = owner[via]
-            hops.append((self.node(here), via))
-        raise HoplabError(f"routing loop from {src} to {dst_ip}")
+        return [(self.node(r), via) for r, via in route_path(self.state, src, dst_ip)]
 
     # --- what this Lab started, and what earlier runs left ---------------------------------------
 
