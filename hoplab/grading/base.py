@@ -6,17 +6,18 @@ show progress, and an early stop (the program never started) keeps what was alre
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hoplab.checks import Check
+from hoplab.checks import Check, env
 from hoplab.resources import assignments_dir
+from hoplab.runtime.needs import Missing, Need, match
 
 if TYPE_CHECKING:  # annotations only: one direction, base -> sandbox -> runtime
     from hoplab.grading.sandbox import Fence
-    from hoplab.runtime.lab import Lab
+    from hoplab.runtime.lab import Lab, Node
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,12 @@ class Assignment:
     @property
     def lesson(self) -> Path:
         return self.folder / "LESSON.md"
+
+
+def cast(lab: Lab, needs: Sequence[Need], checks: Sequence[str]) -> dict[str, Node] | list[Check]:
+    """The lab's nodes in the assignment's roles; or, on a topology that lacks a need, every
+    check as ENV naming it: a lab that cannot grade a program has not failed the program."""
+    found = match(needs, lab.state)
+    if isinstance(found, Missing):
+        return [env(name, found.need, found.observed, found.hint) for name in checks]
+    return {role: lab.node(name) for role, name in found.items()}

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.errors import HoplabError
-from hoplab.grading.base import Assignment
+from hoplab.grading.base import Assignment, cast
 from hoplab.grading.sandbox import runtime_check
 from hoplab.runtime.evidence import network_towards
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -35,6 +36,12 @@ CHECKS = (
     f"prints the server's reply to each of the {COUNT} requests, in order",
     "resends what the router dropped: the server got every request",
     "resends only what was lost (no flooding)",
+)
+
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("server", prefer="srv"),
+    Apart("client", "server", routers=1),  # the loss is put on the routers on the way
 )
 
 
@@ -57,8 +64,12 @@ def _loss_points(lab: Lab, src: str, dst: str) -> list[tuple[str, str]]:
 
 
 def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
-    alice, srv = lab.node("alice"), lab.node("srv")
-    srv_ip = srv.address("lan2")
+    roles = cast(lab, NEEDS, CHECKS)
+    if isinstance(roles, list):
+        yield from roles
+        return
+    alice, srv = roles["client"], roles["server"]
+    srv_ip = srv.address()
     secret = secrets.token_hex(8)
     # The secret reaches the peer in a root-only file; the peer answers alice alone.
     server = fence.start_peer(

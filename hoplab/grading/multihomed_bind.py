@@ -10,15 +10,25 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.grading.base import Assignment
+from hoplab.grading.base import Assignment, cast
 from hoplab.runtime.evidence import reach_matrix, show_matrix
+from hoplab.runtime.needs import Apart, Host, SameLan
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
-    from hoplab.runtime.lab import Lab
+    from hoplab.runtime.lab import Lab, Node
 
 PORT = 5100  # bind-scope's port: the same matrix, the same sock_scope.py peers
-CLIENTS = ["alice", "carol", "dave"]
+CLIENTS = ("client", "neighbour", "other")  # roles, as in bind-scope
+NEEDS = (
+    Host("server", prefer="srv", homes=2),
+    Host("client", prefer="alice"),
+    Host("neighbour", prefer="carol"),
+    Host("other", prefer="dave"),
+    Apart("client", "server", routers=1),
+    SameLan("neighbour", "server"),
+    Apart("other", "server"),
+)
 
 CHECKS = (
     f"starts and listens on port {PORT}",
@@ -28,13 +38,16 @@ CHECKS = (
 )
 
 
-def _scope(lab: Lab, fence: Fence, net: str, name: str, start_name: str) -> Iterator[Check]:
-    srv = lab.node("srv")
-    targets = {"lan2": srv.address("lan2"), "lan3": srv.address("lan3"), "lo": "127.0.0.1"}
+def _scope(
+    lab: Lab, fence: Fence, roles: dict[str, Node], net: str, name: str, start_name: str
+) -> Iterator[Check]:
+    srv = roles["server"]
+    one, two = list(lab.state_node(srv.name).addresses)[:2]
+    targets = {one: srv.address(one), two: srv.address(two), "lo": "127.0.0.1"}
     server = fence.serve(srv, lab.subnet(net), PORT, listen=f"tcp {PORT}", name=start_name)
     if start_name == CHECKS[0]:
         yield fence.started(start_name, server)
-    seen = reach_matrix(lab, targets, PORT, CLIENTS)
+    seen = reach_matrix(lab, targets, PORT, [roles[r].name for r in CLIENTS], srv.name)
     exited = server.status()
     fence.stop(server)
     expected = {k: "answered" if k[1] == net else "refused" for k in seen}
@@ -50,7 +63,7 @@ def _scope(lab: Lab, fence: Fence, net: str, name: str, start_name: str) -> Iter
         "inside SUBNET (the source address of a UDP socket connect()ed to an address in the "
         "subnet is that address); 'refused' everywhere: the address was wrong",
     )
-    if net == "lan3":
+    if start_name == CHECKS[0]:  # the first scope: srv's second network
         pairs = {
             k: (row["dialled"], (row.get("server_local") or ["-"])[0])
             for k, row in seen.items()
@@ -69,8 +82,13 @@ def _scope(lab: Lab, fence: Fence, net: str, name: str, start_name: str) -> Iter
 
 
 def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
-    yield from _scope(lab, fence, "lan3", CHECKS[1], CHECKS[0])
-    yield from _scope(lab, fence, "lan2", CHECKS[3], CHECKS[3])
+    roles = cast(lab, NEEDS, CHECKS)
+    if isinstance(roles, list):
+        yield from roles
+        return
+    one, two = list(lab.state_node(roles["server"].name).addresses)[:2]
+    yield from _scope(lab, fence, roles, two, CHECKS[1], CHECKS[0])
+    yield from _scope(lab, fence, roles, one, CHECKS[3], CHECKS[3])
 
 
 ASSIGNMENT = Assignment(

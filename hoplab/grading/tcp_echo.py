@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.grading.base import Assignment
+from hoplab.grading.base import Assignment, cast
 from hoplab.runtime.evidence import ss_tuples
+from hoplab.runtime.needs import Apart, Host, SameLan
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -27,11 +28,24 @@ CHECKS = (
     f"a {BULK // 1024} KB stream comes back whole",
     "closes the connection once the client has finished (recv() returned b'')",
 )
+NEEDS = (
+    Host("server", prefer="srv"),
+    Host("client", prefer="alice"),
+    Host("neighbour", prefer="carol"),
+    Host("other", prefer="bob"),
+    Apart("client", "server", routers=1),
+    SameLan("neighbour", "server"),
+    Apart("other", "server"),
+)
 
 
 def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
-    srv = lab.node("srv")
-    srv_ip = lab.address("srv", "lan2")
+    roles = cast(lab, NEEDS, CHECKS)
+    if isinstance(roles, list):
+        yield from roles
+        return
+    srv, far, near = roles["server"], roles["client"].name, roles["neighbour"].name
+    srv_ip = srv.address()
     server = fence.serve(srv, PORT, listen=f"tcp {PORT}", name=CHECKS[0])
     yield fence.started(CHECKS[0], server)
 
@@ -41,7 +55,7 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
         fence.start_peer(
             lab.node(name), "grade_tcp_clients.py", "hold", srv_ip, PORT, n, 15, ready="holding"
         )
-        for name, n in (("alice", HELD), ("carol", 1))
+        for name, n in ((far, HELD), (near, 1))
     ]
     table = srv.run(["ss", "-tnH"]).out
     sockets = server.sockets()
@@ -50,7 +64,7 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
     for h in holders:
         h.wait(5)
     held, carol = (h.json()["clients"] for h in holders)
-    clients = [("alice", c) for c in held] + [("carol", c) for c in carol]
+    clients = [(far, c) for c in held] + [(near, c) for c in carol]
     exited = server.status()
     yield check(
         CHECKS[1],
@@ -63,7 +77,7 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
             for n, c in clients
         )
         + exited,
-        evidence="alice: grade_tcp_clients.py hold (2 connections held open); carol: 1 more",
+        evidence=f"{far}: grade_tcp_clients.py hold (2 connections held open); {near}: 1 more",
         hint="an empty reply for the second and third client means the server serves one "
         "client until it leaves: give each accepted socket a thread of its own (or use "
         "selectors), and keep accept()ing",
@@ -89,7 +103,7 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
         "closed (close each accepted socket when its client leaves)",
     )
 
-    bulk = fence.peer(lab.node("bob"), "grade_tcp_clients.py", "bulk", srv_ip, PORT, BULK)
+    bulk = fence.peer(roles["other"], "grade_tcp_clients.py", "bulk", srv_ip, PORT, BULK)
     exited = server.status()
     yield check(
         CHECKS[4],

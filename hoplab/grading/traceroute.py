@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.grading.base import Assignment
+from hoplab.grading.base import Assignment, cast
 from hoplab.grading.sandbox import runtime_check
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -34,6 +35,15 @@ CHECKS = (
     "from the destination (kernel counters)",
 )
 COUNTERS = ("OutTimeExcds", "OutDestUnreachs", "InTimeExcds", "InDestUnreachs")
+
+NEEDS = (
+    Host("client", prefer="alice"),
+    Host("server", prefer="srv"),
+    Host("neighbour", prefer="carol"),
+    Host("far", prefer="dave"),
+    Apart("client", "server", routers=1),
+    Apart("neighbour", "far", routers=1),
+)
 
 
 def _expected(lab: Lab, src: str, dst_ip: str) -> list[str]:
@@ -111,9 +121,13 @@ def _run(lab: Lab, fence: Fence, src: str, dst_ip: str):
 
 
 def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
+    roles = cast(lab, NEEDS, CHECKS)
+    if isinstance(roles, list):
+        yield from roles
+        return
     routes = [
-        ("alice", lab.address("srv", "lan2"), CHECKS[1]),
-        ("carol", lab.address("dave"), CHECKS[2]),
+        (roles["client"].name, roles["server"].address(), CHECKS[1]),
+        (roles["neighbour"].name, roles["far"].address(), CHECKS[2]),
     ]
     runs = [(src, dst, name, *_run(lab, fence, src, dst)) for src, dst, name in routes]
     slow = [r for *_, r, _ in runs if not r.ok]

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.grading.base import Assignment
+from hoplab.grading.base import Assignment, cast
+from hoplab.runtime.needs import Apart, Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -17,7 +18,14 @@ if TYPE_CHECKING:  # annotations only: the runtime imports docker
 
 PORT = 7001
 SIZES = (100, 200, 300)
-CLIENTS = ("alice", "carol", "dave")
+CLIENTS = ("client", "neighbour", "other")  # roles
+NEEDS = (
+    Host("server", prefer="srv"),
+    Host("client", prefer="alice"),
+    Host("neighbour", prefer="carol"),
+    Host("other", prefer="dave"),
+    *(Apart(role, "server") for role in CLIENTS),
+)
 CHECKS = (
     f"starts and listens on UDP port {PORT}",
     "answers alice, carol and dave, each with its own address and port",
@@ -31,14 +39,21 @@ def _reply(ip: str, port: int, payload: str) -> str:
 
 
 def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
-    srv = lab.node("srv")
+    roles = cast(lab, NEEDS, CHECKS)
+    if isinstance(roles, list):
+        yield from roles
+        return
+    srv, clients = roles["server"], [roles[r].name for r in CLIENTS]
     server = fence.serve(srv, PORT, listen=f"udp {PORT}", name=CHECKS[0])
     yield fence.started(CHECKS[0], server)
 
     # Each client asks srv's address on its own side (alice: lan2, across r1 and r2).
     asked = {}
-    for name in CLIENTS:
-        target = lab.address("srv", "lan3" if name == "dave" else "lan2")
+    for name in clients:
+        shared = [
+            n for n in lab.state_node(name).addresses if n in lab.state_node(srv.name).addresses
+        ]
+        target = srv.address(shared[0] if shared else None)
         asked[name] = fence.peer(lab.node(name), "grade_udp_clients.py", "ask", target, PORT, 2, 64)
     sockets = server.sockets()
     exited = server.status()
@@ -46,10 +61,10 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
     got = {n: [r["data"] for r in a["replies"]] for n, a in asked.items()}
     yield check(
         CHECKS[1],
-        all(got[n] == [want[n]] for n in CLIENTS),
-        "; ".join(f"{n} gets {want[n][:40]!r}.. from port {PORT}" for n in CLIENTS),
+        all(got[n] == [want[n]] for n in clients),
+        "; ".join(f"{n} gets {want[n][:40]!r}.. from port {PORT}" for n in clients),
         "; ".join(
-            f"{n} got {[g[:40] for g in got[n]] or 'nothing'}{_strays(asked[n])}" for n in CLIENTS
+            f"{n} got {[g[:40] for g in got[n]] or 'nothing'}{_strays(asked[n])}" for n in clients
         )
         + exited,
         evidence="alice, carol, dave: grade_udp_clients.py ask (one 64-byte datagram each; "
@@ -60,15 +75,15 @@ def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
     )
 
     boundary = fence.peer(
-        lab.node("alice"),
+        roles["client"],
         "grade_udp_clients.py",
         "ask",
-        lab.address("srv", "lan2"),
+        srv.address(),
         PORT,
         2,
         *SIZES,
     )
-    head = f"{lab.address('alice')}:{boundary['local_port']} "
+    head = f"{roles['client'].address()}:{boundary['local_port']} "
     want_sizes = sorted(len(head) + n for n in SIZES)
     replies = [r["data"] for r in boundary["replies"]]
     exited = server.status()

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
-from hoplab.grading.base import Assignment
+from hoplab.grading.base import Assignment, cast
 from hoplab.grading.sandbox import AS_NOBODY
+from hoplab.runtime.needs import Host
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -28,9 +29,15 @@ CHECKS = (
     "opens no network socket (no TCP or UDP port)",
 )
 
+NEEDS = (Host("server", prefer="srv"),)
+
 
 def grade(lab: Lab, fence: Fence) -> Iterator[Check]:
-    srv = lab.node("srv")
+    roles = cast(lab, NEEDS, CHECKS)
+    if isinstance(roles, list):
+        yield from roles
+        return
+    srv = roles["server"]
     # A stale socket file at the path, as a crashed server leaves it; the program (run as
     # nobody) owns the directory, so it may unlink the file.
     srv.run(["sh", "-c", f"rm -rf {SOCK_DIR} && mkdir -p {SOCK_DIR} && chown nobody {SOCK_DIR}"])

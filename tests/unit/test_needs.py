@@ -10,6 +10,14 @@ import pytest
 
 from hoplab import exercises, lifecycle
 from hoplab.engine.state import LabState
+from hoplab.grading import (
+    lossy_client,
+    multihomed_bind,
+    tcp_echo,
+    traceroute,
+    udp_service,
+    unix_service,
+)
 from hoplab.model.load import parse
 from hoplab.runtime.needs import (
     Apart,
@@ -152,3 +160,21 @@ def test_needs_read_as_words():
         "IPv6 on c, s and the routers between"
     )
     assert describe((Host("s"),)) == "a host as s"
+
+
+ASSIGNMENT_NEEDS = {
+    m.ASSIGNMENT.name: m.NEEDS
+    for m in (lossy_client, multihomed_bind, tcp_echo, traceroute, udp_service, unix_service)
+}
+
+
+@pytest.mark.parametrize("name", sorted(ASSIGNMENT_NEEDS))
+def test_assignments_cast_the_default_labs_nodes_and_fit_the_chain_or_not(name, default, chain):
+    needs = ASSIGNMENT_NEEDS[name]
+    preferred = {n.role: n.prefer for n in needs if isinstance(n, Host)}
+    assert match(needs, default) == preferred
+    on_chain = match(needs, chain)
+    if name == "multihomed-bind":
+        assert isinstance(on_chain, Missing) and "multi-homed" in on_chain.need
+    else:
+        assert not isinstance(on_chain, Missing), on_chain
