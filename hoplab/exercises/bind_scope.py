@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Cast, Exercise
 from hoplab.runtime.evidence import reach_matrix, show_matrix
-from hoplab.runtime.needs import Apart, Host, SameLan
+from hoplab.runtime.needs import Host, around
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -31,15 +31,7 @@ A refusal is the RST from srv; a timeout would mean the packet never got there.
 PORT = 5100
 CONNECT_TIMEOUT = 1.0  # refusals come back at once; a timeout is already a failure
 CLIENTS = ("client", "neighbour", "other")
-NEEDS = (
-    Host("server", prefer="srv", homes=2),
-    Host("client", prefer="alice"),
-    Host("neighbour", prefer="carol"),
-    Host("other", prefer="dave"),
-    Apart("client", "server", routers=1),
-    SameLan("neighbour", "server"),
-    Apart("other", "server"),
-)
+NEEDS = around(Host("server", prefer="srv", homes=2), "alice", "carol", "dave")
 
 
 def run(lab: Lab, cast: Cast) -> list[Check]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check, env
 from hoplab.exercises.base import Cast, Exercise
 from hoplab.exercises.hop_limit import address6
-from hoplab.runtime.needs import Apart, Host, Ipv6Path
+from hoplab.runtime.needs import Ipv6Path, client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -26,12 +26,7 @@ could be bound beside [::], with V6ONLY off and on. A lab without IPv6 gives ENV
 """
 
 PORT = 9107
-NEEDS = (
-    Host("client", prefer="alice"),
-    Host("server", prefer="srv"),
-    Apart("client", "server"),
-    Ipv6Path("client", "server"),
-)
+NEEDS = (*client_server("alice", "srv"), Ipv6Path("client", "server"))
 
 
 def run(lab: Lab, cast: Cast) -> list[Check]:

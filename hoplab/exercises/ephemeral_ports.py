@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check, env
 from hoplab.errors import HoplabError
 from hoplab.exercises.base import Cast, Exercise
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -37,7 +37,7 @@ PORT, OTHER = 80, 81
 SIZE = 4  # the narrowed range
 BLOCKS = range(41000, 45000, SIZE)  # where to look for a block of ports no socket uses
 
-NEEDS = (Host("client", prefer="alice"), Host("server", prefer="srv"), Apart("client", "server"))
+NEEDS = client_server("alice", "srv")
 
 
 def _port(endpoint: str) -> int:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from hoplab.checks import Check, check
 from hoplab.errors import HoplabError
 from hoplab.exercises.base import Cast, Exercise
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import Apart, Host, client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -39,13 +39,7 @@ DROP_PORT = 9212  # a listener sits here; the DROP rule hides it
 CONNECT_TIMEOUT = 1.5
 # far is two routers or more from client: the first router's route to far's LAN is one it was
 # given (not a connected one), so taking it away leaves that router without a route.
-NEEDS = (
-    Host("client", prefer="alice"),
-    Host("server", prefer="srv"),
-    Host("far", prefer="dave"),
-    Apart("client", "server"),
-    Apart("client", "far", routers=2),
-)
+NEEDS = (*client_server("alice", "srv"), Host("far", prefer="dave"), Apart("client", "far", 2))
 
 
 def run(lab: Lab, cast: Cast) -> list[Check]:

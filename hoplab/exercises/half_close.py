@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Cast, Exercise
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -34,7 +34,7 @@ TIMEOUT = 3  # seconds; the exchange itself takes milliseconds
 # the client's exec, not only the exchange: over 2 s on a loaded engine, so 3 s failed by chance.
 ACCEPT_WAIT = 60
 
-NEEDS = (Host("client", prefer="alice"), Host("server", prefer="srv"), Apart("client", "server"))
+NEEDS = client_server("alice", "srv")
 
 
 def run(lab: Lab, cast: Cast) -> list[Check]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, env
 from hoplab.exercises.base import Cast, Exercise, drops_once_per_router, hop_list, send_then_trace
-from hoplab.runtime.needs import Apart, Host, Ipv6Path
+from hoplab.runtime.needs import Ipv6Path, client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -28,12 +28,7 @@ IPv6 sockets, both compared with the routes hoplab planned. A lab without IPv6 g
 
 PORT = 9106
 
-NEEDS = (
-    Host("client", prefer="alice"),
-    Host("server", prefer="srv"),
-    Apart("client", "server", routers=1),
-    Ipv6Path("client", "server"),
-)
+NEEDS = (*client_server("alice", "srv", routers=1), Ipv6Path("client", "server"))
 
 
 def address6(node: Node, network: str) -> str | None:

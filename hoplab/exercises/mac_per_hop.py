@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Cast, Exercise
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -34,11 +34,7 @@ and alice's neighbour table (`ip -j neigh`).
 
 PORT = 9181
 
-NEEDS = (
-    Host("client", prefer="alice"),
-    Host("server", prefer="srv"),
-    Apart("client", "server", routers=1),
-)
+NEEDS = client_server("alice", "srv", routers=1)
 
 
 @dataclass(frozen=True)

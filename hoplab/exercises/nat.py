@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Cast, Exercise
-from hoplab.runtime.needs import Apart, Host, Masquerade, SameLan
+from hoplab.runtime.needs import Host, Masquerade, SameLan, client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -37,11 +37,9 @@ TIMEOUT = 3  # seconds; the connections take milliseconds
 ACCEPT_WAIT = 60
 CLIENTS = ("client", "neighbour")  # roles: two hosts on one LAN behind the same router
 NEEDS = (
-    Host("client", prefer="alice"),
+    *client_server("alice", "srv", routers=1),
     Host("neighbour", prefer="bob"),
-    Host("server", prefer="srv"),
     SameLan("neighbour", "client"),
-    Apart("client", "server", routers=1),
     Masquerade("client", "server"),
 )
 CONNTRACK = re.compile(

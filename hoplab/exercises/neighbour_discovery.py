@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check, env
 from hoplab.exercises.base import Cast, Exercise
 from hoplab.exercises.hop_limit import address6
-from hoplab.runtime.needs import Apart, Host, Ipv6Path
+from hoplab.runtime.needs import Ipv6Path, client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -29,12 +29,7 @@ counters (/proc/net/snmp6) of alice, r1 and r2 show a solicitation each, and ali
 r1 (with r1's MAC) but not srv. A lab without IPv6 gives ENV.
 """
 
-NEEDS = (
-    Host("client", prefer="alice"),
-    Host("server", prefer="srv"),
-    Apart("client", "server", routers=1),
-    Ipv6Path("client", "server"),
-)
+NEEDS = (*client_server("alice", "srv", routers=1), Ipv6Path("client", "server"))
 
 
 def solicits(node: Node) -> int:

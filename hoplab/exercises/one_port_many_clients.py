@@ -12,7 +12,7 @@ from hoplab.errors import HoplabError
 from hoplab.exercises.base import Cast, Exercise
 from hoplab.exercises.hop_limit import address6
 from hoplab.runtime.evidence import ss_tuples
-from hoplab.runtime.needs import Apart, Host, SameLan
+from hoplab.runtime.needs import Host, around
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -44,15 +44,7 @@ Evidence: the (ip, port) peers that accept() returned with the local address of 
 user's family, status, local address and page.
 """
 
-NEEDS = (
-    Host("server", prefer="srv"),
-    Host("client", prefer="alice"),
-    Host("other", prefer="bob"),
-    Host("neighbour", prefer="carol"),
-    Apart("client", "server", routers=1),
-    Apart("other", "server"),
-    SameLan("neighbour", "server"),
-)
+NEEDS = around(Host("server", prefer="srv"), "alice", "carol", "bob")
 PORT = 80
 # The web server on srv: every page says who asked (the peer of its connection) and for what.
 # argv: ADDRESS PORT REQUESTS. ADDRESS "::" is one dual-stack socket (IPV6_V6ONLY off: IPv4 peers

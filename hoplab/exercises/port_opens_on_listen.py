@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Cast, Exercise
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -48,7 +48,7 @@ def _who(frames: list[Frame]) -> str:
     return "; ".join(f"RST from {f.src_ip} ({f.src_mac})" for f in frames) or "no RST seen"
 
 
-NEEDS = (Host("client", prefer="alice"), Host("server", prefer="srv"), Apart("client", "server"))
+NEEDS = client_server("alice", "srv")
 
 
 def run(lab: Lab, cast: Cast) -> list[Check]:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Cast, Exercise
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import Host, around
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -34,13 +34,7 @@ srv at once, and each server counts its own sockets (/proc/<pid>/fd) and lists t
 PORT = 5200  # the boundary test (TCP and UDP share it)
 SERVE_PORT = 5201  # the socket-count test
 CLIENTS = ("client", "neighbour", "other")  # roles
-NEEDS = (
-    Host("server", prefer="srv"),
-    Host("client", prefer="alice"),
-    Host("neighbour", prefer="carol"),
-    Host("other", prefer="dave"),
-    *(Apart(role, "server") for role in CLIENTS),
-)
+NEEDS = around(Host("server", prefer="srv"), "alice", "carol", "dave")
 
 
 def _receive(srv: Node, cli: Node, kind: str, dst_ip: str) -> tuple[dict, dict]:

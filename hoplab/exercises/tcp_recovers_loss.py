@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Cast, Exercise
 from hoplab.runtime.evidence import network_towards
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -46,11 +46,7 @@ UDP_COUNT = 100
 UDP_SIZE = 100  # payload bytes; the IP packet is 20 + 8 + 100
 NETEM_LOSS = 0.1  # used where the kernel has netem: random loss
 
-NEEDS = (
-    Host("client", prefer="alice"),
-    Host("server", prefer="srv"),
-    Apart("client", "server", routers=1),  # the loss is put on the first router's way out
-)
+NEEDS = client_server("alice", "srv", routers=1)  # loss on the first router
 
 
 def run(lab: Lab, cast: Cast) -> list[Check]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check
 from hoplab.errors import HoplabError
 from hoplab.exercises.base import Cast, Exercise
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -38,7 +38,7 @@ yet, so TIME_WAIT left over from an earlier run cannot change the result.
 PORTS = range(9300, 9400)
 TRANSIENT = "SYN|ESTAB|FIN-WAIT|CLOSE-WAIT|LAST-ACK|CLOSING"
 
-NEEDS = (Host("client", prefer="alice"), Host("server", prefer="srv"), Apart("client", "server"))
+NEEDS = client_server("alice", "srv")
 
 
 def _fresh_port(node: Node) -> int:

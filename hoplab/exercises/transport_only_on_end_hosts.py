@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.exercises.base import Cast, Exercise
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab, Node
@@ -38,11 +38,7 @@ path, and the sha256 of what arrived.
 PORT = 9182
 SIZE = 1024 * 1024
 
-NEEDS = (
-    Host("client", prefer="carol"),
-    Host("server", prefer="dave"),
-    Apart("client", "server", routers=1),
-)
+NEEDS = client_server("carol", "dave", routers=1)
 
 
 def snmp(node: Node) -> dict[str, int]:

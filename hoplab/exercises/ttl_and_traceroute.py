@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check
 from hoplab.exercises.base import Cast, Exercise, drops_once_per_router, hop_list, send_then_trace
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.runtime.lab import Lab
@@ -28,11 +28,7 @@ sockets, both compared with the routes hoplab planned.
 """
 
 PORT = 9100
-NEEDS = (
-    Host("client", prefer="alice"),
-    Host("server", prefer="srv"),
-    Apart("client", "server", routers=1),
-)
+NEEDS = client_server("alice", "srv", routers=1)
 
 
 def run(lab: Lab, cast: Cast) -> list[Check]:

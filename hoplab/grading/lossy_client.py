@@ -20,7 +20,7 @@ from hoplab.errors import HoplabError
 from hoplab.grading.base import Assignment, cast
 from hoplab.grading.sandbox import runtime_check
 from hoplab.runtime.evidence import network_towards
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -38,11 +38,7 @@ CHECKS = (
     "resends only what was lost (no flooding)",
 )
 
-NEEDS = (
-    Host("client", prefer="alice"),
-    Host("server", prefer="srv"),
-    Apart("client", "server", routers=1),  # the loss is put on the routers on the way
-)
+NEEDS = client_server("alice", "srv", routers=1)  # loss on the routers on the way
 
 
 def _loss_points(lab: Lab, src: str, dst: str) -> list[tuple[str, str]]:

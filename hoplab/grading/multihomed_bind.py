@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check
 from hoplab.grading.base import Assignment, cast
 from hoplab.runtime.evidence import reach_matrix, show_matrix
-from hoplab.runtime.needs import Apart, Host, SameLan
+from hoplab.runtime.needs import Host, around
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -20,15 +20,7 @@ if TYPE_CHECKING:  # annotations only: the runtime imports docker
 
 PORT = 5100  # bind-scope's port: the same matrix, the same sock_scope.py peers
 CLIENTS = ("client", "neighbour", "other")  # roles, as in bind-scope
-NEEDS = (
-    Host("server", prefer="srv", homes=2),
-    Host("client", prefer="alice"),
-    Host("neighbour", prefer="carol"),
-    Host("other", prefer="dave"),
-    Apart("client", "server", routers=1),
-    SameLan("neighbour", "server"),
-    Apart("other", "server"),
-)
+NEEDS = around(Host("server", prefer="srv", homes=2), "alice", "carol", "dave")
 
 CHECKS = (
     f"starts and listens on port {PORT}",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check
 from hoplab.grading.base import Assignment, cast
 from hoplab.runtime.evidence import ss_tuples
-from hoplab.runtime.needs import Apart, Host, SameLan
+from hoplab.runtime.needs import Host, around
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -28,15 +28,7 @@ CHECKS = (
     f"a {BULK // 1024} KB stream comes back whole",
     "closes the connection once the client has finished (recv() returned b'')",
 )
-NEEDS = (
-    Host("server", prefer="srv"),
-    Host("client", prefer="alice"),
-    Host("neighbour", prefer="carol"),
-    Host("other", prefer="bob"),
-    Apart("client", "server", routers=1),
-    SameLan("neighbour", "server"),
-    Apart("other", "server"),
-)
+NEEDS = around(Host("server", prefer="srv"), "alice", "carol", "bob")
 
 
 def grade(lab: Lab, fence: Fence) -> Iterator[Check]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from hoplab.checks import Check, check
 from hoplab.grading.base import Assignment, cast
 from hoplab.grading.sandbox import runtime_check
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import Apart, Host, client_server
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -37,11 +37,9 @@ CHECKS = (
 COUNTERS = ("OutTimeExcds", "OutDestUnreachs", "InTimeExcds", "InDestUnreachs")
 
 NEEDS = (
-    Host("client", prefer="alice"),
-    Host("server", prefer="srv"),
+    *client_server("alice", "srv", routers=1),
     Host("neighbour", prefer="carol"),
     Host("far", prefer="dave"),
-    Apart("client", "server", routers=1),
     Apart("neighbour", "far", routers=1),
 )
 

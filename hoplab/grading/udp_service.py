@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from hoplab.checks import Check, check
 from hoplab.grading.base import Assignment, cast
-from hoplab.runtime.needs import Apart, Host
+from hoplab.runtime.needs import Host, around
 
 if TYPE_CHECKING:  # annotations only: the runtime imports docker
     from hoplab.grading.sandbox import Fence
@@ -19,13 +19,7 @@ if TYPE_CHECKING:  # annotations only: the runtime imports docker
 PORT = 7001
 SIZES = (100, 200, 300)
 CLIENTS = ("client", "neighbour", "other")  # roles
-NEEDS = (
-    Host("server", prefer="srv"),
-    Host("client", prefer="alice"),
-    Host("neighbour", prefer="carol"),
-    Host("other", prefer="dave"),
-    *(Apart(role, "server") for role in CLIENTS),
-)
+NEEDS = around(Host("server", prefer="srv"), "alice", "carol", "dave")
 CHECKS = (
     f"starts and listens on UDP port {PORT}",
     "answers alice, carol and dave, each with its own address and port",

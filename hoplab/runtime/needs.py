@@ -146,16 +146,22 @@ class Host:
 
 
 @dataclass(frozen=True)
-class Apart:
-    """A route from a to b crossing `routers` or more routers (0: any route, even on one LAN)."""
+class _Pair:
+    """A need between two roles, a and b."""
 
     a: str
     b: str
-    routers: int = 0
 
     @property
     def roles(self) -> tuple[str, ...]:
         return (self.a, self.b)
+
+
+@dataclass(frozen=True)
+class Apart(_Pair):
+    """A route from a to b crossing `routers` or more routers (0: any route, even on one LAN)."""
+
+    routers: int = 0
 
     def text(self) -> str:
         if self.routers == 0:
@@ -189,15 +195,8 @@ class Apart:
 
 
 @dataclass(frozen=True)
-class SameLan:
+class SameLan(_Pair):
     """a sits on one of b's networks, with no router between them."""
-
-    a: str
-    b: str
-
-    @property
-    def roles(self) -> tuple[str, ...]:
-        return (self.a, self.b)
 
     def text(self) -> str:
         return f"{self.a} on a LAN of {self.b}"
@@ -219,15 +218,8 @@ class SameLan:
 
 
 @dataclass(frozen=True)
-class Ipv6Path:
+class Ipv6Path(_Pair):
     """IPv6 addresses on a, b and every router between them."""
-
-    a: str
-    b: str
-
-    @property
-    def roles(self) -> tuple[str, ...]:
-        return (self.a, self.b)
 
     def text(self) -> str:
         return f"IPv6 on {self.a}, {self.b} and the routers between"
@@ -251,18 +243,12 @@ class Ipv6Path:
 
 
 @dataclass(frozen=True)
-class SmallerMtu:
+class SmallerMtu(_Pair):
     """b's LAN (where a's packets to b arrive) has a smaller MTU than the network a sends on,
     with a router between to meet the difference; with `packet`, a packet of that many bytes
     fits where a sends and not on b's LAN."""
 
-    a: str
-    b: str
     packet: int = 0
-
-    @property
-    def roles(self) -> tuple[str, ...]:
-        return (self.a, self.b)
 
     def text(self) -> str:
         size = f" ({self.packet}-byte packets fit only the first)" if self.packet else ""
@@ -292,16 +278,9 @@ class SmallerMtu:
 
 
 @dataclass(frozen=True)
-class Masquerade:
+class Masquerade(_Pair):
     """The first router from a towards b is a hoplab/node router, so it can masquerade
     (iptables -t nat) what leaves towards b."""
-
-    a: str
-    b: str
-
-    @property
-    def roles(self) -> tuple[str, ...]:
-        return (self.a, self.b)
 
     def text(self) -> str:
         return f"a router after {self.a} towards {self.b} that can masquerade (hoplab/node)"
@@ -316,6 +295,26 @@ class Masquerade:
 
     def hint(self) -> str:
         return "route the clients through a router that runs the hoplab/node image"
+
+
+def client_server(client: str, server: str, routers: int = 0) -> tuple[Need, ...]:
+    """The commonest needs: a client and a server, `routers` or more routers apart (the names
+    are the default lab's nodes for the two roles)."""
+    return (Host("client", client), Host("server", server), Apart("client", "server", routers))
+
+
+def around(server: Host, client: str, neighbour: str, other: str) -> tuple[Need, ...]:
+    """Three clients around one server: `client` one or more routers away, `neighbour` on a
+    LAN of the server, `other` anywhere with a route: many clients meeting one server."""
+    return (
+        server,
+        Host("client", client),
+        Host("neighbour", neighbour),
+        Host("other", other),
+        Apart("client", "server", routers=1),
+        SameLan("neighbour", "server"),
+        Apart("other", "server"),
+    )
 
 
 @dataclass(frozen=True)
