@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from hoplab import exercises, grading, lifecycle
+from hoplab.checks import Status
 from hoplab.engine.state import LabState
+from hoplab.exercises.runner import cast as cast_exercise
+from hoplab.exercises.runner import run_one
+from hoplab.grading import multihomed_bind
+from hoplab.grading.base import cast as cast_assignment
 from hoplab.model.load import parse
+from hoplab.runtime.lab import Lab
 from hoplab.runtime.needs import (
     Apart,
     Host,
@@ -172,3 +178,22 @@ def test_assignments_cast_the_default_labs_nodes_and_fit_the_chain_or_not(name, 
         assert isinstance(on_chain, Missing) and "multi-homed" in on_chain.need
     else:
         assert not isinstance(on_chain, Missing), on_chain
+
+
+def test_a_lab_that_lacks_a_need_gets_env_never_fail(chain):
+    """What the runner and the grader make of a Missing: ENV checks that name the need, with
+    the topology's side as observed; an exercise is not run at all."""
+    lab = Lab(FakeEngine(), chain)
+    (bind_scope,) = exercises.select(["bind-scope"])
+    check = cast_exercise(lab, bind_scope)
+    assert check.status is Status.ENV and check.name.startswith("needs a multi-homed host")
+    assert check.observed.startswith("hosts ann, ben, cy, web")
+    result = run_one(lab, bind_scope, None)
+    assert result.status is Status.ENV and result.checks == (check,)
+    checks = cast_assignment(lab, multihomed_bind.NEEDS, multihomed_bind.CHECKS)
+    assert [c.name for c in checks] == list(multihomed_bind.CHECKS)
+    assert {c.status for c in checks} == {Status.ENV}
+    assert all("multi-homed" in c.expected for c in checks)
+    (ttl,) = exercises.select(["ttl-and-traceroute"])
+    roles = cast_exercise(lab, ttl)
+    assert {r: n.name for r, n in roles.items()} == {"client": "ann", "server": "cy"}
