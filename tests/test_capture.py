@@ -22,6 +22,7 @@ import dpkt
 import pytest
 
 from hoplab.exercises import ttl_and_traceroute
+from hoplab.exercises.runner import cast
 from hoplab.runtime.lab import Lab
 from tests.conftest import ROOT
 
@@ -68,7 +69,8 @@ def test_a_capture_during_an_exercise_holds_its_packets_and_ctrl_c_leaves_no_tcp
     proc = _capture(lab, "r2:core", "-w", str(out))
     try:
         _wait_listening(proc)
-        result = [c for c in ttl_and_traceroute.run(lab)]
+        roles = cast(lab, ttl_and_traceroute.EXERCISE)
+        result = [c for c in ttl_and_traceroute.run(lab, roles)]
         assert all(c.status.name == "PASS" for c in result), result
     finally:
         proc.send_signal(signal.SIGINT)
