@@ -2,7 +2,7 @@
 finds nodes meeting them.
 
 Exercises used to name the default lab's nodes ("alice", "srv"), so on a teacher's own topology
-they failed half way with a KeyError. Now each states roles and needs, e.g.
+they FAILed with "exercise ran to the end" (no node alice). Now each states roles and needs:
 
     NEEDS = (Host("client", prefer="alice"), Host("server", prefer="srv"),
              Apart("client", "server", routers=2))
@@ -25,9 +25,10 @@ from typing import Protocol
 
 from hoplab.engine.state import LabState, NodeState
 from hoplab.errors import HoplabError
+from hoplab.model.topology import Role
 
 DEFAULT_MTU = 1500  # Docker's bridge driver, when a network sets no MTU of its own
-ROUTER = "router"
+ROUTER = Role.ROUTER  # a StrEnum: equal to the role label's string
 
 
 class NoRoute(HoplabError):
