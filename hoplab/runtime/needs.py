@@ -140,10 +140,7 @@ class Host:
         return f"hosts {_names(topo.hosts)}; the most networks one host sits on: {most}"
 
     def hint(self) -> str:
-        return (
-            f"add a host on {self.homes} networks to the topology (a service with "
-            "several entries under networks:)"
-        )
+        return f"give a service {self.homes} entries under networks: (a host on each network)"
 
 
 @dataclass(frozen=True)
@@ -189,10 +186,7 @@ class Apart(_Pair):
         return f"the farthest hosts are {far[1]} and {far[2]}, {far[0]} router(s) apart"
 
     def hint(self) -> str:
-        return (
-            f"put two hosts {self.routers} or more routers apart (a chain of routers, each "
-            "with x-hoplab: {role: router}) and let hoplab plan the routes"
-        )
+        return f"chain {self.routers} or more routers (x-hoplab role: router) between two hosts"
 
 
 @dataclass(frozen=True)
