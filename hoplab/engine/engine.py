@@ -37,7 +37,6 @@ from hoplab.engine import terminal as tty
 from hoplab.engine.bringup import (
     INHIBIT,
     MEM_LIMIT,
-    MTU_OPT,
     NODE_CAPS,
     PIDS_LIMIT,
     READY_TIMEOUT,
@@ -50,6 +49,7 @@ from hoplab.engine.interface import Say
 from hoplab.engine.parallel import parallel
 from hoplab.engine.reconcile import FAILED, READY, apply, decide
 from hoplab.engine.state import (
+    MTU_OPT,
     LabState,
     NodeState,
     Progress,

@@ -282,7 +282,7 @@ class Masquerade(_Pair):
 
     def met(self, topo: Topology, cast: dict[str, str]) -> bool:
         path = topo.path(cast[self.a], cast[self.b])
-        return bool(path) and not topo.nodes[path[0]].app
+        return path is not None and len(path) > 0 and not topo.nodes[path[0]].app
 
     def observed(self, topo: Topology) -> str:
         able = [r for r in topo.routers if not r.app]
