@@ -1,4 +1,4 @@
-"""unix-socket: an AF_UNIX socket is a file-system name for IPC on one host, not a network port."""
+"""unix-socket: an AF_UNIX socket bound to a path is a file-system name, for IPC on one host."""
 
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def run(lab: Lab, cast: Cast) -> list[Check]:
 
 EXERCISE = Exercise(
     name="unix-socket",
-    summary="A Unix socket is a file (S_ISSOCK) for IPC on one host: no frames; stale files block.",
+    summary="A Unix socket bound to a path is a file (S_ISSOCK), IPC on one host: no frames.",
     lesson=LESSON,
     needs=NEEDS,
     run=run,

@@ -1,7 +1,7 @@
 """unix-service: a tiny key-value store on srv behind a Unix socket, not a network port.
 
-Built on unix-socket: the socket is a file (S_ISSOCK), a stale one must be unlinked first, and
-no network socket is involved.
+Built on unix-socket: the socket bound to a path is a file (S_ISSOCK), a stale one must be
+unlinked first, and no network socket is involved.
 """
 
 from __future__ import annotations
