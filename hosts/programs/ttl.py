@@ -1,4 +1,4 @@
-"""TTL evidence from plain sockets.
+"""TTL evidence from plain sockets; hoplimit.py runs the same code with IPv6's socket options.
 
 ttl.py listen PORT               one UDP datagram; prints the TTL it arrived with (IP_RECVTTL)
 ttl.py send HOST PORT            sends one UDP datagram with the default TTL
@@ -10,19 +10,18 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable
 from typing import NamedTuple
 
-IP_RECVERR = 11
-IP_RECVTTL = 12  # Linux value; Python 3.11's socket module lacks the name
-SO_EE_ORIGIN_ICMP = 2
-ICMP_TIME_EXCEEDED = 11
-ICMP_DEST_UNREACH = 3
+# Linux values that Python 3.11's socket module lacks.
+IP_RECVERR, IPV6_RECVERR = 11, 25
+IP_RECVTTL = 12
+SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 = 2, 3
+ICMP_DEST_UNREACH, ICMP6_DST_UNREACH = 3, 1
 
 
 class Family(NamedTuple):
-    """What the hop-count lesson's sockets differ in between IPv4 (here) and IPv6 (hoplimit.py,
-    which imports this file: both sit in /opt/hoplab of every node)."""
+    """What the hop-count lesson's sockets differ in between IPv4 and IPv6 (hoplimit.py, which
+    imports this file: both sit in /opt/hoplab of every node)."""
 
     af: int
     any_addr: str  # what listen() binds
@@ -33,7 +32,8 @@ class Family(NamedTuple):
     recverr: int  # IP_RECVERR or IPV6_RECVERR: ICMP errors on the error queue
     origin_icmp: int  # SO_EE_ORIGIN_ICMP or SO_EE_ORIGIN_ICMP6
     dest_unreach: int  # the ICMP type the destination's closed port answers with
-    key: str  # the name a hop's count goes under in the JSON
+    name: str  # what the count is called in the JSON of listen and send
+    key: str  # the name a hop's count goes under in the JSON of trace
     addr_at: int  # where the address starts in the offender's sockaddr
     addr_len: int
 
@@ -48,9 +48,26 @@ IPV4 = Family(
     recverr=IP_RECVERR,
     origin_icmp=SO_EE_ORIGIN_ICMP,
     dest_unreach=ICMP_DEST_UNREACH,
+    name="ttl",
     key="ttl",
     addr_at=4,  # sockaddr_in: family u16, port u16, address 4 bytes
     addr_len=4,
+)
+
+IPV6 = Family(
+    af=socket.AF_INET6,
+    any_addr="::",
+    level=socket.IPPROTO_IPV6,
+    hops_option=socket.IPV6_UNICAST_HOPS,
+    recv_option=socket.IPV6_RECVHOPLIMIT,
+    recv_cmsg=socket.IPV6_HOPLIMIT,
+    recverr=IPV6_RECVERR,
+    origin_icmp=SO_EE_ORIGIN_ICMP6,
+    dest_unreach=ICMP6_DST_UNREACH,
+    name="hop_limit",
+    key="hops",
+    addr_at=8,  # sockaddr_in6: family u16, port u16, flowinfo u32, address 16 bytes
+    addr_len=16,
 )
 
 
@@ -78,15 +95,6 @@ def send_one(host: str, port: int, payload: bytes, fam: Family = IPV4) -> int:
     s = socket.socket(fam.af, socket.SOCK_DGRAM)
     s.sendto(payload, (host, port))
     return s.getsockopt(fam.level, fam.hops_option)
-
-
-def listen(port: int) -> None:
-    ttl, peer, size = receive(port)
-    print(json.dumps({"ttl": ttl, "peer": list(peer), "bytes": size}), flush=True)
-
-
-def send(host: str, port: int) -> None:
-    print(json.dumps({"sent_ttl": send_one(host, port, b"ttl probe")}))
 
 
 def probe(host: str, count: int, port: int, fam: Family = IPV4) -> dict:
@@ -134,21 +142,31 @@ def hop_list(dst: str, max_hops: int, fam: Family = IPV4) -> list[dict]:
     return hops
 
 
-def trace(host: str, max_hops: int) -> None:
-    dst = socket.gethostbyname(host)
-    print(json.dumps({"destination": dst, "hops": hop_list(dst, max_hops)}))
+def listen(port: int, fam: Family) -> None:
+    count, peer, size = receive(port, fam)
+    print(json.dumps({fam.name: count, "peer": peer[0], "bytes": size}), flush=True)
 
 
-def main(listen: Callable, send: Callable, trace: Callable) -> None:
-    """The command line both programs share: listen PORT | send HOST PORT | trace HOST [MAX]."""
+def send(host: str, port: int, fam: Family) -> None:
+    sent = send_one(host, port, f"{fam.name} probe".encode(), fam)
+    print(json.dumps({f"sent_{fam.name}": sent}))
+
+
+def trace(host: str, max_hops: int, fam: Family) -> None:
+    dst = socket.getaddrinfo(host, None, fam.af)[0][4][0]  # a name, or an address as it is
+    print(json.dumps({"destination": dst, "hops": hop_list(dst, max_hops, fam)}))
+
+
+def main(fam: Family) -> None:
+    """listen PORT | send HOST PORT | trace HOST [MAX_HOPS], in the family's socket options."""
     cmd = sys.argv[1]
     if cmd == "listen":
-        listen(int(sys.argv[2]))
+        listen(int(sys.argv[2]), fam)
     elif cmd == "send":
-        send(sys.argv[2], int(sys.argv[3]))
+        send(sys.argv[2], int(sys.argv[3]), fam)
     else:
-        trace(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 8)
+        trace(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 8, fam)
 
 
 if __name__ == "__main__":
-    main(listen, send, trace)
+    main(IPV4)
