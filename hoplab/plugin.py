@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import itertools
 import os
-import re
 import shlex
 import socket
 import threading
@@ -41,98 +39,28 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from hoplab import resources
+from hoplab.engine import reaping
 from hoplab.errors import HoplabError
 from hoplab.interrupts import sigint_deferred
-from hoplab.model import labels as L
 
 if TYPE_CHECKING:
     from hoplab.engine.interface import EngineAPI
-    from hoplab.engine.state import LabState
     from hoplab.runtime.lab import Lab, Proc
     from hoplab.runtime.reuse import AttachLock
 
-PID_LABEL, START_LABEL, HOST_LABEL = L.PYTEST_PID, L.PYTEST_START, L.PYTEST_HOST
-NAME_PREFIX = "pt"
-NAME_RE = re.compile(rf"^{NAME_PREFIX}(?P<pid>\d+)-(?P<host>[0-9a-f]{{4}})-\d+$")
 LOG_LINES = 20
 
 _MANAGER = pytest.StashKey["LabManager"]()
 _PROCS_BEFORE = pytest.StashKey[set[int]]()
 
 
-# --- who owns a lab ---------------------------------------------------------------------------
+# --- who owns a lab (the decisions are engine/reaping's, shared with its unit tests) ---------
 
 
-def process_start(pid: int) -> str:
-    """The kernel's start time of pid (clock ticks since boot), or "" if there is no such process.
-
-    A pid alone can be reused by a later process; pid plus start time names one process.
-    Where /proc is missing, "?" stands for "alive, start unknown".
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        if Path("/proc/self/stat").exists():
-            return ""
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return ""
-        except PermissionError:
-            pass
-        return "?"
-    except OSError:
-        return "?"
-    # Field 22; the command name (field 2) may hold spaces, so count from its closing paren.
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def owner_labels(pid: int | None = None) -> dict[str, str]:
-    """The labels that tie a lab to one live pytest process on this host."""
-    pid = os.getpid() if pid is None else pid
-    return {
-        PID_LABEL: str(pid),
-        START_LABEL: process_start(pid),
-        HOST_LABEL: socket.gethostname(),
-    }
-
-
-def host_tag(host: str | None = None) -> str:
-    """Four hex digits of the host name, carried in lab names (networks carry no pid labels)."""
-    return hashlib.sha256((host or socket.gethostname()).encode()).hexdigest()[:4]
-
-
-def lab_name_for(pid: int, n: int, host: str | None = None) -> str:
-    """pt<pid>-<host tag>-<n>: who made a lab can be read from its name alone."""
-    return f"{NAME_PREFIX}{pid}-{host_tag(host)}-{n}"
-
-
-def is_orphan(state: LabState, host: str | None = None) -> bool:
-    """A lab made by a pytest process on this host that no longer runs: safe to remove.
-
-    Labs of other hosts (a shared remote engine), labs without the labels, and labs whose owner
-    still runs are never orphans. A run killed half-way through teardown can leave networks
-    alone, which carry no pid labels: their lab's name still says which pid and host made them.
-    """
-    labels = state.labels
-    if PID_LABEL not in labels:
-        named = NAME_RE.match(state.name)
-        return (
-            not state.nodes
-            and named is not None
-            and named["host"] == host_tag(host)
-            and process_start(int(named["pid"])) == ""
-        )
-    if labels.get(HOST_LABEL) != (host or socket.gethostname()):
-        return False
-    try:
-        pid = int(labels[PID_LABEL])
-    except ValueError:
-        return False
-    now = process_start(pid)
-    if now == "?":
-        return False
-    return now == "" or now != labels.get(START_LABEL, now)
+def owner_labels() -> dict[str, str]:
+    """The labels that tie a lab to this pytest process on this host."""
+    pid = os.getpid()
+    return reaping.owner_labels(pid, reaping.process_start(pid), socket.gethostname())
 
 
 # --- the labs of one pytest process ----------------------------------------------------------
@@ -178,11 +106,7 @@ class LabManager:
     def reap(self) -> list[str]:
         """Remove labs left by crashed pytest runs on this host; returns their names."""
         assert self._engine is not None
-        gone = [s.name for s in self._engine.labs() if is_orphan(s)]
-        for name in gone:
-            with contextlib.suppress(HoplabError):
-                self._engine.down(name)
-        return gone
+        return reaping.reap(self._engine, socket.gethostname())
 
     def up(self, path: Path, artifacts: Path | None = None) -> Lab:
         """Bring a lab of the topology up under a fresh name owned by this process."""
@@ -269,7 +193,7 @@ class LabManager:
     def _fresh_name(self, engine: EngineAPI) -> str:
         """A name of this process, skipping any the engine already holds (pid reuse, a crash)."""
         for _ in range(100):
-            name = lab_name_for(os.getpid(), next(self._names))
+            name = reaping.lab_name_for(os.getpid(), next(self._names), socket.gethostname())
             if not engine.state(name).exists:
                 return name
         raise HoplabError(f"no free lab name for pid {os.getpid()}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from ipaddress import IPv4Network
@@ -15,18 +16,12 @@ from ipaddress import IPv4Network
 import pytest
 
 from hoplab import lifecycle
+from hoplab.engine import reaping
 from hoplab.engine.engine import Engine, LabState
+from hoplab.engine.reaping import lab_name_for, process_start
 from hoplab.model import labels as L
 from hoplab.model.load import parse
-from hoplab.plugin import (
-    HOST_LABEL,
-    PID_LABEL,
-    START_LABEL,
-    is_orphan,
-    lab_name_for,
-    owner_labels,
-    process_start,
-)
+from hoplab.plugin import owner_labels
 from tests.conftest import unique_lab_name
 
 pytest_plugins = ["pytester"]
@@ -66,11 +61,20 @@ def dead_pid() -> int:
     return int(proc.stdout)
 
 
+PID_LABEL, START_LABEL, HOST_LABEL = L.PYTEST_PID, L.PYTEST_START, L.PYTEST_HOST
+HOST = socket.gethostname()
+
+
 def state(labels: dict[str, str], name: str = "x") -> LabState:
     return LabState(name=name, labels=labels)
 
 
-# --- ownership, without Docker ---------------------------------------------------------------
+def is_orphan(lab: LabState) -> bool:
+    """What the plugin's reaping decides on this host, with the real process probe."""
+    return reaping.is_orphan(lab, HOST, process_start)
+
+
+# --- ownership, without Docker: the plugin's labels judged against real processes --------------
 
 
 def test_a_lab_whose_owner_lives_is_never_an_orphan():
@@ -97,9 +101,9 @@ def test_networks_left_without_nodes_are_reaped_by_the_pid_and_host_in_their_nam
     """A run killed between removing its nodes and its networks leaves no pid label behind."""
     nets = {"a": "10.5.1.0/24"}
     dead, me = dead_pid(), os.getpid()
-    assert is_orphan(LabState(name=lab_name_for(dead, 0), networks=nets))
-    assert not is_orphan(LabState(name=lab_name_for(me, 0), networks=nets))
-    assert not is_orphan(LabState(name=lab_name_for(dead, 0, host="elsewhere"), networks=nets))
+    assert is_orphan(LabState(name=lab_name_for(dead, 0, HOST), networks=nets))
+    assert not is_orphan(LabState(name=lab_name_for(me, 0, HOST), networks=nets))
+    assert not is_orphan(LabState(name=lab_name_for(dead, 0, "elsewhere"), networks=nets))
     assert not is_orphan(LabState(name=f"ptx{dead}", networks=nets))
 
 

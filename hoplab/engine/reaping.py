@@ -14,11 +14,14 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hoplab.engine.interface import EngineAPI
-from hoplab.engine.state import LabState
 from hoplab.errors import HoplabError
 from hoplab.model import labels as L
+
+if TYPE_CHECKING:  # annotations only: the pytest plugin imports this module while it is inert
+    from hoplab.engine.interface import EngineAPI
+    from hoplab.engine.state import LabState
 
 NAME_PREFIX = "pt"
 NAME_RE = re.compile(rf"^{NAME_PREFIX}(?P<pid>\d+)-(?P<host>[0-9a-f]{{4}})-\d+$")

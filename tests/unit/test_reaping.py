@@ -4,6 +4,7 @@ while it lives, nor on another host. The process probe is injected, so every cas
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -77,9 +78,25 @@ def test_reap_removes_only_orphans_on_the_engine(tiny):
     assert [s.name for s in fake.labs()] == ["pt11-x-0", "pt12-x-0", "someone"]
 
 
-def test_the_plugin_uses_the_same_label_keys():
+def test_the_plugin_labels_its_labs_for_reaping(tmp_path, tiny):
+    """The plugin's labels name this live process; its LabManager.reap runs this module's
+    decision with the real probe: a dead owner's lab goes, its own and unlabelled ones stay."""
     from hoplab import plugin
 
     labels = plugin.owner_labels()
-    assert set(labels) == {L.PYTEST_PID, L.PYTEST_START, L.PYTEST_HOST}
-    assert labels == owner_labels(os.getpid(), labels[L.PYTEST_START], labels[L.PYTEST_HOST])
+    host = socket.gethostname()
+    assert labels == owner_labels(os.getpid(), reaping.process_start(os.getpid()), host)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    fake = FakeEngine()
+    manager = plugin.LabManager(tmp_path, None, tmp_path)
+    manager._engine = fake  # the engine property would reach for Docker
+    up = {
+        "pt1-x-0": owner_labels(child.pid, "1", host),  # its owner has exited
+        "pt2-x-0": labels,  # this process: alive
+        "someone": {},
+    }
+    for name, own in up.items():
+        lifecycle.up(fake, tiny, name, lambda *a: None, lambda m: None, labels=own)
+    assert manager.reap() == ["pt1-x-0"]
+    assert [s.name for s in fake.labs()] == ["pt2-x-0", "someone"]
