@@ -9,16 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import TypeVar
 
 from hoplab.errors import HoplabError
 from hoplab.model.images import App
 from hoplab.model.topology import Role, Topology
 
 DEFAULT_POOL = IPv4Network("10.176.0.0/12")
+Net = TypeVar("Net", IPv4Network, IPv6Network)  # a subnet of either family
 
 
 @dataclass(frozen=True)
@@ -130,26 +132,28 @@ def network_name(lab: str, net: str) -> str:
 
 
 def remap_subnets(
-    subnets: Iterable[IPv4Network],
-    taken: Iterable[IPv4Network],
-    pool: IPv4Network = DEFAULT_POOL,
-    prefer: Mapping[IPv4Network, IPv4Network] | None = None,
+    subnets: Iterable[Net],
+    taken: Iterable[Net],
+    pool: Net,
+    prefer: Mapping[Net, Net] | None = None,
     seed: str = "",
-) -> dict[IPv4Network, IPv4Network]:
+    limit: int | None = None,
+) -> dict[Net, Net]:
     """Map each subnet to itself when free, or to a free subnet of the same size from the pool.
 
     Same size keeps every host offset, so addresses and routes translate one to one. `prefer`
     holds where a running lab already put a subnet, so planning it again gives the same answer.
     The search starts at a place derived from `seed` (the lab name), so labs planned at the
-    same moment look in different parts of the pool instead of racing for the lowest subnet.
+    same moment look in different parts of the pool instead of racing for the lowest subnet;
+    `limit` bounds it where a pool holds more candidates than could be tried (IPv6's /32).
+    Both families go through here: IPv4 with the subnet pool, IPv6 with plan6.POOL6.
     """
     wanted = list(subnets)
-    busy = list(taken)
-    out: dict[IPv4Network, IPv4Network] = {}
-    used = list(busy)
+    used = list(taken)
+    out: dict[Net, Net] = {}
     for s in wanted:
         choice = (prefer or {}).get(s, s)
-        if choice.prefixlen == s.prefixlen and not any(choice.overlaps(u) for u in used):
+        if choice.prefixlen == s.prefixlen and not _clash(choice, used):
             out[s] = choice
             used.append(choice)
     for s in wanted:
@@ -160,27 +164,31 @@ def remap_subnets(
                 f"subnet {s} is taken and is larger than the pool {pool}",
                 hint="free the subnet, or give the lab a different subnet in the file",
             )
-        for candidate in _candidates(pool, s.prefixlen, seed):
-            if not any(candidate.overlaps(u) for u in used):
-                out[s] = candidate
-                used.append(candidate)
-                break
-        else:
+        free = next(
+            (c for c in _candidates(pool, s.prefixlen, seed, limit) if not _clash(c, used)), None
+        )
+        if free is None:
             raise HoplabError(
                 f"no free /{s.prefixlen} left in the pool {pool} to replace {s}",
                 hint="run `hoplab ls` and bring down labs you no longer need",
             )
+        out[s] = free
+        used.append(free)
     return out
 
 
-def _candidates(pool: IPv4Network, prefixlen: int, seed: str) -> Iterable[IPv4Network]:
-    """Every subnet of that size in the pool, starting at a seed-derived one and wrapping."""
+def _clash(candidate: Net, used: list[Net]) -> bool:
+    return any(candidate.overlaps(u) for u in used)  # type: ignore[arg-type]
+
+
+def _candidates(pool: Net, prefixlen: int, seed: str, limit: int | None) -> Iterator[Net]:
+    """Subnets of that size in the pool, starting at a seed-derived one and wrapping."""
     count = 1 << (prefixlen - pool.prefixlen)
-    size = 1 << (32 - prefixlen)
+    size = 1 << (pool.max_prefixlen - prefixlen)
     start = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % count if seed else 0
     base = int(pool.network_address)
-    for i in range(count):
-        yield IPv4Network((base + ((start + i) % count) * size, prefixlen))
+    for i in range(count if limit is None else min(count, limit)):
+        yield type(pool)((base + ((start + i) % count) * size, prefixlen))
 
 
 def _translate(addr: IPv4Address, mapping: dict[IPv4Network, IPv4Network]) -> IPv4Address:

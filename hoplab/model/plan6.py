@@ -12,15 +12,15 @@ size in POOL6 (its own pool: the families never compete), keeping every host off
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from hoplab.errors import HoplabError
-from hoplab.model.plan import Plan, Plan6
+from hoplab.model.plan import Plan, Plan6, remap_subnets
 from hoplab.model.topology import Topology
 
 POOL6 = IPv6Network("fd68:6c00::/32")  # "hl": where taken IPv6 subnets move to
+CANDIDATES6 = 4096  # of its 2**32 /64s, how many a move tries before calling the pool full
 
 
 def same_offset(addr: IPv4Address, v4: IPv4Network, v6: IPv6Network) -> IPv6Address:
@@ -29,54 +29,6 @@ def same_offset(addr: IPv4Address, v4: IPv4Network, v6: IPv6Network) -> IPv6Addr
     if offset >= v6.num_addresses:
         raise HoplabError(f"{v6} is too small for host offset {offset} of {addr}")
     return v6.network_address + offset
-
-
-def _candidates6(prefixlen: int, seed: str) -> Iterator[IPv6Network]:
-    """Subnets of that size in POOL6 from a seed-derived start (labs planned together differ)."""
-    count = 1 << (prefixlen - POOL6.prefixlen)
-    start = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % count
-    size = 1 << (128 - prefixlen)
-    for i in range(min(count, 4096)):
-        base = int(POOL6.network_address) + ((start + i) % count) * size
-        yield IPv6Network((base, prefixlen))
-
-
-def remap6(
-    subnets: Iterable[IPv6Network],
-    taken: Iterable[IPv6Network],
-    seed: str,
-    prefer: Mapping[IPv6Network, IPv6Network] | None = None,
-) -> dict[IPv6Network, IPv6Network]:
-    """Each subnet to itself when free, else to a free one of the same size in POOL6.
-
-    `prefer` holds where a running copy of the lab already put a subnet: kept while it is
-    free, so planning a running lab again gives its own plan back (as remap_subnets does)."""
-    used = list(taken)
-    out: dict[IPv6Network, IPv6Network] = {}
-    wanted = list(subnets)
-    for s in wanted:
-        choice = (prefer or {}).get(s, s)
-        if choice.prefixlen == s.prefixlen and not any(choice.overlaps(u) for u in used):
-            out[s] = choice
-            used.append(choice)
-    for s in wanted:
-        if s in out:
-            continue
-        if s.prefixlen < POOL6.prefixlen:
-            raise HoplabError(f"IPv6 subnet {s} is taken and is larger than the pool {POOL6}")
-        free = next((c for c in _candidates6(s.prefixlen, seed) if not _clash(c, used)), None)
-        if free is None:
-            raise HoplabError(
-                f"no free /{s.prefixlen} left in {POOL6} to replace {s}",
-                hint="run `hoplab ls` and bring down labs you no longer need",
-            )
-        out[s] = free
-        used.append(free)
-    return out
-
-
-def _clash(c: IPv6Network, used: list[IPv6Network]) -> bool:
-    return any(c.overlaps(u) for u in used)
 
 
 def build_plan6(
@@ -93,9 +45,8 @@ def build_plan6(
     prefer = {
         n.subnet6: have[n.name] for n in topo.networks if n.subnet6 is not None and n.name in have
     }
-    mapping = remap6(
-        (n.subnet6 for n in topo.networks if n.subnet6 is not None), taken, plan.lab, prefer
-    )
+    subnets = (n.subnet6 for n in topo.networks if n.subnet6 is not None)
+    mapping = remap_subnets(subnets, taken, POOL6, prefer, seed=plan.lab, limit=CANDIDATES6)
     v6 = {n.name: mapping[n.subnet6] for n in topo.networks if n.subnet6 is not None}
     file6 = {n.name: n.subnet6 for n in topo.networks if n.subnet6 is not None}
     v4 = {n.name: n for n in plan.networks}
