@@ -25,7 +25,7 @@ from hoplab.interrupts import sigint_deferred
 
 if TYPE_CHECKING:
     from hoplab.engine.interface import EngineAPI
-    from hoplab.engine.state import UpReport
+    from hoplab.engine.state import Progress, UpReport
     from hoplab.model.plan import Plan
     from hoplab.model.topology import Topology
     from hoplab.runtime.lab import Lab as RuntimeLab
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
         def down(self, progress: Progress = ...) -> tuple[int, int]: ...
 
 
-Progress = Callable[[str, int, int], None]
 Say = Callable[[str], None]
 
 
@@ -198,6 +197,7 @@ def up(
     """
     from hoplab import lifecycle
     from hoplab.model.load import check_lab_name
+    from hoplab.model.plan import parse_pool
 
     topo = topology(source)
     if name is not None:
@@ -211,28 +211,13 @@ def up(
         say,
         labels=dict(labels or {}),
         cancel=cancel,
-        pool=_pool(pool) if pool is not None else None,
+        pool=parse_pool(pool, "pool") if pool is not None else None,
         allow_unsupported=allow_unsupported,
         heal=heal,
     )
     lab = lab_class().attach(eng, result.plan.lab, Path(artifacts) if artifacts else None)
     lab.plan, lab.report, lab.owned = result.plan, result.report, True
     return lab
-
-
-def _pool(raw: str | IPv4Network) -> IPv4Network:
-    """A private IPv4 network for moved subnets; bad values are input errors (exit 2)."""
-    if isinstance(raw, IPv4Network):
-        return raw
-    try:
-        pool = IPv4Network(str(raw), strict=True)
-    except ValueError as err:
-        raise InputError(
-            f"invalid pool {raw!r}: {err}", key="pool", hint="e.g. 10.176.0.0/12"
-        ) from None
-    if not pool.is_private:
-        raise InputError(f"pool {pool} is not a private range", key="pool", hint="10.176.0.0/12")
-    return pool
 
 
 def attach(

@@ -19,7 +19,7 @@ from hoplab.errors import InputError, SubnetTaken
 from hoplab.model.images import with_image_ids
 from hoplab.model.impair import Impair, needs_netem_message, unsupported
 from hoplab.model.load import check_lab_name, load
-from hoplab.model.plan import DEFAULT_POOL, Plan, build_plan
+from hoplab.model.plan import DEFAULT_POOL, Plan, build_plan, parse_pool
 from hoplab.model.plan6 import build_plan6
 from hoplab.model.topology import Topology
 from hoplab.resources import hosts_dir, topology_file
@@ -27,19 +27,11 @@ from hoplab.resources import hosts_dir, topology_file
 PLAN_ATTEMPTS = 8
 
 
-def subnet_pool(raw: str | None = None) -> IPv4Network:
-    """Where remapped subnets come from: raw, else HOPLAB_POOL (so a host can pick its own
-    range), else the default. Callers with a pool of their own (a room) pass it to up()."""
-    raw = raw or os.environ.get("HOPLAB_POOL")
-    if not raw:
-        return DEFAULT_POOL
-    try:
-        pool = IPv4Network(raw, strict=True)
-    except ValueError as err:
-        raise InputError(f"invalid HOPLAB_POOL {raw!r}: {err}", hint="e.g. 10.176.0.0/12") from None
-    if not pool.is_private:
-        raise InputError(f"HOPLAB_POOL {pool} is not a private range", hint="e.g. 10.176.0.0/12")
-    return pool
+def subnet_pool() -> IPv4Network:
+    """Where remapped subnets come from: HOPLAB_POOL (so a host can pick its own range), else
+    the default. Callers with a pool of their own (a room, the API's pool=) pass it to up()."""
+    env = os.environ.get("HOPLAB_POOL")
+    return parse_pool(env, "HOPLAB_POOL") if env else DEFAULT_POOL
 
 
 def lab_name(path: str | Path | None, name: str | None) -> str:

@@ -223,7 +223,7 @@ BAD_ARGS: list[tuple[list[str], dict[str, str], str]] = [
     (["exec", "--name", "$(id)", "alice", "--", "true"], {}, "invalid lab name"),
     (["up", "--name", "Bad Name"], {}, "invalid lab name"),
     (["up", "--name", "h7nolab"], {"HOPLAB_POOL": "8.8.0.0/16"}, "not a private range"),
-    (["up", "--name", "h7nolab"], {"HOPLAB_POOL": "pool"}, "invalid HOPLAB_POOL"),
+    (["up", "--name", "h7nolab"], {"HOPLAB_POOL": "pool"}, "HOPLAB_POOL: invalid pool"),
 ]
 
 

@@ -15,12 +15,28 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import TypeVar
 
-from hoplab.errors import HoplabError
+from hoplab.errors import HoplabError, InputError
 from hoplab.model.images import App
 from hoplab.model.topology import Role, Topology
 
 DEFAULT_POOL = IPv4Network("10.176.0.0/12")
 Net = TypeVar("Net", IPv4Network, IPv6Network)  # a subnet of either family
+POOL_HINT = "give a private IPv4 network with host bits zero, e.g. 10.176.0.0/12"
+
+
+def parse_pool(raw: str | IPv4Network, key: str) -> IPv4Network:
+    """A subnet pool (where taken subnets move to) as the user gave it: --pool, HOPLAB_POOL or
+    the API's pool=. It must be a private IPv4 network; else an input error names the key."""
+    if isinstance(raw, IPv4Network):
+        pool = raw
+    else:
+        try:
+            pool = IPv4Network(raw, strict=True)
+        except ValueError as err:
+            raise InputError(f"invalid pool {raw!r}: {err}", key=key, hint=POOL_HINT) from None
+    if not pool.is_private or pool.is_loopback or pool.is_link_local or pool.is_multicast:
+        raise InputError(f"pool {pool} is not a private range", key=key, hint=POOL_HINT)
+    return pool
 
 
 @dataclass(frozen=True)

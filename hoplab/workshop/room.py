@@ -24,6 +24,7 @@ from hoplab.errors import Cancelled, HoplabError, InputError
 from hoplab.interrupts import sigint_deferred
 from hoplab.model import labels as L
 from hoplab.model.load import LAB_NAME_HINT, check_lab_name
+from hoplab.model.plan import parse_pool
 from hoplab.model.topology import Topology
 
 WORKSHOP = L.WORKSHOP  # the label key on every node of a room's labs (defined in model.labels)
@@ -31,7 +32,6 @@ ENGINE = "hoplab.engine"  # the engine a room lab was placed on, as `workshop up
 DEFAULT_NAME = "workshop"
 PARALLEL = 4  # labs brought up at once: more only queues on a 2-core engine
 MAX_PARTICIPANTS = 100
-POOL_HINT = "give a private IPv4 network with host bits zero, e.g. --pool 10.176.0.0/12"
 
 Say = Callable[[str], None]
 
@@ -144,12 +144,7 @@ def check_pool(raw: str, topo: Topology, labs: int) -> IPv4Network:
     A lab moves a taken subnet to one of the same size in the pool, so each of the topology's
     subnets must fit in it, and all labs together must fit (counted as if every lab moved).
     """
-    try:
-        pool = IPv4Network(raw, strict=True)
-    except ValueError as err:
-        raise InputError(f"invalid pool {raw!r}: {err}", key="--pool", hint=POOL_HINT) from None
-    if not pool.is_private or pool.is_loopback or pool.is_link_local or pool.is_multicast:
-        raise InputError(f"pool {pool} is not a private range", key="--pool", hint=POOL_HINT)
+    pool = parse_pool(raw, "--pool")
     widest = min(n.subnet.prefixlen for n in topo.networks)
     if widest < pool.prefixlen:
         raise InputError(

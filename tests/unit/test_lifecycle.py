@@ -3,12 +3,14 @@ racing lab takes a subnet between planning and creation (SubnetTaken)."""
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network
 
 import pytest
 
 from hoplab import lifecycle
 from hoplab.errors import InputError, SubnetTaken
+from hoplab.model.plan import DEFAULT_POOL
 from tests.unit.conftest import TINY
 from tests.unit.fake_engine import FakeEngine, Faults
 
@@ -91,3 +93,28 @@ def test_labs_brought_up_together_get_distinct_subnets(tiny):
     assert len(subnets) == 16 and all(
         not a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :]
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        ("nonsense", "HOPLAB_POOL: invalid pool 'nonsense'"),
+        ("10.176.0.1/12", "has host bits set"),
+        ("8.8.0.0/16", "HOPLAB_POOL: pool 8.8.0.0/16 is not a private range"),
+        ("127.0.0.0/8", "is not a private range"),
+        ("169.254.0.0/16", "is not a private range"),
+    ],
+)
+def test_a_bad_subnet_pool_names_where_it_came_from(monkeypatch, raw, said):
+    """HOPLAB_POOL, --pool and the API's pool= are read by one parse_pool; each names its key."""
+    monkeypatch.setenv("HOPLAB_POOL", raw)
+    with pytest.raises(InputError, match=re.escape(said)) as err:
+        lifecycle.subnet_pool()
+    assert err.value.exit_code == 2 and "10.176.0.0/12" in err.value.hint
+
+
+def test_the_subnet_pool_comes_from_hoplab_pool_else_the_default(monkeypatch):
+    monkeypatch.delenv("HOPLAB_POOL", raising=False)
+    assert lifecycle.subnet_pool() == DEFAULT_POOL
+    monkeypatch.setenv("HOPLAB_POOL", "10.99.0.0/16")
+    assert lifecycle.subnet_pool() == IPv4Network("10.99.0.0/16")
