@@ -25,7 +25,7 @@ import docker.types
 from hoplab.engine import egress
 from hoplab.engine.client import explain
 from hoplab.engine.endpoints import EndpointLocks, spread
-from hoplab.engine.parallel import Pool, parallel
+from hoplab.engine.parallel import Workers, parallel
 from hoplab.engine.pods import Pods, PodStart
 from hoplab.engine.reconcile import node_labels, readiness, route_label, step_timings
 from hoplab.engine.state import MTU_OPT, Progress
@@ -72,13 +72,13 @@ class BringUp:
     ) -> dict[str, float]:
         """Create every network and node of the plan; returns the step timings.
 
-        Networks are created in their own pool while nodes already start. On failure every
+        Networks are created by workers of their own while nodes already start. On failure every
         call in flight is waited for before raising, so the caller's rollback sees them all.
         """
         t0 = time.monotonic()
-        net_pool = Pool(min(self.workers, len(plan.networks)))
+        net_workers = Workers(min(self.workers, len(plan.networks)))
         try:
-            nets = {n.name: net_pool.submit(self.create_network, plan, n) for n in plan.networks}
+            nets = {n.name: net_workers.submit(self.create_network, plan, n) for n in plan.networks}
             made = [0]
 
             def network_done(_f: Future[Any]) -> None:
@@ -89,15 +89,15 @@ class BringUp:
             for future in nets.values():
                 future.add_done_callback(network_done)
             pods = self.pods(plan, labels, cancel)  # own images start as their nodes get ready
-            # Waiting for a node's entrypoint is I/O on a log stream: a pool of its own, so the
+            # Waiting for a node's entrypoint is I/O on a log stream: workers of its own, so the
             # workers that create and start nodes never sit in it.
-            ready_pool = Pool(min(READY_WORKERS, len(plan.nodes)))
+            ready_workers = Workers(min(READY_WORKERS, len(plan.nodes)))
             try:
                 pods.begin(progress)
 
                 def one(n: NodePlan) -> Future[Any]:
                     steps = self.create_node(plan, n, image, labels, nets, cancel)
-                    return ready_pool.submit(self.node_ready, n, steps, pods)
+                    return ready_workers.submit(self.node_ready, n, steps, pods)
 
                 waits = parallel(
                     one,
@@ -108,16 +108,16 @@ class BringUp:
                 )
                 steps = [w.result() for w in waits]
             except BaseException:
-                ready_pool.close()
+                ready_workers.close()
                 pods.finish(failed=True)  # no user container may still be starting
                 raise
             finally:
-                ready_pool.close()  # every readiness wait that began has returned
+                ready_workers.close()  # every readiness wait that began has returned
             slowest_net = max((f.result() for f in nets.values()), default=0.0)
             timings = step_timings(slowest_net, time.monotonic() - t0, steps)
             return timings | pods.finish(failed=False)
         finally:
-            net_pool.close()  # every network create that began has returned (Ctrl-C included)
+            net_workers.close()  # every network create that began has returned (Ctrl-C included)
 
     def node_ready(self, node: NodePlan, steps: dict[str, float], pods: PodStart) -> dict[str, Any]:
         """Wait for the node's entrypoint; then its own-image program may start. Its steps."""

@@ -1,5 +1,7 @@
 """Bounded parallel work that never leaves a call in flight behind it, and rollback on failure.
 
+(Threads here are "workers": in hoplab a "pool" is the subnet pool that moved subnets come from.)
+
 Both are plain thread logic with no Docker in them, so the guarantees the engine's rollback rests
 on (every started call has finished before we roll back; Ctrl-C cannot cut a rollback) are
 covered by unit tests.
@@ -8,7 +10,7 @@ covered by unit tests.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
@@ -19,8 +21,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class Pool:
-    """A bounded thread pool whose close() waits for every call that began, and lets no other begin.
+class Workers:
+    """Bounded worker threads whose close() waits for every call that began, and lets no other
+    begin.
 
     ThreadPoolExecutor.shutdown(wait=True) joins only the threads it knows of. submit() queues the
     call, then starts a new thread and waits for it to come up; a Ctrl-C that lands in that wait
@@ -84,9 +87,9 @@ def parallel(
             raise
 
     progress(phase, 0, len(items))
-    pool = Pool(min(workers, len(items)))
+    threads = Workers(min(workers, len(items)))
     try:
-        futures: list[Future[Any]] = [pool.submit(guarded, item) for item in items]
+        futures: list[Future[Any]] = [threads.submit(guarded, item) for item in items]
         pending = set(futures)
         done_count = 0
         while pending and not stop.is_set():
@@ -98,16 +101,51 @@ def parallel(
         raise
     finally:
         # Also runs on KeyboardInterrupt: nothing new begins, what began is finished.
-        pool.close()
+        threads.close()
+    _raise_first(futures)
+    return [f.result() for f in futures]
+
+
+def _raise_first(futures: list[Future[Any]]) -> None:
+    """Raise the first error among calls that ran (one never begun is no error)."""
     raised = [f.exception() for f in futures if not f.cancelled()]
     errors = [e for e in raised if e is not None and not isinstance(e, _Skipped)]
     if errors:
         raise errors[0]
-    return [f.result() for f in futures]
 
 
 class _Skipped(Exception):
-    """A call not started because an earlier one failed, or its pool was closed."""
+    """A call not started because an earlier one failed, or its workers were closed."""
+
+
+def each(
+    fn: Callable[[T], object], items: Sequence[T], workers: int, stop: threading.Event
+) -> bool:
+    """fn over items on bounded workers, for a front end that waits for them and must answer
+    Ctrl-C at once (a workshop room, a room spread over engines); True if a Ctrl-C came.
+
+    The main thread waits in short steps, so a Ctrl-C lands at once, even while calls are still
+    being submitted: it sets stop (a running fn sees it and winds down: a lab rolls back), lets
+    no further call begin, and waits for those that began; a second Ctrl-C cannot cut that wait.
+    fn reports its own result, so none is lost to a Ctrl-C that lands inside a submit. The
+    first error a call raised is raised once every call has ended.
+    """
+    threads = Workers(min(workers, len(items)))
+    futures: list[Future[Any]] = []
+    interrupted = False
+    try:
+        for item in items:
+            futures.append(threads.submit(fn, item))
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+    finally:
+        threads.close()
+    _raise_first(futures)
+    return interrupted
 
 
 def or_roll_back(build: Callable[[], R], roll_back: Callable[[], object]) -> R:

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 
 from hoplab import api, resources
 from hoplab.engine.interface import EngineAPI
+from hoplab.engine.parallel import each
 from hoplab.errors import Cancelled, HoplabError, InputError
-from hoplab.interrupts import sigint_deferred
 from hoplab.model import labels as L
 from hoplab.model.load import LAB_NAME_HINT, check_lab_name
 from hoplab.model.plan import parse_pool
@@ -34,6 +34,7 @@ PARALLEL = 4  # labs brought up at once: more only queues on a 2-core engine
 MAX_PARTICIPANTS = 100
 
 Say = Callable[[str], None]
+OnDone = Callable[["Outcome", int, int], None]  # an outcome, how many so far, how many seats
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,18 @@ class RoomReport:
     def error(self) -> Outcome | None:
         return next((o for o in self.outcomes if o.action == "failed"), None)
 
+    def add(self, outcome: Outcome, on_done: OnDone, total: int) -> None:
+        """One seat's outcome, told to on_done with the count so far (callers hold a lock)."""
+        self.outcomes.append(outcome)
+        on_done(outcome, len(self.outcomes), total)
+
+    def skip_the_rest(self, seats: Sequence[Seat], on_done: OnDone) -> None:
+        """Seats whose bring-up never began (a stop or Ctrl-C came first) are skipped."""
+        had = {o.seat for o in self.outcomes}
+        for seat in seats:
+            if seat not in had:
+                self.add(Outcome(seat, "skipped"), on_done, len(seats))
+
 
 def room_labs(engine: EngineAPI, room: str) -> list[str]:
     """The labs of a room, found by label: nothing else is ever counted as the room's."""
@@ -232,7 +245,7 @@ def up(
     topo: Topology,
     room: Room,
     *,
-    on_done: Callable[[Outcome, int, int], None] = lambda o, d, t: None,
+    on_done: OnDone = lambda o, d, t: None,
     say: Say = lambda m: None,
     parallel: int = PARALLEL,
     stop: threading.Event | None = None,
@@ -281,28 +294,13 @@ def up(
             stop.set()
             return Outcome(seat, "failed", time.monotonic() - started, repr(err))
 
-    def record(future: Future) -> None:
+    def record(seat: Seat) -> None:
+        outcome = one(seat)
         with lock:
-            report.outcomes.append(future.result())
-            on_done(report.outcomes[-1], len(report.outcomes), len(room.seats))
+            report.add(outcome, on_done, len(room.seats))
 
-    # Not named `pool`: that is the subnet pool the threads read.
-    executor = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(room.seats))))
-    futures = [executor.submit(one, seat) for seat in room.seats]
-    for future in futures:
-        future.add_done_callback(record)
-    try:
-        pending = set(futures)
-        while pending:  # short waits keep the main thread responsive to Ctrl-C
-            _, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-    except KeyboardInterrupt:
-        report.interrupted = True
-        stop.set()
-    finally:
-        # On Ctrl-C too: in-flight labs see `stop`, roll back, and are waited for here; a second
-        # Ctrl-C must not cut that wait short and leave a rollback unreported.
-        with sigint_deferred():
-            executor.shutdown(wait=True)
+    report.interrupted = each(record, room.seats, parallel, stop)
+    report.skip_the_rest(room.seats, on_done)
     report.outcomes.sort(key=lambda o: room.seats.index(o.seat))
     return report
 
@@ -327,7 +325,7 @@ def down(
             done.append(lab)
             on_done(lab, len(done), len(labs))
 
-    with ThreadPoolExecutor(max_workers=min(parallel, len(labs))) as pool:
-        for future in [pool.submit(one, lab) for lab in labs]:
+    with ThreadPoolExecutor(max_workers=min(parallel, len(labs))) as workers:
+        for future in [workers.submit(one, lab) for lab in labs]:
             future.result()
     return labs

@@ -12,14 +12,14 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
 from hoplab.engine.engines import Reached, require
 from hoplab.engine.interface import EngineAPI
+from hoplab.engine.parallel import each
 from hoplab.engine.state import LabState
-from hoplab.interrupts import sigint_deferred
 from hoplab.model.topology import Topology
 from hoplab.workshop import room as R
 from hoplab.workshop.placement import EngineLine, Free, Placement, place
@@ -64,7 +64,7 @@ def up(
     room: R.Room,
     *,
     lines: tuple[EngineLine, ...] = (),
-    on_done: Callable[[R.Outcome, int, int], None] = lambda o, d, t: None,
+    on_done: R.OnDone = lambda o, d, t: None,
     say: Say = lambda m: None,
     parallel: int = R.PARALLEL,
     stop: threading.Event | None = None,
@@ -97,17 +97,16 @@ def up(
 
     def done(outcome: R.Outcome, _d: int, _t: int) -> None:
         with lock:
-            report.outcomes.append(outcome)
-            on_done(outcome, len(report.outcomes), total)
+            report.add(outcome, on_done, total)
 
     for seat in room.seats:
         if seat.lab in placement.unplaced:
             done(R.Outcome(seat, "unplaced", error=placement.why), 0, 0)
 
-    def one(name: str) -> R.RoomReport:
+    def one(name: str) -> None:
         seats = tuple(s for s in room.seats if placement.where.get(s.lab) == name)
         part = dataclasses.replace(room, seats=seats, engine=name)
-        return R.up(
+        got = R.up(
             engines[name],
             topo,
             part,
@@ -117,22 +116,12 @@ def up(
             stop=stop,
             pool=pool,
         )
+        with lock:
+            report.interrupted |= got.interrupted
 
     busy = [name for name in engines if placement.on(name)]
-    executor = ThreadPoolExecutor(max_workers=max(1, len(busy)))
-    futures: list[Future] = [executor.submit(one, name) for name in busy]
-    try:
-        pending = set(futures)
-        while pending:  # short waits keep the main thread responsive to Ctrl-C
-            _, pending = wait(pending, timeout=0.2)
-    except KeyboardInterrupt:
-        report.interrupted = True
-        stop.set()
-    finally:
-        with sigint_deferred():
-            executor.shutdown(wait=True)
-    for future in futures:
-        report.interrupted |= future.result().interrupted
+    report.interrupted |= each(one, busy, len(busy), stop)
+    report.skip_the_rest(room.seats, on_done)
     report.outcomes.sort(key=lambda o: room.seats.index(o.seat))
     return SpreadReport(report, placement, unreachable)
 
@@ -166,8 +155,8 @@ def status(
         except Exception as err:  # an engine that goes away between ping and list
             return EngineLabs(r.name, error=f"unreachable: {err}")
 
-    with ThreadPoolExecutor(max_workers=max(1, len(reached))) as pool:
-        return list(pool.map(one, reached))
+    with ThreadPoolExecutor(max_workers=max(1, len(reached))) as workers:
+        return list(workers.map(one, reached))
 
 
 def down(
@@ -198,5 +187,5 @@ def down(
         except Exception as err:
             return EngineLabs(r.name, error=str(err))
 
-    with ThreadPoolExecutor(max_workers=max(1, len(reached))) as pool:
-        return list(pool.map(one, reached))
+    with ThreadPoolExecutor(max_workers=max(1, len(reached))) as workers:
+        return list(workers.map(one, reached))

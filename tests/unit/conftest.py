@@ -3,6 +3,10 @@ in-memory fake engine. `DOCKER_HOST=unix:///nonexistent pytest tests/unit` must 
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import pytest
 
 from hoplab.model.load import parse
@@ -36,3 +40,21 @@ def tiny() -> Topology:
 @pytest.fixture
 def fake() -> FakeEngine:
     return FakeEngine()
+
+
+@contextlib.contextmanager
+def ctrl_c_at_thread_start(k: int) -> Iterator[list[int]]:
+    """KeyboardInterrupt in the main thread as its k-th Thread.start returns (the thread runs):
+    a Ctrl-C that lands inside an executor's submit. Yields the count of starts so far."""
+    real, starts = threading.Thread.start, [0]
+
+    def start(thread: threading.Thread) -> None:
+        real(thread)
+        if threading.current_thread() is threading.main_thread():
+            starts[0] += 1
+            if starts[0] == k:
+                raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(threading.Thread, "start", start)
+        yield starts

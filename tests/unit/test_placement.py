@@ -16,6 +16,7 @@ from hoplab.errors import InputError
 from hoplab.workshop import placement as P
 from hoplab.workshop import room as R
 from hoplab.workshop import spread as S
+from tests.unit.conftest import ctrl_c_at_thread_start
 from tests.unit.fake_engine import FakeEngine
 
 GB = 2**30
@@ -116,6 +117,22 @@ def test_room_spreads_over_two_engines_labelled_and_found_again(tiny):
     gone = S.down([reached("e1"), reached("e2")], "ws", engine_for=lambda r: fakes[r.name])
     assert [len(p.removed) for p in gone] == [3, 3]
     assert all(fake.objects() == ([], []) for fake in fakes.values())
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_ctrl_c_as_a_spread_room_starts_a_thread_stops_every_engine_with_every_seat_told(tiny, k):
+    """A Ctrl-C inside the submit of the k-th engine's thread: the room stops on both engines,
+    labs are whole or absent, and every seat has an outcome (never begun: skipped)."""
+    fakes = {"e1": FakeEngine(), "e2": FakeEngine()}
+    room, engines = R.Room("ws", R.numbered_seats(4, "p")), [reached("e1"), reached("e2")]
+    with ctrl_c_at_thread_start(k) as starts:
+        out = S.up(engines, tiny, room, pool=POOL, engine_for=lambda r: fakes[r.name])
+    assert starts[0] >= k and out.report.interrupted
+    assert [o.seat for o in out.report.outcomes] == list(room.seats)
+    for name, fake in fakes.items():
+        for lab in out.placement.on(name):
+            state = fake.state(lab)
+            assert state.running == (lab in out.report.up) and state.exists == state.running
 
 
 def test_unreachable_engine_is_skipped_its_share_moves_and_down_says_what_it_missed(tiny):

@@ -16,6 +16,7 @@ from hoplab import lifecycle
 from hoplab.errors import InputError
 from hoplab.model import labels as L
 from hoplab.workshop import room as R
+from tests.unit.conftest import ctrl_c_at_thread_start
 from tests.unit.fake_engine import FakeEngine, Faults
 
 POOL = IPv4Network("10.200.0.0/16")
@@ -156,3 +157,19 @@ def test_down_removes_the_room_and_nothing_else(tiny):
     assert sorted(done) == ["d01", "d02", "d03"]
     assert [s.name for s in fake.labs()] == ["o01", "o02", "solo"]
     assert R.down(fake, "ws7") == []
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_ctrl_c_as_the_room_starts_a_thread_stops_it_with_every_seat_told(tiny, k):
+    """A Ctrl-C that lands inside a submit (as the k-th worker thread starts) stops the room
+    like one during the wait: labs in flight roll back, the rest are skipped, every seat has an
+    outcome and no lab is half made. The submits once stood outside the try: up raised."""
+    fake = FakeEngine()
+    room = R.Room(f"ws9{k}", R.numbered_seats(4, f"k{k}"))
+    with ctrl_c_at_thread_start(k) as starts:
+        report = R.up(fake, tiny, room, parallel=3, pool=POOL)
+    assert starts[0] >= k and report.interrupted
+    assert [o.seat for o in report.outcomes] == list(room.seats)
+    assert {o.action for o in report.outcomes} <= {"created", "rolled back", "skipped"}
+    present = whole_or_absent(fake, [s.lab for s in room.seats])
+    assert sorted(n for n, up in present.items() if up) == report.up
