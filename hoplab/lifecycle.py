@@ -14,7 +14,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from hoplab.engine.interface import EngineAPI
-from hoplab.engine.state import LabState, Progress, UpReport
+from hoplab.engine.state import LabState, Progress, UpAction, UpReport
 from hoplab.errors import InputError, SubnetTaken
 from hoplab.model.images import with_image_ids
 from hoplab.model.impair import Impair, needs_netem_message, unsupported
@@ -105,7 +105,7 @@ def up(
                 try:
                     engine.apply_impairments(engine.state(plan.lab), impairs, netem)
                 except BaseException:
-                    if report.action == "created":
+                    if report.action is UpAction.CREATED:
                         engine.down(plan.lab, progress)  # a lab up without its links is wrong
                     raise
             return UpResult(plan, report)

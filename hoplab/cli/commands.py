@@ -135,6 +135,7 @@ def _status_table(state: LabState) -> Table:
 def cmd_up(args: argparse.Namespace) -> int:
     from hoplab import api
     from hoplab.cli import ui
+    from hoplab.engine.state import UpAction
     from hoplab.model.load import check_lab_name
 
     # Validation first (the file, then the name): bad input must create nothing.
@@ -157,10 +158,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     for old, new in plan.remapped:
         ui.err.print(f"[yellow]subnet {old} is taken: lab {plan.lab} uses {new}[/]")
     verb = {
-        "created": "up",
-        "unchanged": "already up",
-        "restarted": "restarted",
-        "repaired": "repaired",
+        UpAction.CREATED: "up",
+        UpAction.UNCHANGED: "already up",
+        UpAction.RESTARTED: "restarted",
+        UpAction.REPAIRED: "repaired",
     }
     ui.err.print(f"[green]lab {plan.lab} {verb[report.action]}[/] in {elapsed:.2f} s")
     for node, why in report.repaired.items():

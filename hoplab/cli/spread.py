@@ -18,7 +18,7 @@ from hoplab.errors import HoplabError
 if TYPE_CHECKING:
     from hoplab.model.topology import Topology
     from hoplab.workshop.placement import EngineLine
-    from hoplab.workshop.room import Outcome, Room
+    from hoplab.workshop.room import Room
 
 
 def up_spread(
@@ -41,13 +41,7 @@ def up_spread(
         )
     started = time.monotonic()
     with ui.progress() as progress:
-        progress("labs", 0, len(room.seats))
-
-        def done(outcome: Outcome, count: int, total: int) -> None:
-            progress("labs", count, total)
-            if outcome.action == "failed":
-                ui.err.print(f"[red]lab {outcome.seat.lab} failed[/]: {outcome.error}")
-
+        done = ui.seat_progress(progress, len(room.seats))
         result = spread.up(
             reached,
             topo,

@@ -15,7 +15,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from hoplab.engine.interface import EngineAPI
-    from hoplab.workshop.room import Room, RoomReport
+    from hoplab.workshop.room import Outcome, Room, RoomReport
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better wider.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -80,6 +80,22 @@ def age(created: str) -> str:
         if secs >= 3600
         else f"{secs // 60}m{secs % 60:02d}s"
     )
+
+
+def seat_progress(
+    progress: Callable[[str, int, int], None], seats: int
+) -> Callable[[Outcome, int, int], None]:
+    """A room's on_done: the bar counts the seats told, and a failed seat is said at once."""
+    from hoplab.workshop.room import SeatAction
+
+    progress("labs", 0, seats)
+
+    def done(outcome: Outcome, count: int, total: int) -> None:
+        progress("labs", count, total)
+        if outcome.action is SeatAction.FAILED:
+            err.print(f"[red]lab {outcome.seat.lab} failed[/]: {outcome.error}")
+
+    return done
 
 
 def room_summary(room: Room, report: RoomReport, elapsed: float) -> None:

@@ -171,13 +171,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     engine = api.from_env()
     started = time.monotonic()
     with ui.progress() as progress:
-        progress("labs", 0, len(room.seats))
-
-        def done(outcome: workshop.Outcome, count: int, total: int) -> None:
-            progress("labs", count, total)
-            if outcome.action == "failed":
-                ui.err.print(f"[red]lab {outcome.seat.lab} failed[/]: {outcome.error}")
-
+        done = ui.seat_progress(progress, len(room.seats))
         report = workshop.up(
             engine, topo, room, on_done=done, say=ui.say, parallel=args.parallel, pool=pool
         )

@@ -9,23 +9,32 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from hoplab.engine.parallel import or_roll_back
-from hoplab.engine.state import LabState, UpReport
+from hoplab.engine.state import LabState, UpAction, UpReport
 from hoplab.model import labels as L
 from hoplab.model.plan import NodePlan, Plan
 
 READY, FAILED = b"hoplab-ready", b"hoplab-error"
-UNCHANGED, RESTART, CREATE, REBUILD = "unchanged", "restart", "create", "rebuild"
 STEPS = ("networks", "create", "connect", "start", "ready")
+
+
+class Action(StrEnum):
+    """What `up` must do with a lab that may already run."""
+
+    UNCHANGED = "unchanged"  # leave it (heal it if a node was broken)
+    RESTART = "restart"  # start its stopped nodes
+    CREATE = "create"  # there is none: create it
+    REBUILD = "rebuild"  # it differs from the plan: remove it, then create it
 
 
 @dataclass(frozen=True)
 class Decision:
     """What `up` must do: leave the lab, start some of its nodes, create it, or rebuild it."""
 
-    action: str
+    action: Action
     start: tuple[str, ...] = ()  # node names to start (RESTART only)
 
 
@@ -45,11 +54,11 @@ def decide(current: LabState, plan: Plan, image: str) -> Decision:
     rebuilding costs about a second and cannot leave a half-old lab.
     """
     if not current.exists:
-        return Decision(CREATE)
+        return Decision(Action.CREATE)
     if not matches(current, plan, image):
-        return Decision(REBUILD)
+        return Decision(Action.REBUILD)
     stopped = tuple(n.name for n in current.nodes if n.state != "running")
-    return Decision(RESTART, stopped) if stopped else Decision(UNCHANGED)
+    return Decision(Action.RESTART, stopped) if stopped else Decision(Action.UNCHANGED)
 
 
 def apply(
@@ -67,18 +76,18 @@ def apply(
     interrupted is rolled back with `remove`, so the lab is whole or absent; `create` must have
     waited for its own calls in flight before it raises.
     """
-    if decision.action in (UNCHANGED, RESTART):
+    if decision.action in (Action.UNCHANGED, Action.RESTART):
         started = time.monotonic()
         repaired = heal()
-        if decision.action == RESTART:
+        if decision.action is Action.RESTART:
             start(decision.start)
         elif not repaired:
-            return UpReport("unchanged")
-        action = "restarted" if decision.action == RESTART else "repaired"
+            return UpReport(UpAction.UNCHANGED)
+        action = UpAction.RESTARTED if decision.action is Action.RESTART else UpAction.REPAIRED
         return UpReport(action, {"start": time.monotonic() - started}, repaired)
-    if decision.action == REBUILD:
+    if decision.action is Action.REBUILD:
         remove()
-    return UpReport("created", or_roll_back(create, remove))
+    return UpReport(UpAction.CREATED, or_roll_back(create, remove))
 
 
 def node_labels(

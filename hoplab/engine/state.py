@@ -10,6 +10,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
@@ -65,11 +66,20 @@ class LabState:
         return bool(self.nodes) and all(n.state == "running" for n in self.nodes)
 
 
+class UpAction(StrEnum):
+    """What `up` did with a lab; the value is what the CLI and JSON say."""
+
+    CREATED = "created"  # made afresh (also after removing a stale copy)
+    RESTARTED = "restarted"  # kept; its stopped nodes started (and broken ones repaired)
+    REPAIRED = "repaired"  # kept; running nodes that a root user broke were restarted
+    UNCHANGED = "unchanged"  # kept as it was
+
+
 @dataclass
 class UpReport:
     """What `up` did and where the time went, for the CLI and the benchmark."""
 
-    action: str
+    action: UpAction
     timings: dict[str, float] = field(default_factory=dict)
     repaired: dict[str, str] = field(default_factory=dict)  # node -> what was wrong with it
 

@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from ipaddress import IPv4Network
 from pathlib import Path
 
 from hoplab import api, resources
 from hoplab.engine.interface import EngineAPI
 from hoplab.engine.parallel import each
+from hoplab.engine.state import UpAction
 from hoplab.errors import Cancelled, HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.model.load import LAB_NAME_HINT, check_lab_name
@@ -167,18 +169,36 @@ def check_pool(raw: str, topo: Topology, labs: int) -> IPv4Network:
 # --- on the engine ---------------------------------------------------------------------------
 
 
+class SeatAction(StrEnum):
+    """What became of one seat's lab; the value is what the CLI and JSON say."""
+
+    CREATED = UpAction.CREATED.value  # the first four are what `up` did with the lab
+    UNCHANGED = UpAction.UNCHANGED.value
+    RESTARTED = UpAction.RESTARTED.value
+    REPAIRED = UpAction.REPAIRED.value
+    KEPT = "kept"  # the room's lab existed: left as it is, never rebuilt under its participant
+    SKIPPED = "skipped"  # never begun: the room stopped first
+    ROLLED_BACK = "rolled back"  # in flight when the room stopped: removed again
+    FAILED = "failed"
+    UNPLACED = "unplaced"  # fits on no engine of a spread room
+
+    @property
+    def up(self) -> bool:
+        return self not in (self.SKIPPED, self.ROLLED_BACK, self.FAILED, self.UNPLACED)
+
+
 @dataclass
 class Outcome:
     """What became of one seat: created, kept, rolled back, failed or skipped."""
 
     seat: Seat
-    action: str
+    action: SeatAction
     seconds: float = 0.0
     error: str = ""
 
     @property
     def up(self) -> bool:
-        return self.action in ("created", "kept", "unchanged", "restarted", "repaired")
+        return self.action.up
 
 
 @dataclass
@@ -197,7 +217,7 @@ class RoomReport:
 
     @property
     def error(self) -> Outcome | None:
-        return next((o for o in self.outcomes if o.action == "failed"), None)
+        return next((o for o in self.outcomes if o.action is SeatAction.FAILED), None)
 
     def add(self, outcome: Outcome, on_done: OnDone, total: int) -> None:
         """One seat's outcome, told to on_done with the count so far (callers hold a lock)."""
@@ -209,7 +229,7 @@ class RoomReport:
         had = {o.seat for o in self.outcomes}
         for seat in seats:
             if seat not in had:
-                self.add(Outcome(seat, "skipped"), on_done, len(seats))
+                self.add(Outcome(seat, SeatAction.SKIPPED), on_done, len(seats))
 
 
 def room_labs(engine: EngineAPI, room: str) -> list[str]:
@@ -269,9 +289,9 @@ def up(
 
     def one(seat: Seat) -> Outcome:
         if stop.is_set():
-            return Outcome(seat, "skipped")
+            return Outcome(seat, SeatAction.SKIPPED)
         if seat.lab in kept:
-            return Outcome(seat, "kept")
+            return Outcome(seat, SeatAction.KEPT)
         started = time.monotonic()
         try:
             lab = api.up(
@@ -284,15 +304,15 @@ def up(
                 engine=engine,
             )
             assert lab.report is not None, "api.up() sets it"
-            return Outcome(seat, lab.report.action, time.monotonic() - started)
+            return Outcome(seat, SeatAction(lab.report.action), time.monotonic() - started)
         except Cancelled:
-            return Outcome(seat, "rolled back", time.monotonic() - started)
+            return Outcome(seat, SeatAction.ROLLED_BACK, time.monotonic() - started)
         except HoplabError as err:
             stop.set()
-            return Outcome(seat, "failed", time.monotonic() - started, err.message)
+            return Outcome(seat, SeatAction.FAILED, time.monotonic() - started, err.message)
         except Exception as err:  # an engine error we did not foresee still stops the room
             stop.set()
-            return Outcome(seat, "failed", time.monotonic() - started, repr(err))
+            return Outcome(seat, SeatAction.FAILED, time.monotonic() - started, repr(err))
 
     def record(seat: Seat) -> None:
         outcome = one(seat)

@@ -101,7 +101,7 @@ def up(
 
     for seat in room.seats:
         if seat.lab in placement.unplaced:
-            done(R.Outcome(seat, "unplaced", error=placement.why), 0, 0)
+            done(R.Outcome(seat, R.SeatAction.UNPLACED, error=placement.why), 0, 0)
 
     def one(name: str) -> None:
         seats = tuple(s for s in room.seats if placement.where.get(s.lab) == name)

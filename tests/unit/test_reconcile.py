@@ -10,10 +10,7 @@ import pytest
 
 from hoplab import lifecycle
 from hoplab.engine.reconcile import (
-    CREATE,
-    REBUILD,
-    RESTART,
-    UNCHANGED,
+    Action,
     Decision,
     apply,
     decide,
@@ -41,23 +38,26 @@ def running_state(plan, image=IMAGE_ID, state="running") -> LabState:
 
 def test_decide_covers_every_case(tiny):
     plan = build_plan(tiny, "d1")
-    assert decide(LabState("d1"), plan, IMAGE_ID).action == CREATE
-    assert decide(running_state(plan), plan, IMAGE_ID).action == UNCHANGED
+    assert decide(LabState("d1"), plan, IMAGE_ID).action == Action.CREATE
+    assert decide(running_state(plan), plan, IMAGE_ID).action == Action.UNCHANGED
     stopped = running_state(plan)
     stopped = replace(
         stopped, nodes=(replace(stopped.nodes[0], state="exited"),) + stopped.nodes[1:]
     )
     decision = decide(stopped, plan, IMAGE_ID)
-    assert decision.action == RESTART and decision.start == (stopped.nodes[0].name,)
+    assert decision.action == Action.RESTART and decision.start == (stopped.nodes[0].name,)
     # Anything else is stale and rebuilt: another image, another plan, a node or network less.
-    assert decide(running_state(plan, image="sha256:old"), plan, IMAGE_ID).action == REBUILD
+    assert decide(running_state(plan, image="sha256:old"), plan, IMAGE_ID).action == Action.REBUILD
     other = build_plan(parse(TINY.replace("10.64.2.0", "10.64.3.0")), "d1")
-    assert decide(running_state(other), plan, IMAGE_ID).action == REBUILD
+    assert decide(running_state(other), plan, IMAGE_ID).action == Action.REBUILD
     fewer = running_state(plan)
-    assert decide(replace(fewer, nodes=fewer.nodes[1:]), plan, IMAGE_ID).action == REBUILD
-    assert decide(replace(fewer, networks={"a": "10.64.1.0/24"}), plan, IMAGE_ID).action == REBUILD
+    assert decide(replace(fewer, nodes=fewer.nodes[1:]), plan, IMAGE_ID).action == Action.REBUILD
+    assert (
+        decide(replace(fewer, networks={"a": "10.64.1.0/24"}), plan, IMAGE_ID).action
+        == Action.REBUILD
+    )
     # Networks left alone by a half-finished teardown are a stale lab, not an empty one.
-    assert decide(replace(fewer, nodes=()), plan, IMAGE_ID).action == REBUILD
+    assert decide(replace(fewer, nodes=()), plan, IMAGE_ID).action == Action.REBUILD
 
 
 def test_the_plan_digest_is_computed_once_for_all_node_labels(tiny, monkeypatch):
@@ -184,14 +184,14 @@ def test_apply_does_exactly_what_the_decision_says():
             create=create,
         )
 
-    assert run(Decision(UNCHANGED)).action == "unchanged" and calls == []
-    assert run(Decision(RESTART, ("r1",))).action == "restarted"
+    assert run(Decision(Action.UNCHANGED)).action == "unchanged" and calls == []
+    assert run(Decision(Action.RESTART, ("r1",))).action == "restarted"
     assert calls == [("start", ("r1",))]
-    report = run(Decision(CREATE))
+    report = run(Decision(Action.CREATE))
     assert (report.action, report.timings, calls) == ("created", {"nodes": 1.0}, ["create"])
-    assert run(Decision(REBUILD)).action == "created" and calls == ["remove", "create"]
+    assert run(Decision(Action.REBUILD)).action == "created" and calls == ["remove", "create"]
     with pytest.raises(HoplabError):
-        run(Decision(CREATE), fail=True)
+        run(Decision(Action.CREATE), fail=True)
     assert calls == ["create", "remove"]  # rolled back
 
 
@@ -205,8 +205,19 @@ def test_a_kept_lab_is_healed_first_and_says_which_nodes_were_restarted_and_why(
             heal=lambda: sick,
         )
 
-    assert run(Decision(UNCHANGED), {}).action == "unchanged"
-    report = run(Decision(UNCHANGED), {"srv": "no exec starts in it"})
+    assert run(Decision(Action.UNCHANGED), {}).action == "unchanged"
+    report = run(Decision(Action.UNCHANGED), {"srv": "no exec starts in it"})
     assert (report.action, report.repaired) == ("repaired", {"srv": "no exec starts in it"})
-    report = run(Decision(RESTART, ("r1",)), {"srv": "eth0 is down"})
+    report = run(Decision(Action.RESTART, ("r1",)), {"srv": "eth0 is down"})
     assert (report.action, report.repaired) == ("restarted", {"srv": "eth0 is down"})
+
+
+def test_outcomes_are_enums_that_read_as_the_words_the_json_and_cli_always_said():
+    from hoplab.engine.state import UpAction
+    from hoplab.workshop.room import SeatAction
+
+    assert json.dumps([UpAction.CREATED, SeatAction.ROLLED_BACK]) == '["created", "rolled back"]'
+    assert f"{SeatAction.KEPT}: p01" == "kept: p01" and str(Action.REBUILD) == "rebuild"
+    for done in UpAction:  # what `up` did with a lab is also what became of a room's seat
+        assert SeatAction(done).up
+    assert not any(SeatAction(a).up for a in ("skipped", "rolled back", "failed", "unplaced"))
