@@ -12,34 +12,19 @@ stays cheap: hoplab/__init__.py loads this module on first use of one of its nam
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import threading
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from hoplab.errors import HoplabError, InputError
-from hoplab.interrupts import sigint_deferred
+from hoplab.errors import InputError
 
 if TYPE_CHECKING:
     from hoplab.engine.interface import EngineAPI
-    from hoplab.engine.state import Progress, UpReport
-    from hoplab.model.plan import Plan
+    from hoplab.engine.state import Progress
     from hoplab.model.topology import Topology
-    from hoplab.runtime.lab import Lab as RuntimeLab
-
-    class UpLab(RuntimeLab):
-        """The class lab_class() makes at run time, as the type checker sees it."""
-
-        plan: Plan | None
-        report: UpReport | None
-        owned: bool
-
-        def __enter__(self) -> UpLab: ...
-        def __exit__(self, *exc: object) -> None: ...
-        def down(self, progress: Progress = ...) -> tuple[int, int]: ...
+    from hoplab.runtime.lab import Lab
 
 
 Say = Callable[[str], None]
@@ -113,56 +98,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@functools.cache
-def lab_class() -> type[UpLab]:
-    """hoplab.Lab: the runtime's Lab, plus a context manager and down().
-
-    Defined on first use, because the runtime (dpkt, the in-node programs) costs about 60 ms of
-    imports that `hoplab ls` and `hoplab status` do not need. Cached so every lab is of one
-    class and isinstance() works; it holds no state.
-    """
-    from hoplab.runtime.lab import Lab as RuntimeLab
-
-    class Lab(RuntimeLab):
-        """A running lab (hoplab.runtime.lab.Lab) that can also take itself down.
-
-        `with hoplab.up(...) as lab:` removes the lab when the block ends, also on an error or
-        Ctrl-C. A lab from attach() is someone else's: leaving its block only stops the background
-        programs started through it. After up(), `plan` and `report` say what was planned and
-        what up did.
-        """
-
-        plan: Plan | None = None
-        report: UpReport | None = None
-        owned: bool = False
-
-        def __enter__(self) -> RuntimeLab:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            if self.owned:
-                self.down()
-            else:
-                self.stop_all()
-
-        def down(self, progress: Progress = _quiet) -> tuple[int, int]:
-            """Stop background programs, then remove every container and network.
-
-            A second Ctrl-C cannot cut this half-way: the lab is removed whole or stays whole.
-            """
-            with sigint_deferred():
-                with contextlib.suppress(HoplabError):
-                    self.stop_all()
-                return self.engine.down(self.name, progress)
-
-    Lab.__qualname__ = "Lab"  # reads as hoplab.api.Lab in reprs and tracebacks
-    return cast("type[UpLab]", Lab)
-
-
 def __getattr__(name: str) -> Any:
-    """`hoplab.api.Lab` (and so `hoplab.Lab`) is the class lab_class() makes."""
+    """`hoplab.api.Lab` (and so `hoplab.Lab`) is the runtime's Lab, imported on first use: the
+    runtime (dpkt, the in-node programs) costs imports that `hoplab ls` and `status` skip."""
     if name == "Lab":
-        return lab_class()
+        from hoplab.runtime.lab import Lab
+
+        return Lab
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -180,7 +122,7 @@ def up(
     client: object = None,
     allow_unsupported: bool = False,
     heal: bool = True,
-) -> UpLab:
+) -> Lab:
     """Bring a lab up and return it attached; a running lab that matches is left as it is.
 
     source: a topology file, a Compose-shaped dict, a Topology, or None (./compose.yaml, else
@@ -198,6 +140,7 @@ def up(
     from hoplab import lifecycle
     from hoplab.model.load import check_lab_name
     from hoplab.model.plan import parse_pool
+    from hoplab.runtime.lab import Lab
 
     topo = topology(source)
     if name is not None:
@@ -215,7 +158,7 @@ def up(
         allow_unsupported=allow_unsupported,
         heal=heal,
     )
-    lab = lab_class().attach(eng, result.plan.lab, Path(artifacts) if artifacts else None)
+    lab = Lab.attach(eng, result.plan.lab, Path(artifacts) if artifacts else None)
     lab.plan, lab.report, lab.owned = result.plan, result.report, True
     return lab
 
@@ -226,13 +169,14 @@ def attach(
     artifacts: str | Path | None = None,
     engine: EngineAPI | None = None,
     client: object = None,
-) -> UpLab:
+) -> Lab:
     """The running lab `name`, read back from the engine's labels (it refuses a stopped lab)."""
     from hoplab.model.load import check_lab_name
+    from hoplab.runtime.lab import Lab
 
     check_lab_name(name, key="name")
     eng = engine if engine is not None else from_env(client)
-    return lab_class().attach(eng, name, Path(artifacts) if artifacts else None)
+    return Lab.attach(eng, name, Path(artifacts) if artifacts else None)
 
 
 def down(

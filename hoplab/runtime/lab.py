@@ -35,12 +35,14 @@ from typing import TYPE_CHECKING, Any, Self, TextIO
 
 from hoplab.engine.interface import EngineAPI
 from hoplab.engine.reconcile import READY
-from hoplab.engine.state import LabState
+from hoplab.engine.state import LabState, Progress, no_progress
 from hoplab.errors import HoplabError, Unsupported
 from hoplab.interrupts import sigint_deferred
 from hoplab.runtime.needs import route_path
 
 if TYPE_CHECKING:  # dpkt loads with the first capture, not with every lab
+    from hoplab.engine.state import UpReport
+    from hoplab.model.plan import Plan
     from hoplab.runtime import pcap
 
 PROGRAMS = "/opt/hoplab"
@@ -547,7 +549,18 @@ class Capture:
 
 
 class Lab:
-    """A running lab read back from the engine's labels, with helpers to act in it."""
+    """A running lab read back from the engine's labels, with helpers to act in it.
+
+    It is hoplab.Lab too: `with hoplab.up(...) as lab:` removes the lab when the block ends, also
+    on an error or Ctrl-C. A lab from attach() is someone else's: leaving its block only stops the
+    background programs started through it.
+    """
+
+    # Set by hoplab.up(): what was planned, what up did (and how long each phase took), and that
+    # this Lab made the lab, so leaving its `with` block removes it.
+    plan: Plan | None = None
+    report: UpReport | None = None
+    owned: bool = False
 
     def __init__(self, engine: EngineAPI, state: LabState, artifacts: Path | None = None) -> None:
         self.engine = engine
@@ -637,6 +650,25 @@ class Lab:
     def procs(self) -> tuple[Proc, ...]:
         """Background programs started and not yet stopped through stop_all, oldest first."""
         return tuple(self._procs)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owned:
+            self.down()
+        else:
+            self.stop_all()
+
+    def down(self, progress: Progress = no_progress) -> tuple[int, int]:
+        """Stop background programs, then remove every container and network.
+
+        A second Ctrl-C cannot cut this half-way: the lab is removed whole or stays whole.
+        """
+        with sigint_deferred():
+            with contextlib.suppress(HoplabError):
+                self.stop_all()
+            return self.engine.down(self.name, progress)
 
     def stop_all(self) -> list[str]:
         """Stop every program this Lab started, newest first; return what was still running.
