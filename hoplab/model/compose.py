@@ -8,7 +8,6 @@ silently ignored. Checks across fields live in validate.py; YAML itself in lined
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from typing import Any
 
@@ -17,6 +16,7 @@ from hoplab.model import impair as impair_model
 from hoplab.model import ipv6
 from hoplab.model.images import APP_KEYS, check_depends, is_app, read_app
 from hoplab.model.lined_yaml import line_of
+from hoplab.model.source_file import SourceFile
 from hoplab.model.topology import Attachment, Network, Node, Role, RouteSpec, Topology
 
 MAX_NODES = 500
@@ -48,16 +48,6 @@ WHY_NOT = {
 }
 
 
-@dataclass
-class Ctx:
-    """Where we are in the file, so every error can say file, line and key."""
-
-    source: str
-
-    def fail(self, msg: str, line: int, key: str, hint: str = "") -> InputError:
-        return InputError(msg, file=self.source, line=line, key=key, hint=hint)
-
-
 def _kind(value: Any) -> str:
     """What a YAML value is, in the file's words rather than Python's."""
     if value is None:
@@ -69,13 +59,13 @@ def _kind(value: Any) -> str:
 
 
 def _expect(
-    ctx: Ctx, value: Any, kind: type | tuple[Any, ...], line: int, key: str, what: str
+    ctx: SourceFile, value: Any, kind: type | tuple[Any, ...], line: int, key: str, what: str
 ) -> None:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ctx.fail(f"expected {what}, got {_kind(value)}", line, key, f"write {key} as {what}")
 
 
-def _opt(ctx: Ctx, spec: dict[Any, Any], name: str, kind: type, key: str, what: str) -> Any:
+def _opt(ctx: SourceFile, spec: dict[Any, Any], name: str, kind: type, key: str, what: str) -> Any:
     """An optional field: absent or empty gives kind(); anything else must be of that kind.
 
     `or {}` would let `x-hoplab: 0` or `cap_add: ""` slip through as if they were absent.
@@ -87,7 +77,7 @@ def _opt(ctx: Ctx, spec: dict[Any, Any], name: str, kind: type, key: str, what: 
     return value
 
 
-def _check_keys(ctx: Ctx, mapping: dict[Any, Any], allowed: set[str], key: str) -> None:
+def _check_keys(ctx: SourceFile, mapping: dict[Any, Any], allowed: set[str], key: str) -> None:
     for k in mapping:
         if k in allowed or (key == "" and isinstance(k, str) and k.startswith("x-")):
             continue
@@ -98,7 +88,7 @@ def _check_keys(ctx: Ctx, mapping: dict[Any, Any], allowed: set[str], key: str) 
         raise ctx.fail(f"key {k!r} is not supported by hoplab", line_of(mapping, k), path, hint)
 
 
-def _name(ctx: Ctx, value: Any, line: int, key: str, what: str) -> str:
+def _name(ctx: SourceFile, value: Any, line: int, key: str, what: str) -> str:
     if not isinstance(value, str) or not NAME_RE.match(value):
         raise ctx.fail(f"invalid {what} name {value!r}", line, key, NAME_HINT)
     return value
@@ -113,7 +103,7 @@ def check_lab_name(value: Any, *, source: str = "", line: int = 0, key: str = "n
     return value
 
 
-def _subnet(ctx: Ctx, value: Any, line: int, key: str) -> IPv4Network:
+def _subnet(ctx: SourceFile, value: Any, line: int, key: str) -> IPv4Network:
     hint = "write an IPv4 network such as 10.77.1.0/24, private and with host bits zero"
     try:
         net = IPv4Network(str(value), strict=True)
@@ -131,7 +121,7 @@ def _subnet(ctx: Ctx, value: Any, line: int, key: str) -> IPv4Network:
     return net
 
 
-def _address(ctx: Ctx, value: Any, line: int, key: str) -> IPv4Address:
+def _address(ctx: SourceFile, value: Any, line: int, key: str) -> IPv4Address:
     try:
         return IPv4Address(str(value))
     except (AddressValueError, ValueError):
@@ -140,7 +130,7 @@ def _address(ctx: Ctx, value: Any, line: int, key: str) -> IPv4Address:
         ) from None
 
 
-def _network(ctx: Ctx, name: str, spec: Any, line: int) -> Network:
+def _network(ctx: SourceFile, name: str, spec: Any, line: int) -> Network:
     key = f"networks.{name}"
     if spec is None:
         spec = {}
@@ -230,7 +220,7 @@ def _network(ctx: Ctx, name: str, spec: Any, line: int) -> Network:
     )
 
 
-def _impair(ctx: Ctx, xh: dict[Any, Any], key: str) -> impair_model.Impair | None:
+def _impair(ctx: SourceFile, xh: dict[Any, Any], key: str) -> impair_model.Impair | None:
     """x-hoplab.impair of a network or an attachment (None when absent)."""
     if xh.get("impair") is None:
         return None
@@ -244,7 +234,7 @@ def _impair(ctx: Ctx, xh: dict[Any, Any], key: str) -> impair_model.Impair | Non
     )
 
 
-def _mtu(ctx: Ctx, value: Any, line: int, key: str) -> int:
+def _mtu(ctx: SourceFile, value: Any, line: int, key: str) -> int:
     try:
         mtu = int(str(value))
     except ValueError:
@@ -254,7 +244,7 @@ def _mtu(ctx: Ctx, value: Any, line: int, key: str) -> int:
     return mtu
 
 
-def _attachments(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[Attachment, ...]:
+def _attachments(ctx: SourceFile, spec: Any, line: int, key: str) -> tuple[Attachment, ...]:
     if spec is None or spec == [] or spec == {}:
         raise ctx.fail("node has no network", line, key, "attach it: networks: [lan1]")
     if isinstance(spec, list):
@@ -294,7 +284,7 @@ def _attachments(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[Attachment, 
     return tuple(out)
 
 
-def _routes(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[RouteSpec, ...]:
+def _routes(ctx: SourceFile, spec: Any, line: int, key: str) -> tuple[RouteSpec, ...]:
     if spec is None:
         return ()
     _expect(ctx, spec, list, line, key, "a list of {to: NET|CIDR, via: ROUTER|IP}")
@@ -315,7 +305,7 @@ def _routes(ctx: Ctx, spec: Any, line: int, key: str) -> tuple[RouteSpec, ...]:
     return tuple(out)
 
 
-def _service(ctx: Ctx, name: str, spec: Any, line: int) -> Node:
+def _service(ctx: SourceFile, name: str, spec: Any, line: int) -> Node:
     key = f"services.{name}"
     _expect(ctx, spec, dict, line, key, "a mapping")
     _check_keys(ctx, spec, SERVICE_KEYS, key)
@@ -370,7 +360,7 @@ def read(doc: Any, source: str) -> Topology:
     """The topology a parsed Compose document describes, each field checked on its own.
 
     Checks across fields (overlaps, reachability, routes) are validate.py's job."""
-    ctx = Ctx(source)
+    ctx = SourceFile(source)
     _expect(ctx, doc, dict, 1, "(top level)", "a mapping with 'services' and 'networks'")
     _check_keys(ctx, doc, TOP_KEYS, "")
     xh = _opt(ctx, doc, "x-hoplab", dict, "x-hoplab", "a mapping")

@@ -20,20 +20,12 @@ import re
 import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from hoplab.errors import InputError
 from hoplab.model.lined_yaml import line_of
+from hoplab.model.source_file import SourceFile
 
 T = TypeVar("T")
-
-
-class Ctx(Protocol):
-    """compose.Ctx, named here by shape: compose imports this module, never the reverse."""
-
-    source: str
-
-    def fail(self, msg: str, line: int, key: str, hint: str = "") -> InputError: ...
 
 
 APP_KEYS = {
@@ -125,7 +117,7 @@ def is_app(spec: dict[Any, Any], node_images: set[str]) -> bool:
     )
 
 
-def read_app(ctx: Ctx, name: str, spec: dict[Any, Any], caps: list[str]) -> App:
+def read_app(ctx: SourceFile, name: str, spec: dict[Any, Any], caps: list[str]) -> App:
     """The App of one service; every key checked on its own."""
     key = f"services.{name}"
     image = spec.get("image")
@@ -158,13 +150,13 @@ def read_app(ctx: Ctx, name: str, spec: dict[Any, Any], caps: list[str]) -> App:
     )
 
 
-def folder_of(ctx: Ctx) -> Path:
+def folder_of(ctx: SourceFile) -> Path:
     """The topology's own folder, symlinks resolved: every relative path must stay inside it."""
     source = ctx.source if ctx.source and not ctx.source.startswith("<") else "."
     return Path(os.path.realpath(Path(source).parent))
 
 
-def _inside(ctx: Ctx, raw: Any, line: int, key: str, what: str) -> Path:
+def _inside(ctx: SourceFile, raw: Any, line: int, key: str, what: str) -> Path:
     """raw as a relative path resolved under the topology's folder; escapes are refused."""
     if not isinstance(raw, str) or not raw.strip():
         raise ctx.fail(f"expected a {what} path, got {raw!r}", line, key, "e.g. ./server")
@@ -189,7 +181,7 @@ def _inside(ctx: Ctx, raw: Any, line: int, key: str, what: str) -> Path:
     return real
 
 
-def _build(ctx: Ctx, raw: Any, line: int, key: str) -> Build:
+def _build(ctx: SourceFile, raw: Any, line: int, key: str) -> Build:
     if isinstance(raw, str):
         raw = {"context": raw}
     if not isinstance(raw, dict):
@@ -219,7 +211,7 @@ def _build(ctx: Ctx, raw: Any, line: int, key: str) -> Build:
     return Build(context=str(context), dockerfile=real.relative_to(context).as_posix(), line=line)
 
 
-def _known(ctx: Ctx, mapping: dict[Any, Any], allowed: set[str], key: str) -> None:
+def _known(ctx: SourceFile, mapping: dict[Any, Any], allowed: set[str], key: str) -> None:
     for k in mapping:
         if k not in allowed:
             raise ctx.fail(
@@ -230,7 +222,7 @@ def _known(ctx: Ctx, mapping: dict[Any, Any], allowed: set[str], key: str) -> No
             )
 
 
-def _argv(ctx: Ctx, spec: dict[Any, Any], field: str, key: str) -> tuple[str, ...] | None:
+def _argv(ctx: SourceFile, spec: dict[Any, Any], field: str, key: str) -> tuple[str, ...] | None:
     """Compose's two forms: a list of words, or one string that is split like a shell would."""
     value = spec.get(field)
     if value is None:
@@ -246,7 +238,7 @@ def _argv(ctx: Ctx, spec: dict[Any, Any], field: str, key: str) -> tuple[str, ..
     raise ctx.fail(f"expected a list of words, got {value!r}", line, k, 'e.g. ["/server", "-v"]')
 
 
-def _text(ctx: Ctx, spec: dict[Any, Any], field: str, key: str) -> str:
+def _text(ctx: SourceFile, spec: dict[Any, Any], field: str, key: str) -> str:
     value = spec.get(field)
     if value is None:
         return ""
@@ -255,7 +247,7 @@ def _text(ctx: Ctx, spec: dict[Any, Any], field: str, key: str) -> str:
     return str(value)
 
 
-def _environment(ctx: Ctx, spec: dict[Any, Any], key: str) -> tuple[tuple[str, str], ...]:
+def _environment(ctx: SourceFile, spec: dict[Any, Any], key: str) -> tuple[tuple[str, str], ...]:
     value = spec.get("environment")
     if value is None:
         return ()
@@ -281,7 +273,7 @@ def _environment(ctx: Ctx, spec: dict[Any, Any], key: str) -> tuple[tuple[str, s
     return tuple((n, t) for n, t, _ in pairs)
 
 
-def duration(ctx: Ctx, value: Any, line: int, key: str) -> float:
+def duration(ctx: SourceFile, value: Any, line: int, key: str) -> float:
     """Compose durations: "1m30s", "500ms", "2s"; a bare number is seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
@@ -290,7 +282,7 @@ def duration(ctx: Ctx, value: Any, line: int, key: str) -> float:
     raise ctx.fail(f"invalid duration {value!r}", line, key, "write it like 2s, 500ms or 1m30s")
 
 
-def _health(ctx: Ctx, spec: dict[Any, Any], key: str) -> Health | None:
+def _health(ctx: SourceFile, spec: dict[Any, Any], key: str) -> Health | None:
     value = spec.get("healthcheck")
     if value is None:
         return None
@@ -337,7 +329,7 @@ def _health(ctx: Ctx, spec: dict[Any, Any], key: str) -> Health | None:
     )
 
 
-def _depends(ctx: Ctx, spec: dict[Any, Any], key: str) -> tuple[Dependency, ...]:
+def _depends(ctx: SourceFile, spec: dict[Any, Any], key: str) -> tuple[Dependency, ...]:
     value = spec.get("depends_on")
     if value is None:
         return ()
@@ -371,7 +363,7 @@ def _depends(ctx: Ctx, spec: dict[Any, Any], key: str) -> tuple[Dependency, ...]
     return tuple(out)
 
 
-def _mounts(ctx: Ctx, spec: dict[Any, Any], key: str) -> tuple[Mount, ...]:
+def _mounts(ctx: SourceFile, spec: dict[Any, Any], key: str) -> tuple[Mount, ...]:
     value = spec.get("volumes")
     if value is None:
         return ()
@@ -399,7 +391,7 @@ def _mounts(ctx: Ctx, spec: dict[Any, Any], key: str) -> tuple[Mount, ...]:
     return tuple(out)
 
 
-def check_depends(ctx: Ctx, apps: dict[str, App | None]) -> None:
+def check_depends(ctx: SourceFile, apps: dict[str, App | None]) -> None:
     """depends_on names real services, asks for health only where there is a healthcheck, and has
     no cycle (a cycle would leave `up` waiting for ever). apps: every service, in file order."""
     for name, app in apps.items():

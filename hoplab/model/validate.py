@@ -11,9 +11,9 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from hoplab.model import ipv6
-from hoplab.model.compose import Ctx
 from hoplab.model.lined_yaml import line_of
 from hoplab.model.plan import build_plan, forward_path
+from hoplab.model.source_file import SourceFile
 from hoplab.model.topology import Network, Role, Topology
 
 
@@ -23,7 +23,7 @@ def validate(topo: Topology, doc: Any) -> None:
     Raise InputError on the first problem: overlapping subnets, duplicate or misplaced
     addresses, routers on one network, routes that are unreachable or loop, parts of the
     topology no router joins."""
-    ctx = Ctx(topo.source)
+    ctx = SourceFile(topo.source)
     services = doc["services"]
     nets = {n.name: n for n in topo.networks}
     ipv6.check(topo, doc, line_of)
@@ -108,7 +108,7 @@ def _pairs(items: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     return [(a, b) for i, a in enumerate(items) for b in items[i + 1 :]]
 
 
-def _check_routes(ctx: Ctx, topo: Topology, nets: dict[str, Network]) -> None:
+def _check_routes(ctx: SourceFile, topo: Topology, nets: dict[str, Network]) -> None:
     for node in topo.nodes:
         key = f"services.{node.name}.x-hoplab.routes"
         for route in node.routes:
@@ -158,7 +158,7 @@ def _check_routes(ctx: Ctx, topo: Topology, nets: dict[str, Network]) -> None:
                 )
 
 
-def _check_reachable(ctx: Ctx, topo: Topology) -> None:
+def _check_reachable(ctx: SourceFile, topo: Topology) -> None:
     """Every node must reach every other: share a network, or be joined through routers."""
     parent = {n.name: n.name for n in topo.networks}
 
@@ -186,7 +186,7 @@ def _check_reachable(ctx: Ctx, topo: Topology) -> None:
             )
 
 
-def _check_route_loops(ctx: Ctx, topo: Topology) -> None:
+def _check_route_loops(ctx: SourceFile, topo: Topology) -> None:
     """Follow every explicit route through the planned tables: it must not come back around.
 
     A ring of routers is fine (shortest paths never loop), but explicit routes can send a
