@@ -16,11 +16,13 @@ from typing import Any
 import graphviz
 
 from hoplab.errors import HoplabError
+from hoplab.model.kinds import Kind, kind_of
 from hoplab.model.plan import Plan
+from hoplab.model.topology import Role
 
 FORMATS = ("svg", "png", "mermaid", "dot")
 FONT = "Helvetica,Arial,sans-serif"  # generic families only: the SVG must not fetch fonts
-ROUTER_COLOUR, HOST_COLOUR, NET_COLOUR = "#fde2c4", "#d6e8fa", "#eeeeee"
+NET_COLOUR = "#eeeeee"  # nodes are coloured by their kind (model/kinds.py)
 DEFAULT_MTU = 1500
 
 
@@ -37,7 +39,12 @@ class Link:
 @dataclass(frozen=True)
 class PNode:
     name: str
-    role: str
+    role: Role
+    own_image: bool = False
+
+    @property
+    def kind(self) -> Kind:
+        return kind_of(self.role, self.own_image)
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class Picture:
 def from_plan(plan: Plan) -> Picture:
     return Picture(
         lab=plan.lab,
-        nodes=tuple(PNode(n.name, str(n.role)) for n in plan.nodes),
+        nodes=tuple(PNode(n.name, n.role, n.app is not None) for n in plan.nodes),
         networks=tuple(PNet(n.name, str(n.subnet), n.mtu) for n in plan.networks),
         links=tuple(
             Link(n.name, i.network, str(i.address)) for n in plan.nodes for i in n.interfaces
@@ -81,7 +88,7 @@ def from_state(
     ifaces = ifaces or {}
     return Picture(
         lab=state.name,
-        nodes=tuple(PNode(n.name, n.role) for n in state.nodes),
+        nodes=tuple(PNode(n.name, n.role, bool(n.app)) for n in state.nodes),
         networks=tuple(
             PNet(name, subnet, (mtus or {}).get(name)) for name, subnet in state.networks.items()
         ),
@@ -137,14 +144,14 @@ def to_graphviz(pic: Picture) -> graphviz.Graph:
             penwidth="3",
         )
     # Routers first: `normalize` levels the first edge out of the first node with edges.
-    for node in sorted(pic.nodes, key=lambda n: n.role != "router"):
-        router = node.role == "router"
+    for node in sorted(pic.nodes, key=lambda n: not n.kind.rules.forwards):
+        shape = node.kind.rules.shape
         g.node(
             _node_id(node.name),
-            f"{node.name}\n({node.role})" if router else node.name,
+            f"{node.name}\n({node.kind})" if shape.rounded else node.name,
             shape="box",
-            style="filled,rounded,bold" if router else "filled",
-            fillcolor=ROUTER_COLOUR if router else HOST_COLOUR,
+            style="filled,rounded,bold" if shape.rounded else "filled",
+            fillcolor=shape.fill,
         )
     for link in _backbone_first(pic):
         g.edge(_node_id(link.node), _net_id(link.network), label=_link_label(link))
@@ -154,7 +161,7 @@ def to_graphviz(pic: Picture) -> graphviz.Graph:
 def _backbone_first(pic: Picture) -> list[Link]:
     """Links with a router's link to a transit network (one that two routers share) first:
     `normalize` levels that edge, so the backbone runs across the page."""
-    routers = {n.name for n in pic.nodes if n.role == "router"}
+    routers = {n.name for n in pic.nodes if n.kind.rules.forwards}
     on_net: dict[str, int] = {}
     for link in pic.links:
         on_net[link.network] = on_net.get(link.network, 0) + (link.node in routers)
@@ -172,7 +179,7 @@ def to_mermaid(pic: Picture) -> str:
         label = _net_label(net).replace("\n", "<br/>")
         lines.append(f'  {_net_id(net.name)}[["{label}"]]')
     for node in pic.nodes:
-        shape = ('(["', '"])') if node.role == "router" else ('["', '"]')
+        shape = node.kind.rules.shape.mermaid
         lines.append(f"  {_node_id(node.name)}{shape[0]}{node.name}{shape[1]}")
     for link in pic.links:
         lines.append(f'  {_node_id(link.node)} ---|"{_link_label(link)}"| {_net_id(link.network)}')

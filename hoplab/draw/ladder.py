@@ -23,6 +23,7 @@ from typing import Any
 
 import dpkt
 
+from hoplab.model.kinds import Kind
 from hoplab.runtime.pcap import PROTO_NAMES, mac_str
 
 MAX_ROWS = 60  # a ladder taller than this is unreadable; the .pcap link has every frame
@@ -42,13 +43,13 @@ BAD_FRAME = (dpkt.dpkt.Error, ValueError, IndexError, AttributeError, TypeError,
 class Directory:
     """Who is who in the lab: the facts a ladder needs besides the frames.
 
-    macs: MAC -> (node, network); ips: address -> node; roles: node -> role;
+    macs: MAC -> (node, network); ips: address -> node; kinds: node -> Kind;
     subnets: network -> subnet; routes: node -> ((destination, next-hop address), ...).
     """
 
     macs: Mapping[str, tuple[str, str]]
     ips: Mapping[str, str]
-    roles: Mapping[str, str]
+    kinds: Mapping[str, Kind]
     subnets: Mapping[str, IPv4Network | IPv6Network]
     routes: Mapping[str, tuple[tuple[IPv4Network | IPv6Network, IPv4Address], ...]] = field(
         default_factory=dict
@@ -73,7 +74,7 @@ def directory_from_plan(plan: Any, macs: Mapping[str, tuple[str, str]]) -> Direc
     return Directory(
         macs={m.lower(): v for m, v in macs.items()},
         ips={str(i.address): n.name for n in plan.nodes for i in n.interfaces},
-        roles={n.name: str(n.role) for n in plan.nodes},
+        kinds={n.name: n.kind for n in plan.nodes},
         subnets={n.name: n.subnet for n in plan.networks},
         routes={n.name: tuple((r.dest, r.via) for r in n.routes) for n in plan.nodes},
     )
@@ -89,7 +90,7 @@ def directory_from_state(state: Any, macs: Mapping[str, tuple[str, str]]) -> Dir
     return Directory(
         macs={m.lower(): v for m, v in macs.items()},
         ips={a: n.name for n in state.nodes for a in n.addresses.values()},
-        roles={n.name: n.role for n in state.nodes},
+        kinds={n.name: n.kind for n in state.nodes},
         subnets={k: ip_network(v) for k, v in state.networks.items() if v},
         routes={n.name: tuple(route(r) for r in n.routes) for n in state.nodes},
     )
@@ -350,7 +351,8 @@ def _drops(hops: list[Hop], windows: dict[str, list[float]], where: Directory) -
     drops = []
     for n, hop in sorted(last.items()):
         at = hop.receiver
-        if where.roles.get(at) != "router" or where.ips.get(hop.dst_ip) == at:
+        kind = where.kinds.get(at)
+        if kind is None or not kind.rules.forwards or where.ips.get(hop.dst_ip) == at:
             continue
         out = where.next_segment(at, hop.dst_ip)
         win = windows.get(out or "")

@@ -32,7 +32,6 @@ from hoplab.engine.state import MTU_OPT, Progress
 from hoplab.errors import Cancelled, HoplabError, SubnetTaken
 from hoplab.model import labels as L
 from hoplab.model.plan import NetPlan, NodePlan, Plan
-from hoplab.model.topology import Role
 
 NODE_CAPS = ["NET_ADMIN", "NET_RAW"]
 INHIBIT = "com.docker.network.bridge.inhibit_ipv4"
@@ -166,18 +165,10 @@ class BringUp:
     def host_config(self, plan: Plan, node: NodePlan) -> dict[str, Any]:
         """Capabilities, sysctls, names and limits of one node: the security baseline lives here."""
         first = node.interfaces[0]
-        sysctls = {
-            "net.ipv4.ip_forward": "1" if node.role is Role.ROUTER else "0",
-            "net.ipv6.conf.all.disable_ipv6": "1",
-            "net.ipv6.conf.default.disable_ipv6": "1",
-        }
+        ipv6 = plan.six is not None and plan.six.speaks(node.name)
+        sysctls = node.kind.sysctls(ipv6)  # /proc/sys is read-only once it runs
         hosts = [f"{name}:{ip}" for name, ip in plan.names]
-        if plan.six and plan.six.speaks(node.name):  # /proc/sys is read-only once it runs
-            forward = "1" if node.role is Role.ROUTER else "0"
-            for scope in ("all", "default"):
-                sysctls[f"net.ipv6.conf.{scope}.disable_ipv6"] = "0"
-                sysctls[f"net.ipv6.conf.{scope}.forwarding"] = forward
-                sysctls[f"net.ipv6.conf.{scope}.accept_ra"] = "0"  # routes come from the plan
+        if plan.six is not None and ipv6:
             hosts += [f"{name}:{ip}" for name, ip in plan.six.names]  # AAAA beside A
         return self.api.create_host_config(
             network_mode=plan.network(first.network).docker_name,

@@ -36,7 +36,6 @@ from hoplab.errors import Cancelled, HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.model.images import App, start_order
 from hoplab.model.plan import NodePlan, Plan
-from hoplab.model.topology import Role
 
 POLL = 0.1  # seconds between health reads: one inspect each, a few ms
 LOG_TAIL = 20
@@ -202,7 +201,7 @@ class Pods:
     ) -> None:
         app = node.app
         assert app is not None
-        routers = {n.name for n in plan.nodes if n.role is Role.ROUTER}
+        routers = {n.name for n in plan.nodes if n.kind.rules.forwards}
         gates.wait(node.name, app, routers, {n.name for n in plan.nodes if n.app})
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"bring-up of {plan.lab} was cancelled")

@@ -15,6 +15,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from hoplab.model import labels as L
+from hoplab.model.kinds import Kind, kind_of, role_from_label
+from hoplab.model.topology import Role
 
 MTU_OPT = "com.docker.network.driver.mtu"  # a network's own MTU, as Docker's bridge driver takes it
 
@@ -30,7 +32,7 @@ def no_progress(phase: str, done: int, total: int) -> None:
 class NodeState:
     name: str
     container: str
-    role: str
+    role: Role
     state: str
     addresses: dict[str, str]
     routes: tuple[str, ...]
@@ -40,6 +42,10 @@ class NodeState:
     # A dual-stack node's IPv6 half, apart from the IPv4 fields that exercises and paths read.
     addresses6: dict[str, str] = field(default_factory=dict)
     routes6: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> Kind:
+        return kind_of(self.role, bool(self.app))
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ def lab_state(
             NodeState(
                 name=lbl.get(L.NODE, ""),
                 container=c["Names"][0].lstrip("/"),
-                role=lbl.get(L.ROLE, ""),
+                role=role_from_label(lbl.get(L.ROLE, "")),
                 state=c.get("State", ""),
                 addresses={
                     k.removeprefix(prefix): v.get("IPAddress", "")

@@ -15,6 +15,7 @@ from hoplab.errors import InputError
 from hoplab.model import impair as impair_model
 from hoplab.model import ipv6
 from hoplab.model.images import APP_KEYS, check_depends, is_app, read_app
+from hoplab.model.kinds import kind_of
 from hoplab.model.lined_yaml import line_of
 from hoplab.model.source_file import SourceFile
 from hoplab.model.topology import Attachment, Network, Node, Role, RouteSpec, Topology
@@ -341,7 +342,7 @@ def _service(ctx: SourceFile, name: str, spec: Any, line: int) -> Node:
     role = Role(role_value)
     if "net.ipv4.ip_forward" in sysctls:
         forward = str(sysctls["net.ipv4.ip_forward"])
-        if forward != ("1" if role is Role.ROUTER else "0"):
+        if forward != kind_of(role, own).sysctls(ipv6=False)["net.ipv4.ip_forward"]:
             raise ctx.fail(
                 f"net.ipv4.ip_forward {forward!r} does not match role {role.value!r}",
                 line_of(sysctls, "net.ipv4.ip_forward"),

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from hoplab.errors import HoplabError, InputError
 from hoplab.model.images import App
+from hoplab.model.kinds import Kind, kind_of
 from hoplab.model.topology import Role, Topology
 
 DEFAULT_POOL = IPv4Network("10.176.0.0/12")
@@ -74,6 +75,10 @@ class NodePlan:
 
     def address(self, network: str) -> IPv4Address:
         return next(i.address for i in self.interfaces if i.network == network)
+
+    @property
+    def kind(self) -> Kind:
+        return kind_of(self.role, self.app is not None)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,13 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from hoplab.model import ipv6
+from hoplab.model.kinds import kind_of
 from hoplab.model.lined_yaml import line_of
 from hoplab.model.plan import build_plan, forward_path
 from hoplab.model.source_file import SourceFile
-from hoplab.model.topology import Network, Role, Topology
+from hoplab.model.topology import Network, Topology
+
+COUNTS = {1: "one", 2: "two"}  # how errors spell a kind's least number of networks
 
 
 def validate(topo: Topology, doc: Any) -> None:
@@ -84,12 +87,14 @@ def validate(topo: Topology, doc: Any) -> None:
                     "every address on a network must be unique",
                 )
             used[(att.network, att.address)] = node.name
-        if node.role is Role.ROUTER and len(node.attachments) < 2:
+        kind = kind_of(node.role, node.app is not None)
+        if len(node.attachments) < kind.rules.min_networks:
+            least = COUNTS.get(kind.rules.min_networks, str(kind.rules.min_networks))
             raise ctx.fail(
-                "a router needs at least two networks",
+                f"a {kind} needs at least {least} networks",
                 node.line,
                 f"services.{node.name}",
-                "attach it to two networks, or make it a host",
+                f"attach it to {least} networks, or make it a host",
             )
     for net in topo.networks:
         if counts[net.name] + 1 > net.subnet.num_addresses - 2:
@@ -132,7 +137,8 @@ def _check_routes(ctx: SourceFile, topo: Topology, nets: dict[str, Network]) -> 
                 )
             if route.via in {n.name for n in topo.nodes}:
                 via = topo.node(route.via)
-                if via.role is not Role.ROUTER or not mine & set(via.networks):
+                may = kind_of(via.role, via.app is not None).rules.may_be_via
+                if not may or not mine & set(via.networks):
                     raise ctx.fail(
                         f"route via {route.via!r}: not a router on a network of {node.name!r}",
                         route.line,

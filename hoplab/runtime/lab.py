@@ -43,6 +43,7 @@ from hoplab.runtime.needs import route_path
 if TYPE_CHECKING:  # dpkt loads with the first capture, not with every lab
     from hoplab.engine.state import UpReport
     from hoplab.model.plan import Plan
+    from hoplab.model.topology import Role
     from hoplab.runtime import pcap
 
 PROGRAMS = "/opt/hoplab"
@@ -345,7 +346,7 @@ class Proc:
 
 class Node:
     def __init__(
-        self, lab: Lab, name: str, container: str, role: str, program: bool = False
+        self, lab: Lab, name: str, container: str, role: Role, program: bool = False
     ) -> None:
         self.lab, self.name, self.container, self.role = lab, name, container, role
         self.program = program  # runs a program container of its own (an own-image node)
@@ -856,7 +857,7 @@ class Lab:
             on_it = [n for n in self.state.nodes if network in n.addresses]
             if network not in self.state.networks or not on_it:
                 raise HoplabError(f"lab {self.name!r} has no network {network!r} with nodes")
-            where = next((n for n in on_it if n.role == "router"), on_it[0]).name
+            where = next((n for n in on_it if n.kind.rules.forwards), on_it[0]).name
         node = where
         n = self.node(node)
         iface = n.iface(network)

@@ -30,7 +30,7 @@ from tests.unit.fake_engine import IMAGE_ID
 def running_state(plan, image=IMAGE_ID, state="running") -> LabState:
     """The state a fully made lab of this plan reads back as."""
     nodes = tuple(
-        NodeState(n.name, n.container, str(n.role), state, {}, (), plan.digest, image)
+        NodeState(n.name, n.container, n.role, state, {}, (), plan.digest, image)
         for n in plan.nodes
     )
     return LabState(plan.lab, nodes, {n.name: str(n.subnet) for n in plan.networks})
