@@ -68,8 +68,8 @@ def each(fn: Callable[[T], object], items: Iterable[T], workers: int = WORKERS) 
     items = list(items)
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        futures = [pool.submit(fn, item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as workers:
+        futures = [workers.submit(fn, item) for item in items]
     return [f.result() for f in futures]
 
 

@@ -114,8 +114,11 @@ def main() -> int:
             result["memory room MiB"] = round(sum(per_lab), 1)
 
         t1 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.check_parallel) as pool:
-            checked = list(pool.map(lambda lab: check_lab(engine, lab, Path(tmp)), report.up))
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            ThreadPoolExecutor(args.check_parallel) as threads,
+        ):
+            checked = list(threads.map(lambda lab: check_lab(engine, lab, Path(tmp)), report.up))
         result["checks s"] = round(time.perf_counter() - t1, 2)
         result["labs passing checks"] = sum(c["passed"] for c in checked)
         result["failures"] = [c for c in checked if not c["passed"]]

@@ -356,8 +356,8 @@ def describe(lab: Lab, before: AbstractSet[int] = frozenset()) -> str:
             return f"({err.message})"
 
     names = [n.name for n in state.nodes if n.state == "running"]
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
-        routes = dict(zip(names, pool.map(live_routes, names), strict=True))
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as workers:
+        routes = dict(zip(names, workers.map(live_routes, names), strict=True))
     for n in state.nodes:
         addrs = " ".join(f"{net}={ip}" for net, ip in n.addresses.items())
         lines.append(f"{n.name} ({n.role}, {n.state}) {addrs}")

@@ -104,8 +104,8 @@ def test_cli_exits_2_without_traceback_and_creates_nothing(engine):
             problems.append("objects created")
         return f"{path.name}: {', '.join(problems)}\n{proc.stderr}" if problems else ""
 
-    with ThreadPoolExecutor(4) as pool:
-        failures = [f for f in pool.map(one, CORPUS) if f]
+    with ThreadPoolExecutor(4) as workers:
+        failures = [f for f in workers.map(one, CORPUS) if f]
     assert not failures, "\n".join(failures)
 
 

@@ -56,8 +56,8 @@ def test_a_200_node_lab_comes_up_routes_end_to_end_and_leaves_nothing(engine):
             return [r for r in lab.state_node(node).routes if r not in table]
 
         names = [n.name for n in lab.nodes]
-        with ThreadPoolExecutor(8) as pool:
-            missing = dict(zip(names, pool.map(missing_routes, names), strict=True))
+        with ThreadPoolExecutor(8) as workers:
+            missing = dict(zip(names, workers.map(missing_routes, names), strict=True))
         assert not any(missing.values()), {k: v for k, v in missing.items() if v}
 
         far = lab.address(f"h{ROUTERS - 1}x{HOSTS_PER_LAN - 1}")

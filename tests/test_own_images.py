@@ -91,8 +91,8 @@ def test_bad_images_and_programs_exit_2_naming_file_line_key_and_leave_nothing(e
             problems.append("objects left")
         return f"{path.name}: {', '.join(problems)}\n{proc.stderr}" if problems else ""
 
-    with ThreadPoolExecutor(2) as pool:
-        failures = [f for f in pool.map(one, UP_CORPUS) if f]
+    with ThreadPoolExecutor(2) as workers:
+        failures = [f for f in workers.map(one, UP_CORPUS) if f]
     assert not failures, "\n".join(failures)
 
 

@@ -55,8 +55,8 @@ def interfaces(lab: Any) -> dict[str, dict[str, Seen]]:
                     found[net] = Seen(link["ifname"], link.get("address", ""), link["mtu"], net)
         return node.name, found
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return dict(pool.map(read, lab.nodes))
+    with ThreadPoolExecutor(max_workers=8) as workers:
+        return dict(workers.map(read, lab.nodes))
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,8 @@ def reach(names: list[str], measure: bool = True) -> list[Reached]:
     for name in names:
         if not name.startswith(SCHEMES) and name != LOCAL:
             client_for(name).close()  # raises InputError for a name that is no context
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
-        return list(pool.map(lambda n: reach_one(n, measure), names))
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as workers:
+        return list(workers.map(lambda n: reach_one(n, measure), names))
 
 
 def require(reached: Reached) -> EngineAPI:

@@ -122,14 +122,14 @@ class PodStart:
         self.pods, self.plan, self.labels, self.cancel = pods, plan, labels, cancel
         self.apps = {n.name: n for n in plan.nodes if n.app is not None}
         self.gates = _Gates()
-        self.pool = ThreadPoolExecutor(max_workers=1) if self.apps else None
+        self.workers = ThreadPoolExecutor(max_workers=1) if self.apps else None
         self.future: Future[dict[str, float]] | None = None
         self.began = 0.0
 
     def begin(self, progress: Progress) -> None:
-        if self.pool is not None:
+        if self.workers is not None:
             self.began = time.monotonic()
-            self.future = self.pool.submit(self._run, progress)
+            self.future = self.workers.submit(self._run, progress)
 
     def node_ready(self, name: str, result: T) -> T:
         """Called as each node's own container reports ready; passes its result through."""
@@ -138,7 +138,7 @@ class PodStart:
 
     def finish(self, failed: bool) -> dict[str, float]:
         """Wait for every user container; after a failure of the rest, only let them stop."""
-        if self.future is None or self.pool is None:
+        if self.future is None or self.workers is None:
             return {}
         if failed:
             self.gates.fail()
@@ -149,7 +149,7 @@ class PodStart:
                 return {}
             return self.future.result()
         finally:
-            self.pool.shutdown(wait=True)
+            self.workers.shutdown(wait=True)
 
     def _run(self, progress: Progress) -> dict[str, float]:
         """Start in depends_on order, wait for health, then check none has died meanwhile."""

@@ -198,8 +198,8 @@ def _http_checks(lab: Lab, srv: Node, srv_ip: str, users4: list[Node]) -> list[C
         ["python3", "-c", HTTP_SERVER, bind, str(PORT), str(len(users))], ready="listening"
     )
     try:
-        with ThreadPoolExecutor(len(users)) as pool:
-            done = pool.map(
+        with ThreadPoolExecutor(len(users)) as workers:
+            done = workers.map(
                 lambda u: u[0][0].run(["python3", "-c", HTTP_USER, u[0][2], str(PORT), u[1]]),
                 zip(users, tokens, strict=True),
             )

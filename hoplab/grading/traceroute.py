@@ -63,8 +63,8 @@ def _icmp(node: Node) -> dict[str, int]:
 
 
 def _counters(nodes: list[Node]) -> dict[str, dict[str, int]]:
-    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        return dict(zip([n.name for n in nodes], pool.map(_icmp, nodes), strict=True))
+    with ThreadPoolExecutor(max_workers=len(nodes)) as workers:
+        return dict(zip([n.name for n in nodes], workers.map(_icmp, nodes), strict=True))
 
 
 @dataclass(frozen=True)

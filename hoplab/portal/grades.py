@@ -1,6 +1,6 @@
 """Check runs from the portal: the same grader as `hoplab check`, one run at a time per lab.
 
-Runs go to a small thread pool shared by the room (the machine has few cores: queued runs wait
+Runs go to a few worker threads shared by the room (the machine has few cores: queued runs wait
 their turn rather than slowing every lab), a participant has at most one run queued or running,
 and may start one every MIN_INTERVAL seconds. The latest grade per participant and assignment
 is kept in the room's state dir, so the instructor's grid survives a restart.
@@ -47,8 +47,8 @@ def record(g: Grade) -> dict[str, Any]:
 
 
 class Grades:
-    def __init__(self, engine: EngineAPI, pool: Executor, folder: Path) -> None:
-        self.engine, self.pool = engine, pool
+    def __init__(self, engine: EngineAPI, workers: Executor, folder: Path) -> None:
+        self.engine, self.workers = engine, workers
         self.path = folder / "grades.json"
         self.latest: dict[str, dict[str, dict]] = {}
         if self.path.exists():
@@ -124,7 +124,7 @@ class Grades:
                 on_done(participant)
 
         self.finished.pop(participant, None)
-        self.pool.submit(job)
+        self.workers.submit(job)
         return run
 
     def status(self, participant: str) -> dict[str, Any] | None:

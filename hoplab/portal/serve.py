@@ -131,7 +131,7 @@ def run(
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
     portal.io.shutdown(wait=True, cancel_futures=True)
-    portal.grades.pool.shutdown(wait=True, cancel_futures=True)
+    portal.grades.workers.shutdown(wait=True, cancel_futures=True)
 
 
 def main(

@@ -120,8 +120,8 @@ class Portal:
             except Exception as err:  # the engine went away: a reason, never a crash
                 return f"{type(err).__name__}: {str(err)[:200]}"
 
-        with ThreadPoolExecutor(max_workers=len(self.engines)) as pool:
-            found = dict(zip(self.engines, pool.map(one, self.engines.items()), strict=True))
+        with ThreadPoolExecutor(max_workers=len(self.engines)) as workers:
+            found = dict(zip(self.engines, workers.map(one, self.engines.items()), strict=True))
         seats: dict[str, str] = {}
         where: dict[str, str] = {}
         unreachable: dict[str, str] = {}

@@ -66,19 +66,19 @@ class Terminal:
 
 
 class Terminals:
-    """Every open terminal of the room; all Docker work runs on `pool`, never on the loop."""
+    """Every open terminal of the room; all Docker work runs on `workers`, never on the loop."""
 
     def __init__(
         self,
         engine: EngineAPI,
-        pool: Executor,
+        workers: Executor,
         *,
         grace: float = GRACE,
         limit: int = MAX_PER_PARTICIPANT,
         on_activity: Callable[[str], None] = lambda p: None,
         valid: Callable[[str], bool] = lambda token: True,
     ) -> None:
-        self.engine, self.pool, self.grace, self.limit = engine, pool, grace, limit
+        self.engine, self.workers, self.grace, self.limit = engine, workers, grace, limit
         self.on_activity = on_activity
         self.valid = valid  # is the token a websocket was opened with still good?
         self._tokens: dict[web.WebSocketResponse, str] = {}
@@ -86,7 +86,7 @@ class Terminals:
         self._tasks: set[asyncio.Task] = set()
 
     async def _io(self, fn: Callable, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.workers, fn, *args)
 
     def _on(self, term: Terminal) -> EngineAPI:
         return term.engine or self.engine

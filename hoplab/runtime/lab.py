@@ -188,8 +188,8 @@ def _each_node(fn: Any, nodes: list[Any]) -> list[Any]:
     """fn over nodes in parallel (one exec each costs ~55 ms; seven in a row would add up)."""
     if not nodes:
         return []
-    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
-        return list(pool.map(fn, nodes))
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as workers:
+        return list(workers.map(fn, nodes))
 
 
 def _listed(engine: EngineAPI, container: str, node: str) -> list[Left]:

@@ -131,8 +131,8 @@ def foreign_listeners(engine: EngineAPI, state: LabState) -> list[Listener]:
     nodes = [n for n in state.nodes if n.state == "running"]
     if not nodes:
         return []
-    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
-        found = pool.map(lambda n: _node_listeners(engine, n.container, n.name), nodes)
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as workers:
+        found = workers.map(lambda n: _node_listeners(engine, n.container, n.name), nodes)
         return [listener for per_node in found for listener in per_node]
 
 

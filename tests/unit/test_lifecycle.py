@@ -86,8 +86,8 @@ def test_labs_brought_up_together_get_distinct_subnets(tiny):
 
     fake = FakeEngine()
     names = [f"lc5x{i}" for i in range(8)]
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda n: lifecycle.up(fake, tiny, n, *quiet), names))
+    with ThreadPoolExecutor(4) as workers:
+        results = list(workers.map(lambda n: lifecycle.up(fake, tiny, n, *quiet), names))
     assert {r.report.action for r in results} == {"created"}
     subnets = [s for n in names for s in lab_subnets(fake, n)]
     assert len(subnets) == 16 and all(
