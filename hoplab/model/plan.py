@@ -199,7 +199,7 @@ def remap_subnets(
 
 
 def _clash(candidate: Net, used: list[Net]) -> bool:
-    return any(candidate.overlaps(u) for u in used)  # type: ignore[arg-type]
+    return any(candidate.overlaps(u) for u in used)
 
 
 def _candidates(pool: Net, prefixlen: int, seed: str, limit: int | None) -> Iterator[Net]:
