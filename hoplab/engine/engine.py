@@ -220,8 +220,10 @@ class Engine(impair.LinkImpairments):
     ) -> int:
         return inside.exec_stream(self.api, container, cmd, write)
 
-    def run(self, container: str, cmd: list[str]) -> tuple[int, bytes, bytes]:
-        return inside.run(self.api, container, cmd)
+    def run(
+        self, container: str, cmd: list[str], timeout: float = inside.EXEC_DEADLINE
+    ) -> tuple[int, bytes, bytes]:
+        return inside.run(self.api, container, cmd, timeout)
 
     def put_file(self, container: str, dest: str, data: bytes, mode: int = 0o755) -> None:
         inside.put_file(self.api, container, dest, data, mode)

@@ -10,9 +10,12 @@ needs (tcpdump or `ss` in a FROM scratch image); then the sandbox, with a note t
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import socket
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from hoplab.engine import outside
 from hoplab.engine.client import explain
 from hoplab.engine.inventory import state
 from hoplab.engine.pods import app_of
@@ -112,15 +116,117 @@ def exec_stream(
     return int(api.exec_inspect(exec_id)["ExitCode"])
 
 
-def run(api: docker.APIClient, container: str, cmd: list[str]) -> tuple[int, bytes, bytes]:
-    """Run cmd in the node and collect (exit code, stdout, stderr)."""
+EXEC_DEADLINE = 300.0  # seconds an exec may take when its caller names no deadline
+MAX_OUTPUT = 32 * 1024 * 1024  # bytes kept of each stream: a flood costs the node, not us
+COOL_OFF = 60.0  # seconds a node that let an exec overrun gets no new exec (see Overdue)
+
+# container -> monotonic time until which it gets no exec. A node whose root made one exec hang
+# (a sitecustomize implant, a replaced tool) would make every later one hang too: a grading or a
+# reap then fails at once instead of paying every exec's deadline in turn. Module state, because
+# any Engine of this process may call into the same container.
+_overdue: dict[str, float] = {}
+_overdue_lock = threading.Lock()
+
+
+class Overdue(HoplabError):
+    """An exec ran past its deadline; its processes were killed from outside the node."""
+
+
+def run(
+    api: docker.APIClient, container: str, cmd: list[str], timeout: float = EXEC_DEADLINE
+) -> tuple[int, bytes, bytes]:
+    """Run cmd in the node and collect (exit code, stdout, stderr), never longer than timeout.
+
+    docker-py would wait on the exec forever, so the output is read from the raw socket with a
+    deadline. An exec that overruns is killed from the host's view (hoplab.engine.outside: the
+    node's root cannot reach that) and raises Overdue, as does every exec into the same node for
+    COOL_OFF seconds after.
+    """
+    _refuse_if_overdue(container, cmd)
+    deadline = time.monotonic() + timeout
     try:
         exec_id = api.exec_create(container, cmd, stdout=True, stderr=True)["Id"]
-        out, err = api.exec_start(exec_id, demux=True)
-        code = int(api.exec_inspect(exec_id)["ExitCode"])
+        sock = api.exec_start(exec_id, socket=True)
     except docker.errors.APIError as e:
         raise HoplabError(f"cannot run {cmd[0]!r} in {container}: {explain(e)}") from None
-    return code, out or b"", err or b""
+    raw = getattr(sock, "_sock", sock)
+    try:
+        got = _frames(raw, deadline)
+    finally:
+        raw.close()
+        with contextlib.suppress(OSError):
+            sock.close()
+    code = _exit_code(api, exec_id, deadline) if got is not None else None
+    if got is None or code is None:
+        _give_up(api, container, exec_id, cmd, timeout)
+    assert got is not None and code is not None
+    return code, got[0], got[1]
+
+
+def _refuse_if_overdue(container: str, cmd: list[str]) -> None:
+    with _overdue_lock:
+        left = _overdue.get(container, 0.0) - time.monotonic()
+    if left > 0:
+        raise Overdue(
+            f"{container} did not answer an earlier exec in time, so {cmd[0]!r} was not run "
+            f"(no exec for {left:.0f} s more)",
+            hint="a program in the node hangs (changed by its root?): reset the lab",
+        )
+
+
+def _frames(raw: socket.socket, deadline: float) -> tuple[bytes, bytes] | None:
+    """stdout and stderr of a non-TTY exec's multiplexed stream, or None at the deadline.
+
+    Each frame is an 8-byte header (stream, 3 zero bytes, big-endian size) and its payload.
+    """
+    buf, out = bytearray(), {1: bytearray(), 2: bytearray()}
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        raw.settimeout(left)
+        try:
+            chunk = raw.recv(65536)
+        except TimeoutError:
+            return None
+        if not chunk:
+            return bytes(out[1]), bytes(out[2])
+        buf += chunk
+        while len(buf) >= 8 and len(buf) >= 8 + int.from_bytes(buf[4:8], "big"):
+            size = int.from_bytes(buf[4:8], "big")
+            target = out[2] if buf[0] == 2 else out[1]
+            target += buf[8 : 8 + min(size, max(0, MAX_OUTPUT - len(target)))]
+            del buf[: 8 + size]
+
+
+def _exit_code(api: docker.APIClient, exec_id: str, deadline: float) -> int | None:
+    """The stream can end a moment before the engine records the exit code; None if the
+    process is still running at the deadline (it closed its output and went on)."""
+    while True:
+        info = api.exec_inspect(exec_id)
+        if not info.get("Running"):
+            return int(info.get("ExitCode") or 0)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
+
+
+def _give_up(
+    api: docker.APIClient, container: str, exec_id: str, cmd: list[str], timeout: float
+) -> None:
+    with _overdue_lock:
+        _overdue[container] = time.monotonic() + COOL_OFF
+    killed = "and its processes were killed"
+    try:
+        pid = int(api.exec_inspect(exec_id).get("Pid") or 0)
+        if pid:
+            outside.kill_tree(api, container, pid)
+    except (HoplabError, docker.errors.APIError) as err:
+        killed = f"and could not be killed ({err})"
+    raise Overdue(
+        f"{cmd[0]!r} did not finish within {timeout:g} s in {container} {killed}",
+        hint="a program in the node hangs (changed by its root?): reset the lab",
+    )
 
 
 def put_file(

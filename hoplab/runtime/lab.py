@@ -55,6 +55,8 @@ SCRATCH = "/tmp/hoplab"
 RUN_ENV = "HOPLAB_RUN"
 NOBODY = 65534  # only submitted participant code runs as nobody in a node
 log = logging.getLogger(__name__)
+SLACK = 10.0  # seconds an exec may run past its in-node timeout before the engine gives up on it
+SCAN_DEADLINE = 10.0  # seconds a reap's scan of one node may take (it needs well under one)
 
 # Runs in the node as root (python3 -c), never marked itself. argv: MODE RUN...
 #   kill RUN... SIGKILL the processes marked with one of RUN, until a few scans in a row find none
@@ -172,7 +174,7 @@ class Left:
 
 def _scan(engine: EngineAPI, container: str, node: str, mode: str, runs: list[str]) -> list[Left]:
     """One exec of _SCAN, deliberately not through Node.run: the scanner must carry no mark."""
-    code, out, err = engine.run(container, ["python3", "-c", _SCAN, mode, *runs])
+    code, out, err = engine.run(container, ["python3", "-c", _SCAN, mode, *runs], SCAN_DEADLINE)
     if code != 0:
         raise HoplabError(f"cannot read the processes of {node}: {err.decode(errors='replace')}")
     found = []
@@ -390,7 +392,8 @@ class Node:
         """
         bounded = ["env", f"{RUN_ENV}={self.lab.run_id}", "timeout", "-k", "2", str(timeout), *argv]
         try:
-            code, out, err = self.lab.engine.run(container, bounded)
+            # and bounded outside too: root in the node can make `timeout` itself hang
+            code, out, err = self.lab.engine.run(container, bounded, timeout + SLACK)
         except BaseException:
             self.left_in.add(container)  # stop_all sweeps it by mark
             self.lab._unfinished.add(self.name)

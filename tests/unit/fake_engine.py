@@ -241,7 +241,9 @@ class FakeEngine(impair.LinkImpairments):
         write(2, err)
         return code
 
-    def run(self, container: str, cmd: list[str]) -> tuple[int, bytes, bytes]:
+    def run(
+        self, container: str, cmd: list[str], timeout: float = 300.0
+    ) -> tuple[int, bytes, bytes]:
         """hoplab's own commands get the node kernel's answer; any other one succeeds."""
         with self._lock:
             found = self._find(container)
