@@ -42,3 +42,8 @@ class Unsupported(HoplabError):
 
 class Cancelled(HoplabError):
     """The caller asked a bring-up to stop (a room on Ctrl-C); the lab rolled itself back."""
+
+
+class Overdue(HoplabError):
+    """An exec into a node ran past its deadline (root there can make any program hang); its
+    processes were killed from outside the node (hoplab.engine.inside)."""

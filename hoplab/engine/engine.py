@@ -253,5 +253,5 @@ class Engine(impair.LinkImpairments):
     def resize_tty(self, exec_id: str, rows: int, cols: int) -> None:
         tty.resize(self.api, exec_id, rows, cols)
 
-    def kill_tty(self, container: str, terminal: str) -> int:
-        return tty.kill_tree(self.api, container, terminal)
+    def kill_tty(self, container: str, terminal: str, pid: int = 0) -> int:
+        return tty.kill_tree(self.api, container, terminal, pid)

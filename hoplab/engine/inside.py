@@ -27,7 +27,7 @@ from hoplab.engine import outside
 from hoplab.engine.client import explain
 from hoplab.engine.inventory import state
 from hoplab.engine.pods import app_of
-from hoplab.errors import HoplabError
+from hoplab.errors import HoplabError, Overdue
 from hoplab.model import labels as L
 
 
@@ -126,10 +126,6 @@ COOL_OFF = 60.0  # seconds a node that let an exec overrun gets no new exec (see
 # any Engine of this process may call into the same container.
 _overdue: dict[str, float] = {}
 _overdue_lock = threading.Lock()
-
-
-class Overdue(HoplabError):
-    """An exec ran past its deadline; its processes were killed from outside the node."""
 
 
 def run(

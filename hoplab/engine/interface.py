@@ -167,6 +167,7 @@ class EngineAPI(Protocol):
 
     def resize_tty(self, exec_id: str, rows: int, cols: int) -> None: ...
 
-    def kill_tty(self, container: str, terminal: str) -> int:
-        """Kill what the terminal started; how many processes were signalled."""
+    def kill_tty(self, container: str, terminal: str, pid: int = 0) -> int:
+        """Kill what the terminal started; how many processes were signalled. pid: the
+        terminal's host pid, for the kill from outside when the node does not answer."""
         ...

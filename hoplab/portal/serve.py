@@ -103,6 +103,7 @@ def build(
         topology=topology,
         engines=dict(engines),
     )
+    portal.terminals.lanes = portal.lanes  # one lane per participant for all their calls
     portal.terminals.on_activity = portal.touch
     portal.terminals.valid = lambda token: portal.tokens.who(token) is not None
     return portal

@@ -13,6 +13,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,9 @@ from hoplab.engine.state import LabState
 from hoplab.errors import HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.model.load import load
+from hoplab.portal.drawings import Drawings
 from hoplab.portal.grades import Busy, Grades
+from hoplab.portal.lanes import Lanes
 from hoplab.portal.terminals import TerminalLimit, Terminals
 from hoplab.portal.tokens import Tokens, Who
 from hoplab.workshop.room import ENGINE
@@ -58,6 +61,8 @@ XTERM = {  # xterm.js 4.2.0 as the webssh package ships it: no npm, no CDN
     "xterm-addon-fit.min.js": ("js/xterm-addon-fit.min.js", "text/javascript"),
     "xterm.min.css": ("css/xterm.min.css", "text/css"),
 }
+
+log = logging.getLogger("hoplab.portal")
 
 # The request's key for the token's owner (a Who); typed keys came with aiohttp 3.12.
 WHO: Any = web.RequestKey("who", Who) if hasattr(web, "RequestKey") else "hoplab.who"
@@ -93,13 +98,19 @@ class Portal:
     engines: dict[str, EngineAPI] = field(default_factory=dict)  # name -> engine; default: engine
     where: dict[str, str] = field(default_factory=dict)  # lab -> the name of its engine
     unreachable: dict[str, str] = field(default_factory=dict)  # engine name -> why, last read
+    drawings: Drawings = field(default_factory=Drawings)
+    lanes: Lanes | None = None  # on `io`; serve.build shares them with the terminals
 
     def __post_init__(self) -> None:
         if not self.engines:
             self.engines = {LOCAL: self.engine}
+        if self.lanes is None:
+            self.lanes = Lanes(self.io)
 
-    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
+    async def call(self, fn: Callable[..., Any], *args: Any, who: str | None = None) -> Any:
+        """fn on the I/O threads: in who's lane when it is for one participant (see lanes)."""
+        assert self.lanes is not None
+        return await self.lanes.run(who, fn, *args)
 
     def read_seats(self) -> dict[str, str]:
         """participant -> lab over every engine, and where each lab is (`where`).
@@ -163,7 +174,7 @@ class Portal:
         lab = await self.lab_of(participant)
         at, state = self.state_cache.get(lab, (0.0, None))
         if state is None or time.monotonic() - at > STATE_TTL:
-            state = await self.call(self.engine_of(lab).state, lab)
+            state = await self.call(self.engine_of(lab).state, lab, who=participant)
             self.state_cache[lab] = (time.monotonic(), state)
         if state.labels.get(L.WORKSHOP) != self.room or state.owner != participant:
             raise web.HTTPNotFound(text="that lab is not yours")
@@ -212,6 +223,8 @@ async def body_json(request: web.Request) -> dict[str, Any]:
         body = await request.json()
     except ValueError:
         raise web.HTTPBadRequest(text="the body is not JSON") from None
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise web.HTTPBadRequest(text="the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="the body must be a JSON object")
     return body
@@ -236,10 +249,18 @@ def instructor_only(request: web.Request) -> None:
 async def headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """Every answer carries the security headers, errors included; an unexpected error is one
+    line on the console and a plain 500, never a traceback (a participant could flood it)."""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         response = error(exc.status, exc.text or exc.reason)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        what = f"{type(exc).__name__}: {str(exc)[:200]}"
+        log.error("%s %s failed: %s", request.method, request.path, what)
+        response = error(500, "the portal could not answer that request", "try again later")
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -322,9 +343,14 @@ async def topology_svg(request: web.Request) -> web.Response:
     """The lab drawn by hoplab.draw (Graphviz); the page shows the tables when this fails."""
     from hoplab.draw.graph import svg
 
-    state = await request.app[PORTAL].state(participant_of(request))
+    portal, participant = request.app[PORTAL], participant_of(request)
+    if not portal.drawings.allow(participant):
+        raise web.HTTPTooManyRequests(text="the drawing was asked for too often: wait a minute")
+    state = await portal.state(participant)
     try:
-        text = await request.app[PORTAL].call(svg, state)
+        text = await portal.drawings.get(
+            state.name, state, lambda: portal.call(svg, state, who=participant)
+        )
     except HoplabError as err:
         raise web.HTTPServiceUnavailable(text=f"no drawing: {err.message}") from None
     return web.Response(text=text, content_type="image/svg+xml")
@@ -441,7 +467,7 @@ async def _reset(portal: Portal, participant: str, lab: str) -> web.Response:
     try:
         await portal.terminals.close_participant(participant, "the lab is being reset")
         started = time.monotonic()
-        await portal.call(_down_up, portal, participant, lab)
+        await portal.call(_down_up, portal, participant, lab, who=participant)
     except HoplabError as err:
         raise web.HTTPInternalServerError(text=f"reset failed: {err.message}") from None
     finally:

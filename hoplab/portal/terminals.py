@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from hoplab.engine import terminal as tty
 from hoplab.engine.interface import EngineAPI
+from hoplab.portal.lanes import Lanes
 
 GRACE = 90.0  # seconds a detached terminal waits for its page to come back (at least 60)
 MAX_PER_PARTICIPANT = 4  # one participant cannot starve the room of execs
@@ -79,14 +80,16 @@ class Terminals:
         valid: Callable[[str], bool] = lambda token: True,
     ) -> None:
         self.engine, self.workers, self.grace, self.limit = engine, workers, grace, limit
+        self.lanes = Lanes(workers)  # the portal's other Docker calls share these lanes
         self.on_activity = on_activity
         self.valid = valid  # is the token a websocket was opened with still good?
         self._tokens: dict[web.WebSocketResponse, str] = {}
         self._open: dict[tuple[str, str], Terminal] = {}
         self._tasks: set[asyncio.Task] = set()
 
-    async def _io(self, fn: Callable, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.workers, fn, *args)
+    async def _io(self, term: Terminal, fn: Callable, *args: Any) -> Any:
+        """fn on the workers, in the lane of the terminal's participant."""
+        return await self.lanes.run(term.participant, fn, *args)
 
     def _on(self, term: Terminal) -> EngineAPI:
         return term.engine or self.engine
@@ -109,7 +112,9 @@ class Terminals:
         self._open[(participant, term.id)] = term  # counted at once: parallel opens hit the limit
         try:
             env = {"TERM": "xterm-256color", tty.MARKER: term.id}
-            term.exec_id, term.sock, term.pid = await self._io(on.open_tty, container, SHELL, env)
+            term.exec_id, term.sock, term.pid = await self._io(
+                term, on.open_tty, container, tty.kept(SHELL), env
+            )
         except BaseException:
             self._open.pop((participant, term.id), None)
             raise
@@ -184,7 +189,7 @@ class Terminals:
                     and len(size) == 2
                     and all(isinstance(v, int) and 1 <= v <= 1000 for v in size)
                 ):
-                    await self._io(self._on(term).resize_tty, term.exec_id, size[0], size[1])
+                    await self._io(term, self._on(term).resize_tty, term.exec_id, size[0], size[1])
         finally:
             self._tokens.pop(ws, None)
             term.watchers.discard(ws)
@@ -198,7 +203,7 @@ class Terminals:
         term.ended = True
         self._open.pop((term.participant, term.id), None)
         with contextlib.suppress(Exception):
-            await self._io(self._on(term).kill_tty, term.container, term.id)
+            await self._io(term, self._on(term).kill_tty, term.container, term.id, term.pid)
         if term.sock is not None:
             with contextlib.suppress(OSError):
                 term.sock.close()

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Self, TextIO
 from hoplab.engine.interface import EngineAPI
 from hoplab.engine.reconcile import READY
 from hoplab.engine.state import LabState, Progress, no_progress
-from hoplab.errors import HoplabError, Unsupported
+from hoplab.errors import HoplabError, Overdue, Unsupported
 from hoplab.interrupts import sigint_deferred
 from hoplab.runtime.needs import route_path
 
@@ -736,6 +736,10 @@ class Lab:
             node, dead = item
             try:
                 return _scan(self.engine, node.container, node.name, mode, dead)
+            except Overdue:
+                # Root in the node made the scan hang: it was killed from outside, and the node
+                # refuses execs for a while, so the grading that follows fails at once, saying so.
+                return []
             except HoplabError:
                 # No exec starts in a node whose pids limit is full: restart it (routes come
                 # back with the entrypoint), which ends every process in it at once.

@@ -308,7 +308,7 @@ class FakeEngine(impair.LinkImpairments):
         with self._lock:
             self.tty_sizes[exec_id] = (rows, cols)
 
-    def kill_tty(self, container: str, terminal: str) -> int:
+    def kill_tty(self, container: str, terminal: str, pid: int = 0) -> int:
         """Closes every TTY opened in the container: its shell's processes end with it."""
         with self._lock:
             mine = [x for x, (c, _) in self.ttys.items() if c == container]

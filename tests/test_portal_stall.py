@@ -1,0 +1,181 @@
+"""A room that one participant cannot stall (issue 26), attacked from a participant's position.
+
+Root in their own nodes, through the portal's browser terminals, a participant adds a
+sitecustomize implant that makes the portal's in-node clean-up (kill_tree) and the grader's reap
+hang, then presses check, and opens and closes terminals. The others' pages, the instructor's
+grid and the others' checks must go on as if nothing happened; the attacker's own check fails,
+saying that their node did not answer in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import time
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+
+from hoplab import grading
+from hoplab.engine.engine import Engine
+from hoplab.model.load import load
+from hoplab.portal import serve
+from hoplab.runtime.lab import Lab
+from hoplab.workshop import room as workshop
+from tests.conftest import COMPOSE, unique_lab_name
+from tests.test_portal import (
+    Room,
+    Term,
+    call,
+    open_terminal,
+    run,
+    start_portal,
+    wait_check,
+    ws_connect,
+)
+
+pytestmark = pytest.mark.docker
+
+# The implant, typed into a terminal: every `python3 -c` that hoplab runs as the terminal clean-up
+# (argv HOPLAB_TERMINAL ...) or as a reap's scan (argv reap|reap-files|kill ...) sleeps an hour.
+IMPLANT = (
+    "printf '%s\\n' 'import sys, time' 'if sys.argv[1:2] in ([\"HOPLAB_TERMINAL\"], [\"reap\"], "
+    '["reap-files"], ["kill"]): time.sleep(3600)\' >> /etc/python3.11/sitecustomize.py; '
+    "echo im$((1))planted\r"
+)
+TIMED_OUT = re.compile(r"did not (finish within|answer an earlier exec in time)")
+NODE = "srv"  # every assignment's grading uses it
+P95_MS = 300.0
+
+
+@pytest.fixture(scope="module")
+def room3(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
+    name = unique_lab_name("ps")
+    folder = tmp_path_factory.mktemp("stall-state")
+    seats = workshop.Room(name, workshop.numbered_seats(3, f"{name}-"))
+    served = None
+    try:
+        report = workshop.up(engine, load(COMPOSE), seats)
+        assert len(report.up) == 3, report
+        served = start_portal(engine, name, folder)
+        links = serve.issue(served.portal.tokens, [s.participant for s in seats.seats], served.base)
+        tokens = {p: u.split("#", 1)[1] for p, u in links.participants.items()}
+        tokens["instructor"] = links.instructor.split("#", 1)[1]
+        labs = {s.participant: Lab.attach(engine, s.lab) for s in seats.seats}
+        yield Room(name, labs, folder, served, tokens)
+    finally:
+        if served:
+            served.close()
+        workshop.down(engine, name)
+        assert workshop.room_labs(engine, name) == []
+
+
+async def implant(base: str, token: str) -> None:
+    """Type the implant into a terminal in NODE, as the participant would; leave it open."""
+    tid = await open_terminal(base, token, NODE)
+    async with (
+        aiohttp.ClientSession() as s,
+        ws_connect(s, base, f"/ws/terminal/{tid}", token) as ws,
+    ):
+        term = Term(ws)
+        await term.send(IMPLANT)
+        await term.expect("im1planted")
+
+
+def timed_out(done: dict) -> list[str]:
+    """The observed values of the run's FAILs that say the node did not answer in time."""
+    checks = done.get("result", {}).get("checks", [])
+    return [c["observed"] for c in checks if TIMED_OUT.search(c.get("observed", ""))]
+
+
+def test_two_hung_reaps_never_hold_back_a_third_participants_check(room3):
+    attackers, victim = sorted(room3.labs)[:2], sorted(room3.labs)[2]
+    base = room3.served.base
+    tcp_echo = grading.select("tcp-echo")
+    source = tcp_echo.solution.read_text()
+    body = {"assignment": tcp_echo.name, "source": source}
+
+    async def go() -> tuple[list[dict], dict, float]:
+        await asyncio.gather(*(implant(base, room3.tokens[a]) for a in attackers))
+        for a in attackers:
+            status, got = await call(base, "POST", "/api/check", room3.tokens[a], body)
+            assert status == 202, got
+        await asyncio.sleep(0.3)  # the victim's check is queued behind both
+        pressed = time.monotonic()
+        status, got = await call(base, "POST", "/api/check", room3.tokens[victim], body)
+        assert status == 202, got
+        mine = await wait_check(base, room3.tokens[victim], timeout=120)
+        took = time.monotonic() - pressed
+        theirs = [await wait_check(base, room3.tokens[a], timeout=120) for a in attackers]
+        return theirs, mine, took
+
+    theirs, mine, took = run(go())
+    for who, done in zip([*attackers, victim], [*theirs, mine], strict=True):
+        graded = done.get("result", {}).get("seconds")
+        print(f"{who}: graded in {graded} s; {done.get('error', '')}")
+    print(f"the victim's check: {took:.1f} s from the button to the result")
+    assert "error" not in mine, mine
+    assert mine["result"]["passed"] == len(tcp_echo.checks), mine["result"]["checks"]
+    assert took < 30, f"the victim's check took {took:.1f} s from the button to the result"
+    for done in theirs:  # the attackers' checks end, failing with a clear time-out
+        assert not done.get("result", {}).get("ok", False), done
+        assert timed_out(done), done
+
+
+def test_a_hung_terminal_clean_up_stalls_nobody_else_and_leaves_no_shell(room3, engine):
+    attacker, victim = sorted(room3.labs)[0], sorted(room3.labs)[2]
+    base = room3.served.base
+    node = room3.labs[attacker].node(NODE)
+
+    async def sample(path: str, token: str, stop: asyncio.Event, every: float) -> list[float]:
+        took = []
+        async with aiohttp.ClientSession() as s:
+            while not stop.is_set():
+                start = time.monotonic()
+                async with s.get(base + path, headers={"Authorization": f"Bearer {token}"}) as r:
+                    await r.read()
+                    assert r.status == 200, (path, r.status)
+                took.append((time.monotonic() - start) * 1000)
+                await asyncio.sleep(every)
+        return took
+
+    async def flood() -> int:
+        """24 terminals opened and closed, 4 at a time (the per-participant limit)."""
+        token, closed = room3.tokens[attacker], 0
+        await implant(base, token)  # idempotent: the implant may be there already
+        status, mine = await call(base, "GET", "/api/me", token)
+        for t in mine["terminals"]:
+            await call(base, "DELETE", f"/api/terminals/{t['id']}", token)
+        while closed < 24:
+            tids = await asyncio.gather(*(open_terminal(base, token, NODE) for _ in range(4)))
+            results = await asyncio.gather(
+                *(call(base, "DELETE", f"/api/terminals/{tid}", token) for tid in tids)
+            )
+            assert all(status == 200 for status, _ in results), results
+            closed += len(tids)
+        return closed
+
+    async def go() -> tuple[list[float], list[float], int, float]:
+        stop = asyncio.Event()
+        me = asyncio.create_task(sample("/api/me", room3.tokens[victim], stop, 0.05))
+        grid = asyncio.create_task(sample("/api/room", room3.tokens["instructor"], stop, 0.2))
+        started = time.monotonic()
+        try:
+            closed = await asyncio.wait_for(flood(), 180)
+        finally:
+            stop.set()
+        return await me, await grid, closed, time.monotonic() - started
+
+    me, grid, closed, seconds = run(go())
+    assert closed == 24
+    for name, took in (("/api/me", me), ("/api/room", grid)):
+        p95 = statistics.quantiles(took, n=20)[-1]
+        print(f"{name}: {len(took)} requests in {seconds:.1f} s, p95 {p95:.0f} ms")
+        assert len(took) >= 10, took
+        assert p95 < P95_MS, f"{name} p95 {p95:.0f} ms while a participant hung their node"
+    # Every closed terminal's shell is gone, seen from the host (no exec into the hostile node).
+    rows = engine.api.top(node.container, ps_args="-o pid,args")["Processes"] or []
+    shells = [r[1] for r in rows if "bash -l" in r[1]]
+    assert shells == [], shells
