@@ -169,6 +169,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
         return up_spread(args, room, topo, lines, pool)
     engine = api.from_env()
+    workshop.check_fits(engine, topo, room)  # nothing is created for a room that cannot fit
     started = time.monotonic()
     with ui.progress() as progress:
         done = ui.seat_progress(progress, len(room.seats))

@@ -35,7 +35,10 @@ from hoplab.model.plan import NetPlan, NodePlan, Plan
 
 NODE_CAPS = ["NET_ADMIN", "NET_RAW"]
 INHIBIT = "com.docker.network.bridge.inhibit_ipv4"
-MEM_LIMIT = "256m"
+# A node's memory, page cache included: every exercise and every assignment's grading peaked at
+# 35 MiB in a node (measured, the default lab). The room's capacity rule budgets each node at this
+# limit (workshop/placement.py), so 128 MiB keeps 20 labs on a 2-core, 24 GiB host, all full.
+MEM_LIMIT = "128m"
 PIDS_LIMIT = 256
 # One core's worth per node, for the node's whole cgroup: unlike RLIMIT_CPU, forking cannot renew
 # it, and a spinning node leaves the rest of the machine to the other nodes and labs.

@@ -130,6 +130,10 @@ class Engine(impair.LinkImpairments):
     def survey(self, lab: str) -> tuple[LabState, Taken]:
         return inventory.survey(self.api, lab)
 
+    def machine(self) -> tuple[int, int]:
+        info = self.api.info()
+        return int(info.get("NCPU") or 1), int(info.get("MemTotal") or 0)
+
     # --- images --------------------------------------------------------------------------------
 
     def ensure_image(self, hosts_dir: Path, say: Say) -> str:

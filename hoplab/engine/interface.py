@@ -57,6 +57,10 @@ class EngineAPI(Protocol):
         planner), read together."""
         ...
 
+    def machine(self) -> tuple[int, int]:
+        """The engine host's CPUs and bytes of memory (for the room's capacity rule)."""
+        ...
+
     # --- images --------------------------------------------------------------------------------
 
     def ensure_image(self, hosts_dir: Path, say: Say) -> str:

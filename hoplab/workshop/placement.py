@@ -3,13 +3,15 @@
 A lab never spans engines (all its traffic stays inside it), so what spreads is the number of
 labs. The capacity rule, per engine, in nodes:
 
-    budget = nodes capacity if given, else min(NODES_PER_CPU * CPUs, memory // NODE_MEMORY)
+    budget = nodes capacity if given, else min(NODES_PER_CPU * CPUs, memory // node memory limit)
     free labs = min((budget - hoplab nodes already on it) // nodes per lab,
                     labs capacity - this room's labs already on it, if a labs capacity is given)
 
 A given nodes=N replaces the estimate: the operator knows the machine. NODES_PER_CPU comes from the
 room benchmark (a 2-core engine holds about 20 default labs of 7
-nodes, so 70 nodes per CPU); NODE_MEMORY is a node's idle cost with headroom. The machine's budget
+nodes, so 70 nodes per CPU). Memory is budgeted at each node's memory limit (NODE_MEMORY, the
+engine's default), not at its idle cost: a participant is root in their nodes and can fill every
+one to its limit, so a room sized by the rule cannot overcommit the host. The machine's budget
 counts every hoplab node on the engine, whatever lab or room it belongs to; `labs=N` is the share
 of this room the operator gives the engine. A room lab that already exists stays where it is.
 New labs go one at a time to the engine with the most free labs (the first given wins a tie), so
@@ -24,7 +26,7 @@ from pathlib import Path
 from hoplab.errors import InputError
 
 NODES_PER_CPU = 70
-NODE_MEMORY = 24 * 2**20
+NODE_MEMORY = 128 * 2**20  # hoplab.engine.bringup.MEM_LIMIT ("128m"; a test keeps them equal)
 ENGINES_HINT = (
     "one engine per line: URL-or-context, then labs=N and nodes=N if wanted, e.g. "
     "'ssh://lab@host2 labs=20'; '#' starts a comment"
@@ -52,6 +54,7 @@ class Free:
     nodes_held: int = 0  # every hoplab node on the engine
     labs_cap: int | None = None
     nodes_cap: int | None = None
+    node_memory: int = NODE_MEMORY  # bytes: each node's memory limit
 
 
 @dataclass(frozen=True)
@@ -122,13 +125,37 @@ def read_engines(path: str | Path) -> tuple[EngineLine, ...]:
 
 def free_labs(engine: Free, nodes_per_lab: int) -> int:
     """How many more labs of this size the engine takes under the capacity rule (never < 0)."""
-    budget = min(NODES_PER_CPU * max(1, engine.cpus), engine.memory // NODE_MEMORY)
+    budget = min(NODES_PER_CPU * max(1, engine.cpus), engine.memory // engine.node_memory)
     if engine.nodes_cap is not None:
         budget = engine.nodes_cap
     labs = (budget - engine.nodes_held) // max(1, nodes_per_lab)
     if engine.labs_cap is not None:
         labs = min(labs, engine.labs_cap - engine.labs_held)
     return max(0, labs)
+
+
+def memory_bytes(limit: str) -> int:
+    """Docker's memory notation ("128m", "1g", "65536") in bytes; 0 when it is not one."""
+    units = {"b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+    text = limit.strip().lower()
+    scale = units.get(text[-1:], 0) if text[-1:].isalpha() else 1
+    number = text[:-1] if text[-1:].isalpha() else text
+    return int(number) * scale if number.isdigit() else 0
+
+
+def refusal(engine: Free, nodes_per_lab: int, new_labs: int) -> str:
+    """Why new_labs more labs do not fit the engine under the rule; '' when they fit."""
+    fits = free_labs(engine, nodes_per_lab)
+    if new_labs <= fits:
+        return ""
+    by_cpu = NODES_PER_CPU * max(1, engine.cpus)
+    by_memory = engine.memory // engine.node_memory
+    return (
+        f"{new_labs} new labs of {nodes_per_lab} nodes do not fit engine {engine.name}: it takes "
+        f"{fits} more (its budget is {min(by_cpu, by_memory)} nodes: {engine.cpus} CPUs at "
+        f"{NODES_PER_CPU} a CPU, {engine.memory >> 20} MiB at {engine.node_memory >> 20} MiB a "
+        f"node's memory limit; {engine.nodes_held} hoplab nodes run there already)"
+    )
 
 
 def place(

@@ -28,6 +28,7 @@ from hoplab.model import labels as L
 from hoplab.model.load import LAB_NAME_HINT, check_lab_name
 from hoplab.model.plan import parse_pool
 from hoplab.model.topology import Topology
+from hoplab.workshop.placement import NODE_MEMORY, Free, memory_bytes, refusal
 
 WORKSHOP = L.WORKSHOP  # the label key on every node of a room's labs (defined in model.labels)
 ENGINE = "hoplab.engine"  # the engine a room lab was placed on, as `workshop up` named it
@@ -258,6 +259,36 @@ def check_free(engine: EngineAPI, room: Room) -> set[str]:
             hint="rename the participant, pick another --prefix, or take that lab down first",
         )
     return {seat.lab for seat in room.seats if seat.lab in mine}
+
+
+def check_fits(engine: EngineAPI, topo: Topology, room: Room) -> None:
+    """Refuse, before anything is created, a room the engine cannot hold at its nodes' limits.
+
+    The capacity rule is placement's: CPUs, and memory at each node's memory limit, minus every
+    hoplab node already on the engine. Labs of this room that exist are kept, so they count as
+    held, not as new.
+    """
+    held = engine.labs()
+    mine = set(room_labs(engine, room.name))
+    cpus, memory = engine.machine()
+    free = Free(
+        "local",
+        cpus=cpus,
+        memory=memory,
+        labs_held=len(mine),
+        nodes_held=sum(len(lab.nodes) for lab in held),
+        node_memory=memory_bytes(getattr(engine, "mem_limit", "")) or NODE_MEMORY,
+    )
+    new = sum(seat.lab not in mine for seat in room.seats)
+    why = refusal(free, len(topo.nodes), new)
+    if why:
+        raise InputError(
+            f"workshop {room.name!r}: {why}",
+            file=room.source,
+            key="--participants" if not room.source else "",
+            hint="seat fewer participants, take other labs down, or spread the room over "
+            "several engines with --engine (each lab whole on one)",
+        )
 
 
 def up(

@@ -89,6 +89,7 @@ class FakeEngine(impair.LinkImpairments):
         self.logs: dict[str, str] = {}  # container name -> what its own-image program printed
         self.restarts: list[str] = []  # containers restarted, in order
         self.images_ensured = 0
+        self.machine_size = (64, 2**40)  # CPUs and memory of the engine's host: tests shrink it
         self.host_rules = False
         self.ttys: dict[str, tuple[str, socket.socket]] = {}  # exec id -> container, far end
         self.tty_sizes: dict[str, tuple[int, int]] = {}
@@ -151,6 +152,9 @@ class FakeEngine(impair.LinkImpairments):
         with self._lock:
             networks = list(self.networks.values())
         return self.state(lab), taken_from(networks, lab)
+
+    def machine(self) -> tuple[int, int]:
+        return self.machine_size
 
     # --- EngineAPI: images (always there: the fake builds nothing) ----------------------------
 
