@@ -279,6 +279,125 @@ def test_a_reload_reattaches_and_closing_kills_what_the_terminal_started(room):
     assert GRACE >= 60
 
 
+def host_view(engine: Engine, container: str) -> str:
+    """The node's command lines as the host sees them (docker top): no exec into the node."""
+    rows = engine.api.top(container, ps_args="-o pid,args")["Processes"] or []
+    return "\n".join(r[1] for r in rows)
+
+
+# Each leaves the terminal's session and marker: setsid -f with env -i, a double fork whose middle
+# process exits (setsid, env -i), nohup with env -i and disown.
+ESCAPES = (
+    "setsid -f env -i sleep {0}1; (setsid sh -c 'env -i sleep {0}2 &' &); "
+    "nohup env -i sleep {0}3 >/dev/null 2>&1 & disown; sleep 0.3; echo es$((1))caped\r"
+)
+
+
+@docker
+def test_processes_that_escape_a_terminals_marker_and_session_end_with_it(room, engine):
+    b = sorted(room.labs)[1]
+    base, token = room.served.base, room.tokens[b]
+    node = room.labs[b].node("carol")
+
+    async def escape(tid: str, tag: int, then: str = "") -> None:
+        async with (
+            aiohttp.ClientSession() as s,
+            ws_connect(s, base, f"/ws/terminal/{tid}", token) as ws,
+        ):
+            term = Term(ws)
+            await term.send(ESCAPES.format(tag))
+            await term.expect("es1caped\r?\n")
+            if then:
+                await term.send(then)
+                await asyncio.sleep(1)
+
+    async def go() -> None:
+        # closed from the page
+        tid = await open_terminal(base, token, "carol")
+        await escape(tid, 770)
+        before = host_view(engine, node.container)
+        assert all(f"sleep 770{i}" in before for i in (1, 2, 3)), before
+        status, _ = await call(base, "DELETE", f"/api/terminals/{tid}", token)
+        assert status == 200
+        # the shell exits by itself: its keeper kills what is left below it
+        tid = await open_terminal(base, token, "carol")
+        await escape(tid, 880, then="exit\r")
+
+    run(go())
+    deadline = time.monotonic() + 10
+    while True:
+        left = host_view(engine, node.container)
+        if not re.search(r"sleep (770|880)\d", left) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not re.search(r"sleep (770|880)\d", left), left
+
+
+@docker
+def test_hostile_json_gets_a_400_with_the_headers_and_no_traceback(room, caplog):
+    a = sorted(room.labs)[0]
+    base, token = room.served.base, room.tokens[a]
+    deep = "[" * 100_000 + "]" * 100_000
+
+    async def go() -> list[tuple[int, dict]]:
+        got = []
+        async with aiohttp.ClientSession() as s:
+            for path in ("/api/check", "/api/terminals", "/api/reset"):
+                headers = {**auth(token), "Content-Type": "application/json"}
+                async with s.post(base + path, data=deep, headers=headers) as r:
+                    got.append((r.status, dict(r.headers), await r.text()))
+            async with s.get(base + "/no/such/page") as r:
+                got.append((r.status, dict(r.headers), await r.text()))
+        return got
+
+    with caplog.at_level("DEBUG"):
+        answers = run(go())
+    for status, _headers, text in answers[:3]:
+        assert status == 400 and "nested too deeply" in text, (status, text)
+    assert answers[3][0] == 404
+    for _, headers, text in answers:
+        assert "default-src 'none'" in headers["Content-Security-Policy"], headers
+        assert headers["X-Content-Type-Options"] == "nosniff" and "Traceback" not in text
+    tracebacks = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert tracebacks == [], [r.getMessage() for r in tracebacks]
+
+
+@docker
+def test_the_topology_drawing_runs_dot_once_per_lab_version_and_is_rate_limited(room, monkeypatch):
+    from hoplab.draw import graph
+    from hoplab.portal.drawings import PER_WINDOW, Drawings
+
+    a = sorted(room.labs)[0]
+    base, token = room.served.base, room.tokens[a]
+    renders = []
+    real = graph.render
+
+    def counted(*args, **kw):  # noqa: ANN002, ANN003, ANN202 - a spy on Graphviz's runs
+        renders.append(time.monotonic())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(graph, "render", counted)
+    room.served.portal.drawings = Drawings()  # nothing kept from earlier tests
+
+    async def go() -> list[tuple[int, str]]:
+        async with aiohttp.ClientSession() as s:
+
+            async def one() -> tuple[int, str]:
+                async with s.get(base + "/api/topology.svg", headers=auth(token)) as r:
+                    return r.status, await r.text()
+
+            first = await asyncio.gather(*(one() for _ in range(48)))
+            rest = await asyncio.gather(*(one() for _ in range(PER_WINDOW - 48 + 4)))
+            return [*first, *rest]
+
+    answers = run(go())
+    first, rest = answers[:48], answers[48:]
+    assert {status for status, _ in first} == {200} and len({t for _, t in first}) == 1
+    assert first[0][1].lstrip().startswith(("<?xml", "<svg"))
+    assert len(renders) == 1, renders  # 48 requests in flight, one drawing
+    assert [status for status, _ in rest].count(429) == 4, [status for status, _ in rest]
+
+
 @docker
 def test_an_abandoned_terminal_is_ended_after_the_grace_period(room):
     a = sorted(room.labs)[0]
