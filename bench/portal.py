@@ -7,7 +7,13 @@ One run on the real engine:
 - N check runs (udp-service, the reference solution) queued at the same moment;
 - until the last check is done, page loads as a browser makes them (the page, /api/me and
   /api/assignments) for random participants, 4 at a time, timed to the last byte: p50, p95, max;
-- then every check's result, the room down, and zero leftovers.
+- then every check's result;
+- then, with --hung N (2 by default), N participants hang their nodes as root would (a
+  sitecustomize implant typed into a terminal makes the portal's terminal clean-up and the
+  grader's reap hang), press check and open and close terminals in a loop, while the other
+  participants' /api/me is timed (p50, p95, max) and one of them checks the reference solution:
+  seconds from the button to the result;
+- then the room down, and zero leftovers.
 
 Prints a table and writes JSON (bench-results/portal.json by default). Exit 1 when a check does
 not pass, something is left behind, or the page-load p95 is over the --p95 budget (300 ms).
@@ -171,12 +177,97 @@ async def under_load(base: str, tokens: dict[str, str], source: str, pause: floa
     }
 
 
+async def while_hung(base: str, tokens: dict[str, str], source: str, hung: int) -> dict:
+    """The others' /api/me and one reference check while `hung` participants hang their nodes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests/
+    from tests.test_portal_stall import IMPLANT  # the attack, exactly as the test types it
+
+    names = sorted(tokens)
+    attackers, others = names[:hung], names[hung:]
+    auth = {p: {"Authorization": f"Bearer {t}"} for p, t in tokens.items()}
+    body = {"assignment": ASSIGNMENT, "source": source}
+    times: list[float] = []
+    done = asyncio.Event()
+    async with aiohttp.ClientSession() as s:
+
+        async def terminal(p: str) -> str:
+            async with s.post(f"{base}/api/terminals", json={"node": "srv"}, headers=auth[p]) as r:
+                assert r.status == 201, await r.text()
+                return (await r.json())["id"]
+
+        async def close(p: str, tid: str) -> None:
+            async with s.delete(f"{base}/api/terminals/{tid}", headers=auth[p]) as r:
+                await r.read()
+
+        async def implant(p: str) -> None:
+            tid = await terminal(p)
+            url = base.replace("http", "ws", 1) + f"/ws/terminal/{tid}"
+            async with s.ws_connect(url, protocols=("hoplab", f"tok.{tokens[p]}")) as ws:
+                await ws.send_str(json.dumps({"i": IMPLANT}))
+                seen = ""
+                while "im1planted" not in seen:
+                    seen += json.loads((await ws.receive(timeout=30)).data).get("o", "")
+            await close(p, tid)  # its clean-up hangs already
+
+        async def churn(p: str) -> None:  # open and close terminals, 4 at a time, until done
+            while not done.is_set():
+                tids = await asyncio.gather(*(terminal(p) for _ in range(4)))
+                await asyncio.gather(*(close(p, t) for t in tids))
+
+        async def sampler() -> None:
+            while not done.is_set():
+                p = random.choice(others)
+                started = time.perf_counter()
+                async with s.get(f"{base}/api/me", headers=auth[p]) as r:
+                    await r.read()
+                times.append(time.perf_counter() - started)
+                await asyncio.sleep(0.05)
+
+        async def result(p: str) -> dict:
+            while True:
+                async with s.get(f"{base}/api/check", headers=auth[p]) as r:
+                    run = await r.json()
+                if run and run["state"] == "done":
+                    return run
+                await asyncio.sleep(0.5)
+
+        await asyncio.gather(*(implant(p) for p in attackers))
+        sampling = asyncio.create_task(sampler())
+        churning = [asyncio.create_task(churn(p)) for p in attackers]
+        for p in attackers:
+            async with s.post(f"{base}/api/check", json=body, headers=auth[p]) as r:
+                assert r.status == 202, await r.text()
+        await asyncio.sleep(0.3)
+        victim, pressed = others[0], time.monotonic()
+        async with s.post(f"{base}/api/check", json=body, headers=auth[victim]) as r:
+            assert r.status == 202, await r.text()
+        mine = await result(victim)
+        check_s = time.monotonic() - pressed
+        theirs = await asyncio.gather(*(result(p) for p in attackers))
+        done.set()
+        await asyncio.gather(sampling, *churning)
+    return {
+        "hung_participants": hung,
+        "others_me_ms": {
+            "samples": len(times),
+            "p50": round(statistics.median(times) * 1000, 1),
+            "p95": round(statistics.quantiles(times, n=20)[18] * 1000, 1),
+            "max": round(max(times) * 1000, 1),
+        },
+        "reference_check_s": round(check_s, 1),
+        "reference_check_ok": bool(mine.get("result", {}).get("ok")),
+        "hung_checks_failed": sum(not r.get("result", {}).get("ok") for r in theirs),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labs", type=int, default=20)
     ap.add_argument("--pause", type=float, default=0.2, help="seconds between 4-page batches")
     ap.add_argument("--p95", type=float, default=300.0, help="budget for the p95 page load, ms")
     ap.add_argument("--out", type=Path, default=Path("bench-results/portal.json"))
+    ap.add_argument("--hung", type=int, default=2, help="participants who hang their nodes")
+    ap.add_argument("--skip-load", action="store_true", help="only the --hung phase")
     args = ap.parse_args()
     engine = Engine(connect())
     name = f"bp{int(time.time()) % 100000}"
@@ -195,7 +286,10 @@ def main() -> int:
             base, loop, stop, thread = start(portal)
             links = serve.issue(portal.tokens, [s.participant for s in room.seats], base)
             tokens = {p: u.split("#", 1)[1] for p, u in links.participants.items()}
-            figures |= asyncio.run(under_load(base, tokens, source, args.pause))
+            if not args.skip_load:
+                figures |= asyncio.run(under_load(base, tokens, source, args.pause))
+            if 0 < args.hung < args.labs:
+                figures["hung"] = asyncio.run(while_hung(base, tokens, source, args.hung))
             loop.call_soon_threadsafe(stop.set)
             thread.join(60)
             stop = None
@@ -214,10 +308,13 @@ def main() -> int:
     show(figures)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2))
+    hung = figures.get("hung", {})
     good = (
-        figures["checks"]["passed"] == args.labs
+        (args.skip_load or figures["checks"]["passed"] == args.labs)
         and figures["leftovers"] == 0
-        and figures["page_load_ms"]["p95"] <= args.p95
+        and (args.skip_load or figures["page_load_ms"]["p95"] <= args.p95)
+        and (not hung or hung["others_me_ms"]["p95"] <= args.p95)
+        and (not hung or (hung["reference_check_ok"] and hung["reference_check_s"] < 30))
     )
     return 0 if good else 1
 
@@ -242,6 +339,12 @@ def show(f: dict) -> None:
         (f"page loads measured (over {page.get('measured_over_s')} s)", page.get("samples")),
         ("checks passed", f.get("checks", {}).get("passed")),
         ("all checks done after (s)", f.get("checks", {}).get("all_done_s")),
+        ("participants hanging their nodes", f.get("hung", {}).get("hung_participants")),
+        ("  others' /api/me p50 (ms)", f.get("hung", {}).get("others_me_ms", {}).get("p50")),
+        ("  others' /api/me p95 (ms)", f.get("hung", {}).get("others_me_ms", {}).get("p95")),
+        ("  others' /api/me max (ms)", f.get("hung", {}).get("others_me_ms", {}).get("max")),
+        ("  a reference check, button to result (s)", f.get("hung", {}).get("reference_check_s")),
+        ("  their own checks failed", f.get("hung", {}).get("hung_checks_failed")),
         ("room down (s)", f.get("room_down_s")),
         ("leftover objects", f.get("leftovers")),
         ("other labs on the engine", f.get("other_labs_on_engine")),

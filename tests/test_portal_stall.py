@@ -10,10 +10,12 @@ saying that their node did not answer in time.
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import statistics
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -38,13 +40,16 @@ from tests.test_portal import (
 
 pytestmark = pytest.mark.docker
 
-# The implant, typed into a terminal: every `python3 -c` that hoplab runs as the terminal clean-up
-# (argv HOPLAB_TERMINAL ...) or as a reap's scan (argv reap|reap-files|kill ...) sleeps an hour.
-IMPLANT = (
-    "printf '%s\\n' 'import sys, time' 'if sys.argv[1:2] in ([\"HOPLAB_TERMINAL\"], [\"reap\"], "
-    '["reap-files"], ["kill"]): time.sleep(3600)\' >> /etc/python3.11/sitecustomize.py; '
-    "echo im$((1))planted\r"
-)
+HOSTILE = Path(__file__).parent / "hostile"
+
+
+def typed(implant: Path) -> str:
+    """What the participant types to append the implant to the node's sitecustomize.py."""
+    data = base64.b64encode(implant.read_bytes()).decode()
+    return f"echo {data} | base64 -d >> /etc/python3.11/sitecustomize.py; echo im$((1))planted\r"
+
+
+IMPLANT = typed(HOSTILE / "hang_implant.py")  # the portal's clean-up and the reap hang
 TIMED_OUT = re.compile(r"did not (finish within|answer an earlier exec in time)")
 NODE = "srv"  # every assignment's grading uses it
 P95_MS = 300.0

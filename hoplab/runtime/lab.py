@@ -56,7 +56,7 @@ RUN_ENV = "HOPLAB_RUN"
 NOBODY = 65534  # only submitted participant code runs as nobody in a node
 log = logging.getLogger(__name__)
 SLACK = 10.0  # seconds an exec may run past its in-node timeout before the engine gives up on it
-SCAN_DEADLINE = 10.0  # seconds a reap's scan of one node may take (it needs well under one)
+SCAN_DEADLINE = 5.0  # seconds a reap's scan of one node may take (it needs well under one)
 
 # Runs in the node as root (python3 -c), never marked itself. argv: MODE RUN...
 #   kill RUN... SIGKILL the processes marked with one of RUN, until a few scans in a row find none
