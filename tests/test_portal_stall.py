@@ -52,7 +52,7 @@ def typed(implant: Path) -> str:
 IMPLANT = typed(HOSTILE / "hang_implant.py")  # the portal's clean-up and the reap hang
 TIMED_OUT = re.compile(r"did not (finish within|answer an earlier exec in time)")
 NODE = "srv"  # every assignment's grading uses it
-P95_MS = 300.0
+P95_MS = {"/api/me": 300.0, "/api/room": 1000.0}  # the grid lists every lab on the engine
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_a_hung_terminal_clean_up_stalls_nobody_else_and_leaves_no_shell(room3, 
         p95 = statistics.quantiles(took, n=20)[-1]
         print(f"{name}: {len(took)} requests in {seconds:.1f} s, p95 {p95:.0f} ms")
         assert len(took) >= 10, took
-        assert p95 < P95_MS, f"{name} p95 {p95:.0f} ms while a participant hung their node"
+        assert p95 < P95_MS[name], f"{name} p95 {p95:.0f} ms while a participant hung their node"
     # Every closed terminal's shell is gone, seen from the host (no exec into the hostile node).
     rows = engine.api.top(node.container, ps_args="-o pid,args")["Processes"] or []
     shells = [r[1] for r in rows if "bash -l" in r[1]]

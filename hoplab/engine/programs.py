@@ -53,18 +53,18 @@ def restart(api: docker.APIClient, container: str, ready: bytes, timeout: float 
     since = time.time()
     try:
         api.restart(container, timeout=0)
-        stream = api.logs(container, stream=True, follow=True, since=since)
     except docker.errors.APIError as err:
         raise HoplabError(f"cannot restart {container}: {explain(err)}") from None
+    # Polled, not followed: a followed log stream waits for a line with no deadline, and root in
+    # the node can change the entrypoint so that none ever comes.
     seen = b""
     deadline = time.monotonic() + timeout
-    try:
-        for chunk in stream:
-            seen += chunk
-            if ready in seen:
-                return
-            if time.monotonic() > deadline:
-                break
-    finally:
-        stream.close()
+    while time.monotonic() < deadline:
+        try:
+            seen = api.logs(container, stream=False, since=since) or b""
+        except docker.errors.APIError as err:
+            raise HoplabError(f"cannot read the log of {container}: {explain(err)}") from None
+        if ready in seen:
+            return
+        time.sleep(0.1)
     raise HoplabError(f"{container} did not come back after a restart: {seen[-500:]!r}")
