@@ -76,6 +76,16 @@ def start(
     return box["base"], box["loop"], box["stop"], thread
 
 
+def spread_ms(times: list[float]) -> dict:
+    """How many samples (seconds), and their p50, p95 and max in milliseconds."""
+    return {
+        "samples": len(times),
+        "p50": round(statistics.median(times) * 1000, 1),
+        "p95": round(statistics.quantiles(times, n=20)[18] * 1000, 1),
+        "max": round(max(times) * 1000, 1),
+    }
+
+
 async def load_page(s: aiohttp.ClientSession, base: str, token: str) -> float:
     """What a browser does to show the participant's page; seconds to the last byte."""
     started = time.perf_counter()
@@ -155,13 +165,7 @@ async def under_load(base: str, tokens: dict[str, str], source: str, pause: floa
             task.cancel()
     ok = [p for p, r in results.items() if r.get("result", {}).get("ok")]
     return {
-        "page_load_ms": {
-            "samples": len(times),
-            "p50": round(statistics.median(times) * 1000, 1),
-            "p95": round(statistics.quantiles(times, n=20)[18] * 1000, 1),
-            "max": round(max(times) * 1000, 1),
-            "measured_over_s": round(page_seconds, 1),
-        },
+        "page_load_ms": spread_ms(times) | {"measured_over_s": round(page_seconds, 1)},
         "terminals": len(sockets),
         "terminal_lines_seen": lines[0],
         "checks": {
@@ -248,12 +252,7 @@ async def while_hung(base: str, tokens: dict[str, str], source: str, hung: int) 
         await asyncio.gather(sampling, *churning)
     return {
         "hung_participants": hung,
-        "others_me_ms": {
-            "samples": len(times),
-            "p50": round(statistics.median(times) * 1000, 1),
-            "p95": round(statistics.quantiles(times, n=20)[18] * 1000, 1),
-            "max": round(max(times) * 1000, 1),
-        },
+        "others_me_ms": spread_ms(times),
         "reference_check_s": round(check_s, 1),
         "reference_check_ok": bool(mine.get("result", {}).get("ok")),
         "hung_checks_failed": sum(not r.get("result", {}).get("ok") for r in theirs),

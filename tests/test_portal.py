@@ -8,6 +8,7 @@ aiohttp's own client: HTTP with tokens, websockets to real TTY execs in the node
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -136,15 +137,15 @@ class Room:
     tokens: dict[str, str]  # participant (or "instructor") -> token
 
 
-@pytest.fixture(scope="module")
-def room(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
-    name = unique_lab_name("pt")
-    folder = tmp_path_factory.mktemp("portal-state")
-    seats = workshop.Room(name, workshop.numbered_seats(2, f"{name}-"))
+@contextlib.contextmanager
+def served_room(engine: Engine, folder: Path, prefix: str, count: int) -> Iterator[Room]:
+    """A room of `count` default labs served by a portal, its links issued; all gone after."""
+    name = unique_lab_name(prefix)
+    seats = workshop.Room(name, workshop.numbered_seats(count, f"{name}-"))
     served = None
     try:
         report = workshop.up(engine, load(COMPOSE), seats)
-        assert len(report.up) == 2, report
+        assert len(report.up) == count, report
         served = start_portal(engine, name, folder)
         links = serve.issue(served.portal.tokens, [s.participant for s in seats.seats], served.base)
         tokens = {p: u.split("#", 1)[1] for p, u in links.participants.items()}
@@ -156,6 +157,12 @@ def room(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             served.close()
         workshop.down(engine, name)
         assert workshop.room_labs(engine, name) == []
+
+
+@pytest.fixture(scope="module")
+def room(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
+    with served_room(engine, tmp_path_factory.mktemp("portal-state"), "pt", 2) as served:
+        yield served
 
 
 def run(coro):  # noqa: ANN001, ANN201 - a tiny bridge from sync tests to the async client

@@ -22,21 +22,7 @@ import pytest
 
 from hoplab import grading
 from hoplab.engine.engine import Engine
-from hoplab.model.load import load
-from hoplab.portal import serve
-from hoplab.runtime.lab import Lab
-from hoplab.workshop import room as workshop
-from tests.conftest import COMPOSE, unique_lab_name
-from tests.test_portal import (
-    Room,
-    Term,
-    call,
-    open_terminal,
-    run,
-    start_portal,
-    wait_check,
-    ws_connect,
-)
+from tests import test_portal as tp
 
 pytestmark = pytest.mark.docker
 
@@ -56,35 +42,19 @@ P95_MS = {"/api/me": 300.0, "/api/room": 1000.0}  # the grid lists every lab on 
 
 
 @pytest.fixture(scope="module")
-def room3(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
-    name = unique_lab_name("ps")
-    folder = tmp_path_factory.mktemp("stall-state")
-    seats = workshop.Room(name, workshop.numbered_seats(3, f"{name}-"))
-    served = None
-    try:
-        report = workshop.up(engine, load(COMPOSE), seats)
-        assert len(report.up) == 3, report
-        served = start_portal(engine, name, folder)
-        links = serve.issue(served.portal.tokens, [s.participant for s in seats.seats], served.base)
-        tokens = {p: u.split("#", 1)[1] for p, u in links.participants.items()}
-        tokens["instructor"] = links.instructor.split("#", 1)[1]
-        labs = {s.participant: Lab.attach(engine, s.lab) for s in seats.seats}
-        yield Room(name, labs, folder, served, tokens)
-    finally:
-        if served:
-            served.close()
-        workshop.down(engine, name)
-        assert workshop.room_labs(engine, name) == []
+def room3(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tp.Room]:
+    with tp.served_room(engine, tmp_path_factory.mktemp("stall-state"), "ps", 3) as served:
+        yield served
 
 
 async def implant(base: str, token: str) -> None:
     """Type the implant into a terminal in NODE, as the participant would; leave it open."""
-    tid = await open_terminal(base, token, NODE)
+    tid = await tp.open_terminal(base, token, NODE)
     async with (
         aiohttp.ClientSession() as s,
-        ws_connect(s, base, f"/ws/terminal/{tid}", token) as ws,
+        tp.ws_connect(s, base, f"/ws/terminal/{tid}", token) as ws,
     ):
-        term = Term(ws)
+        term = tp.Term(ws)
         await term.send(IMPLANT)
         await term.expect("im1planted")
 
@@ -105,18 +75,18 @@ def test_two_hung_reaps_never_hold_back_a_third_participants_check(room3):
     async def go() -> tuple[list[dict], dict, float]:
         await asyncio.gather(*(implant(base, room3.tokens[a]) for a in attackers))
         for a in attackers:
-            status, got = await call(base, "POST", "/api/check", room3.tokens[a], body)
+            status, got = await tp.call(base, "POST", "/api/check", room3.tokens[a], body)
             assert status == 202, got
         await asyncio.sleep(0.3)  # the victim's check is queued behind both
         pressed = time.monotonic()
-        status, got = await call(base, "POST", "/api/check", room3.tokens[victim], body)
+        status, got = await tp.call(base, "POST", "/api/check", room3.tokens[victim], body)
         assert status == 202, got
-        mine = await wait_check(base, room3.tokens[victim], timeout=120)
+        mine = await tp.wait_check(base, room3.tokens[victim], timeout=120)
         took = time.monotonic() - pressed
-        theirs = [await wait_check(base, room3.tokens[a], timeout=120) for a in attackers]
+        theirs = [await tp.wait_check(base, room3.tokens[a], timeout=120) for a in attackers]
         return theirs, mine, took
 
-    theirs, mine, took = run(go())
+    theirs, mine, took = tp.run(go())
     for who, done in zip([*attackers, victim], [*theirs, mine], strict=True):
         graded = done.get("result", {}).get("seconds")
         print(f"{who}: graded in {graded} s; {done.get('error', '')}")
@@ -150,13 +120,13 @@ def test_a_hung_terminal_clean_up_stalls_nobody_else_and_leaves_no_shell(room3, 
         """24 terminals opened and closed, 4 at a time (the per-participant limit)."""
         token, closed = room3.tokens[attacker], 0
         await implant(base, token)  # idempotent: the implant may be there already
-        status, mine = await call(base, "GET", "/api/me", token)
+        status, mine = await tp.call(base, "GET", "/api/me", token)
         for t in mine["terminals"]:
-            await call(base, "DELETE", f"/api/terminals/{t['id']}", token)
+            await tp.call(base, "DELETE", f"/api/terminals/{t['id']}", token)
         while closed < 24:
-            tids = await asyncio.gather(*(open_terminal(base, token, NODE) for _ in range(4)))
+            tids = await asyncio.gather(*(tp.open_terminal(base, token, NODE) for _ in range(4)))
             results = await asyncio.gather(
-                *(call(base, "DELETE", f"/api/terminals/{tid}", token) for tid in tids)
+                *(tp.call(base, "DELETE", f"/api/terminals/{tid}", token) for tid in tids)
             )
             assert all(status == 200 for status, _ in results), results
             closed += len(tids)
@@ -173,7 +143,7 @@ def test_a_hung_terminal_clean_up_stalls_nobody_else_and_leaves_no_shell(room3, 
             stop.set()
         return await me, await grid, closed, time.monotonic() - started
 
-    me, grid, closed, seconds = run(go())
+    me, grid, closed, seconds = tp.run(go())
     assert closed == 24
     for name, took in (("/api/me", me), ("/api/room", grid)):
         p95 = statistics.quantiles(took, n=20)[-1]

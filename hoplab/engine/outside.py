@@ -17,10 +17,10 @@ import docker
 import docker.errors
 
 from hoplab.engine.client import explain
+from hoplab.engine.image import IMAGE
 from hoplab.errors import HoplabError
 from hoplab.model import labels as L
 
-KILLER_IMAGE = "hoplab/node:latest"  # engine.image.IMAGE; named here so this module stays small
 KILLER_WAIT = 20.0  # seconds the killer container may take, start to exit
 
 
@@ -60,7 +60,7 @@ def kill(api: docker.APIClient, container: str, pids: set[int]) -> None:
     lab = (api.inspect_container(container)["Config"].get("Labels") or {}).get(L.LAB, "")
     try:
         helper = api.create_container(
-            KILLER_IMAGE,
+            IMAGE,  # fresh from the image: nothing of the node's file system
             entrypoint=["kill", "-KILL", *map(str, sorted(mine))],
             labels={L.LAB: lab} if lab else {},
             host_config=api.create_host_config(
