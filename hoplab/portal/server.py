@@ -255,9 +255,7 @@ async def headers(
         response = await handler(request)
     except web.HTTPException as exc:
         response = error(exc.status, exc.text or exc.reason)
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
+    except Exception as exc:  # not CancelledError: a BaseException, it goes on up
         what = f"{type(exc).__name__}: {str(exc)[:200]}"
         log.error("%s %s failed: %s", request.method, request.path, what)
         response = error(500, "the portal could not answer that request", "try again later")
