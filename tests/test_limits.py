@@ -104,12 +104,12 @@ def test_forking_spinners_share_one_cpu_quota(tiny):
 
 
 def test_swap_is_no_larger_than_memory(tiny):
-    """300 MiB is more than the node's 256 MiB of memory and less than the old 512 MiB of
-    memory plus swap: with swap equal to memory it is OOM-killed, never swapped out."""
+    """One and a half times the node's memory limit is more than its memory and less than its
+    memory plus a swap of the same size: with no swap beyond memory it is OOM-killed, never
+    swapped out."""
     bob = tiny.node("bob")
-    hog = bob.run(
-        [*NOBODY, "python3", "-c", "b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096])"],
-        timeout=60,
-    )
+    size = int(MEM_LIMIT.rstrip("m")) * 3 // 2
+    fill = f"b = bytearray({size} << 20); b[::4096] = b'x' * len(b[::4096])"
+    hog = bob.run([*NOBODY, "python3", "-c", fill], timeout=60)
     assert hog.code == 137, hog  # the cgroup's OOM killer
     assert bob.run(["ping", "-c1", "-W2", tiny.address("alice")]).ok  # the node still works

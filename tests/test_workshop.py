@@ -14,12 +14,13 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from hoplab.engine.engine import Engine
+from hoplab.engine.engine import MEM_LIMIT, Engine
 from hoplab.errors import HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.model.load import load
 from hoplab.runtime.lab import Lab, Proc
 from hoplab.workshop import room as workshop
+from hoplab.workshop.placement import memory_bytes
 from tests.conftest import COMPOSE, ROOT, run_hoplab, unique_lab_name
 
 # --- pure: rosters, generated names, pool -------------------------------------------------------
@@ -150,9 +151,9 @@ def test_every_node_has_memory_and_pids_limits(engine, room):
     assert len(containers) == 14
     for c in containers:
         host = engine.api.inspect_container(c["Id"])["HostConfig"]
-        assert host["Memory"] == 256 * 1024 * 1024, c["Names"]
+        assert host["Memory"] == memory_bytes(MEM_LIMIT) == 128 * 1024 * 1024, c["Names"]
         assert host["PidsLimit"] == 256, c["Names"]
-    assert 0 < sum(engine.memory(a.name).values()) < 7 * 256 * 1024 * 1024
+    assert 0 < sum(engine.memory(a.name).values()) < 7 * memory_bytes(MEM_LIMIT)
 
 
 FORK_BOMB = """
