@@ -35,6 +35,7 @@ def test_the_interface_holds_the_public_engine_surface():
         "labs_labelled",
         "owners",
         "memory",
+        "machine",
         "survey",
         "ensure_image",
         "ensure_app_images",
