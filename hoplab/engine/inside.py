@@ -18,7 +18,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import docker
 import docker.errors
@@ -145,7 +145,7 @@ def run(
         sock = api.exec_start(exec_id, socket=True)
     except docker.errors.APIError as e:
         raise HoplabError(f"cannot run {cmd[0]!r} in {container}: {explain(e)}") from None
-    raw = getattr(sock, "_sock", sock)
+    raw = cast(socket.socket, getattr(sock, "_sock", sock))  # a unix or TCP socket underneath
     try:
         got = _frames(raw, deadline)
     finally:

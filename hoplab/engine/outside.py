@@ -21,7 +21,7 @@ from hoplab.engine.image import IMAGE
 from hoplab.errors import HoplabError
 from hoplab.model import labels as L
 
-KILLER_WAIT = 20.0  # seconds the killer container may take, start to exit
+KILLER_WAIT = 20  # seconds the killer container may take, start to exit
 
 
 def table(api: docker.APIClient, container: str) -> dict[int, tuple[int, int]]:

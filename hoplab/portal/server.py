@@ -99,17 +99,15 @@ class Portal:
     where: dict[str, str] = field(default_factory=dict)  # lab -> the name of its engine
     unreachable: dict[str, str] = field(default_factory=dict)  # engine name -> why, last read
     drawings: Drawings = field(default_factory=Drawings)
-    lanes: Lanes | None = None  # on `io`; serve.build shares them with the terminals
+    lanes: Lanes = field(init=False)  # on `io`; serve.build shares them with the terminals
 
     def __post_init__(self) -> None:
         if not self.engines:
             self.engines = {LOCAL: self.engine}
-        if self.lanes is None:
-            self.lanes = Lanes(self.io)
+        self.lanes = Lanes(self.io)
 
     async def call(self, fn: Callable[..., Any], *args: Any, who: str | None = None) -> Any:
         """fn on the I/O threads: in who's lane when it is for one participant (see lanes)."""
-        assert self.lanes is not None
         return await self.lanes.run(who, fn, *args)
 
     def read_seats(self) -> dict[str, str]:
