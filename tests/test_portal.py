@@ -27,6 +27,7 @@ import pytest
 
 from hoplab import grading
 from hoplab.engine.engine import Engine
+from hoplab.model import labels as L
 from hoplab.model.load import load
 from hoplab.portal import serve
 from hoplab.portal import tokens as T
@@ -157,6 +158,7 @@ def served_room(engine: Engine, folder: Path, prefix: str, count: int) -> Iterat
             served.close()
         workshop.down(engine, name)
         assert workshop.room_labs(engine, name) == []
+        assert engine.labs_labelled(L.GRADER, name) == []  # the grader labs went with it
 
 
 @pytest.fixture(scope="module")
@@ -614,11 +616,17 @@ ASSIGNMENT = "udp-service"
 
 
 @docker
-def test_a_check_gives_the_same_grade_as_hoplab_check_and_is_rate_limited(room, tmp_path):
+def test_a_check_gives_the_same_grade_as_hoplab_check_and_is_rate_limited(room, tmp_path, engine):
+    """The check button grades in a grader lab of the room, never in the participant's own
+    lab: a sitecustomize implant that root planted there logs every python3 it sees, and it
+    sees none of the grader's. The grader lab stays warm for the next check."""
     a = sorted(room.labs)[0]
     base, token = room.served.base, room.tokens[a]
     assignment = grading.select(ASSIGNMENT)
     source = assignment.solution.read_text()
+    srv = room.labs[a].node("srv")
+    implant = "import sys\nopen('/tmp/implant.log', 'a').write(' '.join(sys.argv) + '\\n')\n"
+    srv.copy_in(implant.encode(), "/etc/python3.11/sitecustomize.py", mode=0o644)
 
     async def go() -> dict:
         status, started = await call(
@@ -637,6 +645,10 @@ def test_a_check_gives_the_same_grade_as_hoplab_check_and_is_rate_limited(room, 
 
     done = run(go())
     assert "error" not in done, done
+    assert not srv.run(["test", "-e", "/tmp/implant.log"]).ok  # no grader python ran here
+    srv.run(["rm", "-f", "/etc/python3.11/sitecustomize.py"])
+    graders = engine.labs_labelled(L.GRADER, room.name)
+    assert len(graders) == 1 and graders[0] not in {lab.name for lab in room.labs.values()}
     portal = done["result"]
     solution = tmp_path / assignment.program
     solution.write_text(source)

@@ -1,5 +1,8 @@
 """Check runs from the portal: the same grader as `hoplab check`, one run at a time per lab.
 
+Like `hoplab check`, a run grades in a grader lab (workshop/graderlab.py), never in the
+participant's own lab, where they are root; the grader labs stay warm, one per check worker.
+
 Runs go to a few worker threads shared by the room (the machine has few cores: queued runs wait
 their turn rather than slowing every lab), a participant has at most one run queued or running,
 and may start one every MIN_INTERVAL seconds. The latest grade per participant and assignment
@@ -23,7 +26,7 @@ from hoplab.engine.interface import EngineAPI
 from hoplab.grading import outputs
 from hoplab.grading.grader import MAX_BYTES, Grade, grade
 from hoplab.portal.tokens import write_private
-from hoplab.runtime.lab import Lab
+from hoplab.workshop.graderlab import RoomGraders
 
 MIN_INTERVAL = 5.0  # seconds between two check starts of one participant
 
@@ -47,8 +50,10 @@ def record(g: Grade) -> dict[str, Any]:
 
 
 class Grades:
-    def __init__(self, engine: EngineAPI, workers: Executor, folder: Path) -> None:
-        self.engine, self.workers = engine, workers
+    def __init__(
+        self, engine: EngineAPI, workers: Executor, folder: Path, graders: RoomGraders
+    ) -> None:
+        self.engine, self.workers, self.graders = engine, workers, graders
         self.path = folder / "grades.json"
         self.latest: dict[str, dict[str, dict]] = {}
         if self.path.exists():
@@ -98,12 +103,17 @@ class Grades:
 
         def job() -> None:
             try:
-                with lab_lock, tempfile.TemporaryDirectory(prefix="hoplab-check-") as tmp:
+                with (
+                    lab_lock,
+                    self.graders.lab(on, lab) as grader_lab,
+                    tempfile.TemporaryDirectory(prefix="hoplab-check-") as tmp,
+                ):
                     run["state"] = "running"
                     path = Path(tmp) / a.program
                     path.write_bytes(source)
+                    # In a grader lab, never the participant's own: they are root there.
                     g = grade(
-                        Lab.attach(on, lab),
+                        grader_lab,
                         a,
                         path,
                         lambda c: run["checks"].append({"name": c.name, "status": str(c.status)}),

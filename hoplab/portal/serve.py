@@ -20,10 +20,12 @@ from aiohttp import web
 from hoplab.engine.engines import LOCAL
 from hoplab.engine.interface import EngineAPI
 from hoplab.errors import InputError
+from hoplab.model.load import load
 from hoplab.portal import tokens as T
 from hoplab.portal.grades import Grades
-from hoplab.portal.server import Portal, make_app
+from hoplab.portal.server import Portal, lab_topology, make_app
 from hoplab.portal.terminals import Terminals
+from hoplab.workshop.graderlab import RoomGraders
 
 CHECK_WORKERS = 2  # check runs at once for the whole room: one per core of this machine
 IO_WORKERS = 24  # Docker calls (list, exec, kill) in flight at once
@@ -97,7 +99,12 @@ def build(
         engine=engine,
         room=room,
         tokens=T.Tokens(folder),
-        grades=Grades(engine, checks, folder),
+        grades=Grades(
+            engine,
+            checks,
+            folder,
+            RoomGraders(room, lambda e, lab: load(lab_topology(e, lab, topology)), CHECK_WORKERS),
+        ),
         terminals=Terminals(engine, io),
         io=io,
         topology=topology,
@@ -133,6 +140,7 @@ def run(
         asyncio.run(main())
     portal.io.shutdown(wait=True, cancel_futures=True)
     portal.grades.workers.shutdown(wait=True, cancel_futures=True)
+    portal.grades.graders.close()
 
 
 def main(

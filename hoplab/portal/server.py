@@ -473,13 +473,18 @@ async def _reset(portal: Portal, participant: str, lab: str) -> web.Response:
     return web.json_response({"reset": lab, "seconds": round(time.monotonic() - started, 1)})
 
 
+def lab_topology(engine: EngineAPI, lab: str, fallback: Path | None) -> Path:
+    """The file a room's lab was made from, when it still exists, else the room's topology."""
+    state = engine.state(lab)
+    source = Path(state.source) if state.source else None
+    return source if source and source.is_file() else resources.topology_file(fallback)
+
+
 def _down_up(portal: Portal, participant: str, lab: str) -> None:
     """On the lab's own engine, which keeps the lab: its placement label stays as it was."""
     engine = portal.engine_of(lab)
     state = engine.state(lab)
-    source = Path(state.source) if state.source else None
-    path = source if source and source.is_file() else resources.topology_file(portal.topology)
-    topo = load(path)  # before the lab goes down: a bad file must not leave it gone
+    topo = load(lab_topology(engine, lab, portal.topology))  # a bad file must not leave it gone
     with portal.grades.lab_lock(lab):  # never under a check run
         engine.down(lab)
         labels = {L.WORKSHOP: portal.room, L.OWNER: participant}

@@ -13,7 +13,8 @@ process that made it, so one left by a crash (kill -9, a lost machine) is an orp
 next grading on the host removes (engine/reaping.py), and `hoplab clean` removes it like any lab.
 
 - `grader_lab`: one lab for one grading, made and removed around it (`hoplab check`);
-- `GraderLabs`: a warm lab per check worker, reset between gradings (the portal).
+- `GraderLabs`: a warm lab per check worker, reset between gradings;
+- `RoomGraders`: a room's GraderLabs, one per engine that holds its labs (the portal).
 """
 
 from __future__ import annotations
@@ -124,3 +125,37 @@ class GraderLabs:
         for name in names:
             with contextlib.suppress(Exception):
                 self.engine.down(name)
+
+
+class RoomGraders:
+    """The grader labs of a room: one GraderLabs on each engine that holds the room's labs, made
+    when that engine's first check comes, so a room on several engines grades each participant
+    next to their own lab. `topology` gives the topology of a participant's lab (the room's)."""
+
+    def __init__(
+        self, room: str, topology: Callable[[EngineAPI, str], Topology], workers: int
+    ) -> None:
+        self.room, self.topology, self.workers = room, topology, workers
+        self._lock = threading.Lock()
+        self._labs: dict[int, GraderLabs] = {}
+
+    @contextlib.contextmanager
+    def lab(self, engine: EngineAPI, participant_lab: str) -> Iterator[Lab]:
+        """A grader lab on engine with participant_lab's topology, for one grading."""
+        with self._lock:
+            labs = self._labs.get(id(engine))
+        if labs is None:
+            made = GraderLabs(
+                engine, self.topology(engine, participant_lab), self.room, self.workers
+            )
+            with self._lock:
+                labs = self._labs.setdefault(id(engine), made)
+        with labs.lab() as lab:
+            yield lab
+
+    def close(self) -> None:
+        """Remove every grader lab of the room made here (serve's exit)."""
+        with self._lock:
+            all_labs, self._labs = list(self._labs.values()), {}
+        for labs in all_labs:
+            labs.close()

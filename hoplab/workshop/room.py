@@ -363,8 +363,9 @@ def down(
     on_done: Callable[[str, int, int], None] = lambda lab, d, t: None,
     parallel: int = PARALLEL,
 ) -> list[str]:
-    """Remove every lab labelled with this room, `parallel` at a time; return their names."""
-    labs = room_labs(engine, room)
+    """Remove every lab labelled with this room, and its grader labs (which a portal that
+    died could not remove), `parallel` at a time; return their names."""
+    labs = room_labs(engine, room) + engine.labs_labelled(L.GRADER, room)
     if not labs:
         return []
     lock = threading.Lock()
