@@ -3,8 +3,8 @@
 Root in their own nodes, through the portal's browser terminals, a participant adds a
 sitecustomize implant that makes the portal's in-node clean-up (kill_tree) and the grader's reap
 hang, then presses check, and opens and closes terminals. The others' pages, the instructor's
-grid and the others' checks must go on as if nothing happened; the attacker's own check fails,
-saying that their node did not answer in time.
+grid and the others' checks must go on as if nothing happened. Checks grade in the room's grader
+labs, so the implant reaches no check at all, the attacker's own included.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def timed_out(done: dict) -> list[str]:
     return [c["observed"] for c in checks if TIMED_OUT.search(c.get("observed", ""))]
 
 
-def test_two_hung_reaps_never_hold_back_a_third_participants_check(room3):
+def test_implants_that_hang_the_reap_reach_no_check_and_hold_back_nobody(room3):
     attackers, victim = sorted(room3.labs)[:2], sorted(room3.labs)[2]
     base = room3.served.base
     tcp_echo = grading.select("tcp-echo")
@@ -95,9 +95,13 @@ def test_two_hung_reaps_never_hold_back_a_third_participants_check(room3):
     assert "error" not in mine, mine
     assert mine["result"]["passed"] == len(tcp_echo.checks), mine["result"]["checks"]
     assert took < 30, f"the victim's check took {took:.1f} s from the button to the result"
-    for done in theirs:  # the attackers' checks end, failing with a clear time-out
-        assert not done.get("result", {}).get("ok", False), done
-        assert timed_out(done), done
+    # Checks run in the room's grader labs, which no participant enters: the attackers' implants
+    # in their own nodes reach no grading at all, so their reference programs get full marks
+    # too. (A grading in a hung node is cut at its deadline: tests/test_deadlines.py.)
+    for done in theirs:
+        assert "error" not in done, done
+        assert done["result"]["passed"] == len(tcp_echo.checks), done["result"]["checks"]
+        assert not timed_out(done), done
 
 
 def test_a_hung_terminal_clean_up_stalls_nobody_else_and_leaves_no_shell(room3, engine):
