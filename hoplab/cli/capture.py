@@ -14,6 +14,7 @@ nothing keeps running in the node.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -118,7 +119,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
         if not args.write:  # and Python's own flush at exit must not hit the dead pipe again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
-        with _quiet_pipe():
+        # Closing a pipe whose reader left raises BrokenPipeError again: nothing to report.
+        with contextlib.suppress(BrokenPipeError):
             if args.write:
                 out.close()
         # Ctrl-C, a closed pipe or an error: the tcpdump carries our mark, so it goes too.
@@ -128,13 +130,3 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if code not in (0, None):
         raise HoplabError(f"tcpdump on {node_name}:{iface.name} exited {code}")
     return 0
-
-
-class _quiet_pipe:
-    """Closing a pipe whose reader left raises BrokenPipeError again: nothing to report then."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: object, tb: object) -> bool:
-        return isinstance(exc, BrokenPipeError)
