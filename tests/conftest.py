@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -84,3 +85,59 @@ def fresh_lab(engine: Engine, tmp_path: Path) -> Iterator[Lab]:
         yield running
     finally:
         engine.down(name)
+
+
+# Nothing may outlive the run. CI counts the labelled objects left after `make test`, but a count
+# names no culprit; this names each object the session made and left, with the test that was
+# running when it was made, and fails the session.
+_started: list[tuple[float, str]] = []  # (when, test id), in order
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple) -> None:
+    import time
+
+    _started.append((time.time(), nodeid))
+
+
+def _created(value: object) -> float:
+    """Docker gives a container's creation as epoch seconds, a network's as RFC 3339 with
+    nanoseconds, which datetime cannot read: the fraction is dropped (a second is enough)."""
+    if isinstance(value, int | float):
+        return float(value)
+    from datetime import datetime
+
+    text = re.sub(r"\.\d+", "", str(value)).replace("Z", "+00:00")
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _culprit(when: float) -> str:
+    found = "before the first test (a session fixture)"
+    for start, nodeid in _started:
+        if start <= when + 1:  # a network's time is cut to the second
+            found = nodeid
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _started or hasattr(session.config, "workerinput"):
+        return
+    try:
+        api = connect().api
+        f = {"label": ["hoplab.lab"]}
+        objects = [
+            ("container", c["Names"][0].lstrip("/"), c) for c in api.containers(all=True, filters=f)
+        ]
+        objects += [("network", n["Name"], n) for n in api.networks(filters=f)]
+    except Exception:  # noqa: BLE001 - no engine: the tests that needed it have failed already
+        return
+    since = _started[0][0] - 5
+    left = [(k, name, o) for k, name, o in objects if _created(o["Created"]) >= since]
+    if not left:
+        return
+    lines = [f"\n{len(left)} labelled Docker object(s) made by this run outlived it:"]
+    for kind, name, o in left:
+        when = _created(o["Created"])
+        labels = {k: v for k, v in (o.get("Labels") or {}).items() if k.startswith("hoplab.")}
+        lines.append(f"  {kind} {name} {labels} made during {_culprit(when)}")
+    session.config.get_terminal_writer().line("\n".join(lines), red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
