@@ -110,6 +110,15 @@ def _created(value: object) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+def _ours(labels: dict[str, str]) -> bool:
+    """Made by this session: its lab, room, graded lab or owner names this process's pid (test
+    labs are named by unique_lab_name). Others' labs made meanwhile (a helper's parallel run,
+    the user's own) are not this run's to answer for."""
+    mine = re.compile(rf"(?<!\d){os.getpid()}(?!\d)")
+    keys = ("hoplab.lab", "hoplab.workshop", "hoplab.grader-for", "hoplab.pytest-pid")
+    return any(mine.search(labels.get(k, "")) for k in keys)
+
+
 def _culprit(when: float) -> str:
     found = "before the first test (a session fixture)"
     for start, nodeid in _started:
@@ -131,7 +140,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except Exception:  # noqa: BLE001 - no engine: the tests that needed it have failed already
         return
     since = _started[0][0] - 5
-    left = [(k, name, o) for k, name, o in objects if _created(o["Created"]) >= since]
+    left = [
+        (k, name, o)
+        for k, name, o in objects
+        if _created(o["Created"]) >= since and _ours(o.get("Labels") or {})
+    ]
     if not left:
         return
     lines = [f"\n{len(left)} labelled Docker object(s) made by this run outlived it:"]
