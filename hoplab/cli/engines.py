@@ -1,5 +1,6 @@
 """The `--engine URL` and `--engines FILE` options, shared by `workshop up|down|status|serve`
-and `ls`: the engines of a room spread over machines (README: A room over several engines).
+and `ls`: the engines of a room spread over machines (docs/workshop.md, "A room over several
+engines").
 
 Its own module so that both the workshop commands and `ls` (in commands.py) take the same options
 without importing each other. At its top it imports argparse-level things only: the parser is

@@ -62,7 +62,7 @@ def register(sub: Any) -> dict[str, Handler]:
     p = room.add_parser("status", help="the room's labs, owners, nodes and ages")
     name_arg(p)
     engine_args(p)
-    p = room.add_parser("serve", help="the portal: a browser tab per participant (README)")
+    p = room.add_parser("serve", help="the portal: a browser tab per participant (docs/portal.md)")
     name_arg(p)
     _serve_args(p)
     engine_args(p)
