@@ -49,6 +49,19 @@ def test_a_server_left_on_srv_80_is_named_not_crashed_on(fresh_lab: Lab, tmp_pat
     assert fix in status.stderr
     assert "127.0.0.11" not in status.stderr  # Docker's DNS: in `ss`, but no learner's process
     assert status.stderr.count("not started by hoplab") == 1, status.stderr
+    as_json = _hoplab(lab, "status", "--json")  # the same, for scripts
+    assert as_json.returncode == 0, as_json.stderr
+    (found,) = json.loads(as_json.stdout)["foreign_listeners"]
+    assert found == {
+        "node": "srv",
+        "proto": "tcp",
+        "ip": "0.0.0.0",
+        "port": 80,
+        "pid": pid,
+        "cmd": SERVER,
+        "user": "root",
+        "fix": fix,
+    }, found
 
     out = tmp_path / "run.json"
     run = _hoplab(lab, "run", "--json", str(out), "--artifacts", str(tmp_path / "a"))

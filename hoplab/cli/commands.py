@@ -198,7 +198,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     engine = api.from_env()
     state = engine.state(name)
     if args.json:
-        ui.out.print_json(json_state(state))
+        ui.out.print_json(_status_json(engine, state, json_state(state)))
     elif not state.exists:
         ui.err.print(f"lab {name} is not up (start it with `hoplab up`)")
     else:
@@ -223,6 +223,28 @@ def cmd_status(args: argparse.Namespace) -> int:
         for line in cli_impair.status_lines(engine, state):
             ui.out.print(line, soft_wrap=True)
     return 0 if state.running else 1
+
+
+def _status_json(engine: EngineAPI, state: LabState, text: str) -> str:
+    """json_state plus what the table's footer says: programs still running and listeners that
+    hoplab did not start (each with the command that stops it), for a lab that is running."""
+    import json
+    from dataclasses import asdict
+
+    from hoplab.runtime.lab import left_running
+    from hoplab.runtime.listeners import foreign_listeners
+
+    data = json.loads(text)
+    running = state.running
+    data["left_running"] = [
+        asdict(left) | {"owner_alive": left.owner_alive}
+        for left in (left_running(engine, state) if running else [])
+    ]
+    data["foreign_listeners"] = [
+        asdict(f) | {"fix": f.fix(state.name)}
+        for f in (foreign_listeners(engine, state) if running else [])
+    ]
+    return json.dumps(data, indent=2)
 
 
 def _node_container(args: argparse.Namespace) -> tuple[EngineAPI, str]:
