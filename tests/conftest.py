@@ -127,6 +127,7 @@ def _culprit(when: float) -> str:
     return found
 
 
+@pytest.hookimpl(trylast=True)  # after the runner has torn down the session fixtures (Ctrl-C)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _started or hasattr(session.config, "workerinput"):
         return
