@@ -74,6 +74,36 @@ class Section:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+def section(exercise: Any, result: Any, artifacts: Path, where: ladder.Directory) -> Section:
+    """One result as report.html and the portal show it: its exercise's lesson (exercise may be
+    None), its checks, and a ladder drawn from its captures (artifacts/<name>/*.pcap)."""
+    files = sorted((artifacts / result.name).glob("*.pcap"))
+    notes: list[str] = []
+    svg = ""
+    if files:
+        lad = ladder.build(((f.name, f.read_bytes()) for f in files), where)
+        if lad.hops:
+            svg = ladder.svg(lad, f"{result.name}: {', '.join(f.name for f in files)}")
+        elif lad.ignored:
+            notes.append(
+                f"no ladder: none of the {lad.ignored} captured frames is IPv4 between two "
+                "lab nodes whose MAC addresses could be read"
+            )
+        else:
+            notes.append("no ladder: the captures are empty")
+    return Section(
+        name=result.name,
+        summary=getattr(exercise, "summary", ""),
+        lesson=getattr(exercise, "lesson", ""),
+        status=str(result.status),
+        seconds=result.seconds,
+        checks=tuple(result.checks),
+        ladder_svg=svg,
+        pcaps=tuple(f"{result.name}/{f.name}" for f in files),
+        notes=tuple(notes),
+    )
+
+
 def sections(
     exercises: Iterable[Any],
     results: Iterable[Any],
@@ -82,51 +112,29 @@ def sections(
 ) -> list[Section]:
     """Pair each result with its exercise and draw a ladder from its captures."""
     lessons = {e.name: e for e in exercises}
-    out = []
-    for r in results:
-        ex = lessons.get(r.name)
-        files = sorted((artifacts / r.name).glob("*.pcap"))
-        notes: list[str] = []
-        svg = ""
-        if files:
-            lad = ladder.build(((f.name, f.read_bytes()) for f in files), where)
-            if lad.hops:
-                svg = ladder.svg(lad, f"{r.name}: {', '.join(f.name for f in files)}")
-            elif lad.ignored:
-                notes.append(
-                    f"no ladder: none of the {lad.ignored} captured frames is IPv4 between two "
-                    "lab nodes whose MAC addresses could be read"
-                )
-            else:
-                notes.append("no ladder: the captures are empty")
-        out.append(
-            Section(
-                name=r.name,
-                summary=getattr(ex, "summary", ""),
-                lesson=getattr(ex, "lesson", ""),
-                status=str(r.status),
-                seconds=r.seconds,
-                checks=tuple(r.checks),
-                ladder_svg=svg,
-                pcaps=tuple(f"{r.name}/{f.name}" for f in files),
-                notes=tuple(notes),
-            )
-        )
-    return out
+    return [section(lessons.get(r.name), r, artifacts, where) for r in results]
+
+
+def directory(lab: Any, seen: dict[str, dict[str, Seen]] | None = None) -> ladder.Directory:
+    """Who is who in a running Lab, for its ladders: the MACs its nodes' kernels report (read
+    here unless `seen` already holds them) tied to the lab's labelled state."""
+    seen = interfaces(lab) if seen is None else seen
+    macs = {s.mac.lower(): (node, net) for node, nets in seen.items() for net, s in nets.items()}
+    return ladder.directory_from_state(lab.state, macs)
 
 
 def write_report(lab: Any, exercises: Iterable[Any], results: list[Any], artifacts: Path) -> Path:
     """Draw everything for a finished run in a running Lab and write artifacts/report.html."""
     seen = interfaces(lab)
-    macs = {s.mac.lower(): (node, net) for node, nets in seen.items() for net, s in nets.items()}
     mtus = {net: s.mtu for nets in seen.values() for net, s in nets.items()}
     ifnames = {node: {net: s.name for net, s in nets.items()} for node, nets in seen.items()}
     try:
         topo = graph.render(graph.from_state(lab.state, ifnames, mtus), "svg").decode()
     except HoplabError as err:  # no dot: the page says so instead of failing the run
         topo = f'<p class="note">{html.escape(err.message)}. {html.escape(err.hint)}</p>'
-    where = ladder.directory_from_state(lab.state, macs)
-    page = render_page(lab.name, topo, sections(exercises, results, artifacts, where))
+    page = render_page(
+        lab.name, topo, sections(exercises, results, artifacts, directory(lab, seen))
+    )
     artifacts.mkdir(parents=True, exist_ok=True)
     path = artifacts / REPORT
     part = path.with_suffix(".html.part")  # Ctrl-C mid-write leaves the old page, never half
@@ -135,22 +143,31 @@ def write_report(lab: Any, exercises: Iterable[Any], results: list[Any], artifac
     return path
 
 
-CSS = """
+# The page around the results (report.html only).
+PAGE_CSS = """
 body{font-family:Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1200px;color:#1f2328;
 padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin:1.6em 0 .3em;
 border-bottom:1px solid #d0d7de;padding-bottom:.2em}
-.badge{display:inline-block;padding:.1em .5em;border-radius:.4em;color:#fff;font-weight:bold;
-font-size:.85em}
-table{border-collapse:collapse;width:100%;font-size:.85em;margin:.5em 0}
-td,th{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}.lesson{white-space:pre-wrap;background:#f6f8fa;padding:.6em;
-font-size:.85em;border-radius:.4em}
 .pic{overflow-x:auto;margin:.5em 0}.pic svg{max-width:100%;height:auto}
 .topo svg{max-height:760px;width:auto}
 .note{color:#57606a;font-style:italic}code{font-size:.9em}
-summary{cursor:pointer;color:#0969da}
 """
+# One result's parts (fragment()), scoped to its element: report.html and the portal's page
+# (served as /static/result.css) style them alike, whatever else the page holds.
+PARTS_CSS = """
+.result .badge{display:inline-block;padding:.1em .5em;border-radius:.4em;color:#fff;
+font-weight:bold;font-size:.85em}
+.result table{border-collapse:collapse;width:100%;font-size:.85em;margin:.5em 0;display:table}
+.result td,.result th{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;
+vertical-align:top}
+.result th{background:#f6f8fa}.result .lesson{white-space:pre-wrap;background:#f6f8fa;
+padding:.6em;font-size:.85em;border-radius:.4em}
+.result .pic{overflow-x:auto;margin:.5em 0}.result .pic svg{max-width:100%;height:auto}
+.result .note{color:#57606a;font-style:italic}
+.result summary{cursor:pointer;color:#0969da}
+"""
+CSS = PAGE_CSS + PARTS_CSS
 
 
 def _badge(status: str) -> str:
@@ -158,7 +175,10 @@ def _badge(status: str) -> str:
     return f'<span class="badge" style="background:{colour}">{html.escape(status)}</span>'
 
 
-def _section(s: Section) -> str:
+def fragment(s: Section) -> str:
+    """One result's HTML: heading with its badge, summary, lesson, checks (expected, observed,
+    hint), its ladder as inline SVG, notes, capture links. report.html and the portal's exercise
+    runs both show a result through this one function."""
     esc = html.escape
     rows = "".join(
         f"<tr><td>{_badge(str(c.status))}</td><td>{esc(c.name)}</td><td>{esc(c.expected)}</td>"
@@ -179,7 +199,7 @@ def _section(s: Section) -> str:
     parts += [f'<p class="note">{esc(n)}</p>' for n in s.notes]
     if links:
         parts.append(f"<p>captures (open in Wireshark): {links}</p>")
-    return "\n".join(parts)
+    return '<div class="result">\n' + "\n".join(parts) + "\n</div>"
 
 
 def render_page(lab: str, topology: str, secs: list[Section], now: datetime | None = None) -> str:
@@ -196,10 +216,10 @@ def render_page(lab: str, topology: str, secs: list[Section], now: datetime | No
             f"<title>hoplab report: {esc(lab)}</title>",
             f"<style>{CSS}</style></head><body>",
             f"<h1>hoplab report: lab {esc(lab)}</h1>",
-            f'<p class="note">{stamp}</p><p>{summary}</p><p>{index}</p>',
+            f'<p class="note">{stamp}</p><p class="result">{summary}</p><p>{index}</p>',
             "<h2>topology</h2>",
             f'<div class="pic topo">{topology}</div>',
-            *(_section(s) for s in secs),
+            *(fragment(s) for s in secs),
             "</body></html>",
         ]
     )
