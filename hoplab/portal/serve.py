@@ -138,6 +138,7 @@ def run(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+    portal.exercises.close()  # runs end at their next exec, their clean up done
     portal.io.shutdown(wait=True, cancel_futures=True)
     portal.grades.workers.shutdown(wait=True, cancel_futures=True)
     portal.grades.graders.close()

@@ -33,6 +33,8 @@ from hoplab.errors import HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.model.load import load
 from hoplab.portal.drawings import Drawings
+from hoplab.portal.exercises import Busy as ExerciseBusy
+from hoplab.portal.exercises import ExerciseRuns
 from hoplab.portal.grades import Busy, Grades
 from hoplab.portal.lanes import Lanes
 from hoplab.portal.terminals import TerminalLimit, Terminals
@@ -53,6 +55,7 @@ STATIC = files("hoplab.portal").joinpath("static")
 PAGES = {"participant.html", "instructor.html"}
 ASSETS = {
     "portal.js": "text/javascript",
+    "exercises.js": "text/javascript",
     "instructor.js": "text/javascript",
     "portal.css": "text/css",
 }
@@ -99,6 +102,7 @@ class Portal:
     where: dict[str, str] = field(default_factory=dict)  # lab -> the name of its engine
     unreachable: dict[str, str] = field(default_factory=dict)  # engine name -> why, last read
     drawings: Drawings = field(default_factory=Drawings)
+    exercises: ExerciseRuns = field(default_factory=ExerciseRuns)  # a pool of their own
     lanes: Lanes = field(init=False)  # on `io`; serve.build shares them with the terminals
 
     def __post_init__(self) -> None:
@@ -309,6 +313,10 @@ async def asset(request: web.Request) -> web.Response:
         return web.Response(body=STATIC.joinpath(name).read_bytes(), content_type=ASSETS[name])
     if name in XTERM:
         return web.Response(body=xterm_file(name), content_type=XTERM[name][1])
+    if name == "result.css":  # an exercise result's parts, styled as report.html styles them
+        from hoplab.draw.html import PARTS_CSS
+
+        return web.Response(text=PARTS_CSS, content_type="text/css")
     raise web.HTTPNotFound(text="no such file")
 
 
@@ -440,6 +448,52 @@ async def start_check(request: web.Request) -> web.Response:
 async def check_status(request: web.Request) -> web.Response:
     participant = participant_of(request)
     return web.json_response(request.app[PORTAL].grades.status(participant))
+
+
+async def exercise_list(request: web.Request) -> web.Response:
+    participant_of(request)
+    from hoplab.portal.exercises import catalogue
+
+    return web.json_response(catalogue())
+
+
+async def start_exercise(request: web.Request) -> web.Response:
+    """Run an exercise in the participant's own lab (the one their token names): a lesson shown
+    with evidence, never a grade (see hoplab.portal.exercises)."""
+    participant = participant_of(request)
+    portal = request.app[PORTAL]
+    name = (await body_json(request)).get("exercise")
+    if not isinstance(name, str):
+        raise web.HTTPBadRequest(text="send {exercise: NAME}: GET /api/exercises lists them")
+    state = await portal.state(participant)
+    if state.name in portal.resetting:
+        raise web.HTTPConflict(text="your lab is being reset: run it when the lab is back")
+    try:
+        run = portal.exercises.start(
+            participant,
+            state.name,
+            name,
+            portal.engine_of(state.name),
+            portal.grades.lab_lock(state.name),
+        )
+    except ExerciseBusy as err:
+        raise web.HTTPTooManyRequests(text=str(err)) from None
+    except InputError as err:
+        raise web.HTTPBadRequest(text=f"{err.message}; {err.hint}") from None
+    return web.json_response(run, status=202)
+
+
+async def exercise_status(request: web.Request) -> web.Response:
+    participant = participant_of(request)
+    return web.json_response(request.app[PORTAL].exercises.status(participant))
+
+
+async def exercise_run(request: web.Request) -> web.Response:
+    participant = participant_of(request)
+    run = request.app[PORTAL].exercises.get(participant, request.match_info["rid"])
+    if run is None:
+        raise web.HTTPNotFound(text="no such exercise run of yours")
+    return web.json_response(run)
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -615,6 +669,10 @@ def make_app(portal: Portal) -> web.Application:
     app.router.add_get("/ws/terminal/{tid}", terminal_ws)
     app.router.add_post("/api/check", start_check)
     app.router.add_get("/api/check", check_status)
+    app.router.add_get("/api/exercises", exercise_list)
+    app.router.add_post("/api/exercises", start_exercise)
+    app.router.add_get("/api/exercises/run", exercise_status)
+    app.router.add_get("/api/exercises/runs/{rid}", exercise_run)
     app.router.add_post("/api/reset", reset)
     app.router.add_get("/api/room", room)
     app.router.add_post("/api/room/{participant}/reset", room_reset)
