@@ -1,8 +1,9 @@
 """`hoplab learn` and `hoplab verify`: guided lessons the learner types, verified from evidence.
 
 Registered through hoplab.cli.commands.EXTENSIONS. `learn` lists the lessons with progress, or
-shows one step (which starts that step's captures); `verify` checks a step and exits 0 on PASS,
-1 on FAIL (ENV counts as not failed: the environment cannot show it), 2 on bad input.
+shows one step (which starts that step's captures); `learn --serve` serves the lab's page in a
+browser (hoplab.portal.solo); `verify` checks a step and exits 0 on PASS, 1 on FAIL (ENV counts
+as not failed: the environment cannot show it), 2 on bad input.
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         "--json",
         action="store_true",
         help="print the lesson's steps as JSON (format 1, documented in hoplab.lessons.as_json)",
+    )
+    sp.add_argument(
+        "--serve",
+        action="store_true",
+        help="bring the lab up (or reuse it) and serve its page on 127.0.0.1: terminals, "
+        "exercises and checks in a browser; prints one link; Ctrl-C stops (the lab stays)",
+    )
+    sp.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --serve: the port on 127.0.0.1 (default 0: a free one)",
     )
     sp = sub.add_parser(
         "verify",
@@ -69,6 +83,12 @@ def cmd_learn(args: argparse.Namespace) -> int:
     from hoplab.cli import ui
     from hoplab.lessons.progress import Progress
 
+    if args.serve:
+        return _serve(args)
+    if args.port:
+        from hoplab.errors import InputError
+
+        raise InputError("--port goes with --serve", key="--port", hint="hoplab learn --serve")
     if not args.lesson:
         if args.step is not None:
             from hoplab.errors import InputError
@@ -90,6 +110,44 @@ def cmd_learn(args: argparse.Namespace) -> int:
         return 0
     _show(ui, lesson, names, number, progress.passed(lesson.name))
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The learner's lab up (or reused, as `hoplab up` would) and its page served on 127.0.0.1
+    (hoplab.portal.solo). Input is checked before the engine is reached: bad input makes
+    nothing. Ctrl-C ends the serving with exit 0; the lab stays up, as `learn` leaves it."""
+    from hoplab import api
+    from hoplab.cli import ui
+    from hoplab.errors import InputError
+    from hoplab.model.load import check_lab_name
+
+    if args.lesson or args.step is not None or args.json:
+        raise InputError(
+            "--serve takes no LESSON, --step or --json",
+            key="--serve",
+            hint="hoplab learn --serve [-f FILE] [--name LAB] [--port N]; lessons: hoplab learn",
+        )
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: give 0 (a free port) to 65535", key="--port")
+    topo = api.topology(args.file)
+    name = check_lab_name(args.name, key="--name") if args.name else None
+    try:
+        from hoplab.portal import solo
+    except ImportError as err:
+        raise InputError(
+            f"the portal's packages are not installed ({err.name})",
+            key="--serve",
+            hint="pip install 'hoplab[portal]'",
+        ) from None
+    with ui.progress() as progress:
+        lab = api.up(topo, name, progress=progress, say=ui.say)
+    return solo.main(
+        lab.engine,
+        lab.name,
+        args.port,
+        say=lambda m: ui.err.print(m, soft_wrap=True, markup=False),
+        show=print,
+    )
 
 
 def _list(ui: Any, progress: Any, catalogue: list[Lesson]) -> int:

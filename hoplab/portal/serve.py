@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -86,16 +87,22 @@ def issue(
 
 
 def build(
-    engines: EngineAPI | dict[str, EngineAPI], room: str, folder: Path, topology: Path | None = None
+    engines: EngineAPI | dict[str, EngineAPI],
+    room: str,
+    folder: Path,
+    topology: Path | None = None,
+    kind: type[Portal] = Portal,
+    **extra: Any,
 ) -> Portal:
     """The portal of a room on one engine, or on several given by name (the first is the
-    default); each lab's terminals, checks and resets then go to the engine it is found on."""
+    default); each lab's terminals, checks and resets then go to the engine it is found on.
+    kind and extra: another kind of portal, made with these fields too (a learner's, solo.py)."""
     if not isinstance(engines, dict):
         engines = {LOCAL: engines}
     engine = next(iter(engines.values()))
     io = ThreadPoolExecutor(max_workers=IO_WORKERS, thread_name_prefix="portal-io")
     checks = ThreadPoolExecutor(max_workers=CHECK_WORKERS, thread_name_prefix="portal-check")
-    portal = Portal(
+    portal = kind(
         engine=engine,
         room=room,
         tokens=T.Tokens(folder),
@@ -109,6 +116,7 @@ def build(
         io=io,
         topology=topology,
         engines=dict(engines),
+        **extra,
     )
     portal.terminals.lanes = portal.lanes  # one lane per participant for all their calls
     portal.terminals.on_activity = portal.touch

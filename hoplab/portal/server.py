@@ -178,9 +178,21 @@ class Portal:
         if state is None or time.monotonic() - at > STATE_TTL:
             state = await self.call(self.engine_of(lab).state, lab, who=participant)
             self.state_cache[lab] = (time.monotonic(), state)
-        if state.labels.get(L.WORKSHOP) != self.room or state.owner != participant:
+        if not self.owns(state, participant):
             raise web.HTTPNotFound(text="that lab is not yours")
         return state
+
+    def owns(self, state: LabState, participant: str) -> bool:
+        """The lab is the participant's: in this room, and labelled as theirs."""
+        return state.labels.get(L.WORKSHOP) == self.room and state.owner == participant
+
+    def seat_labels(self, participant: str, state: LabState) -> dict[str, str]:
+        """The labels a reset brings the participant's lab back up with: its seat in the room
+        and, on a room over several engines, its placement as it was."""
+        labels = {L.WORKSHOP: self.room, L.OWNER: participant}
+        if state.labels.get(ENGINE):
+            labels[ENGINE] = state.labels[ENGINE]
+        return labels
 
     def touch(self, participant: str) -> None:
         self.activity[participant] = time.time()
@@ -539,11 +551,9 @@ def _down_up(portal: Portal, participant: str, lab: str) -> None:
     engine = portal.engine_of(lab)
     state = engine.state(lab)
     topo = load(lab_topology(engine, lab, portal.topology))  # a bad file must not leave it gone
+    labels = portal.seat_labels(participant, state)
     with portal.grades.lab_lock(lab):  # never under a check run
         engine.down(lab)
-        labels = {L.WORKSHOP: portal.room, L.OWNER: participant}
-        if state.labels.get(ENGINE):
-            labels[ENGINE] = state.labels[ENGINE]
         lifecycle.up(engine, topo, lab, lambda *a: None, lambda m: None, labels=labels)
 
 
