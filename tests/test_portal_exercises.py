@@ -21,7 +21,7 @@ from hoplab.engine.engine import Engine
 from hoplab.exercises import runner
 from hoplab.portal import exercises as portal_exercises
 from hoplab.runtime.lab import RUN_ENV, Lab
-from tests.test_portal import Room, call, run, served_room
+from tests.test_portal import Room, call, chromium, run, served_room, shots_dir
 
 docker = pytest.mark.docker
 
@@ -34,13 +34,14 @@ def room(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         yield served
 
 
-async def wait_done(base: str, token: str, timeout: float = 240) -> dict:
-    """Poll the participant's latest run, as the page does, until it is done."""
+async def wait_done(base: str, token: str, timeout: float = 240, idle: bool = False) -> dict:
+    """Poll the participant's latest run, as the page does, until it is done (idle: or until
+    there is none, for a test that only needs the participant's runs to have ended)."""
     deadline = time.monotonic() + timeout
     while True:
         status, body = await call(base, "GET", "/api/exercises/run", token)
         assert status == 200, body
-        if body and body["state"] == "done":
+        if (body and body["state"] == "done") or (idle and body is None):
             return body
         assert time.monotonic() < deadline, f"the run never finished: {body}"
         await asyncio.sleep(0.5)
@@ -186,7 +187,7 @@ def test_runs_are_one_at_a_time_rate_limited_and_never_grades(room):
     grades_before = {p: dict(g) for p, g in room.served.portal.grades.latest.items()}
     interval, runs.min_interval = runs.min_interval, 0.0
     try:
-        run(wait_done(base, token))  # whatever an earlier test left running ends first
+        run(wait_done(base, token, idle=True))  # an earlier test's run ends first
         status, first = run(call(base, "POST", "/api/exercises", token, {"exercise": EXERCISE}))
         assert status == 202, first
         # while it is queued or running, a second is refused, whatever exercise it names
@@ -220,7 +221,7 @@ def test_a_run_past_its_deadline_starts_no_new_step_and_leaves_nothing_running(r
     deadline, interval = runs.deadline, runs.min_interval
     runs.deadline, runs.min_interval = 2.0, 0.0  # ttl-and-traceroute traces for several seconds
     try:
-        run(wait_done(base, token))
+        run(wait_done(base, token, idle=True))
         started = time.monotonic()
         status, body = run(
             call(base, "POST", "/api/exercises", token, {"exercise": "ttl-and-traceroute"})
@@ -279,3 +280,48 @@ def test_exercise_runs_have_a_pool_of_their_own():
         assert runs.workers._thread_name_prefix == "portal-exercise"  # type: ignore[attr-defined]
     finally:
         runs.close()
+
+
+@docker
+def test_a_browser_runs_an_exercise_and_sees_its_ladder(room, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    a = sorted(room.labs)[0]
+    base, token = room.served.base, room.tokens[a]
+    runs = room.served.portal.exercises
+    run(wait_done(base, token, idle=True))  # an earlier test's run ends first
+    interval, runs.min_interval = runs.min_interval, 0.0
+    driver = chromium()
+    try:
+        driver.get(f"{base}/p/#{token}")
+        wait = WebDriverWait(driver, 30)
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "ready"))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#exercise option")) == 20)
+        Select(driver.find_element(By.ID, "exercise")).select_by_value(EXERCISE)
+        driver.find_element(By.ID, "run-exercise").click()  # clears the last result at once
+        assert not driver.find_elements(By.CSS_SELECTOR, "#exercise-result svg")
+        WebDriverWait(driver, 240).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, "#exercise-result .result svg"))
+        )
+        heading = driver.find_element(By.CSS_SELECTOR, "#exercise-result h2")
+        assert heading.text.startswith("PASS") and EXERCISE in heading.text, heading.text
+        ladder = driver.find_element(By.CSS_SELECTOR, "#exercise-result .pic svg")
+        assert ladder.is_displayed() and ladder.size["width"] > 300, ladder.size
+        rows = driver.find_elements(By.CSS_SELECTOR, "#exercise-result table tr")
+        assert len(rows) > 1
+        # the report's styles reached the page: the badge is the report's green
+        badge = driver.find_element(By.CSS_SELECTOR, "#exercise-result h2 .badge")
+        assert badge.value_of_css_property("display") == "inline-block"
+        assert "not a grade" in driver.find_element(By.ID, "exercise-state").text
+        shots = shots_dir(tmp_path)
+        shots.mkdir(exist_ok=True)
+        driver.set_window_size(1400, 3200)
+        section = driver.find_element(By.ID, "exercises-section")
+        driver.execute_script("arguments[0].scrollIntoView()", section)
+        section.screenshot(str(shots / "portal-exercise.png"))
+        assert (shots / "portal-exercise.png").stat().st_size > 10_000
+    finally:
+        runs.min_interval = interval
+        driver.quit()
