@@ -34,7 +34,7 @@ from hoplab.model import labels as L
 from hoplab.model.load import load
 from hoplab.portal.drawings import Drawings
 from hoplab.portal.exercises import Busy as ExerciseBusy
-from hoplab.portal.exercises import ExerciseRuns
+from hoplab.portal.exercises import ExerciseRuns, catalogue
 from hoplab.portal.grades import Busy, Grades
 from hoplab.portal.lanes import Lanes
 from hoplab.portal.terminals import TerminalLimit, Terminals
@@ -464,8 +464,6 @@ async def check_status(request: web.Request) -> web.Response:
 
 async def exercise_list(request: web.Request) -> web.Response:
     participant_of(request)
-    from hoplab.portal.exercises import catalogue
-
     return web.json_response(catalogue())
 
 
