@@ -19,6 +19,7 @@ import pytest
 
 from hoplab.engine.engine import Engine
 from hoplab.engine.terminal import MARKER
+from hoplab.model import labels as L
 from tests.conftest import ROOT, run_hoplab, unique_lab_name
 from tests.test_portal import Term, call, open_terminal, run, ws_connect
 
@@ -108,6 +109,12 @@ def test_learn_serve_prints_one_link_serves_the_lab_and_ends_cleanly(
             assert status == 200 and len(listed) == 20
             assert (await call(base, "GET", "/api/room", token))[0] == 403  # no instructor here
             assert (await call(base, "GET", "/api/me", "x" * 43))[0] == 401
+            if stop == signal.SIGTERM:  # once: a reset brings the lab back with no room's labels
+                status, body = await call(base, "POST", "/api/reset", token, {"confirm": name})
+                assert status == 200 and body["reset"] == name, body
+                again = engine.state(name)
+                assert again.running and L.WORKSHOP not in again.labels
+                assert again.owner == state.owner  # as `hoplab up` labelled it
             tid = await open_terminal(base, token, "srv")
             async with (
                 aiohttp.ClientSession() as s,
@@ -119,6 +126,7 @@ def test_learn_serve_prints_one_link_serves_the_lab_and_ends_cleanly(
                 assert re.search(r"\nsrv\r\n", term.seen), term.seen
 
         run(go())
+        srv = next(n for n in engine.state(name).nodes if n.name == "srv")  # new after a reset
         running = engine.processes(srv.container, MARKER)
         assert any("sleep 4242" in cmd for *_, cmd in running), running
         proc.send_signal(stop)
