@@ -22,7 +22,7 @@ import docker
 import docker.errors
 import docker.types
 
-from hoplab.engine import egress
+from hoplab.engine import egress, fabric
 from hoplab.engine.client import explain
 from hoplab.engine.endpoints import EndpointLocks, spread
 from hoplab.engine.parallel import Workers, parallel
@@ -60,9 +60,15 @@ class BringUp:
     """Creates and starts a lab's objects; holds no lab state, only the engine's locks."""
 
     def __init__(
-        self, api: docker.APIClient, endpoints: EndpointLocks, workers: int, limits: Limits
+        self,
+        api: docker.APIClient,
+        endpoints: EndpointLocks,
+        workers: int,
+        limits: Limits,
+        wiring: str = fabric.DOCKER,
     ) -> None:
         self.api, self.endpoints, self.workers, self.limits = api, endpoints, workers, limits
+        self.wiring = wiring
 
     def create(
         self,
@@ -76,11 +82,23 @@ class BringUp:
 
         Networks are created by workers of their own while nodes already start. On failure every
         call in flight is waited for before raising, so the caller's rollback sees them all.
+        With fabric wiring there are no Docker networks: the fabric and its helper run on that
+        worker instead, and each node's readiness first waits for the helper.
         """
         t0 = time.monotonic()
-        net_workers = Workers(min(self.workers, len(plan.networks)))
+        wiring = (
+            fabric.Wiring(self.api, plan, image, labels) if self.wiring == fabric.FABRIC else None
+        )
+        net_workers = Workers(1 if wiring else min(self.workers, len(plan.networks)))
         try:
-            nets = {n.name: net_workers.submit(self.create_network, plan, n) for n in plan.networks}
+            if wiring is not None:
+                wired: Future[Any] | None = net_workers.submit(wiring.run)
+                nets = {}
+            else:
+                wired = None
+                nets = {
+                    n.name: net_workers.submit(self.create_network, plan, n) for n in plan.networks
+                }
             made = [0]
 
             def network_done(_f: Future[Any]) -> None:
@@ -98,8 +116,8 @@ class BringUp:
                 pods.begin(progress)
 
                 def one(n: NodePlan) -> Future[Any]:
-                    steps = self.create_node(plan, n, image, labels, nets, cancel)
-                    return ready_workers.submit(self.node_ready, n, steps, pods)
+                    steps = self.create_node(plan, n, image, labels, nets, cancel, wiring)
+                    return ready_workers.submit(self.node_ready, n, steps, pods, wired)
 
                 waits = parallel(
                     one,
@@ -110,6 +128,8 @@ class BringUp:
                 )
                 steps = [w.result() for w in waits]
             except BaseException:
+                if wiring is not None:
+                    wiring.abort()  # its helper may wait for nodes that will never start
                 ready_workers.close()
                 pods.finish(failed=True)  # no user container may still be starting
                 raise
@@ -117,13 +137,28 @@ class BringUp:
                 ready_workers.close()  # every readiness wait that began has returned
             slowest_net = max((f.result() for f in nets.values()), default=0.0)
             timings = step_timings(slowest_net, time.monotonic() - t0, steps)
+            if wired is not None:
+                timings["wiring (fabric and helper)"] = wired.result()
             return timings | pods.finish(failed=False)
+        except BaseException:
+            if wiring is not None:
+                wiring.abort()
+            raise
         finally:
             net_workers.close()  # every network create that began has returned (Ctrl-C included)
 
-    def node_ready(self, node: NodePlan, steps: dict[str, float], pods: PodStart) -> dict[str, Any]:
-        """Wait for the node's entrypoint; then its own-image program may start. Its steps."""
+    def node_ready(
+        self,
+        node: NodePlan,
+        steps: dict[str, float],
+        pods: PodStart,
+        wired: Future[Any] | None = None,
+    ) -> dict[str, Any]:
+        """Wait for the node's entrypoint; then its own-image program may start. Its steps.
+        wired: the fabric's helper, which must have wired the node before it can be ready."""
         t0 = time.monotonic()
+        if wired is not None:
+            wired.result()  # a helper that failed fails here at once, not after READY_TIMEOUT
         self.wait_ready(node.container)
         return pods.node_ready(node.name, steps | {"ready": time.monotonic() - t0})
 
@@ -165,8 +200,9 @@ class BringUp:
             raise create_error("network", net.docker_name, err.status_code, explain(err)) from None
         return time.monotonic() - started
 
-    def host_config(self, plan: Plan, node: NodePlan) -> dict[str, Any]:
-        """Capabilities, sysctls, names and limits of one node: the security baseline lives here."""
+    def host_config(self, plan: Plan, node: NodePlan, wired: bool = False) -> dict[str, Any]:
+        """Capabilities, sysctls, names and limits of one node: the security baseline lives here.
+        wired: fabric wiring, so the node starts in a namespace of its own with no interface."""
         first = node.interfaces[0]
         ipv6 = plan.six is not None and plan.six.speaks(node.name)
         sysctls = node.kind.sysctls(ipv6)  # /proc/sys is read-only once it runs
@@ -174,7 +210,7 @@ class BringUp:
         if plan.six is not None and ipv6:
             hosts += [f"{name}:{ip}" for name, ip in plan.six.names]  # AAAA beside A
         return self.api.create_host_config(
-            network_mode=plan.network(first.network).docker_name,
+            network_mode="none" if wired else plan.network(first.network).docker_name,
             cap_add=NODE_CAPS,
             sysctls=sysctls,
             init=True,
@@ -195,11 +231,13 @@ class BringUp:
         extra: dict[str, str],
         nets: dict[str, Future[Any]],
         cancel: threading.Event | None = None,
+        wiring: fabric.Wiring | None = None,
     ) -> dict[str, float]:
         """Wait for its networks, create, connect, start; seconds per step (ready: node_ready)."""
         tn = time.monotonic()
         for iface in node.interfaces:
-            nets[iface.network].result()  # re-raises a failed network here
+            if iface.network in nets:
+                nets[iface.network].result()  # re-raises a failed network here
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"bring-up of {plan.lab} was cancelled")
         t0 = time.monotonic()
@@ -214,15 +252,22 @@ class BringUp:
             }
         )
         created_at = datetime.now(UTC).isoformat(timespec="seconds")
+        labels = node_labels(plan, node, extra, owner(), created_at)
+        environment = {"HOPLAB_ROUTES": routes_env(plan, node)}
+        if wiring is not None:
+            labels |= wiring.node_labels(node)
+            environment |= wiring.node_env(node)
+            rest = []
         try:
             created = api.create_container(
                 image,
                 name=node.container,
                 hostname=node.name,
-                labels=node_labels(plan, node, extra, owner(), created_at),
-                environment={"HOPLAB_ROUTES": routes_env(plan, node)},
-                host_config=self.host_config(plan, node),
-                networking_config=networking,
+                labels=labels,
+                environment=environment,
+                entrypoint=fabric.NODE_ENTRYPOINT if wiring is not None else None,
+                host_config=self.host_config(plan, node, wired=wiring is not None),
+                networking_config=None if wiring is not None else networking,
                 detach=True,
             )
         except docker.errors.APIError as err:
@@ -241,6 +286,9 @@ class BringUp:
         return {"networks": t0 - tn, "create": t1 - t0, "connect": t2 - t1, "start": t3 - t2}
 
     def start(self, node: NodePlan, plan: Plan) -> None:
+        if self.wiring == fabric.FABRIC:  # no Docker network: no endpoint to count (moby#42119)
+            self.api.start(node.container)
+            return
         with self.endpoints.holding(plan.network(i.network).docker_name for i in node.interfaces):
             self.api.start(node.container)
 

@@ -12,6 +12,7 @@ directly; they are not part of EngineAPI.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from hoplab.engine import (
     build,
     egress,
     egress6,
+    fabric,
     health,
     impair,
     inside,
@@ -47,7 +49,7 @@ from hoplab.engine.endpoints import EndpointLocks
 from hoplab.engine.image import ensure_image as ensure_node_image
 from hoplab.engine.interface import Say
 from hoplab.engine.parallel import parallel
-from hoplab.engine.reconcile import FAILED, READY, apply, decide
+from hoplab.engine.reconcile import FAILED, READY, Action, Decision, apply, decide
 from hoplab.engine.state import (
     MTU_OPT,
     LabState,
@@ -59,6 +61,7 @@ from hoplab.engine.state import (
     no_progress,
 )
 from hoplab.engine.teardown import Teardown
+from hoplab.model import labels as L
 from hoplab.model.plan import Plan
 from hoplab.model.topology import Topology
 
@@ -92,13 +95,21 @@ class Engine(impair.LinkImpairments):
         workers: int = 16,
         mem_limit: str = MEM_LIMIT,
         pids_limit: int = PIDS_LIMIT,
+        wiring: str | None = None,
     ) -> None:
         self.client = client
         self.api = client.api
         self.workers = workers
         self.mem_limit, self.pids_limit = mem_limit, pids_limit
+        # How new labs are wired: Docker's networks, or hoplab's own fabric (engine/fabric.py).
+        # None: HOPLAB_WIRING, read once here, so one engine object never mixes the two.
+        self.wiring = fabric.wiring_from_env(
+            wiring if wiring is not None else os.environ.get(fabric.WIRING_ENV)
+        )
         endpoints = EndpointLocks()  # shared: starts and removals of one network serialize
-        self._bringup = BringUp(self.api, endpoints, workers, Limits(mem_limit, pids_limit))
+        self._bringup = BringUp(
+            self.api, endpoints, workers, Limits(mem_limit, pids_limit), self.wiring
+        )
         self._teardown = Teardown(self.api, endpoints, workers)
 
     # --- reading labs back -------------------------------------------------------------------
@@ -128,6 +139,8 @@ class Engine(impair.LinkImpairments):
         return {n.name: v for n, v in zip(nodes, values, strict=True)}
 
     def survey(self, lab: str) -> tuple[LabState, Taken]:
+        if self.wiring == fabric.FABRIC:  # each lab is a world of its own: no subnet is taken
+            return inventory.state(self.api, lab), Taken()
         return inventory.survey(self.api, lab)
 
     def machine(self) -> tuple[int, int]:
@@ -162,12 +175,26 @@ class Engine(impair.LinkImpairments):
         not yet created and rolls the lab back (Cancelled). `heal` probes a kept lab's nodes
         and restarts the broken ones (see heal); False is for a caller that just reset them.
         """
-        egress.ensure(self.client, image)  # no lab starts, or stays up, open to the host
-        if plan.six is not None:  # nor, with IPv6 on in its nodes, over IPv6
-            egress6.ensure(self.client, image)
+        wired = self.wiring == fabric.FABRIC
+        if wired:  # no host bridge, so no host rule; but the engine must allow the helper
+            why = fabric.refusal(self.api.info())
+            if why:
+                raise fabric.refused(why)
+        else:
+            egress.ensure(self.client, image)  # no lab starts, or stays up, open to the host
+            if plan.six is not None:  # nor, with IPv6 on in its nodes, over IPv6
+                egress6.ensure(self.client, image)
         current = current or self.state(plan.lab)
+        decision = decide(current, plan, image)
+        if current.exists and (
+            (L.WIRES in current.labels) != wired or (wired and decision.action is Action.RESTART)
+        ):
+            # Another wiring than this engine's is rebuilt; and a fabric lab with stopped nodes
+            # too: a stopped fabric took every link with it, so re-wiring part of it is not
+            # enough (a running node that was restarted is wired again by heal and restart).
+            decision = Decision(Action.REBUILD)
         return apply(
-            decide(current, plan, image),
+            decision,
             heal=lambda: self.heal(plan, current, progress) if heal else {},
             start=lambda names: parallel(
                 lambda n: self._bringup.start_node(plan.node(n), plan),
@@ -192,7 +219,7 @@ class Engine(impair.LinkImpairments):
         def repair(node: NodeState) -> None:
             networks = [plan.network(net).docker_name for net in node.addresses]
             with self._bringup.endpoints.holding(networks):  # a restart re-makes its endpoints
-                health.restart(self.api, node)
+                health.restart(self.api, node, rewire=lambda c: fabric.rewire(self.api, [c]))
 
         sick = [n for n in running if n.name in wrong]
         parallel(repair, sick, "repairing nodes", progress, self.workers)
@@ -242,7 +269,7 @@ class Engine(impair.LinkImpairments):
         return programs.processes(self.api, container, mark)
 
     def restart(self, container: str, ready: bytes) -> None:
-        programs.restart(self.api, container, ready)
+        programs.restart(self.api, container, ready, rewire=lambda c: fabric.rewire(self.api, [c]))
 
     # --- terminals -----------------------------------------------------------------------------
 

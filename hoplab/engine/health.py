@@ -11,6 +11,8 @@ it joins the new namespace. Healthy nodes are left alone, programs and all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import docker
 import docker.errors
 
@@ -52,9 +54,12 @@ def probe(api: docker.APIClient, node: NodeState) -> str:
     return said or f"its probe exited {code}"
 
 
-def restart(api: docker.APIClient, node: NodeState) -> None:
-    """Restart the node and wait for its entrypoint; an own-image node's program follows."""
-    programs.restart(api, node.container, READY)
+def restart(
+    api: docker.APIClient, node: NodeState, rewire: Callable[[str], None] | None = None
+) -> None:
+    """Restart the node and wait for its entrypoint; an own-image node's program follows.
+    rewire: wires the restarted node again (fabric wiring: a restart empties its namespace)."""
+    programs.restart(api, node.container, READY, rewire=rewire)
     if node.app:
         try:
             api.restart(app_of(node.container), timeout=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import docker
 import docker.errors
@@ -42,7 +43,13 @@ def processes(api: docker.APIClient, container: str, mark: str) -> list[tuple[in
     return [(int(pid), int(uid), marks.get(int(pid), ""), cmd) for pid, uid, cmd in plain]
 
 
-def restart(api: docker.APIClient, container: str, ready: bytes, timeout: float = 60.0) -> None:
+def restart(
+    api: docker.APIClient,
+    container: str,
+    ready: bytes,
+    timeout: float = 60.0,
+    rewire: Callable[[str], None] | None = None,
+) -> None:
     """Restart a node whose processes cannot be reached any more, and wait for its entrypoint.
 
     The last resort of a reap: when a node's pids limit is full, no exec can start in it (not
@@ -55,6 +62,8 @@ def restart(api: docker.APIClient, container: str, ready: bytes, timeout: float 
         api.restart(container, timeout=0)
     except docker.errors.APIError as err:
         raise HoplabError(f"cannot restart {container}: {explain(err)}") from None
+    if rewire is not None:  # a fabric-wired node restarts with no interface: wire it again
+        rewire(container)
     # Polled, not followed: a followed log stream waits for a line with no deadline, and root in
     # the node can change the entrypoint so that none ever comes.
     seen = b""

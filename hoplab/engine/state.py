@@ -97,11 +97,16 @@ def lab_state(
     prefix, RUN = f"{lab}-", "running"
     # An own-image node is a pod: its sandbox is the node; the user's container is its `app`.
     apps = {c["Labels"][L.APP]: c.get("State", "") for c in containers if L.APP in c["Labels"]}
-    containers = [c for c in containers if L.APP not in c["Labels"]]
+    # A fabric-wired lab (hoplab.engine.fabric): its networks are bridges in a container of
+    # their own, described by its labels; the wiring helper is no node either.
+    fabrics = [c for c in containers if c["Labels"].get(L.FABRIC) == FABRIC_ROLE]
+    containers = [c for c in containers if L.APP not in c["Labels"] and L.FABRIC not in c["Labels"]]
     nodes = []
     for c in sorted(containers, key=lambda c: c["Labels"].get(L.NODE, "")):
         lbl = c["Labels"]
         nets = (c.get("NetworkSettings") or {}).get("Networks") or {}
+        if L.WIRES in lbl:
+            nets = wired_networks(lbl[L.WIRES], prefix)
         nodes.append(
             NodeState(
                 name=lbl.get(L.NODE, ""),
@@ -136,6 +141,13 @@ def lab_state(
             subnets6[net] = six[0]
         with contextlib.suppress(KeyError, ValueError, TypeError):
             mtus[net] = int((n.get("Options") or {})[MTU_OPT])
+    for fabric in fabrics:
+        for net, about in fabric_networks(fabric["Labels"].get(L.NETS, "")).items():
+            subnets[net] = str(about.get("subnet", ""))
+            if about.get("subnet6"):
+                subnets6[net] = str(about["subnet6"])
+            if about.get("mtu"):
+                mtus[net] = int(about["mtu"])
     first = containers[0]["Labels"] if containers else {}
     return LabState(
         name=lab,
@@ -147,6 +159,39 @@ def lab_state(
         created=first.get(L.CREATED, ""),
         source=first.get(L.SOURCE, ""),
         labels=dict(first),
+    )
+
+
+FABRIC_ROLE, HELPER_ROLE = "fabric", "helper"  # values of the FABRIC label
+
+
+def wired_networks(wires: str, prefix: str) -> dict[str, dict[str, str]]:
+    """A fabric-wired node's WIRES label in the shape of Docker's NetworkSettings.Networks, so
+    that addresses are read back the same way for both wirings (sorted, like Docker's)."""
+    try:
+        links = json.loads(wires)
+    except ValueError:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for link in sorted(links, key=lambda k: str(k.get("network", ""))):
+        addrs = [str(a).split("/")[0] for a in link.get("addrs", [])]
+        out[prefix + str(link.get("network", ""))] = {
+            "IPAddress": next((a for a in addrs if ":" not in a), ""),
+            "GlobalIPv6Address": next((a for a in addrs if ":" in a), ""),
+        }
+    return out
+
+
+def fabric_networks(nets: str) -> dict[str, dict[str, Any]]:
+    """The fabric container's NETS label: network -> {subnet, subnet6, mtu, bridge}."""
+    try:
+        found = json.loads(nets)
+    except ValueError:
+        return {}
+    return (
+        {str(k): v for k, v in found.items() if isinstance(v, dict)}
+        if isinstance(found, dict)
+        else {}
     )
 
 

@@ -102,4 +102,5 @@ class Teardown:
 
 def _networks(container: dict[str, Any]) -> list[str]:
     """The networks of a container list entry, as the endpoint locks name them."""
-    return list(((container.get("NetworkSettings") or {}).get("Networks") or {}).keys())
+    networks = ((container.get("NetworkSettings") or {}).get("Networks") or {}).keys()
+    return [n for n in networks if n != "none"]  # fabric-wired nodes: no endpoint to count

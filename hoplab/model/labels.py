@@ -14,6 +14,10 @@ CREATED = "hoplab.created"
 WORKSHOP = "hoplab.workshop"  # the room a lab belongs to (every node of a room's labs)
 GRADER = "hoplab.grader-for"  # on a grader lab: the lab (or room) whose submissions it grades
 APP = "hoplab.app"  # on an own-image node's user container: the node whose sandbox it joins
+# Fabric wiring (hoplab.engine.fabric): the lab's own bridges live in a container of its own.
+FABRIC = "hoplab.fabric"  # "fabric" on the container holding the bridges, "helper" on the wirer
+WIRES = "hoplab.wires"  # on a node: JSON list of its links (network, name, MAC, addresses, MTU)
+NETS = "hoplab.nets"  # on the fabric: JSON network -> {subnet, subnet6, mtu, bridge}
 IMAGE_HASH = "hoplab.image-hash"  # on the node image: the hash of the build context it came from
 # The pytest plugin's labs: which test process owns them, so stale ones can be reaped.
 PYTEST_PID = "hoplab.pytest-pid"
