@@ -188,7 +188,7 @@ def refused(why: str) -> InputError:
 
 
 def bridge_name(index: int) -> str:
-    return f"hl{index}"
+    return f"hb{index}"  # not hl-: hoplab's Docker-network bridges on the host are named so
 
 
 def veth_name(node_index: int, link_index: int) -> str:
