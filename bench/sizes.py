@@ -12,6 +12,12 @@ hoplab's own phase profile (lab.report.timings), the engine API calls per node (
 docker-py's HTTP session), and at 100 nodes the idle memory per node. Writes JSON and a PNG plot
 of up and down time against node count. The load average is kept beside every size: figures from
 a busy machine measure the others' load, not hoplab.
+
+Two more contenders in the same rounds (issue 24): hoplab with fabric wiring (HOPLAB_WIRING=fabric:
+its own bridges in a fabric container, one wiring helper per up), and the runtime floor: the very
+same node containers with `network_mode: none`, created and started by 16 workers, then removed,
+with no wiring and no readiness wait. What hoplab spends above the runtime floor is its wiring
+and its own work; what the Docker-network floor spends above it is Docker's networking.
 """
 
 from __future__ import annotations
@@ -29,16 +35,22 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import docker
 import yaml
 from floor import floor_name, round_trip
 
 import hoplab
 from bench import compose_round, mininet_available, mininet_round, summary
 from hoplab import lifecycle, resources
+from hoplab.engine import fabric
 from hoplab.engine.engine import Engine
 from hoplab.engine.image import ensure_image
+from hoplab.model.plan import NodePlan, Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_TIMEOUT = 300  # seconds for one docker-compose command before it counts as failed
@@ -130,8 +142,62 @@ def hoplab_round(engine: Engine, topo: object, name: str, calls: CallCounter, me
     return t1 - t0, t3 - t2, lab.report.timings, up_counted, down_counted, mem
 
 
+RUNTIME_WORKERS = 16
+RUNTIME_LABEL = "hoplab-bench.runtime-floor"  # not a hoplab.* key: no hoplab lab
+
+
+def runtime_round(
+    client: docker.DockerClient,
+    plan: Plan,
+    image: str,
+    host_config: Callable[..., dict[str, Any]],
+) -> tuple[float, float]:
+    """The runtime floor: the plan's node containers, network_mode none, created and started by
+    16 workers, then removed; (up, down) seconds. Whatever fails, nothing is left."""
+    api = client.api
+    label = {RUNTIME_LABEL: str(os.getpid())}
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def one(node: NodePlan) -> None:
+        made = api.create_container(
+            image,
+            name=f"rtf{os.getpid()}-{node.name}",
+            hostname=node.name,
+            labels=label,
+            host_config=host_config(node, wired=True),  # the very same node, no network
+            detach=True,
+        )
+        with lock:
+            ids.append(made["Id"])
+        api.start(made["Id"])
+
+    def remove(cid: str) -> None:
+        api.remove_container(cid, force=True, v=True)
+
+    try:
+        with ThreadPoolExecutor(RUNTIME_WORKERS) as workers:
+            t0 = time.perf_counter()
+            list(workers.map(one, plan.nodes))
+            t1 = time.perf_counter()
+            list(workers.map(remove, list(ids)))
+            t2 = time.perf_counter()
+        ids.clear()
+        return t1 - t0, t2 - t1
+    finally:
+        for cid in ids:
+            with contextlib.suppress(Exception):
+                api.remove_container(cid, force=True, v=True)
+
+
 def measure(
-    engine: Engine, image: str, size: str, rounds: int, compose_file: Path | None, mininet: bool
+    engine: Engine,
+    image: str,
+    size: str,
+    rounds: int,
+    compose_file: Path | None,
+    mininet: bool,
+    wired: Engine | None = None,
 ) -> dict:
     """Rounds of one size. compose_file: the same lab as plain Compose (None: compose is left
     out at this size); mininet: also build it with Mininet (the default lab only)."""
@@ -141,6 +207,7 @@ def measure(
     calls = CallCounter(engine.client.api)
     rows: dict[str, list[float]] = {}
     profiles, up_calls, down_calls, mems = [], Counter(), Counter(), []
+    fab_profiles: list[dict] = []
     load = [round(os.getloadavg()[0], 2)]
     for i in range(rounds):
         name = f"bsz{os.getpid()}x{size}"
@@ -150,16 +217,41 @@ def measure(
         ours = functools.partial(hoplab_round, engine, topo, name, calls, size == "100")
         same = functools.partial(engine._bringup.host_config, plan)  # the very same containers
         floor = functools.partial(round_trip, engine.client, plan, image, host_config=same)
-
+        runs = [ours, floor]
+        if wired is not None:
+            fab_calls = CallCounter(wired.client.api)
+            fab = functools.partial(hoplab_round, wired, topo, f"{name}f", fab_calls, False)
+            runtime = functools.partial(runtime_round, engine.client, plan, image, same)
+            runs += [fab, runtime]
+        order = list(range(len(runs))) if i % 2 == 0 else list(reversed(range(len(runs))))
+        got: dict[int, tuple] = {}
         try:
-            if i % 2 == 0:
-                h, f = ours(), floor()
-            else:
-                f, h = floor(), ours()
+            for k in order:
+                got[k] = runs[k]()
         finally:
             with contextlib.suppress(Exception):
                 hoplab.down(name, engine=engine)
+            if wired is not None:
+                with contextlib.suppress(Exception):
+                    hoplab.down(f"{name}f", engine=wired)
+        h, f = got[0], got[1]
         others = {}
+        if wired is not None:
+            w, rt = got[2], got[3]
+            others |= {
+                "fabric up": w[0],
+                "fabric down": w[1],
+                "runtime floor up": rt[0],
+                "runtime floor down": rt[1],
+                "fabric up / runtime floor up": w[0] / rt[0],
+                "fabric down / runtime floor down": w[1] / rt[1],
+                "hoplab up / runtime floor up": h[0] / rt[0],
+                "hoplab down / runtime floor down": h[1] / rt[1],
+                "floor up / runtime floor up": f[0] / rt[0],
+                "floor down / runtime floor down": f[1] / rt[1],
+            }
+            fab_profiles.append(w[2])
+
         if compose_file is not None and "compose" not in failed:
             try:
                 c_up, c_down = compose_round(f"bszc{os.getpid()}", compose_file, COMPOSE_TIMEOUT)
@@ -195,6 +287,10 @@ def measure(
     result["hoplab up profile (median over rounds)"] = {
         k: round(statistics.median(p[k] for p in profiles), 3) for k in profiles[0]
     }
+    if fab_profiles:
+        result["fabric up profile (median over rounds)"] = {
+            k: round(statistics.median(p[k] for p in fab_profiles), 3) for k in fab_profiles[0]
+        }
     result["engine calls per node, up"] = {
         k: round(v / rounds / n, 2) for k, v in sorted(up_calls.items())
     }
@@ -220,6 +316,8 @@ def plot(results: dict, out: Path) -> None:
     contenders = (
         ("hoplab", "o-", "hoplab"),
         ("floor", "s--", "parallel docker-py floor"),
+        ("fabric", "D-", "hoplab, fabric wiring"),
+        ("runtime floor", "v--", "runtime floor (network_mode none)"),
         ("compose", "^:", "docker-compose v1"),
         ("mininet", "x-.", "Mininet"),
     )
@@ -254,6 +352,11 @@ def main() -> int:
         default=200,
         help="run docker-compose v1 at sizes up to this many nodes (0: never; default 200)",
     )
+    ap.add_argument(
+        "--no-fabric",
+        action="store_true",
+        help="leave out hoplab's fabric wiring and the runtime floor",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results" / "sizes.json")
     args = ap.parse_args()
     engine = hoplab.from_env()
@@ -277,13 +380,25 @@ def main() -> int:
                 args.rounds,
                 compose_path(size, folder) if with_compose else None,
                 mininet and size == "default",  # mininet_lab.py builds the default lab
+                None if args.no_fabric else Engine(engine.client, wiring=fabric.FABRIC),
             )
             r = results[size]
             print(
                 f"  {r['nodes']} nodes: up {r['hoplab up']['median']:.2f} s vs floor "
                 f"{r['floor up']['median']:.2f} s (ratio {r['up / floor up']['median']:.2f}); "
                 f"down {r['hoplab down']['median']:.2f} s vs {r['floor down']['median']:.2f} s "
-                f"(ratio {r['down / floor down']['median']:.2f}); load "
+                f"(ratio {r['down / floor down']['median']:.2f}); "
+                + (
+                    f"fabric up {r['fabric up']['median']:.2f} s / down "
+                    f"{r['fabric down']['median']:.2f} s vs runtime floor "
+                    f"{r['runtime floor up']['median']:.2f} / "
+                    f"{r['runtime floor down']['median']:.2f} s (ratios "
+                    f"{r['fabric up / runtime floor up']['median']:.2f} / "
+                    f"{r['fabric down / runtime floor down']['median']:.2f}); "
+                    if "fabric up" in r
+                    else ""
+                )
+                + "load "
                 f"{r['loadavg (1 min) before and after each round']}",
                 file=sys.stderr,
             )
