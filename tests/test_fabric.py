@@ -174,11 +174,11 @@ def test_a_root_node_reaches_nothing_outside_the_lab(wired, default_lab):
     assert bridge, "lan1's bridge has ports"
     mac = json.loads(in_fabric(pid, "ip", "-j", "link", "show", "hb1"))[0]["address"]
     with outside() as (ns, host_ip, out_ip):
-        with sniffing(ns) as control:  # the sniffer sees what really reaches the namespace
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                for _ in range(3):  # the first may wait for ARP
-                    udp.sendto(b"control", (out_ip, 9))
-                    time.sleep(0.3)
+        # the control: the sniffer sees what really reaches the namespace
+        with sniffing(ns) as control, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            for _ in range(3):  # the first may wait for ARP
+                udp.sendto(b"control", (out_ip, 9))
+                time.sleep(0.3)
         assert control, "the control ping from the host did not show: the sniffer is blind"
         with sniffing(ns) as seen:
             attack(
