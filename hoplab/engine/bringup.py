@@ -138,7 +138,7 @@ class BringUp:
             slowest_net = max((f.result() for f in nets.values()), default=0.0)
             timings = step_timings(slowest_net, time.monotonic() - t0, steps)
             if wired is not None:
-                timings["wiring (fabric and helper)"] = wired.result()
+                timings |= wired.result()
             return timings | pods.finish(failed=False)
         except BaseException:
             if wiring is not None:

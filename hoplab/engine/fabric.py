@@ -52,20 +52,26 @@ WIRED = "hoplab-wired"  # the alias the helper sets on a node's lo last; the ent
 HELPER_CAPS = ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]  # veths and setns; ptrace to open a netns
 FIND_DEADLINE = 60.0  # seconds the helper waits for every process of the lab to appear
 HELPER_WAIT = 150  # seconds the engine waits for the helper, start to exit
-# A fabric-wired node's entrypoint: wait until the helper has wired it (the alias on lo is the
-# helper's last step), then the node image's own entrypoint as always (its `route replace` of
-# the same routes changes nothing; it says "ready"). Set per container, not in the image, so
-# labs of either wiring run the same hoplab/node image.
-NODE_ENTRYPOINT = [
-    "/bin/sh",
-    "-c",
-    'n=0; until [ "$(cat /sys/class/net/lo/ifalias 2>/dev/null)" = WIRED ]; do'
-    ' n=$((n + 1)); [ "$n" -le 3000 ] || { echo "hoplab-error: not wired within 150 s";'
-    ' exit 1; }; sleep 0.05; done; exec /usr/local/bin/hoplab-entrypoint "$@"'.replace(
-        "WIRED", WIRED
-    ),
-    "hoplab-wait",
-]
+# A fabric-wired node's entrypoint: wait until the helper has wired it, then the node image's own
+# entrypoint as always (its `route replace` of the same routes changes nothing; it says "ready").
+# The alias on lo is the helper's last step; the helper then sends SIGUSR1 to this shell if it
+# has its trap in place already (else the shell has not yet looked, and will see the alias), so
+# a node starts at once, and the one-second look is only a fallback: polling every node
+# many times a second would cost a 200-node lab whole cores while it comes up. A late signal
+# (the shell saw the alias itself meanwhile) must not end the node: after the wait USR1 is
+# ignored, and stays so across the exec (the node's own `sleep`; exec'd programs are not its
+# children). Set per
+# container, not in the image, so labs of either wiring run the same hoplab/node image.
+NODE_WAIT = (
+    "w=0; trap 'w=1' USR1; n=0;"
+    ' until [ $w = 1 ] || { read -r a < /sys/class/net/lo/ifalias && [ "$a" = WIRED ]; };'
+    " do n=$((n + 1)); [ $n -le 150 ] || { echo 'hoplab-error: not wired within 150 s'; exit 1; };"
+    " sleep 1 & s=$!; wait $s; done 2>/dev/null; trap '' USR1;"
+    # no sleep left behind: it would stay a zombie under the program this shell becomes
+    ' [ -z "${s:-}" ] || { kill $s; wait $s; } 2>/dev/null;'
+    ' exec /usr/local/bin/hoplab-entrypoint "$@"'
+).replace("WIRED", WIRED)
+NODE_ENTRYPOINT = ["/bin/sh", "-c", NODE_WAIT, "hoplab-wait"]
 FABRIC_SYSCTLS = {  # the fabric holds bridges and nothing else: no address, no forwarding
     "net.ipv4.ip_forward": "0",
     "net.ipv6.conf.all.disable_ipv6": "1",
@@ -127,6 +133,7 @@ def finish(started, what):
 
 tags = [x["tag"] for x in [spec["fabric"]] + spec["nodes"] if x.get("tag")]
 found = find(tags, time.monotonic() + spec["deadline"]) if tags else {}
+t1 = time.monotonic()
 pid = lambda x: x.get("pid") or found[x["tag"]]
 fabric = pid(spec["fabric"])
 if spec["stale"]:  # veths of a restarted node whose old namespace is still being torn down
@@ -142,6 +149,7 @@ for node in spec["nodes"]:
                      % (l["veth"], mtu, l["name"], l["mac"], mtu, pid(node)))
         lines.append("link set %s master %s up" % (l["veth"], l["bridge"]))
 finish(batch(fabric, lines), "the fabric")
+t2 = time.monotonic()
 running = []
 for node in spec["nodes"]:
     lines = ["link set lo up"]
@@ -154,7 +162,38 @@ for node in spec["nodes"]:
     running.append((node["name"], batch(pid(node), lines)))
 for name, started in running:
     finish(started, "node " + name)
-print("wired %d nodes in %.2f s" % (len(spec["nodes"]), time.monotonic() - t0), flush=True)
+t3 = time.monotonic()
+
+# Wake each node's waiting shell: a child of the node's process found above (or that process),
+# named sh, with its USR1 trap in place (a shell without it has not looked yet, and will see
+# the alias: a signal before its trap would end it).
+def status_of(p):
+    try:
+        with open("/proc/%d/status" % p) as f:
+            return dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+    except (OSError, ValueError):
+        return {}
+
+def children_of(p):
+    try:
+        with open("/proc/%d/task/%d/children" % (p, p)) as f:
+            return [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+for node in spec["nodes"]:
+    top = pid(node)
+    for p in [top] + children_of(top):
+        status = status_of(p)
+        caught = int(status.get("SigCgt", "0").strip() or "0", 16)
+        if status.get("Name", "").strip() == "sh" and caught & (1 << (10 - 1)):
+            try:
+                os.kill(p, 10)
+            except OSError:
+                pass
+t4 = time.monotonic()
+print(json.dumps({"waiting for processes": t1 - t0, "fabric batch": t2 - t1,
+                  "node batches": t3 - t2, "waking nodes": t4 - t3}), flush=True)
 """.replace("WIRE_ENV", WIRE_ENV).replace("WIRED", WIRED)
 
 
@@ -210,7 +249,7 @@ def links(plan: Plan, node: NodePlan) -> list[dict[str, Any]]:
         net = plan.network(iface.network)
         addrs = [f"{iface.address}/{net.subnet.prefixlen}"]
         if plan.six is not None:
-            six, subnet6 = plan.six.address_or_none(node.name, iface.network), None
+            six = plan.six.address_or_none(node.name, iface.network)
             subnet6 = plan.six.subnet(iface.network)
             if six is not None and subnet6 is not None:
                 addrs.append(f"{six}/{subnet6.prefixlen}")
@@ -297,9 +336,31 @@ class Wiring:
             ],
         }
 
-    def run(self) -> float:
-        """Create and start the fabric, then the helper; wait for it. Seconds taken."""
+    def run(self) -> dict[str, float]:
+        """Create and start the fabric, then the helper; wait for it. Seconds of each step."""
         t0 = time.monotonic()
+        failed: list[BaseException] = []
+        started: list[float] = []
+
+        def fabric() -> None:  # beside the helper, which finds the fabric as it starts
+            try:
+                self.start_fabric()
+                started.append(time.monotonic() - t0)
+            except BaseException as err:
+                failed.append(err)
+                self.abort()  # the helper would wait for a fabric that never comes
+
+        beside = threading.Thread(target=fabric, name="fabric", daemon=True)
+        beside.start()
+        try:
+            steps = self.helper(self.spec())
+        finally:
+            beside.join()
+        if failed:
+            raise failed[0]
+        return {"fabric start": started[0], "wiring": time.monotonic() - t0} | steps
+
+    def start_fabric(self) -> None:
         name = fabric_container(self.plan.lab)
         api = self.api
         try:
@@ -330,15 +391,13 @@ class Wiring:
             api.start(name)
         except docker.errors.APIError as err:
             raise HoplabError(f"cannot start the fabric {name!r}: {explain(err)}") from None
-        self.helper(self.spec())
-        return time.monotonic() - t0
 
-    def helper(self, spec: dict[str, Any]) -> None:
+    def helper(self, spec: dict[str, Any]) -> dict[str, float]:
         with self._lock:
             if self._aborted:
                 raise HoplabError("the wiring was stopped")
             self._helper = start_helper(self.api, self.image, self.plan.lab, spec, self.extra)
-        finish_helper(self.api, self._helper)
+        return finish_helper(self.api, self._helper)
 
     def abort(self) -> None:
         """End the helper now (it may wait for nodes that will never start); idempotent."""
@@ -381,8 +440,9 @@ def start_helper(
     return helper
 
 
-def finish_helper(api: docker.APIClient, helper: str) -> None:
-    """Wait for the helper, remove it, and raise with its words if it failed."""
+def finish_helper(api: docker.APIClient, helper: str) -> dict[str, float]:
+    """Wait for the helper, remove it, and raise with its words if it failed; else the seconds
+    of its steps (its last line)."""
     try:
         code = int(api.wait(helper, timeout=HELPER_WAIT)["StatusCode"])
         said = api.logs(helper).decode(errors="replace").strip()
@@ -398,6 +458,11 @@ def finish_helper(api: docker.APIClient, helper: str) -> None:
             f"the lab could not be wired: {said[-600:] or f'the helper exited {code}'}",
             hint="nothing of the lab is kept; run `hoplab up` again, or report the line above",
         )
+    try:
+        steps = json.loads(said.splitlines()[-1])
+        return {f"helper: {k}": float(v) for k, v in steps.items()}
+    except (ValueError, IndexError, AttributeError):
+        return {}
 
 
 def rewire(api: docker.APIClient, containers: list[str]) -> None:
