@@ -246,6 +246,30 @@ def test_down_leaves_no_container_no_namespace_and_no_host_link(wired):
     assert hoplab_links(host_links()) == before
 
 
+def test_a_crash_during_wiring_leaves_nothing_on_the_host_and_down_removes_the_rest(wired):
+    """`up` killed outright (no rollback can run) while the helper wires: what it made is all
+    labelled containers, nothing on the host; `down` takes it all, the helper included."""
+    name = unique_lab_name("fabk")
+    before = hoplab_links(host_links())
+    proc = hoplab("up", "--name", name, env=FABRIC_ENV)
+    try:
+        deadline = time.monotonic() + 120
+        while counts(wired, name)[2] == 0:  # the helper exists: wiring is under way
+            assert proc.poll() is None and time.monotonic() < deadline, finish(proc)
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        assert objects(wired, name)[0], "the crash left the lab's containers, as a crash does"
+        assert hoplab_links(host_links()) == before, "but nothing on the host"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        code, _, err = finish(hoplab("down", "--name", name, env=FABRIC_ENV))
+        assert code == 0, err
+    assert objects(wired, name) == ([], [])
+    assert hoplab_links(host_links()) == before
+
+
 # --- a broken node is wired again ------------------------------------------------------------
 
 
