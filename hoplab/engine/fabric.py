@@ -59,9 +59,9 @@ HELPER_WAIT = 150  # seconds the engine waits for the helper, start to exit
 # a node starts at once, and the one-second look is only a fallback: polling every node
 # many times a second would cost a 200-node lab whole cores while it comes up. A late signal
 # (the shell saw the alias itself meanwhile) must not end the node: after the wait USR1 is
-# ignored, and stays so across the exec (the node's own `sleep`; exec'd programs are not its
-# children). Set per
-# container, not in the image, so labs of either wiring run the same hoplab/node image.
+# ignored, and stays so across the exec (the node's own `sleep`; what `exec` runs in a node is
+# no child of it). Set per container, not in the image, so labs of either wiring run the same
+# hoplab/node image.
 NODE_WAIT = (
     "w=0; trap 'w=1' USR1; n=0;"
     ' until [ $w = 1 ] || { read -r a < /sys/class/net/lo/ifalias && [ "$a" = WIRED ]; };'
