@@ -333,9 +333,11 @@ def whole_or_nothing(engine: Engine, name: str, nodes: int) -> str:
     assert code == 0, err
     lab = Lab.attach(engine, name)
     for node in lab.state.nodes:
-        table = lab.node(node.name).run(["ip", "route"]).out
-        missing = [r for r in node.routes if r not in table]
-        assert not missing, f"{node.name}: {missing}"
+        res = lab.node(node.name).run(["ip", "route"])
+        assert res.ok, f"{node.name}: {res}"
+        missing = [r for r in node.routes if r not in res.out]
+        links = lab.node(node.name).run(["ip", "-br", "addr"]).out
+        assert not missing, f"{node.name}: {missing} not in\n{res.out}\n{links}"
     return "working"
 
 
@@ -363,6 +365,7 @@ def test_ctrl_c_at_each_phase_of_a_fabric_up_leaves_the_whole_lab_or_nothing(wir
             else:
                 code, _, err = interrupt_when(proc, happened)
             assert code in (0, 130, -signal.SIGINT) and "Traceback" not in err, err
+            print(f"Ctrl-C at {label}: exit {code}", flush=True)
             outcomes.append((label, code, whole_or_nothing(wired, name, nodes)))
             code, _, err = finish(hoplab("down", "--name", name, env=FABRIC_ENV))
             assert code == 0, err
