@@ -233,14 +233,16 @@ def test_two_labs_with_the_same_subnets_cannot_reach_each_other(wired, tmp_path)
 def test_down_leaves_no_container_no_namespace_and_no_host_link(wired):
     name = unique_lab_name("fabd")
     before = hoplab_links(host_links())
-    lab = bring_up(wired, name)
-    pid = fabric_pid(wired, name)
-    during = hoplab_links(host_links())
-    assert during == before, f"the lab put links on the host: {during - before}"
-    inside = {link["ifname"] for link in json.loads(in_fabric(pid, "ip", "-j", "link"))}
-    assert hoplab_links(inside), "the fabric's namespace holds the lab's links"
-    assert lab.state.running
-    wired.down(name)
+    try:
+        lab = bring_up(wired, name)
+        pid = fabric_pid(wired, name)
+        during = hoplab_links(host_links())
+        assert during == before, f"the lab put links on the host: {during - before}"
+        inside = {link["ifname"] for link in json.loads(in_fabric(pid, "ip", "-j", "link"))}
+        assert hoplab_links(inside), "the fabric's namespace holds the lab's links"
+        assert lab.state.running
+    finally:
+        wired.down(name)
     assert objects(wired, name) == ([], [])
     assert not Path(f"/proc/{pid}").exists(), "the fabric's process (and namespace) is gone"
     assert hoplab_links(host_links()) == before
