@@ -216,6 +216,12 @@ def _describe(ip: dpkt.ip.IP) -> tuple[str, tuple, tuple]:
     return proto.upper(), base, ()
 
 
+def describe(ip: dpkt.ip.IP) -> tuple[str, tuple, tuple]:
+    """(label, key, flow) of one IPv4 packet, as the ladder matches it. The portal's live wire
+    panel groups by this same key, so a packet is one packet in both views."""
+    return _describe(ip)
+
+
 _TCP_FLAGS = [
     (dpkt.tcp.TH_SYN, "S"),
     (dpkt.tcp.TH_ACK, "A"),

@@ -34,6 +34,7 @@ from hoplab.engine import (
     programs,
     rooms,
     shell,
+    wiretap,
 )
 from hoplab.engine import terminal as tty
 from hoplab.engine.bringup import (
@@ -286,3 +287,14 @@ class Engine(impair.LinkImpairments):
 
     def kill_tty(self, container: str, terminal: str, pid: int = 0) -> int:
         return tty.kill_tree(self.api, container, terminal, pid)
+
+    # --- watching segments (the portal's wire panel) -----------------------------------------
+
+    def segment(self, lab: str, network: str) -> tuple[str, str]:
+        return wiretap.where(self.api, lab, network)
+
+    def tap(self, lab: str, network: str, bpf: str) -> tuple[str, socket.socket]:
+        return wiretap.tap(self.api, lab, network, bpf)
+
+    def untap(self, lab: str, tap: str) -> None:
+        wiretap.untap(self.api, lab, tap)

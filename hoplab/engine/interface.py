@@ -175,3 +175,19 @@ class EngineAPI(Protocol):
         """Kill what the terminal started; how many processes were signalled. pid: the
         terminal's host pid, for the kill from outside when the node does not answer."""
         ...
+
+    # --- watching segments -----------------------------------------------------------------
+
+    def segment(self, lab: str, network: str) -> tuple[str, str]:
+        """Where the lab's network is seen whole: (network namespace as Docker names it, e.g.
+        "host", and the interface there). The one place that knows how segments are wired."""
+        ...
+
+    def tap(self, lab: str, network: str, bpf: str) -> tuple[str, socket.socket]:
+        """Capture the network from outside the lab's nodes, in a helper labelled as part of
+        the lab: (the tap's id, a raw socket carrying pcap as Docker's multiplexed stream)."""
+        ...
+
+    def untap(self, lab: str, tap: str) -> None:
+        """Stop and remove one of the lab's taps (gone already: nothing to do)."""
+        ...

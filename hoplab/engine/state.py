@@ -98,9 +98,9 @@ def lab_state(
     # An own-image node is a pod: its sandbox is the node; the user's container is its `app`.
     apps = {c["Labels"][L.APP]: c.get("State", "") for c in containers if L.APP in c["Labels"]}
     # A fabric-wired lab (hoplab.engine.fabric): its networks are bridges in a container of
-    # their own, described by its labels; the wiring helper is no node either.
+    # their own, described by its labels; the wiring helper is no node either, nor is a tap.
     fabrics = [c for c in containers if c["Labels"].get(L.FABRIC) == FABRIC_ROLE]
-    containers = [c for c in containers if L.APP not in c["Labels"] and L.FABRIC not in c["Labels"]]
+    containers = [c for c in containers if not {L.APP, L.FABRIC, L.HELPER} & set(c["Labels"])]
     nodes = []
     for c in sorted(containers, key=lambda c: c["Labels"].get(L.NODE, "")):
         lbl = c["Labels"]

@@ -13,6 +13,8 @@ OWNER = "hoplab.owner"
 CREATED = "hoplab.created"
 WORKSHOP = "hoplab.workshop"  # the room a lab belongs to (every node of a room's labs)
 GRADER = "hoplab.grader-for"  # on a grader lab: the lab (or room) whose submissions it grades
+# On a helper container of a lab (a segment capture): what it is; never read back as a node.
+HELPER = "hoplab.helper"
 APP = "hoplab.app"  # on an own-image node's user container: the node whose sandbox it joins
 # Fabric wiring (hoplab.engine.fabric): the lab's own bridges live in a container of its own.
 FABRIC = "hoplab.fabric"  # "fabric" on the container holding the bridges, "helper" on the wirer

@@ -39,6 +39,7 @@ from hoplab.portal.grades import Busy, Grades
 from hoplab.portal.lanes import Lanes
 from hoplab.portal.terminals import TerminalLimit, Terminals
 from hoplab.portal.tokens import Tokens, Who
+from hoplab.portal.wire import Wires
 from hoplab.workshop.room import ENGINE
 
 MAX_BODY = 300 * 1024  # a JSON body with one program of at most grading.grader.MAX_BYTES
@@ -56,6 +57,7 @@ PAGES = {"participant.html", "instructor.html"}
 ASSETS = {
     "portal.js": "text/javascript",
     "exercises.js": "text/javascript",
+    "wire.js": "text/javascript",
     "instructor.js": "text/javascript",
     "portal.css": "text/css",
 }
@@ -104,11 +106,13 @@ class Portal:
     drawings: Drawings = field(default_factory=Drawings)
     exercises: ExerciseRuns = field(default_factory=ExerciseRuns)  # a pool of their own
     lanes: Lanes = field(init=False)  # on `io`; serve.build shares them with the terminals
+    wires: Wires = field(init=False)  # the wire panels' captures, on the participants' lanes
 
     def __post_init__(self) -> None:
         if not self.engines:
             self.engines = {LOCAL: self.engine}
         self.lanes = Lanes(self.io)
+        self.wires = Wires(self.call)
 
     async def call(self, fn: Callable[..., Any], *args: Any, who: str | None = None) -> Any:
         """fn on the I/O threads: in who's lane when it is for one participant (see lanes)."""
@@ -436,6 +440,29 @@ async def terminal_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def wire_ws(request: web.Request) -> web.StreamResponse:
+    """The wire panel (hoplab.portal.wire): only segments of the participant's own lab."""
+    participant = participant_of(request)
+    portal = request.app[PORTAL]
+    state = await portal.state(participant)
+    token = ws_token(request) or ""
+
+    async def networks() -> dict[str, str]:
+        return (await portal.state(participant)).networks
+
+    ws = web.WebSocketResponse(protocols=(PROTOCOL,), heartbeat=30, max_msg_size=4096)
+    await ws.prepare(request)
+    await portal.wires.serve(
+        ws,
+        participant,
+        state.name,
+        portal.engine_of(state.name),
+        networks,
+        lambda: portal.tokens.who(token) is not None,
+    )
+    return ws
+
+
 async def start_check(request: web.Request) -> web.Response:
     participant = participant_of(request)
     portal = request.app[PORTAL]
@@ -675,6 +702,7 @@ def make_app(portal: Portal) -> web.Application:
     app.router.add_post("/api/terminals", open_terminal)
     app.router.add_delete("/api/terminals/{tid}", close_terminal)
     app.router.add_get("/ws/terminal/{tid}", terminal_ws)
+    app.router.add_get("/ws/wire", wire_ws)
     app.router.add_post("/api/check", start_check)
     app.router.add_get("/api/check", check_status)
     app.router.add_get("/api/exercises", exercise_list)
@@ -692,6 +720,7 @@ def make_app(portal: Portal) -> web.Application:
         reaper = asyncio.create_task(portal.terminals.reap())
         yield
         reaper.cancel()
+        await portal.wires.close_all()
         await portal.terminals.close_all()
 
     app.cleanup_ctx.append(background)

@@ -92,6 +92,7 @@ class FakeEngine(impair.LinkImpairments):
         self.machine_size = (64, 2**40)  # CPUs and memory of the engine's host: tests shrink it
         self.host_rules = False
         self.ttys: dict[str, tuple[str, socket.socket]] = {}  # exec id -> container, far end
+        self.taps: dict[str, tuple[str, socket.socket]] = {}  # tap id -> lab, far end
         self.tty_sizes: dict[str, tuple[int, int]] = {}
 
     # --- test controls, not part of EngineAPI -------------------------------------------------
@@ -319,6 +320,32 @@ class FakeEngine(impair.LinkImpairments):
             for x in mine:
                 self.ttys.pop(x)[1].close()
         return len(mine)
+
+    # --- EngineAPI: watching segments (a socket pair stands for the tap's stream) ------------
+
+    def segment(self, lab: str, network: str) -> tuple[str, str]:
+        with self._lock:
+            for n in self.networks.values():
+                if n["Labels"].get(L.LAB) == lab and n["Labels"].get(L.NETWORK) == network:
+                    return "host", f"br-{n['Id'][:12]}"
+        raise HoplabError(f"lab {lab!r} has no network {network!r}")
+
+    def tap(self, lab: str, network: str, bpf: str) -> tuple[str, socket.socket]:
+        self.segment(lab, network)
+        near, far = socket.socketpair()
+        tap_id = f"w{next(self._ids):011d}"
+        with self._lock:
+            self.taps[tap_id] = (lab, far)
+        return tap_id, near
+
+    def untap(self, lab: str, tap: str) -> None:
+        with self._lock:
+            found = self.taps.get(tap)
+            if found is None:
+                return
+            if found[0] != lab:
+                raise HoplabError(f"{tap} is not a capture of lab {lab!r}")
+            self.taps.pop(tap)[1].close()
 
     # --- the fake Docker objects ---------------------------------------------------------------
 

@@ -59,6 +59,9 @@ def test_the_interface_holds_the_public_engine_surface():
         "open_tty",
         "resize_tty",
         "kill_tty",
+        "segment",
+        "tap",
+        "untap",
     }
 
 
