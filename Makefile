@@ -82,7 +82,8 @@ clean: setup
 	$(HOPLAB) clean
 
 # Bring-up and teardown beside docker-compose and a plain docker-py loop; `hoplab verify` latency
-# per lesson step (p95 target 1 s); table + JSON.
+# per lesson step (p95 target 1 s); the portal's wire panel, wire to browser at 100 frames/s and
+# /api/me with a room of 20 watching (p95 budget 300 ms); table + JSON.
 bench: image
 	$(VENV)/bin/python bench/bench.py --out bench-results/bench.json
 	$(VENV)/bin/python bench/sizes.py --out bench-results/sizes.json
@@ -90,6 +91,7 @@ bench: image
 	$(VENV)/bin/python bench/impair.py --out bench-results/impair.json
 	$(VENV)/bin/python bench/draw.py --out bench-results/draw.json
 	$(VENV)/bin/python bench/verify.py --out bench-results/verify.json
+	$(VENV)/bin/python bench/wire.py --out bench-results/wire.json
 
 # Drawing a generated 100-node topology (SVG, PNG) and a long ladder; no Docker needed.
 .PHONY: bench-draw

@@ -1,0 +1,284 @@
+"""The portal's wire panel: latency from the wire to the browser, and the room's pages meanwhile.
+
+One run on the real engine:
+- a room of N default labs (20 by default) through hoplab.workshop.room.up, its portal served
+  from this process on 127.0.0.1, links issued;
+- latency at 100 frames/s: one participant's wire watches lan1 (filter `udp port 9`) while alice
+  sends bob 100 datagrams a second for --seconds; for each frame, the time from its capture on
+  the bridge (the pcap timestamp, the engine host's clock) to its receipt on this process's
+  websocket (the same machine's clock): p50, p95, max; frames expected, shown, dropped;
+- then every participant watches two segments (lan1 and core, filter `icmp or udp port 9`),
+  alice pinging srv 5 times a second in every lab, while the first participant's 100 frames/s
+  run again; /api/me is timed for random participants, 4 at a time, to the last byte (p50, p95,
+  max), and the wire latency is measured again under that load;
+- then the room down, and zero leftovers (taps included: they carry the labs' label).
+
+Prints a table and writes JSON (bench-results/wire.json by default). Exit 1 when the wire p95 or
+the /api/me p95 is over the --p95 budget (300 ms), a frame is missing, or something is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from portal import load_topology, spread_ms, start  # bench/ is on the path: this script's folder
+from rich.console import Console
+from rich.table import Table
+
+from hoplab.engine.client import connect
+from hoplab.engine.engine import Engine
+from hoplab.model import labels as L
+from hoplab.portal import serve
+from hoplab.portal.wire import RATE
+from hoplab.runtime.lab import Lab
+from hoplab.workshop import room as workshop
+
+console = Console(highlight=False)
+RATE_FPS = 100
+SENDER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+start = next_at = time.monotonic()
+n = 0
+while next_at - start < seconds:
+    s.sendto(b"w" * 32, (dst, 9))
+    n += 1
+    next_at += 1 / rate
+    time.sleep(max(0.0, next_at - time.monotonic()))
+print(n)
+"""
+
+
+def send(lab: Lab, rate: float, seconds: float) -> int:
+    """alice -> bob on lan1, `rate` datagrams a second; how many were sent."""
+    bob = lab.address("bob", "lan1")
+    res = lab.node("alice").run(
+        ["python3", "-c", SENDER, bob, str(rate), str(seconds)], timeout=seconds + 30
+    )
+    if not res.ok:
+        raise SystemExit(f"the sender failed: {res}")
+    return int(res.out.split()[-1])
+
+
+def ping(lab: Lab, seconds: float) -> None:
+    srv = lab.address("srv", "lan2")
+    count = str(int(seconds * 5))
+    lab.node("alice").run(["ping", "-4", "-q", "-i", "0.2", "-c", count, srv], timeout=seconds + 30)
+
+
+class Watcher:
+    """One participant's wire: frames received, with the seconds each took from the wire."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.latency: list[float] = []
+        self.frames = 0  # of the 100 frames/s stream, while recording
+        self.seen = 0  # every frame shown
+        self.dropped = 0
+        self.recording = False
+
+    async def watch(self, segments: list[str], bpf: str) -> None:
+        await self.ws.send_str(json.dumps({"watch": segments, "filter": bpf}))
+        while True:
+            msg = json.loads((await self.ws.receive(timeout=120)).data)
+            if "watching" in msg:
+                return
+            if "error" in msg or "ended" in msg:
+                raise SystemExit(f"the wire refused: {msg}")
+
+    async def drain(self) -> None:
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            now = time.time()
+            body = json.loads(msg.data)
+            self.dropped = max(self.dropped, body.get("dropped", 0))
+            self.seen += len(body.get("f", []))
+            if self.recording:
+                for f in body.get("f", []):
+                    if f.get("dport") == 9:
+                        self.frames += 1
+                        self.latency.append(now - f["t"])
+
+    def window(self) -> None:
+        self.latency, self.frames, self.recording = [], 0, True
+
+
+async def measure(base: str, tokens: dict[str, str], labs: dict[str, Lab], seconds: float) -> dict:
+    first = sorted(tokens)[0]
+    ws_base = base.replace("http", "ws", 1)
+    figures: dict = {}
+    async with aiohttp.ClientSession() as s:
+
+        async def wire(p: str) -> Watcher:
+            ws = await s.ws_connect(f"{ws_base}/ws/wire", protocols=("hoplab", f"tok.{tokens[p]}"))
+            return Watcher(ws)
+
+        # 1. one participant, 100 frames/s, nothing else
+        mine = await wire(first)
+        await mine.watch(["lan1"], "udp port 9")
+        drains = [asyncio.create_task(mine.drain())]
+        mine.window()
+        sent = await asyncio.to_thread(send, labs[first], RATE_FPS, seconds)
+        await asyncio.sleep(2)
+        figures["alone"] = spread_ms(mine.latency) | {
+            "sent": sent,
+            "shown": mine.frames,
+            "dropped": mine.dropped,
+        }
+
+        # 2. every participant watching two segments, pings in every lab, pages timed
+        others = [p for p in sorted(tokens) if p != first]
+        watchers = await asyncio.gather(*(wire(p) for p in others))
+        started = time.monotonic()
+        await asyncio.gather(*(w.watch(["lan1", "core"], "icmp or udp port 9") for w in watchers))
+        figures["taps_started_s"] = round(time.monotonic() - started, 1)
+        drains += [asyncio.create_task(w.drain()) for w in watchers]
+        pinging = [
+            asyncio.create_task(asyncio.to_thread(ping, labs[p], seconds + 6)) for p in tokens
+        ]
+        await asyncio.sleep(3)  # every lab pinging, every wire showing
+        times: list[float] = []
+        done = asyncio.Event()
+
+        async def me(token: str) -> float:
+            t0 = time.perf_counter()
+            async with s.get(f"{base}/api/me", headers={"Authorization": f"Bearer {token}"}) as r:
+                await r.read()
+                assert r.status == 200, r.status
+            return time.perf_counter() - t0
+
+        async def sampler() -> None:
+            while not done.is_set():
+                batch = [random.choice(list(tokens.values())) for _ in range(4)]
+                times.extend(await asyncio.gather(*(me(t) for t in batch)))
+                await asyncio.sleep(0.2)
+
+        sampling = asyncio.create_task(sampler())
+        mine.window()
+        before = mine.dropped
+        sent = await asyncio.to_thread(send, labs[first], RATE_FPS, seconds)
+        await asyncio.sleep(2)
+        done.set()
+        await sampling
+        figures["room"] = {
+            "watching": len(tokens),
+            "taps": 1 + 2 * len(others),
+            "wire_ms": spread_ms(mine.latency)
+            | {"sent": sent, "shown": mine.frames, "dropped": mine.dropped - before},
+            "others_frames": sum(w.seen for w in watchers),
+            "me_ms": spread_ms(times),
+        }
+        await asyncio.gather(*pinging)
+        for w in [mine, *watchers]:
+            await w.ws.close()
+        for task in drains:
+            task.cancel()
+    return figures
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--labs", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=20.0, help="seconds of 100 frames/s")
+    ap.add_argument("--p95", type=float, default=300.0, help="budget for both p95s, ms")
+    ap.add_argument("--out", type=Path, default=Path("bench-results/wire.json"))
+    args = ap.parse_args()
+    engine = Engine(connect())
+    name = f"bw{int(time.time()) % 100000}"
+    room = workshop.Room(name, workshop.numbered_seats(args.labs, f"{name}-"))
+    figures: dict = {"labs": args.labs, "other_labs_on_engine": len(engine.labs())}
+    figures["rate_bound_fps"] = RATE
+    stop = thread = loop = None
+    try:
+        started = time.monotonic()
+        report = workshop.up(engine, load_topology(), room)
+        figures["room_up_s"] = round(time.monotonic() - started, 1)
+        if len(report.up) != args.labs:
+            raise SystemExit(f"only {len(report.up)} of {args.labs} labs came up")
+        with tempfile.TemporaryDirectory() as state:
+            portal = serve.build(engine, name, Path(state))
+            base, loop, stop, thread = start(portal)
+            links = serve.issue(portal.tokens, [s.participant for s in room.seats], base)
+            tokens = {p: u.split("#", 1)[1] for p, u in links.participants.items()}
+            labs = {s.participant: Lab.attach(engine, s.lab) for s in room.seats}
+            figures |= asyncio.run(measure(base, tokens, labs, args.seconds))
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(60)
+            stop = None
+    finally:
+        if stop is not None and loop is not None and thread is not None:
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(60)
+        started = time.monotonic()
+        workshop.down(engine, name)
+        figures["room_down_s"] = round(time.monotonic() - started, 1)
+        figures["leftovers"] = sum(
+            len(engine.api.containers(all=True, filters=L.lab_filter(s.lab)))
+            + len(engine.api.networks(filters=L.lab_filter(s.lab)))
+            for s in room.seats
+        )
+    show(figures)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2))
+    alone, busy = figures.get("alone", {}), figures.get("room", {})
+    good = (
+        figures["leftovers"] == 0
+        and alone.get("p95", 1e9) <= args.p95
+        and busy.get("wire_ms", {}).get("p95", 1e9) <= args.p95
+        and busy.get("me_ms", {}).get("p95", 1e9) <= args.p95
+        and alone.get("shown") == alone.get("sent")
+    )
+    return 0 if good else 1
+
+
+def show(f: dict) -> None:
+    t = Table(title=f"the wire panel, a room of {f['labs']} labs", title_justify="left")
+    t.add_column("what")
+    t.add_column("figure", justify="right")
+    alone, busy = f.get("alone", {}), f.get("room", {})
+    wire, me = busy.get("wire_ms", {}), busy.get("me_ms", {})
+    rows = [
+        ("room up (s)", f.get("room_up_s")),
+        (f"one wire at {RATE_FPS} frames/s: wire to websocket p50 (ms)", alone.get("p50")),
+        ("  p95 (ms)", alone.get("p95")),
+        ("  max (ms)", alone.get("max")),
+        (
+            "  frames sent / shown / dropped",
+            f"{alone.get('sent')} / {alone.get('shown')} / {alone.get('dropped')}",
+        ),
+        ("participants watching (the others: lan1 and core)", busy.get("watching")),
+        ("taps running", busy.get("taps")),
+        ("all their taps started in (s)", f.get("taps_started_s")),
+        (f"  the {RATE_FPS} frames/s wire, p50 (ms)", wire.get("p50")),
+        ("  p95 (ms)", wire.get("p95")),
+        ("  max (ms)", wire.get("max")),
+        (
+            "  frames sent / shown / dropped",
+            f"{wire.get('sent')} / {wire.get('shown')} / {wire.get('dropped')}",
+        ),
+        ("  frames the others' wires showed", busy.get("others_frames")),
+        ("  /api/me p50 (ms)", me.get("p50")),
+        ("  /api/me p95 (ms)", me.get("p95")),
+        ("  /api/me max (ms)", me.get("max")),
+        ("  /api/me measured", me.get("samples")),
+        ("room down (s)", f.get("room_down_s")),
+        ("leftover objects", f.get("leftovers")),
+        ("other labs on the engine", f.get("other_labs_on_engine")),
+    ]
+    for what, value in rows:
+        t.add_row(what, str(value))
+    console.print(t)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
