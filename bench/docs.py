@@ -335,6 +335,33 @@ def portal(data: dict) -> str | None:
     return table(["measure", "figure"], rows)
 
 
+def wire(data: dict) -> str | None:
+    alone, busy = data.get("alone"), data.get("room")
+    if not alone or not busy:
+        return None
+    w, me = busy["wire_ms"], busy["me_ms"]
+    rows = [
+        [
+            "one wire at 100 frames/s: wire to websocket p50 / p95 / max",
+            f"{alone['p50']} / {alone['p95']} / {alone['max']} ms",
+        ],
+        [
+            "  frames sent / shown / dropped",
+            f"{alone['sent']} / {alone['shown']} / {alone['dropped']}",
+        ],
+        [
+            f"the same with {busy['watching']} participants watching ({busy['taps']} taps)",
+            f"{w['p50']} / {w['p95']} / {w['max']} ms",
+        ],
+        ["  frames sent / shown / dropped", f"{w['sent']} / {w['shown']} / {w['dropped']}"],
+        ["/api/me meanwhile p50 / p95 / max", f"{me['p50']} / {me['p95']} / {me['max']} ms"],
+        ["/api/me requests measured", str(me["samples"])],
+        ["objects left behind", str(data["leftovers"])],
+        ["other labs on the engine", str(data["other_labs_on_engine"])],
+    ]
+    return table(["measure", "figure"], rows)
+
+
 def engines(data: dict) -> str | None:
     rooms = data.get("rooms")
     if not rooms:
@@ -385,6 +412,7 @@ FIGURES: dict[str, tuple[str, Callable[[dict], str | None]]] = {
     "impair": ("impair.json", impair),
     "room": ("room.json", room),
     "portal": ("portal.json", portal),
+    "wire": ("wire.json", wire),
     "engines": ("engines.json", engines),
 }
 

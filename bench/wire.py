@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
@@ -198,6 +199,7 @@ def main() -> int:
     room = workshop.Room(name, workshop.numbered_seats(args.labs, f"{name}-"))
     figures: dict = {"labs": args.labs, "other_labs_on_engine": len(engine.labs())}
     figures["rate_bound_fps"] = RATE
+    figures["loadavg (1 min) at the start"] = round(os.getloadavg()[0], 1)
     stop = thread = loop = None
     try:
         started = time.monotonic()
@@ -227,6 +229,7 @@ def main() -> int:
             + len(engine.api.networks(filters=L.lab_filter(s.lab)))
             for s in room.seats
         )
+    figures["loadavg (1 min) at the end"] = round(os.getloadavg()[0], 1)
     show(figures)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2))
