@@ -147,15 +147,29 @@ class Wire:
             left = end - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"timed out; last messages {self.messages[-5:]}")
-            msg = await self.ws.receive(timeout=left)
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                raise AssertionError(f"the wire ended ({msg.type}); saw {self.messages[-5:]}")
-            body = json.loads(msg.data)
-            self.messages.append(body)
-            self.frames += body.get("f", [])
-            self.dropped = max(self.dropped, body.get("dropped", 0))
+            try:
+                body = self.take(await self.ws.receive(timeout=left))
+            except TimeoutError:
+                continue
             if done(body):
                 return body
+
+    async def settle(self, quiet: float) -> None:
+        """Read until nothing has come for `quiet` seconds: the counts stopped changing."""
+        while True:
+            try:
+                self.take(await self.ws.receive(timeout=quiet))
+            except TimeoutError:
+                return
+
+    def take(self, msg: aiohttp.WSMessage) -> dict:
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"the wire ended ({msg.type}); saw {self.messages[-5:]}")
+        body = json.loads(msg.data)
+        self.messages.append(body)
+        self.frames += body.get("f", [])
+        self.dropped = max(self.dropped, body.get("dropped", 0))
+        return body
 
 
 def hop_pair(frames: list[dict], src: str, dst: str) -> tuple[dict, dict] | None:
@@ -225,10 +239,10 @@ def test_a_flood_is_cut_to_the_rate_and_the_excess_counted(room):
             res = await asyncio.to_thread(lab.node("alice").run, ["python3", "-c", flood])
             assert res.ok, res
             sent = int(res.out.split()[-1])
-            # the stats tick reports the dropped count within STATS_EVERY of the last frame
-            await wire.until(lambda m: "shown" in m and m["dropped"] > 0, 20)
-            await asyncio.sleep(2 * W.STATS_EVERY)
-            await wire.until(lambda m: "shown" in m, 5 * W.STATS_EVERY)
+            # the counts, every STATS_EVERY while they change: wait until they settle, the
+            # frames sent before the counts all received (one socket keeps the order)
+            await wire.until(lambda m: "shown" in m and m["shown"] == len(wire.frames), 20)
+            await wire.settle(3 * W.STATS_EVERY)
             return wire, sent, time.monotonic() - started
 
     wire, sent, seconds = asyncio.run(body())

@@ -308,6 +308,8 @@ class Wires:
                         await self._send(watch, {"watching": [], "filter": watch.filter})
                 except WireError as err:
                     await self._send(watch, {"error": err.message, "hint": err.hint})
+                except web.HTTPException as err:  # the lab is gone, or being reset
+                    await self._send(watch, {"error": err.text or err.reason, "hint": ""})
         finally:
             ticker.cancel()
             if self._open.get(participant) is watch:
@@ -392,15 +394,15 @@ class Wires:
 
     async def _tick(self, watch: Watch, valid: Callable[[], bool]) -> None:
         """Counts to the page every STATS_EVERY; a revoked link closes the wire."""
-        told = -1
+        told = (-1, -1)
         while not watch.ws.closed:
             await asyncio.sleep(STATS_EVERY)
             if not valid():
                 await self._send(watch, {"ended": "your link was revoked"})
                 await watch.ws.close()
                 return
-            if watch.dropped != told:
-                told = watch.dropped
+            if (watch.shown, watch.dropped) != told:
+                told = (watch.shown, watch.dropped)
                 await self._send(watch, {"dropped": watch.dropped, "shown": watch.shown})
 
     async def _send(self, watch: Watch, message: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@
   let wanted = null; // {segments, filter} to ask for once the socket is open
   let groups = new Map(); // group number -> tbody
   let watching = []; // the segments the server says it captures
+  const names = new Map(); // address -> node, from /api/me: "10.77.1.10 alice"
   const state = (text) => ($("wire-state").textContent = text);
 
   function open() {
@@ -44,6 +45,8 @@
 
   const clock = (t) => new Date(t * 1000).toISOString().slice(11, 23);
 
+  const who = (ip) => (ip ? ip + (names.has(ip) ? " " + names.get(ip) : "") : "");
+
   function what(f) {
     if (f.icmp) return f.proto + " " + f.icmp;
     if (f.sport !== undefined) return f.proto + " " + f.sport + " → " + f.dport;
@@ -69,7 +72,7 @@
       el("td", { className: "time", textContent: clock(f.t) }),
       el("td", { className: "seg", textContent: f.seg }),
       el("td", { className: "mac", textContent: (f.smac || "") + " → " + (f.dmac || "") }),
-      el("td", { className: "ip", textContent: (f.src || "") + " → " + (f.dst || "") }),
+      el("td", { className: "ip", textContent: who(f.src) + " → " + who(f.dst) }),
       el("td", { className: "what", textContent: what(f), title: f.what || "" }),
       el("td", { className: "ttl", textContent: ttl === undefined ? "" : ttl }),
       el("td", { className: "len", textContent: f.len }),
@@ -107,6 +110,7 @@
   async function setup() {
     if (!$("wire-section") || !TOKEN) return;
     const me = await api("GET", "/api/me");
+    for (const n of me.nodes) for (const ip of Object.values(n.addresses)) names.set(ip, n.name);
     $("wire-segments").replaceChildren(
       ...Object.entries(me.networks).map(([name, subnet]) =>
         el("label", { title: subnet }, el("input", { type: "checkbox", value: name }), " " + name),
