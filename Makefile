@@ -61,7 +61,7 @@ lint: setup
 # runs per probe; `make lint` checks the contracts themselves).
 UNIT_TESTS := tests/unit tests/test_topology.py tests/test_plan.py tests/test_corpus.py \
 	tests/test_evidence.py tests/test_image.py tests/test_api.py tests/test_workshop.py \
-	tests/test_plugin.py tests/test_portal.py tests/test_draw.py
+	tests/test_plugin.py tests/test_portal.py tests/test_draw.py tests/test_portal_wire.py
 unit: setup
 	DOCKER_HOST=unix:///nonexistent/hoplab-unit.sock \
 	  $(VENV)/bin/pytest -q -n 2 -m "not docker and not slow" $(UNIT_TESTS)

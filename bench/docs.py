@@ -355,6 +355,10 @@ def wire(data: dict) -> str | None:
         ],
         ["  frames sent / shown / dropped", f"{w['sent']} / {w['shown']} / {w['dropped']}"],
         ["/api/me meanwhile p50 / p95 / max", f"{me['p50']} / {me['p95']} / {me['max']} ms"],
+        [
+            "/api/me before the wires opened (the pings alone) p50 / p95 / max",
+            "{p50} / {p95} / {max} ms".format(**data["baseline_me_ms"]),
+        ],
         ["/api/me requests measured", str(me["samples"])],
         ["objects left behind", str(data["leftovers"])],
         ["other labs on the engine", str(data["other_labs_on_engine"])],

@@ -7,10 +7,12 @@ One run on the real engine:
   sends bob 100 datagrams a second for --seconds; for each frame, the time from its capture on
   the bridge (the pcap timestamp, the engine host's clock) to its receipt on this process's
   websocket (the same machine's clock): p50, p95, max; frames expected, shown, dropped;
+- then alice pings srv 5 times a second in every lab, and /api/me is timed for random
+  participants, 4 at a time, to the last byte (p50, p95, max), with no wire open but the first
+  one's, idle: the baseline the wires are compared with;
 - then every participant watches two segments (lan1 and core, filter `icmp or udp port 9`),
-  alice pinging srv 5 times a second in every lab, while the first participant's 100 frames/s
-  run again; /api/me is timed for random participants, 4 at a time, to the last byte (p50, p95,
-  max), and the wire latency is measured again under that load;
+  the pings go on, the first participant's 100 frames/s run again, and /api/me is timed the
+  same way, and the wire latency measured again under that load;
 - then the room down, and zero leftovers (taps included: they carry the labs' label).
 
 Prints a table and writes JSON (bench-results/wire.json by default). Exit 1 when the wire p95 or
@@ -137,20 +139,6 @@ async def measure(base: str, tokens: dict[str, str], labs: dict[str, Lab], secon
             "dropped": mine.dropped,
         }
 
-        # 2. every participant watching two segments, pings in every lab, pages timed
-        others = [p for p in sorted(tokens) if p != first]
-        watchers = await asyncio.gather(*(wire(p) for p in others))
-        started = time.monotonic()
-        await asyncio.gather(*(w.watch(["lan1", "core"], "icmp or udp port 9") for w in watchers))
-        figures["taps_started_s"] = round(time.monotonic() - started, 1)
-        drains += [asyncio.create_task(w.drain()) for w in watchers]
-        pinging = [
-            asyncio.create_task(asyncio.to_thread(ping, labs[p], seconds + 6)) for p in tokens
-        ]
-        await asyncio.sleep(3)  # every lab pinging, every wire showing
-        times: list[float] = []
-        done = asyncio.Event()
-
         async def me(token: str) -> float:
             t0 = time.perf_counter()
             async with s.get(f"{base}/api/me", headers={"Authorization": f"Bearer {token}"}) as r:
@@ -158,26 +146,48 @@ async def measure(base: str, tokens: dict[str, str], labs: dict[str, Lab], secon
                 assert r.status == 200, r.status
             return time.perf_counter() - t0
 
-        async def sampler() -> None:
+        async def pages(done: asyncio.Event) -> list[float]:
+            """/api/me for random participants, 4 at a time, until done."""
+            times: list[float] = []
             while not done.is_set():
                 batch = [random.choice(list(tokens.values())) for _ in range(4)]
                 times.extend(await asyncio.gather(*(me(t) for t in batch)))
                 await asyncio.sleep(0.2)
+            return times
 
-        sampling = asyncio.create_task(sampler())
+        # 2. pings in every lab, pages timed, no wire but the first one's (idle): the baseline
+        pinging = [
+            asyncio.create_task(asyncio.to_thread(ping, labs[p], 2 * seconds + 30)) for p in tokens
+        ]
+        await asyncio.sleep(3)  # every lab pinging
+        done = asyncio.Event()
+        sampling = asyncio.create_task(pages(done))
+        await asyncio.sleep(seconds)
+        done.set()
+        figures["baseline_me_ms"] = spread_ms(await sampling)
+
+        # 3. every participant watching two segments, the 100 frames/s run again, pages timed
+        others = [p for p in sorted(tokens) if p != first]
+        watchers = await asyncio.gather(*(wire(p) for p in others))
+        started = time.monotonic()
+        await asyncio.gather(*(w.watch(["lan1", "core"], "icmp or udp port 9") for w in watchers))
+        figures["taps_started_s"] = round(time.monotonic() - started, 1)
+        drains += [asyncio.create_task(w.drain()) for w in watchers]
+        await asyncio.sleep(3)  # every wire showing
+        done = asyncio.Event()
+        sampling = asyncio.create_task(pages(done))
         mine.window()
         before = mine.dropped
         sent = await asyncio.to_thread(send, labs[first], RATE_FPS, seconds)
         await asyncio.sleep(2)
         done.set()
-        await sampling
         figures["room"] = {
             "watching": len(tokens),
             "taps": 1 + 2 * len(others),
             "wire_ms": spread_ms(mine.latency)
             | {"sent": sent, "shown": mine.frames, "dropped": mine.dropped - before},
             "others_frames": sum(w.seen for w in watchers),
-            "me_ms": spread_ms(times),
+            "me_ms": spread_ms(await sampling),
         }
         await asyncio.gather(*pinging)
         for w in [mine, *watchers]:
@@ -250,6 +260,7 @@ def show(f: dict) -> None:
     t.add_column("figure", justify="right")
     alone, busy = f.get("alone", {}), f.get("room", {})
     wire, me = busy.get("wire_ms", {}), busy.get("me_ms", {})
+    base = f.get("baseline_me_ms", {})
     rows = [
         ("room up (s)", f.get("room_up_s")),
         (f"one wire at {RATE_FPS} frames/s: wire to websocket p50 (ms)", alone.get("p50")),
@@ -259,6 +270,9 @@ def show(f: dict) -> None:
             "  frames sent / shown / dropped",
             f"{alone.get('sent')} / {alone.get('shown')} / {alone.get('dropped')}",
         ),
+        ("/api/me, pings in every lab, no wire but one, p50 (ms)", base.get("p50")),
+        ("  p95 (ms)", base.get("p95")),
+        ("  max (ms)", base.get("max")),
         ("participants watching (the others: lan1 and core)", busy.get("watching")),
         ("taps running", busy.get("taps")),
         ("all their taps started in (s)", f.get("taps_started_s")),
