@@ -264,6 +264,7 @@ def test_closing_the_wire_leaves_no_capture_anywhere(room):
         async with aiohttp.ClientSession() as s:
             ws = await ws_connect(s, room.served.base, "/ws/wire", room.tokens[a]).__aenter__()
             wire = Wire(ws)
+            asked = time.monotonic()
             got = await wire.watch(["lan1", "lan2", "lan3", "core"])
             assert got.get("watching"), got
             during = taps(engine, lab.name)
@@ -271,6 +272,7 @@ def test_closing_the_wire_leaves_no_capture_anywhere(room):
             # a new request replaces the taps: the old four go
             got = await wire.watch(["core"])
             assert got.get("watching") == ["core"], got
+            assert time.monotonic() - asked >= W.WATCH_GAP  # requests are paced: taps cost
             assert len(taps(engine, lab.name)) == 1
             await ws.close()
             return during

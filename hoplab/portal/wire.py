@@ -9,7 +9,7 @@ by the ladder's own matching key (hoplab.draw.ladder.describe), so its TTL drop 
 read hop by hop.
 
 Bounded on every side: MAX_SEGMENTS taps and one wire per participant (a second page takes it
-over), RATE frames a second per participant (the excess is counted from the pcap record header,
+over), one watch request per WATCH_GAP per participant (taps are containers), RATE frames a second per participant (the excess is counted from the pcap record header,
 unparsed, and shown), a capture filter always (DEFAULT_FILTER, or the learner's, checked), the
 taps' CPU and memory capped by the engine, and every tap removed when the websocket goes (page
 left, reload, revoked link, portal stopped). No call goes into a node.
@@ -43,6 +43,7 @@ DEFAULT_FILTER = "ip or (ip6 and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 13
 # A BPF expression's words, numbers, brackets and operators; no quotes, no backslashes.
 FILTER_CHARS = re.compile(r"[A-Za-z0-9 .:/()\[\]&|!=<>+*-]*")
 OPTION = re.compile(r"(^|\s)-[A-Za-z-]")  # a tcpdump option (-i eth0), not arithmetic (len - 20)
+WATCH_GAP = 2.0  # seconds between one participant's watch requests: taps are containers
 STATS_EVERY = 1.0  # seconds between the dropped-count updates (and revoked-link checks)
 MAX_RECORD = 65535  # a pcap record longer than this is a broken stream, not a frame
 ICMP6_NAMES = {1: "unreachable", 2: "packet-too-big", 3: "time-exceeded", 128: "echo-request"}
@@ -265,6 +266,7 @@ class Wires:
     def __init__(self, call: Call) -> None:
         self.call = call
         self._open: dict[str, Watch] = {}
+        self._last: dict[str, float] = {}  # participant -> when their last watch was served
 
     def of(self, participant: str) -> Watch | None:
         return self._open.get(participant)
@@ -302,7 +304,9 @@ class Wires:
                 try:
                     if "watch" in body:
                         segs = check_segments(body["watch"], await networks())
-                        await self._watch(watch, segs, check_filter(body.get("filter")))
+                        bpf = check_filter(body.get("filter"))
+                        await self._pace(participant)
+                        await self._watch(watch, segs, bpf)
                     elif body.get("stop"):
                         await self._stop(watch)
                         await self._send(watch, {"watching": [], "filter": watch.filter})
@@ -314,7 +318,16 @@ class Wires:
             ticker.cancel()
             if self._open.get(participant) is watch:
                 del self._open[participant]
-            await self._stop(watch)
+            # shielded: a handler cancelled while it removes its taps still removes them all
+            await asyncio.shield(self._stop(watch))
+
+    async def _pace(self, participant: str) -> None:
+        """At most one watch request per WATCH_GAP per participant, over all their sockets:
+        each starts and removes containers on the shared engine. Later ones wait (no thread)."""
+        wait = self._last.get(participant, -WATCH_GAP) + WATCH_GAP - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last[participant] = time.monotonic()
 
     async def _watch(self, watch: Watch, segments: list[str], bpf: str) -> None:
         """Replace the watch's taps with taps on these segments."""

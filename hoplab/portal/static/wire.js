@@ -85,7 +85,15 @@
     $("wire-shown").textContent = Number($("wire-shown").textContent) + 1;
   }
 
-  async function watch(segments, filter) {
+  // Steps shown in quick succession ask once, for the last: the server paces watch requests.
+  let pending = null;
+  function watch(segments, filter) {
+    clearTimeout(pending);
+    state("starting the capture on " + segments.join(", ") + " ...");
+    return new Promise((resolve) => (pending = setTimeout(() => resolve(send(segments, filter)), 300)));
+  }
+
+  async function send(segments, filter) {
     wanted = { watch: segments, filter: filter || null };
     await open();
     groups = new Map();
