@@ -9,10 +9,11 @@ by the ladder's own matching key (hoplab.draw.ladder.describe), so its TTL drop 
 read hop by hop.
 
 Bounded on every side: MAX_SEGMENTS taps and one wire per participant (a second page takes it
-over), one watch request per WATCH_GAP per participant (taps are containers), RATE frames a second per participant (the excess is counted from the pcap record header,
-unparsed, and shown), a capture filter always (DEFAULT_FILTER, or the learner's, checked), the
-taps' CPU and memory capped by the engine, and every tap removed when the websocket goes (page
-left, reload, revoked link, portal stopped). No call goes into a node.
+over); one watch request per WATCH_GAP per participant (taps are containers); RATE frames a
+second per participant (the excess is counted from the pcap record header, unparsed, and
+shown); a capture filter always (DEFAULT_FILTER, or the learner's, checked); the taps' CPU and
+memory capped by the engine; and every tap removed when the websocket goes (page left, reload,
+revoked link, portal stopped). No call goes into a node.
 """
 
 from __future__ import annotations
