@@ -251,7 +251,8 @@ def main() -> int:
         report = workshop.up(engine, load_topology(), room)
         figures["room_up_s"] = round(time.monotonic() - started, 1)
         if len(report.up) != args.labs:
-            raise SystemExit(f"only {len(report.up)} of {args.labs} labs came up")
+            why = report.error.error if report.error else report.not_up[0].action
+            raise SystemExit(f"only {len(report.up)} of {args.labs} labs came up: {why}")
         with tempfile.TemporaryDirectory() as state:
             portal = serve.build(engine, name, Path(state))
             base, loop, stop, thread = start(portal)
