@@ -368,9 +368,13 @@ def test_the_panel_shows_grouped_frames_with_the_ttl_dropping(room, tmp_path):
         assert "echo-request" in group.text and srv in group.text
         boxes = driver.find_elements(By.CSS_SELECTOR, "#wire-segments input:checked")
         assert sorted(b.get_attribute("value") for b in boxes) == ["core", "lan1"]
+        # both echoes, each way, each on both segments: the picture is whole, not mid-arrival
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#wire-frames tbody.hops")) >= 4)
         shots = shots_dir(tmp_path)
         shots.mkdir(exist_ok=True)
-        driver.find_element(By.ID, "wire-section").screenshot(str(shots / "portal-wire.png"))
+        section = driver.find_element(By.ID, "wire-section")
+        driver.execute_script("arguments[0].scrollIntoView()", section)  # shots crop to the view
+        section.screenshot(str(shots / "portal-wire.png"))
     finally:
         driver.quit()
     assert not no_taps_left(room.served.portal.engine, lab.name)  # they went with the page
