@@ -390,3 +390,37 @@ def test_the_instructor_has_no_wire_of_their_own(room):
             return refused.value.status
 
     assert asyncio.run(body()) == 403
+
+
+@docker
+def test_a_fabric_wired_lab_is_watched_on_the_bridge_in_its_fabric():
+    """Issue 24's wiring keeps a lab's bridges in a fabric container: `segment` finds them
+    there, and a tap joins that namespace; a ping shows on core with the TTL one lower."""
+    from hoplab.engine import fabric
+    from hoplab.engine.client import connect
+    from tests.conftest import bring_up, unique_lab_name
+
+    wired = Engine(connect(), wiring=fabric.FABRIC)
+    name = unique_lab_name("fw")
+    try:
+        lab = bring_up(wired, name)
+        netns, bridge = wired.segment(name, "core")
+        assert netns.startswith("container:") and bridge, (netns, bridge)
+        tap, sock = wired.tap(name, "core", "icmp")
+        try:
+            res = lab.node("alice").run(["ping", "-4", "-c", "2", lab.address("srv", "lan2")])
+            assert res.ok, res
+            sock.settimeout(20)
+            demux, pcap, frames, groups = W.Demux(), W.Pcap(), [], W.Groups()
+            while not any(f.get("icmp") == "echo-request" for f in frames):
+                for kind, chunk in demux.feed(sock.recv(65536)):
+                    if kind == 1:
+                        frames += [W.frame(t, "core", n, b, groups) for t, n, b in pcap.feed(chunk)]
+            request = next(f for f in frames if f.get("icmp") == "echo-request")
+            assert request["ttl"] == 63 and request["src"] == lab.address("alice", "lan1")
+        finally:
+            sock.close()
+            wired.untap(name, tap)
+        assert not taps(wired, name)
+    finally:
+        wired.down(name)

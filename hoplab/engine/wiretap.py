@@ -9,9 +9,10 @@ of the lab. It is removed when its watcher stops, and it removes itself after LI
 if nobody does (a portal that crashed). Its output is pcap on stdout, read through an attach
 socket; Docker's log driver is off, so no capture piles up on the engine's disk.
 
-`where` is the one answer to "where can segment X be seen whole": today a Linux bridge in the
-engine host's network namespace. Wiring that moves bridges elsewhere (a "fabric" container,
-issue 24) changes `where` only: (the network namespace as Docker names it, the interface).
+`where` is the one answer to "where can segment X be seen whole": a Docker network's Linux
+bridge in the engine host's network namespace, or, for a fabric-wired lab (hoplab.engine.fabric),
+the bridge inside the lab's fabric container, whose namespace the tap then joins. It answers
+(the network namespace as Docker names it, the interface); nothing else knows.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import docker.types
 
 from hoplab.engine.client import explain
 from hoplab.engine.image import IMAGE
+from hoplab.engine.state import FABRIC_ROLE, fabric_networks
 from hoplab.errors import HoplabError
 from hoplab.model import labels as L
 
@@ -43,11 +45,17 @@ TAP_PIDS = 8
 def where(api: docker.APIClient, lab: str, network: str) -> tuple[str, str]:
     """(network namespace in Docker's words, interface) where the lab's network is seen whole."""
     found = api.networks(filters={"label": [f"{L.LAB}={lab}", f"{L.NETWORK}={network}"]})
-    if not found:
-        raise HoplabError(f"lab {lab!r} has no network {network!r}")
-    net = found[0]
-    bridge = (net.get("Options") or {}).get(BRIDGE_NAME) or f"br-{net['Id'][:12]}"
-    return "host", bridge
+    if found:  # a Docker bridge network: its bridge is in the engine host's namespace
+        net = found[0]
+        return "host", (net.get("Options") or {}).get(BRIDGE_NAME) or f"br-{net['Id'][:12]}"
+    # fabric wiring (hoplab.engine.fabric): the bridge is in the lab's fabric container
+    for fabric in api.containers(
+        filters={"label": [f"{L.LAB}={lab}", f"{L.FABRIC}={FABRIC_ROLE}"]}
+    ):
+        bridge = fabric_networks(fabric["Labels"].get(L.NETS, "")).get(network, {}).get("bridge")
+        if isinstance(bridge, str) and bridge:
+            return f"container:{fabric['Id']}", bridge
+    raise HoplabError(f"lab {lab!r} has no network {network!r}")
 
 
 def tcpdump(iface: str, bpf: str) -> list[str]:
