@@ -579,25 +579,27 @@ async def _lesson_step(request: web.Request) -> tuple[Portal, str, str, Any, int
     return portal, participant, lab, lesson, number or portal.learning.current(participant, lesson)
 
 
-async def lesson_show(request: web.Request) -> web.Response:
-    """The step, filled with the participant's own lab's names; its captures start now."""
-    portal, participant, lab, lesson, number = await _lesson_step(request)
+async def _in_lab(
+    portal: Portal, participant: str, lab: str, what: str, fn: Callable[..., Any], *args: Any
+) -> Any:
+    """fn(engine, lab, *args) in the participant's lane, one show or verify of theirs at a time
+    (429 for another), and never on the check workers."""
     try:
         with portal.learning.turn(participant):
-            passed = portal.learning.passed(participant, lesson.name)
-            doc = await portal.call(
-                lessonpanel.show,
-                portal.engine_of(lab),
-                lab,
-                lesson,
-                number,
-                passed,
-                who=participant,
-            )
+            return await portal.call(fn, portal.engine_of(lab), lab, *args, who=participant)
     except lessonpanel.Busy as err:
         raise web.HTTPTooManyRequests(text=str(err)) from None
     except HoplabError as err:
-        raise web.HTTPServiceUnavailable(text=f"cannot show the step: {err.message}") from None
+        raise web.HTTPServiceUnavailable(text=f"cannot {what}: {err.message}") from None
+
+
+async def lesson_show(request: web.Request) -> web.Response:
+    """The step, filled with the participant's own lab's names; its captures start now."""
+    portal, participant, lab, lesson, number = await _lesson_step(request)
+    passed = portal.learning.passed(participant, lesson.name)
+    doc = await _in_lab(
+        portal, participant, lab, "show the step", lessonpanel.show, lesson, number, passed
+    )
     portal.learning.shown(participant, lesson.name, number)
     return web.json_response(doc)
 
@@ -606,21 +608,9 @@ async def lesson_verify(request: web.Request) -> web.Response:
     """The step's verify in the participant's own lab: learning progress, never a grade."""
     portal, participant, lab, lesson, number = await _lesson_step(request)
     failures = portal.learning.failures(participant, lesson.name, number)
-    try:
-        with portal.learning.turn(participant):
-            result = await portal.call(
-                lessonpanel.verify,
-                portal.engine_of(lab),
-                lab,
-                lesson,
-                number,
-                failures,
-                who=participant,
-            )
-    except lessonpanel.Busy as err:
-        raise web.HTTPTooManyRequests(text=str(err)) from None
-    except HoplabError as err:
-        raise web.HTTPServiceUnavailable(text=f"cannot verify: {err.message}") from None
+    result = await _in_lab(
+        portal, participant, lab, "verify", lessonpanel.verify, lesson, number, failures
+    )
     portal.learning.record(participant, lesson.name, number, result["passed"])
     result["lesson"], result["step"] = lesson.name, number
     result["progress"] = sorted(portal.learning.passed(participant, lesson.name))
