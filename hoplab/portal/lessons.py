@@ -13,7 +13,7 @@ from the participant's own lab, where they are root, so anything in it can lie. 
 feeds grades.json or a score.
 
 A show (which starts the step's captures) and a verify go into the node; each participant has
-one of them at a time and may start one every MIN_INTERVAL seconds.
+one of them at a time, and at most PER_WINDOW of them in WINDOW seconds.
 """
 
 from __future__ import annotations
@@ -35,15 +35,17 @@ from hoplab.engine.interface import EngineAPI
 from hoplab.lessons import run
 from hoplab.lessons.model import Lesson
 from hoplab.lessons.names import Names
+from hoplab.portal.limits import Rate
 from hoplab.portal.tokens import write_private
 from hoplab.runtime.lab import Lab
 
-MIN_INTERVAL = 1.0  # seconds between two starts of a show or verify of one participant
+WINDOW = 60.0  # seconds
+PER_WINDOW = 40  # shows and verifies a participant may start in WINDOW (a step takes 2 or 3)
 _MARKDOWN = MarkdownIt("js-default")  # CommonMark with raw HTML off and no linkify
 
 
 class Busy(Exception):
-    """A show or verify of this participant is running, or the last began too recently."""
+    """A show or verify of this participant is running, or they started too many lately."""
 
 
 def html(markdown: str) -> str:
@@ -67,7 +69,7 @@ class LessonProgress:
             self.data = json.loads(self.path.read_text())
         self._lock = threading.Lock()
         self._busy: set[str] = set()
-        self._started: dict[str, float] = {}
+        self.rate = Rate(PER_WINDOW, WINDOW)
 
     @contextmanager
     def turn(self, participant: str) -> Iterator[None]:
@@ -75,11 +77,12 @@ class LessonProgress:
         with self._lock:
             if participant in self._busy:
                 raise Busy("a step of yours is being shown or verified: wait for it")
-            since = time.monotonic() - self._started.get(participant, -1e9)
-            if since < MIN_INTERVAL:
-                raise Busy(f"one show or verify every {MIN_INTERVAL:.0f} s: try again")
+            if not self.rate.allow(participant):
+                raise Busy(
+                    f"{PER_WINDOW} shows and verifies in {WINDOW:.0f} s: wait a minute, then "
+                    "try again"
+                )
             self._busy.add(participant)
-            self._started[participant] = time.monotonic()
         try:
             yield
         finally:
