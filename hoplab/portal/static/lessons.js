@@ -74,7 +74,7 @@ function renderStep(doc) {
   parts.push(el("ul", { className: "commands" }, ...step.commands.map(commandItem)));
   parts.push(el("p", {}, el("strong", { textContent: "you should see" })), markdown(step.expect_html));
   if (step.watches.length) {
-    parts.push(el("p", { className: "note", textContent: "capturing from now on on " + step.watches.map((w) => w.node + " " + w.network).join(", ") + "; showing the step again restarts that" }));
+    parts.push(el("p", { className: "note", textContent: "capturing on " + step.watches.map((w) => w.node + " " + w.network).join(", ") + " from now on; showing the step again restarts that" }));
   }
   const verify = el("button", { type: "button", id: "verify", textContent: "verify" });
   verify.onclick = () => verifyStep(doc, step.number);
@@ -92,6 +92,7 @@ async function openStep(name, number) {
     return;
   }
   renderStep(lessonDoc);
+  $("lessons-section").querySelector("details").open = false; // the step, not the list, now
   const step = lessonDoc.steps[lessonDoc.shown - 1];
   // The wire panel (wire.js, when present) follows the segments this step captures.
   const segments = [...new Set(step.watches.map((w) => w.network))];
