@@ -399,3 +399,33 @@ def test_a_browser_takes_a_whole_lesson_and_finds_its_progress_after_a_reload(lr
         assert run(passed(base, token)) == [1, 2, 3]
     finally:
         driver.quit()  # its terminals end with the portal and the room (the fixture's close)
+
+
+@docker
+def test_the_instructors_page_shows_each_participants_lesson_progress(lroom, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, ti = lroom.served.base, lroom.tokens["instructor"]
+    _, grid = run(call(base, "GET", "/api/room", ti))
+    want = {r["participant"]: r["lessons"] for r in grid["participants"]}
+    driver = chromium()
+    try:
+        driver.get(f"{base}/i/#{ti}")
+        wait = WebDriverWait(driver, 60)
+        for participant, lessons_ in want.items():
+            cells = f"//tr[td[1][text()='{participant}']]/td"
+            wait.until(lambda d, c=cells: d.find_elements(By.XPATH, c + "[@class='lessons']"))
+            shown = driver.find_element(By.XPATH, cells + "[@class='lessons']").text
+            assert shown == f"{lessons_['passed']}/{total_steps()}", shown
+            stuck = driver.find_element(By.XPATH, cells + "[@class='stuck']").text
+            if lessons_["stuck"]:
+                s = lessons_["stuck"]
+                assert stuck.startswith(f"{s['lesson']} step {s['step']} ({s['title']})"), stuck
+            else:
+                assert stuck == ""
+        heads = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#grid thead th")]
+        assert "lesson steps" in heads and "stuck on (longest)" in heads, heads
+        driver.save_screenshot(str(tmp_path / "instructor-lessons.png"))
+    finally:
+        driver.quit()

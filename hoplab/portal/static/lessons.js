@@ -94,9 +94,10 @@ async function openStep(name, number) {
   renderStep(lessonDoc);
   $("lessons-section").querySelector("details").open = false; // the step, not the list, now
   const step = lessonDoc.steps[lessonDoc.shown - 1];
-  // The wire panel (wire.js, when present) follows the segments this step captures.
+  // The wire panel (wire.js, when the page has it) follows the segments this step captures; a
+  // step that captures nothing leaves it as the learner set it.
   const segments = [...new Set(step.watches.map((w) => w.network))];
-  if (window.hoplabWire) window.hoplabWire.watch(segments);
+  if (window.hoplabWire && segments.length) window.hoplabWire.watch(segments);
 }
 
 async function verifyStep(doc, number) {
