@@ -119,13 +119,14 @@ def test_bad_input_is_a_400_that_names_what_is_wrong(lroom):
     async def go() -> None:
         for path in ("/api/lessons/show", "/api/lessons/verify"):
             for body, words in (
-                ({"lesson": "no-such-lesson"}, "unknown lesson 'no-such-lesson'"),
-                ({"lesson": 5}, "unknown lesson"),
-                ({}, "unknown lesson"),
-                ({"lesson": LESSON, "step": 0}, f"lesson {LESSON} has no step 0"),
-                ({"lesson": LESSON, "step": 4}, "steps are 1 to 3"),
-                ({"lesson": LESSON, "step": "1"}, "has no step"),
-                ({"lesson": LESSON, "step": True}, "has no step"),
+                ({"lesson": "no-such-lesson"}, "lesson: unknown lesson 'no-such-lesson'"),
+                ({"lesson": 5}, "lesson: unknown lesson 5 (lessons: one-port-many-clients, "),
+                ({}, "lesson: unknown lesson None"),
+                ({"lesson": LESSON, "step": 0}, f"step: lesson {LESSON} has no step 0"),
+                ({"lesson": LESSON, "step": 4}, "no step 4 (steps are 1 to 3, or none for"),
+                ({"lesson": LESSON, "step": "1"}, "has no step '1'"),
+                ({"lesson": LESSON, "step": True}, "has no step True"),
+                ({"lesson": LESSON, "step": [1]}, "has no step [1]"),
             ):
                 status, answer = await call(base, "POST", path, token, body)
                 assert status == 400, (path, body, answer)

@@ -32,6 +32,7 @@ from markdown_it import MarkdownIt
 from hoplab import lessons
 from hoplab.checks import Status
 from hoplab.engine.interface import EngineAPI
+from hoplab.errors import InputError
 from hoplab.lessons import run
 from hoplab.lessons.model import Lesson
 from hoplab.lessons.names import Names
@@ -168,14 +169,22 @@ class LessonProgress:
 def step_of(lesson_name: Any, number: Any) -> tuple[Lesson, int | None]:
     """The lesson and step a request names; InputError for an unknown one. number None: the
     participant's current step."""
-    if not isinstance(lesson_name, str):
-        lessons.select(repr(lesson_name))  # raises with the list of lessons
+    every = [lesson.name for lesson in lessons.catalogue()]
+    if lesson_name not in every:  # the CLI's hint names `hoplab learn`: not the page's words
+        raise InputError(
+            f"unknown lesson {lesson_name!r}", key="lesson", hint="lessons: " + ", ".join(every)
+        )
     lesson = lessons.select(lesson_name)
     if number is None:
         return lesson, None
-    if not isinstance(number, int) or isinstance(number, bool):
-        number = 0  # not a step: step_number says which are
-    return lesson, lessons.step_number(lesson, number)
+    steps = len(lesson.steps)
+    if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= steps:
+        raise InputError(
+            f"lesson {lesson.name} has no step {number!r}",
+            key="step",
+            hint=f"steps are 1 to {steps}, or none for your current one",
+        )
+    return lesson, number
 
 
 def show(
