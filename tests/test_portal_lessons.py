@@ -80,6 +80,14 @@ def test_progress_is_private_per_participant_and_reports_the_step_stuck_longest(
     assert listing[one.name]["current"] == 2 and listing[two.name]["current"] == 1
 
 
+def test_no_assignment_is_named_like_the_exports_lesson_field():
+    """results.json keeps each participant's lesson progress under "lessons", beside their
+    assignments: an assignment of that name would be shadowed."""
+    from hoplab import grading
+
+    assert "lessons" not in {a.name for a in grading.catalogue()}
+
+
 # --- on the real engine -------------------------------------------------------------------------
 
 docker = pytest.mark.docker
