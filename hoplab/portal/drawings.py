@@ -10,10 +10,10 @@ participant may ask PER_WINDOW times in WINDOW seconds; more is refused (429).
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from hoplab.portal.limits import Rate
 
 WINDOW = 60.0  # seconds
 PER_WINDOW = 60  # drawings a participant may ask for in WINDOW (a page asks once per load)
@@ -21,21 +21,10 @@ PER_WINDOW = 60  # drawings a participant may ask for in WINDOW (a page asks onc
 
 class Drawings:
     def __init__(self, per_window: int = PER_WINDOW, window: float = WINDOW) -> None:
-        self.per_window, self.window = per_window, window
+        self.rate = Rate(per_window, window)
+        self.allow = self.rate.allow  # counts one request; False once asked too often lately
         self.drawn = 0  # how many drawings were started: the tests count dot's runs with it
         self._kept: dict[str, tuple[str, asyncio.Future]] = {}  # lab -> (version, drawing)
-        self._asked: dict[str, deque[float]] = {}
-
-    def allow(self, participant: str) -> bool:
-        """Count one request of the participant; False once they asked too often lately."""
-        now = time.monotonic()
-        asked = self._asked.setdefault(participant, deque())
-        while asked and now - asked[0] > self.window:
-            asked.popleft()
-        if len(asked) >= self.per_window:
-            return False
-        asked.append(now)
-        return True
 
     async def get(self, lab: str, state: Any, draw: Callable[[], Awaitable[str]]) -> str:
         """The drawing of this version of the lab (its state's repr), drawn at most once.

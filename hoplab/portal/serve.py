@@ -24,6 +24,7 @@ from hoplab.errors import InputError
 from hoplab.model.load import load
 from hoplab.portal import tokens as T
 from hoplab.portal.grades import Grades
+from hoplab.portal.lessons import LessonProgress
 from hoplab.portal.server import Portal, lab_topology, make_app
 from hoplab.portal.terminals import Terminals
 from hoplab.workshop.graderlab import RoomGraders
@@ -113,6 +114,7 @@ def build(
             RoomGraders(room, lambda e, lab: load(lab_topology(e, lab, topology)), CHECK_WORKERS),
         ),
         terminals=Terminals(engine, io),
+        learning=LessonProgress(folder),
         io=io,
         topology=topology,
         engines=dict(engines),

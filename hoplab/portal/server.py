@@ -32,6 +32,7 @@ from hoplab.engine.state import LabState
 from hoplab.errors import HoplabError, InputError
 from hoplab.model import labels as L
 from hoplab.model.load import load
+from hoplab.portal import lessons as lessonpanel
 from hoplab.portal.drawings import Drawings
 from hoplab.portal.exercises import Busy as ExerciseBusy
 from hoplab.portal.exercises import ExerciseRuns, catalogue
@@ -58,6 +59,7 @@ ASSETS = {
     "portal.js": "text/javascript",
     "exercises.js": "text/javascript",
     "wire.js": "text/javascript",
+    "lessons.js": "text/javascript",
     "instructor.js": "text/javascript",
     "portal.css": "text/css",
 }
@@ -105,6 +107,7 @@ class Portal:
     unreachable: dict[str, str] = field(default_factory=dict)  # engine name -> why, last read
     drawings: Drawings = field(default_factory=Drawings)
     exercises: ExerciseRuns = field(default_factory=ExerciseRuns)  # a pool of their own
+    learning: lessonpanel.LessonProgress = field(default_factory=lessonpanel.LessonProgress)
     lanes: Lanes = field(init=False)  # on `io`; serve.build shares them with the terminals
     wires: Wires = field(init=False)  # the wire panels' captures, on the participants' lanes
 
@@ -582,6 +585,65 @@ def _down_up(portal: Portal, participant: str, lab: str) -> None:
         lifecycle.up(engine, topo, lab, lambda *a: None, lambda m: None, labels=labels)
 
 
+async def lesson_list(request: web.Request) -> web.Response:
+    participant = participant_of(request)
+    return web.json_response(request.app[PORTAL].learning.listing(participant))
+
+
+async def _lesson_step(request: web.Request) -> tuple[Portal, str, str, Any, int]:
+    """Who asks, their lab, and the lesson and step the body names (400 for an unknown one;
+    no step: the participant's current one)."""
+    participant = participant_of(request)
+    portal = request.app[PORTAL]
+    body = await body_json(request)
+    try:
+        lesson, number = lessonpanel.step_of(body.get("lesson"), body.get("step"))
+    except InputError as err:
+        raise web.HTTPBadRequest(text=f"{err.message} ({err.hint})") from None
+    lab = await portal.lab_of(participant)
+    if lab in portal.resetting:
+        raise web.HTTPConflict(text="your lab is being reset: try again when it is back")
+    return portal, participant, lab, lesson, number or portal.learning.current(participant, lesson)
+
+
+async def _in_lab(
+    portal: Portal, participant: str, lab: str, what: str, fn: Callable[..., Any], *args: Any
+) -> Any:
+    """fn(engine, lab, *args) in the participant's lane, one show or verify of theirs at a time
+    (429 for another), and never on the check workers."""
+    try:
+        with portal.learning.turn(participant):
+            return await portal.call(fn, portal.engine_of(lab), lab, *args, who=participant)
+    except lessonpanel.Busy as err:
+        raise web.HTTPTooManyRequests(text=str(err)) from None
+    except HoplabError as err:
+        raise web.HTTPServiceUnavailable(text=f"cannot {what}: {err.message}") from None
+
+
+async def lesson_show(request: web.Request) -> web.Response:
+    """The step, filled with the participant's own lab's names; its captures start now."""
+    portal, participant, lab, lesson, number = await _lesson_step(request)
+    passed = portal.learning.passed(participant, lesson.name)
+    doc = await _in_lab(
+        portal, participant, lab, "show the step", lessonpanel.show, lesson, number, passed
+    )
+    portal.learning.shown(participant, lesson.name, number)
+    return web.json_response(doc)
+
+
+async def lesson_verify(request: web.Request) -> web.Response:
+    """The step's verify in the participant's own lab: learning progress, never a grade."""
+    portal, participant, lab, lesson, number = await _lesson_step(request)
+    failures = portal.learning.failures(participant, lesson.name, number)
+    result = await _in_lab(
+        portal, participant, lab, "verify", lessonpanel.verify, lesson, number, failures
+    )
+    portal.learning.record(participant, lesson.name, number, result["passed"])
+    result["lesson"], result["step"] = lesson.name, number
+    result["progress"] = sorted(portal.learning.passed(participant, lesson.name))
+    return web.json_response(result)
+
+
 # --- instructor ---------------------------------------------------------------------------------
 
 
@@ -615,6 +677,7 @@ async def room(request: web.Request) -> web.Response:
                     name: {k: g[k] for k in ("passed", "total", "ok", "when")}
                     for name, g in portal.grades.latest.get(participant, {}).items()
                 },
+                "lessons": portal.learning.summary(participant),
             }
         )
     names = [a.name for a in grading.catalogue()]
@@ -637,6 +700,20 @@ async def room_reset(request: web.Request) -> web.Response:
     return await _reset(portal, participant, await portal.lab_of(participant))
 
 
+# Learning progress beside the grades, in columns of its own: never part of a score.
+LESSON_COLUMNS = ("lesson steps passed", "stuck on lesson step", "stuck for (s)")
+
+
+def lesson_cells(summary: dict[str, Any]) -> list[str]:
+    stuck = summary["stuck"]
+    where = f"{stuck['lesson']} {stuck['step']}" if stuck else ""
+    return [
+        f"{summary['passed']}/{summary['total']}",
+        where,
+        str(stuck["seconds"]) if stuck else "",
+    ]
+
+
 async def export_csv(request: web.Request) -> web.Response:
     instructor_only(request)
     portal = request.app[PORTAL]
@@ -644,13 +721,14 @@ async def export_csv(request: web.Request) -> web.Response:
     seats = await portal.seats(fresh=True)
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
-    out.writerow(["participant", *names])
+    out.writerow(["participant", *names, *LESSON_COLUMNS])
     for participant in sorted(set(seats) | set(portal.grades.latest)):
         got = portal.grades.latest.get(participant, {})
         out.writerow(
             [
                 participant,
                 *(f"{got[n]['passed']}/{got[n]['total']}" if n in got else "" for n in names),
+                *lesson_cells(portal.learning.summary(participant)),
             ]
         )
     return web.Response(
@@ -661,12 +739,20 @@ async def export_csv(request: web.Request) -> web.Response:
 
 
 async def export_results(request: web.Request) -> web.Response:
-    """Gradescope's results.json for each participant and assignment, keyed by participant."""
+    """Gradescope's results.json for each participant and assignment, keyed by participant;
+    beside them, under "lessons" (no assignment has that name), learning progress, no score."""
     instructor_only(request)
     portal = request.app[PORTAL]
+    seats = await portal.seats(fresh=True)
     body = {
-        participant: {name: g["gradescope"] for name, g in sorted(grades.items())}
-        for participant, grades in sorted(portal.grades.latest.items())
+        participant: {
+            **{
+                name: g["gradescope"]
+                for name, g in sorted(portal.grades.latest.get(participant, {}).items())
+            },
+            "lessons": portal.learning.summary(participant),
+        }
+        for participant in sorted(set(seats) | set(portal.grades.latest))
     }
     return web.Response(
         text=json.dumps(body, indent=2),
@@ -710,6 +796,9 @@ def make_app(portal: Portal) -> web.Application:
     app.router.add_get("/api/exercises/run", exercise_status)
     app.router.add_get("/api/exercises/runs/{rid}", exercise_run)
     app.router.add_post("/api/reset", reset)
+    app.router.add_get("/api/lessons", lesson_list)
+    app.router.add_post("/api/lessons/show", lesson_show)
+    app.router.add_post("/api/lessons/verify", lesson_verify)
     app.router.add_get("/api/room", room)
     app.router.add_post("/api/room/{participant}/reset", room_reset)
     app.router.add_get("/api/room/grades.csv", export_csv)

@@ -22,7 +22,7 @@ async function download(path, name) {
 
 function render(room) {
   $("room").textContent = room.room;
-  const head = el("tr", {}, ...["participant", "lab", "nodes up", "last activity", "check"].concat(room.assignments, ["terminals", ""]).map((h) => el("th", { textContent: h })));
+  const head = el("tr", {}, ...["participant", "lab", "nodes up", "last activity", "check"].concat(room.assignments, ["lesson steps", "stuck on (longest)", "terminals", ""]).map((h) => el("th", { textContent: h })));
   $("grid").tHead.replaceChildren(head);
   const body = $("grid").tBodies[0];
   body.replaceChildren();
@@ -35,6 +35,10 @@ function render(room) {
       const g = p.grades[a];
       cells.push(el("td", { className: g ? (g.ok ? "PASS" : "FAIL") : "", textContent: g ? g.passed + "/" + g.total : "" }));
     }
+    // Learning progress from the participant's own lab: never a grade (docs/portal.md).
+    const l = p.lessons;
+    cells.push(el("td", { className: "lessons", textContent: l.passed + "/" + l.total }));
+    cells.push(el("td", { className: "stuck", textContent: l.stuck ? l.stuck.lesson + " step " + l.stuck.step + " (" + l.stuck.title + "), " + ago(l.stuck.since).replace(" ago", "") + (l.stuck.failures ? ", " + l.stuck.failures + " failed verifies" : "") : "" }));
     const terms = el("td");
     for (const t of p.terminals) {
       const b = el("button", { type: "button", textContent: "watch " + t.node });

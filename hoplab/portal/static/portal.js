@@ -44,13 +44,28 @@ function terminalPane(container, title, path, readonly, onClose) {
   const ws = new WebSocket(proto + "//" + location.host + path, ["hoplab", "tok." + TOKEN]);
   const send = (m) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(m));
   ws.onopen = () => send({ r: [term.rows, term.cols] });
+  let printed;
+  const prompt = new Promise((resolve) => (printed = resolve));
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.replay) term.reset();
-    if (m.o) term.write(m.o);
+    if (m.o) {
+      term.write(m.o);
+      printed();
+    }
     if (m.bye) term.write("\r\n\x1b[33m[" + m.bye + "]\x1b[0m\r\n");
   };
-  ws.onclose = () => term.write("\r\n\x1b[2m[disconnected]\x1b[0m\r\n");
+  ws.onclose = () => {
+    term.ended = true;
+    term.write("\r\n\x1b[2m[disconnected]\x1b[0m\r\n");
+  };
+  // Types text into the shell once it has printed something (its prompt), never an Enter of
+  // its own, and gives the terminal the keyboard: the learner's Enter runs it.
+  term.typeIn = async (text) => {
+    await prompt;
+    send({ i: text.replace(/[\r\n]+$/, "") });
+    term.focus();
+  };
   if (!readonly) {
     term.onData((d) => send({ i: d }));
     term.onResize((s) => send({ r: [s.rows, s.cols] }));
@@ -58,6 +73,7 @@ function terminalPane(container, title, path, readonly, onClose) {
   const refit = () => fit.fit();
   window.addEventListener("resize", refit);
   close.onclick = async () => {
+    term.ended = true;
     window.removeEventListener("resize", refit);
     ws.close();
     pane.remove();
@@ -104,10 +120,31 @@ async function drawLab() {
   }
 }
 
+// This page's terminals: {node, id, term, busy}; busy: a command that keeps running (a server)
+// was typed there, so the next command for that node gets a terminal of its own.
+let panes = [];
+
 function attach(t) {
-  terminalPane($("terminals"), t.node + " (" + t.id + ")", "/ws/terminal/" + encodeURIComponent(t.id), false,
+  const term = terminalPane($("terminals"), t.node + " (" + t.id + ")", "/ws/terminal/" + encodeURIComponent(t.id), false,
     () => api("DELETE", "/api/terminals/" + encodeURIComponent(t.id)).catch((e) => say(e.message)));
+  const pane = { node: t.node, id: t.id, term, busy: sessionStorage.getItem("busy:" + t.id) === "1" };
+  panes.push(pane);
+  return pane;
 }
+
+// A terminal on `node` for one command: an open one that runs nothing kept, else a new one.
+// keeps: the command keeps running (a server), so this terminal is busy from now on.
+async function terminalFor(node, keeps) {
+  panes = panes.filter((p) => !p.term.ended);
+  let pane = panes.find((p) => p.node === node && !p.busy);
+  if (!pane) pane = attach(await api("POST", "/api/terminals", { node }));
+  if (keeps) {
+    pane.busy = true;
+    sessionStorage.setItem("busy:" + pane.id, "1");
+  }
+  return pane.term;
+}
+window.hoplabTerminal = terminalFor;
 
 function showAssignment() {
   const a = assignments.find((x) => x.name === $("assignment").value);
