@@ -71,7 +71,7 @@ class Deadline:
         if time.monotonic() > self.until and (self.lab is None or self.lab.gathering):
             self.overran = True
             raise HoplabError(
-                f"the exercise ran past its deadline of {self.seconds:.0f} s",
+                f"the exercise ran past its deadline of {self.seconds:g} s",
                 hint="a program in your lab may hang or hold a port: reset your lab, run it again",
             )
         return self.engine.run(container, cmd, timeout)
