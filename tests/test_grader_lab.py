@@ -26,6 +26,7 @@ from hoplab.model import labels as L
 from hoplab.model.load import load
 from hoplab.runtime.lab import Lab
 from hoplab.workshop.graderlab import Closed, GraderLabs, RoomGraders
+from tests import test_portal as tp
 from tests.conftest import COMPOSE, ROOT, bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker
@@ -269,3 +270,28 @@ def test_a_room_taken_down_during_a_grading_keeps_no_warm_grader_lab(engine, sea
         go.set()
         worker.join(60)
         graders.close()
+
+
+def test_serve_stopping_with_checks_in_flight_leaves_no_grader_lab(engine, tmp_path) -> None:
+    """serve's exit (serve.stop) while one check brings up its grader lab and another waits in
+    the queue: when stop returns, no grader lab is left and no worker is left to make one."""
+    tcp_echo = grading.select("tcp-echo")
+    body = {"assignment": tcp_echo.name, "source": tcp_echo.solution.read_text()}
+    with tp.served_room(engine, tmp_path, "h26v", 3) as room:
+        first, *rest = sorted(room.labs)
+        status, got = tp.run(
+            tp.call(room.served.base, "POST", "/api/check", room.tokens[first], body)
+        )
+        assert status == 202, got
+        _until(lambda: _graders_of(engine, room.name), 120, "no grader lab began")
+        for p in rest:  # queued behind the first (2 workers: one starts, one waits)
+            status, got = tp.run(
+                tp.call(room.served.base, "POST", "/api/check", room.tokens[p], body)
+            )
+            assert status == 202, got
+        room.served.close()
+        assert _graders_of(engine, room.name) == [], "a grader lab outlived serve's exit"
+        ran = room.served.portal.grades.status(first)
+        assert ran is not None and ran["state"] == "done", ran  # ended, not abandoned
+        time.sleep(2)
+        assert _graders_of(engine, room.name) == [], "a grader lab appeared after serve's exit"

@@ -146,10 +146,21 @@ def run(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+    stop(portal)
+
+
+def stop(portal: Portal) -> None:
+    """What the portal leaves when it stops serving: no Docker call in flight and no grader lab.
+
+    Exercise runs end at their next exec. The grader labs close next: a bring-up in flight
+    rolls back, queued checks are refused rather than starting one, and a grading in flight
+    ends at once (its lab is gone). Then the workers are awaited, so nothing is left to bring a
+    lab up later.
+    """
     portal.exercises.close()  # runs end at their next exec, their clean up done
+    portal.grades.graders.close()
     portal.io.shutdown(wait=True, cancel_futures=True)
     portal.grades.workers.shutdown(wait=True, cancel_futures=True)
-    portal.grades.graders.close()
 
 
 def main(
