@@ -10,10 +10,11 @@ One run on the real engine:
 - then every check's result;
 - then the cost of a check before and after grader labs (issue 26): every participant presses
   check (udp-service, the reference) at the same moment, three times, and each button's seconds
-  to its result are timed (median, p95) with the room's 2 check workers: "before" grades in the
-  participant's own lab (in place, as the portal did before grader labs), "after" in the room's
-  warm grader labs (the portal now; the first check of each worker brings its lab up), and
-  "cold" in a grader lab made and removed around each check (what `hoplab check` does);
+  to its result are timed (median, p95) with the room's check workers (serve.check_workers: 2
+  on 2 cores): "before" grades in the participant's own lab (in place, as the portal did
+  before grader labs), "after" in the room's warm grader labs (the portal now; the first check
+  of each worker brings its lab up), and "cold" in a grader lab made and removed around each
+  check (what `hoplab check` does);
 - then, with --hung N (2 by default), N participants hang their nodes as root would (a
   sitecustomize implant typed into a terminal makes the portal's terminal clean-up and the
   grader's reap hang), press check and open and close terminals in a loop, while the other
@@ -264,9 +265,9 @@ def costs(portal: serve.Portal, base: str, tokens: dict[str, str], source: str) 
     """The three ways of grading, one after the other on the same room, and their ratios."""
     warm, topo = portal.grades.graders, load_topology()
     ways = {
-        MODES[0]: InPlace(portal.room, lambda _e, _l: topo, serve.CHECK_WORKERS),
+        MODES[0]: InPlace(portal.room, lambda _e, _l: topo, warm.workers),
         MODES[1]: warm,
-        MODES[2]: Cold(portal.room, lambda _e, _l: topo, serve.CHECK_WORKERS),
+        MODES[2]: Cold(portal.room, lambda _e, _l: topo, warm.workers),
     }
     out: dict = {}
     try:
