@@ -32,6 +32,10 @@ SCROLLBACK = 64 * 1024  # characters replayed on reattach
 MAX_INPUT = 16 * 1024  # characters per input message: a paste, not a file upload
 SHELL = ["sh", "-c", "command -v bash >/dev/null && exec bash -l; exec sh -l"]
 SEND_S = 5.0  # seconds a page may take no output before it is cut off (a stalled tab)
+# Bytes a second of output per terminal: far more than anyone reads, and what a browser terminal
+# draws with ease. Above it the pump waits, so `yes` blocks in the node instead of spending the
+# portal's one event loop (shared by the room) on encoding its output.
+OUTPUT_RATE = 256 * 1024
 
 
 async def _send(ws: web.WebSocketResponse, text: str) -> None:
@@ -168,6 +172,7 @@ class Terminals:
         loop = asyncio.get_running_loop()
         decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         assert term.sock is not None, "open() sets the socket before it starts the pump"
+        free_at = loop.time()  # when the output sent so far has been paid for at OUTPUT_RATE
         try:
             while True:
                 data = await loop.sock_recv(term.sock, 65536)
@@ -178,6 +183,9 @@ class Terminals:
                 for ws in [term.writer, *term.watchers]:
                     if ws is not None:
                         await _send(ws, json.dumps({"o": text}))
+                free_at = max(free_at, loop.time()) + len(data) / OUTPUT_RATE
+                if free_at - loop.time() > 0.05:  # a flood: wait before reading more
+                    await asyncio.sleep(free_at - loop.time())
         except OSError:
             pass
         await self.close(term, "the shell exited")
