@@ -38,18 +38,21 @@ SEND_S = 5.0  # seconds a page may take no output before it is cut off (a stalle
 OUTPUT_RATE = 256 * 1024
 
 
-async def _send(ws: web.WebSocketResponse, text: str) -> None:
-    """One message to one page. A page that reads nothing (a stalled tab, a hostile client)
-    holds its sender once the socket's buffers are full, and with it the terminal's output and
-    close: so after SEND_S it is cut off (a reload reattaches, with the scrollback)."""
+async def _send(ws: web.WebSocketResponse, text: str) -> bool:
+    """One message to one page; whether it went. A page that reads nothing (a stalled tab, a
+    hostile client) holds its sender once the socket's buffers are full, and with it the
+    terminal's output and close: so after SEND_S it is cut off (a reload reattaches, with the
+    scrollback)."""
     if ws.closed:
-        return
+        return False
     try:
         await asyncio.wait_for(ws.send_str(text), SEND_S)
+        return True
     except TimeoutError:
         _cut(ws)
     except (ConnectionError, RuntimeError):
         pass
+    return False
 
 
 def _cut(ws: web.WebSocketResponse) -> None:
@@ -62,15 +65,24 @@ def _cut(ws: web.WebSocketResponse) -> None:
 
 
 async def _let_go(ws: web.WebSocketResponse, why: str) -> None:
-    """Tell the page why, then close its websocket; a page that does not take it is cut off."""
-    await _send(ws, json.dumps({"bye": why}))
-    if not ws.closed:
-        try:
-            await asyncio.wait_for(ws.close(), SEND_S)
-        except TimeoutError:
-            _cut(ws)
-        except (ConnectionError, RuntimeError):
-            pass
+    """Tell the page why, then close its websocket; a page that does not take it is cut off.
+
+    The close waits for the page's own handler to see it; when the page's connection goes
+    meanwhile, aiohttp cancels that wait. That ends only this page's close, not the caller's
+    (a DELETE that would otherwise fail half done, and be retried by the browser into a 404).
+    """
+    if not await _send(ws, json.dumps({"bye": why})):
+        return  # gone already, or cut off
+    try:
+        await asyncio.wait_for(ws.close(), SEND_S)
+    except TimeoutError:
+        _cut(ws)
+    except (ConnectionError, RuntimeError):
+        pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the caller itself is being cancelled
 
 
 class TerminalLimit(Exception):
