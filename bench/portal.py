@@ -402,6 +402,9 @@ def main() -> int:
             stop = None
             serve.stop(portal)
             portal = None
+    except Exception as err:  # a later phase failed: keep what the earlier ones measured
+        figures["failed"] = f"{type(err).__name__}: {err}"
+        console.print(f"[red]a phase failed[/]: {figures['failed']}")
     finally:
         if stop is not None and loop is not None:
             loop.call_soon_threadsafe(stop.set)
@@ -420,7 +423,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2))
     hung = figures.get("hung", {})
-    good = (
+    good = "failed" not in figures and (
         (args.skip_load or figures["checks"]["passed"] == args.labs)
         and figures["leftovers"] == 0
         and (args.skip_load or figures["page_load_ms"]["p95"] <= args.p95)
