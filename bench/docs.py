@@ -366,6 +366,39 @@ def wire(data: dict) -> str | None:
     return table(["measure", "figure"], rows)
 
 
+def check_cost(data: dict) -> str | None:
+    """bench/portal.py's check cost: before grader labs (in place), after (warm), and cold."""
+    cost = data.get("check_cost")
+    if not cost:
+        return None
+    rows = []
+    for mode, c in cost.items():
+        ratio = (
+            f"{c['median ratio to before']} / {c['p95 ratio to before']}"
+            if "median ratio to before" in c
+            else "1 / 1"
+        )
+        rows.append(
+            [
+                mode,
+                f"{c['median_s']} / {c['p95_s']} s",
+                ratio,
+                f"{c['grading_alone_median_s']} s",
+                f"{c['passed']} of {c['checks']}",
+                f"{c['loadavg at start']} to {c['loadavg at end']}",
+            ]
+        )
+    head = [
+        "where a check grades",
+        "button to result, median / p95",
+        "ratio to before",
+        "grading alone, median",
+        "passed",
+        "load average",
+    ]
+    return f"{data['labs']} labs, every participant pressing check at once:\n\n" + table(head, rows)
+
+
 def engines(data: dict) -> str | None:
     rooms = data.get("rooms")
     if not rooms:
@@ -417,11 +450,13 @@ FIGURES: dict[str, tuple[str, Callable[[dict], str | None]]] = {
     "room": ("room.json", room),
     "portal": ("portal.json", portal),
     "wire": ("wire.json", wire),
+    "check-cost": ("portal.json", check_cost),
     "engines": ("engines.json", engines),
 }
 
 
 PARTS: dict[str, Callable[[dict], dict]] = {
+    "check-cost": lambda d: {"labs": d.get("labs"), "check_cost": d.get("check_cost")},
     "commands": commands_part,
     "default-lab": default_lab_part,
     "own-images": own_part,

@@ -8,6 +8,13 @@ One run on the real engine:
 - until the last check is done, page loads as a browser makes them (the page, /api/me and
   /api/assignments) for random participants, 4 at a time, timed to the last byte: p50, p95, max;
 - then every check's result;
+- then the cost of a check before and after grader labs (issue 26): every participant presses
+  check (udp-service, the reference) at the same moment, three times, and each button's seconds
+  to its result are timed (median, p95) with the room's check workers (serve.check_workers: 2
+  on 2 cores): "before" grades in the participant's own lab (in place, as the portal did
+  before grader labs), "after" in the room's warm grader labs (the portal now; the first check
+  of each worker brings its lab up), and "cold" in a grader lab made and removed around each
+  check (what `hoplab check` does);
 - then, with --hung N (2 by default), N participants hang their nodes as root would (a
   sitecustomize implant typed into a terminal makes the portal's terminal clean-up and the
   grader's reap hang), press check and open and close terminals in a loop, while the other
@@ -23,13 +30,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import random
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -40,12 +50,16 @@ from rich.table import Table
 from hoplab import grading
 from hoplab.engine.client import connect
 from hoplab.engine.engine import Engine
+from hoplab.engine.interface import EngineAPI
 from hoplab.model import labels as L
 from hoplab.model.load import load as load_file
 from hoplab.portal import serve
+from hoplab.portal.grades import MIN_INTERVAL
 from hoplab.portal.server import make_app
 from hoplab.resources import default_lab
+from hoplab.runtime.lab import Lab
 from hoplab.workshop import room as workshop
+from hoplab.workshop.graderlab import RoomGraders, grader_lab
 
 ASSIGNMENT = "udp-service"
 console = Console(highlight=False)
@@ -181,6 +195,97 @@ async def under_load(base: str, tokens: dict[str, str], source: str, pause: floa
     }
 
 
+class InPlace(RoomGraders):
+    """Before grader labs: a check graded in the participant's own lab, where they are root."""
+
+    @contextlib.contextmanager
+    def lab(self, engine: EngineAPI, participant_lab: str) -> Iterator[Lab]:
+        yield Lab.attach(engine, participant_lab)
+
+
+class Cold(RoomGraders):
+    """`hoplab check`'s way: a grader lab brought up for the one check and removed after it."""
+
+    @contextlib.contextmanager
+    def lab(self, engine: EngineAPI, participant_lab: str) -> Iterator[Lab]:
+        with grader_lab(engine, self.topology(engine, participant_lab), self.room) as lab:
+            yield lab
+
+
+def spread_s(times: list[float]) -> dict:
+    """Median and p95 in seconds (the p95 of 20 is between the 19th and the 20th)."""
+    return {
+        "checks": len(times),
+        "median_s": round(statistics.median(times), 1),
+        "p95_s": round(statistics.quantiles(times, n=20, method="inclusive")[18], 1),
+        "max_s": round(max(times), 1),
+    }
+
+
+async def check_cost(base: str, tokens: dict[str, str], source: str) -> dict:
+    """Every participant presses check at once; seconds from each button to its result (the
+    server's stamp of the result), and how many passed."""
+    body = {"assignment": ASSIGNMENT, "source": source}
+    auth = {p: {"Authorization": f"Bearer {t}"} for p, t in tokens.items()}
+    load_before = os.getloadavg()[0]
+    async with aiohttp.ClientSession() as s:
+        pressed: dict[str, float] = {}
+        for p in tokens:
+            pressed[p] = time.time()
+            async with s.post(f"{base}/api/check", json=body, headers=auth[p]) as r:
+                assert r.status == 202, await r.text()
+        took: dict[str, float] = {}
+        runs: dict[str, dict] = {}
+        while len(runs) < len(tokens):
+            for p in tokens:
+                if p in runs:
+                    continue
+                async with s.get(f"{base}/api/check", headers=auth[p]) as r:
+                    run = await r.json()
+                if run and run["state"] == "done":
+                    runs[p] = run
+                    done_at = run.get("result", {}).get("when", time.time())
+                    took[p] = done_at - pressed[p]
+            await asyncio.sleep(0.5)
+    graded = [r["result"]["seconds"] for r in runs.values() if "result" in r]
+    return spread_s(list(took.values())) | {
+        "passed": sum(bool(r.get("result", {}).get("ok")) for r in runs.values()),
+        "all_done_s": round(max(took.values()), 1),
+        "grading_alone_median_s": round(statistics.median(graded), 1) if graded else None,
+        "errors": sorted({r["error"] for r in runs.values() if "error" in r}),
+        "loadavg at start": round(load_before, 1),
+        "loadavg at end": round(os.getloadavg()[0], 1),
+    }
+
+
+MODES = ("before: in place", "after: warm grader labs", "cold grader lab (hoplab check)")
+
+
+def costs(portal: serve.Portal, base: str, tokens: dict[str, str], source: str) -> dict:
+    """The three ways of grading, one after the other on the same room, and their ratios."""
+    warm, topo = portal.grades.graders, load_topology()
+    ways = {
+        MODES[0]: InPlace(portal.room, lambda _e, _l: topo, warm.workers),
+        MODES[1]: warm,
+        MODES[2]: Cold(portal.room, lambda _e, _l: topo, warm.workers),
+    }
+    out: dict = {}
+    try:
+        for mode, graders in ways.items():
+            portal.grades.graders = graders
+            out[mode] = asyncio.run(check_cost(base, tokens, source))
+            console.print(f"{mode}: {out[mode]}")
+            time.sleep(MIN_INTERVAL)  # a participant's next check may start
+    finally:
+        portal.grades.graders = warm  # serve.stop closes the warm labs
+    before = out[MODES[0]]
+    for mode in MODES[1:]:
+        for key in ("median_s", "p95_s"):
+            ratio = out[mode][key] / before[key] if before[key] else None
+            out[mode][f"{key[:-2]} ratio to before"] = round(ratio, 2) if ratio else None
+    return out
+
+
 async def while_hung(base: str, tokens: dict[str, str], source: str, hung: int) -> dict:
     """The others' /api/me and one reference check while `hung` participants hang their nodes."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests/
@@ -261,19 +366,20 @@ async def while_hung(base: str, tokens: dict[str, str], source: str, hung: int) 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--labs", type=int, default=20)
+    ap.add_argument("--labs", type=int, default=20, help="participants' labs in the room")
     ap.add_argument("--pause", type=float, default=0.2, help="seconds between 4-page batches")
     ap.add_argument("--p95", type=float, default=300.0, help="budget for the p95 page load, ms")
     ap.add_argument("--out", type=Path, default=Path("bench-results/portal.json"))
     ap.add_argument("--hung", type=int, default=2, help="participants who hang their nodes")
-    ap.add_argument("--skip-load", action="store_true", help="only the --hung phase")
+    ap.add_argument("--skip-load", action="store_true", help="no page-load phase")
+    ap.add_argument("--skip-cost", action="store_true", help="no check-cost phase")
     args = ap.parse_args()
     engine = Engine(connect())
     name = f"bp{int(time.time()) % 100000}"
     room = workshop.Room(name, workshop.numbered_seats(args.labs, f"{name}-"))
     source = grading.select(ASSIGNMENT).solution.read_text()
     figures: dict = {"labs": args.labs, "other_labs_on_engine": len(engine.labs())}
-    stop = thread = loop = None
+    stop = thread = loop = portal = None
     try:
         started = time.monotonic()
         report = workshop.up(engine, load_topology(), room)
@@ -287,39 +393,65 @@ def main() -> int:
             tokens = {p: u.split("#", 1)[1] for p, u in links.participants.items()}
             if not args.skip_load:
                 figures |= asyncio.run(under_load(base, tokens, source, args.pause))
+            if not args.skip_cost:
+                figures["check_cost"] = costs(portal, base, tokens, source)
             if 0 < args.hung < args.labs:
                 figures["hung"] = asyncio.run(while_hung(base, tokens, source, args.hung))
             loop.call_soon_threadsafe(stop.set)
             thread.join(60)
             stop = None
+            serve.stop(portal)
+            portal = None
+    except Exception as err:  # a later phase failed: keep what the earlier ones measured
+        figures["failed"] = f"{type(err).__name__}: {err}"
+        console.print(f"[red]a phase failed[/]: {figures['failed']}")
     finally:
         if stop is not None and loop is not None:
             loop.call_soon_threadsafe(stop.set)
             thread.join(60)
+        if portal is not None:
+            serve.stop(portal)  # no check left to bring a grader lab up after the room's down
         started = time.monotonic()
         workshop.down(engine, name)
         figures["room_down_s"] = round(time.monotonic() - started, 1)
         figures["leftovers"] = sum(
-            len(engine.api.containers(all=True, filters=L.lab_filter(s.lab)))
-            + len(engine.api.networks(filters=L.lab_filter(s.lab)))
-            for s in room.seats
+            len(engine.api.containers(all=True, filters=L.lab_filter(lab)))
+            + len(engine.api.networks(filters=L.lab_filter(lab)))
+            for lab in [s.lab for s in room.seats] + engine.labs_labelled(L.GRADER, name)
         )
     show(figures)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2))
     hung = figures.get("hung", {})
-    good = (
+    good = "failed" not in figures and (
         (args.skip_load or figures["checks"]["passed"] == args.labs)
         and figures["leftovers"] == 0
         and (args.skip_load or figures["page_load_ms"]["p95"] <= args.p95)
         and (not hung or hung["others_me_ms"]["p95"] <= args.p95)
         and (not hung or (hung["reference_check_ok"] and hung["reference_check_s"] < 30))
+        and all(c["passed"] == c["checks"] for c in figures.get("check_cost", {}).values())
     )
     return 0 if good else 1
 
 
 def load_topology():  # noqa: ANN201 - a Topology
     return load_file(default_lab())
+
+
+def cost_rows(cost: dict) -> list[tuple[str, object]]:
+    """A check's seconds from the button to the result, each way of grading, and the ratios."""
+    rows: list[tuple[str, object]] = []
+    for mode, c in cost.items():
+        ratio = ""
+        if "median ratio to before" in c:
+            ratio = f"; x{c['median ratio to before']} / x{c['p95 ratio to before']} of before"
+        rows.append(
+            (
+                f"check, {mode}: median / p95 (s)",
+                f"{c['median_s']} / {c['p95_s']}{ratio}; {c['passed']} of {c['checks']} passed",
+            )
+        )
+    return rows
 
 
 def show(f: dict) -> None:
@@ -338,6 +470,7 @@ def show(f: dict) -> None:
         (f"page loads measured (over {page.get('measured_over_s')} s)", page.get("samples")),
         ("checks passed", f.get("checks", {}).get("passed")),
         ("all checks done after (s)", f.get("checks", {}).get("all_done_s")),
+        *cost_rows(f.get("check_cost", {})),
         ("participants hanging their nodes", f.get("hung", {}).get("hung_participants")),
         ("  others' /api/me p50 (ms)", f.get("hung", {}).get("others_me_ms", {}).get("p50")),
         ("  others' /api/me p95 (ms)", f.get("hung", {}).get("others_me_ms", {}).get("p95")),

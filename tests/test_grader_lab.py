@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from hoplab import grading
+from hoplab import api, grading
+from hoplab.errors import HoplabError
 from hoplab.grading.grader import grade
 from hoplab.model import labels as L
+from hoplab.model.load import load
 from hoplab.runtime.lab import Lab
-from tests.conftest import ROOT, bring_up, unique_lab_name
+from hoplab.workshop.graderlab import Closed, GraderLabs, RoomGraders
+from tests import test_portal as tp
+from tests.conftest import COMPOSE, ROOT, bring_up, unique_lab_name
 
 pytestmark = pytest.mark.docker
 
@@ -137,3 +143,155 @@ def test_a_submission_cannot_hand_its_work_to_hoplabs_programs_or_forbidden_tool
     # Closing the tools to nobody costs the honest program nothing.
     reference = grade(clean, a, ASSIGNMENTS / assignment / "solution.py")
     assert reference.ok, [c for c in reference.checks if c.status.name == "FAIL"]
+
+
+# --- grader labs that outlive their owner: close() racing a bring-up ---------------------------
+
+
+def _until(what: Callable[[], object], seconds: float, why: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not what():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
+
+
+def _graders_of(engine, of: str) -> list[str]:
+    return engine.labs_labelled(L.GRADER, of)
+
+
+def test_close_during_a_bring_up_leaves_no_grader_lab_now_or_later(engine) -> None:
+    """serve's exit while a check brings up its grader lab: the lab was counted only once its
+    bring-up returned, so close() missed it and the whole lab stayed."""
+    of = unique_lab_name("h26c")
+    labs = GraderLabs(engine, load(COMPOSE), of, workers=1)
+    failed: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            with labs.lab():
+                pass
+        except BaseException as err:  # noqa: BLE001 - the test reads it below
+            failed.append(err)
+
+    worker = threading.Thread(target=check)
+    try:
+        worker.start()
+        _until(lambda: _graders_of(engine, of), 120, "the grader lab's bring-up never began")
+        labs.close()
+        assert _graders_of(engine, of) == [], "a grader lab outlived close()"
+        worker.join(180)
+        assert not worker.is_alive()
+        assert _graders_of(engine, of) == [], "a grader lab appeared after close()"
+        assert len(failed) == 1 and isinstance(failed[0], Closed), failed
+        with pytest.raises(Closed), labs.lab():  # a closed GraderLabs starts nothing
+            pass
+        assert _graders_of(engine, of) == []
+    finally:
+        worker.join(180)
+        for name in _graders_of(engine, of):
+            engine.down(name)
+
+
+@pytest.fixture
+def seat(engine) -> Iterator[tuple[str, str]]:
+    """A room of one lab, labelled as `workshop up` labels it: (room, lab)."""
+    room, name = unique_lab_name("h26r"), unique_lab_name("h26s")
+    try:
+        api.up(COMPOSE, name=name, labels={L.WORKSHOP: room, L.OWNER: "p1"}, engine=engine)
+        yield room, name
+    finally:
+        engine.down(name)
+        for grader in _graders_of(engine, room):
+            engine.down(grader)
+
+
+def test_a_room_closed_while_a_check_starts_its_grader_labs_gets_none(engine, seat) -> None:
+    """RoomGraders.close() while a check job is still making that engine's GraderLabs (reading
+    the topology): the GraderLabs made after close() was never closed, and its lab stayed."""
+    room, lab = seat
+    reading, go = threading.Event(), threading.Event()
+
+    def topology(_engine, _lab: str):  # noqa: ANN202 - a Topology, read slowly
+        reading.set()
+        assert go.wait(60)
+        return load(COMPOSE)
+
+    graders = RoomGraders(room, topology, workers=1)
+    failed: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            with graders.lab(engine, lab):
+                pass
+        except BaseException as err:  # noqa: BLE001 - the test reads it below
+            failed.append(err)
+
+    worker = threading.Thread(target=check)
+    worker.start()
+    assert reading.wait(60)
+    graders.close()
+    go.set()
+    worker.join(180)
+    assert not worker.is_alive()
+    assert len(failed) == 1 and isinstance(failed[0], Closed), failed
+    assert _graders_of(engine, room) == [], "a grader lab appeared after close()"
+
+
+def test_a_room_taken_down_during_a_grading_keeps_no_warm_grader_lab(engine, seat) -> None:
+    """`workshop down` while the portal serves: the grading in flight ends, its warm grader lab
+    goes with the room, and the next check is refused instead of bringing one up."""
+    room, lab = seat
+    graders = RoomGraders(room, lambda _e, _l: load(COMPOSE), workers=1)
+    inside, go = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            with graders.lab(engine, lab):
+                inside.set()
+                assert go.wait(60)
+        except BaseException as err:  # noqa: BLE001 - the test reads it below
+            failed.append(err)
+
+    worker = threading.Thread(target=check)
+    try:
+        worker.start()
+        assert inside.wait(180), failed
+        assert len(_graders_of(engine, room)) == 1
+        engine.down(lab)  # the room's last lab
+        go.set()
+        worker.join(60)
+        assert not worker.is_alive() and not failed, failed
+        assert _graders_of(engine, room) == [], "a warm grader lab outlived its room"
+        with pytest.raises(HoplabError, match="not a lab of workshop"), graders.lab(engine, lab):
+            pass
+        assert _graders_of(engine, room) == []
+    finally:
+        go.set()
+        worker.join(60)
+        graders.close()
+
+
+def test_serve_stopping_with_checks_in_flight_leaves_no_grader_lab(engine, tmp_path) -> None:
+    """serve's exit (serve.stop) while one check brings up its grader lab and another waits in
+    the queue: when stop returns, no grader lab is left and no worker is left to make one."""
+    tcp_echo = grading.select("tcp-echo")
+    body = {"assignment": tcp_echo.name, "source": tcp_echo.solution.read_text()}
+    with tp.served_room(engine, tmp_path, "h26v", 3) as room:
+        first, *rest = sorted(room.labs)
+        status, got = tp.run(
+            tp.call(room.served.base, "POST", "/api/check", room.tokens[first], body)
+        )
+        assert status == 202, got
+        _until(lambda: _graders_of(engine, room.name), 120, "no grader lab began")
+        for p in rest:  # queued behind the first (2 workers: one starts, one waits)
+            status, got = tp.run(
+                tp.call(room.served.base, "POST", "/api/check", room.tokens[p], body)
+            )
+            assert status == 202, got
+        room.served.close()
+        assert _graders_of(engine, room.name) == [], "a grader lab outlived serve's exit"
+        ran = room.served.portal.grades.status(first)
+        assert ran is not None and ran["state"] == "done", ran  # ended, not abandoned
+        time.sleep(2)
+        assert _graders_of(engine, room.name) == [], "a grader lab appeared after serve's exit"

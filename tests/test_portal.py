@@ -98,8 +98,12 @@ class Served:
     stop: asyncio.Event
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(30)
+        """As serve's exit: the web app stops, then its workers and grader labs (serve.stop), so
+        no check still queued brings a grader lab up after the room is gone."""
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.stop.set)
+            self.thread.join(30)
+        serve.stop(self.portal)
 
 
 def start_portal(engine: Engine, room: str, folder: Path) -> Served:
@@ -154,9 +158,11 @@ def served_room(engine: Engine, folder: Path, prefix: str, count: int) -> Iterat
         labs = {s.participant: Lab.attach(engine, s.lab) for s in seats.seats}
         yield Room(name, labs, folder, served, tokens)
     finally:
-        if served:
-            served.close()
-        workshop.down(engine, name)
+        try:
+            if served:
+                served.close()
+        finally:  # the room goes even when stopping the portal failed
+            workshop.down(engine, name)
         assert workshop.room_labs(engine, name) == []
         assert engine.labs_labelled(L.GRADER, name) == []  # the grader labs went with it
 

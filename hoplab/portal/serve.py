@@ -29,7 +29,7 @@ from hoplab.portal.server import Portal, lab_topology, make_app
 from hoplab.portal.terminals import Terminals
 from hoplab.workshop.graderlab import RoomGraders
 
-CHECK_WORKERS = 2  # check runs at once for the whole room: one per core of this machine
+MAX_CHECK_WORKERS = 8  # each worker keeps a grader lab warm: 7 nodes at their memory limit
 IO_WORKERS = 24  # Docker calls (list, exec, kill) in flight at once
 
 
@@ -87,6 +87,18 @@ def issue(
     return Links(links, instructor, path)
 
 
+def check_workers(cpus: int) -> int:
+    """Check runs at once for the whole room: one per CPU of the room's engines, 1 to 8.
+
+    A grading is work on the engine's host (its execs, the graded program, hoplab's peers and
+    captures), so a worker beyond the CPUs only slows every grading in flight and a queue does
+    not drain faster. Nor does a larger room call for more: it queues longer, but the machine's
+    CPUs bound how fast it drains. Each worker keeps a warm grader lab (7 nodes of the default
+    lab at their memory limit), hence the cap. On the project's 2 cores this is 2.
+    """
+    return max(1, min(MAX_CHECK_WORKERS, cpus))
+
+
 def build(
     engines: EngineAPI | dict[str, EngineAPI],
     room: str,
@@ -101,8 +113,9 @@ def build(
     if not isinstance(engines, dict):
         engines = {LOCAL: engines}
     engine = next(iter(engines.values()))
+    workers = check_workers(sum(e.machine()[0] for e in engines.values()))
     io = ThreadPoolExecutor(max_workers=IO_WORKERS, thread_name_prefix="portal-io")
-    checks = ThreadPoolExecutor(max_workers=CHECK_WORKERS, thread_name_prefix="portal-check")
+    checks = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="portal-check")
     portal = kind(
         engine=engine,
         room=room,
@@ -111,7 +124,7 @@ def build(
             engine,
             checks,
             folder,
-            RoomGraders(room, lambda e, lab: load(lab_topology(e, lab, topology)), CHECK_WORKERS),
+            RoomGraders(room, lambda e, lab: load(lab_topology(e, lab, topology)), workers),
         ),
         terminals=Terminals(engine, io),
         learning=LessonProgress(folder),
@@ -148,10 +161,21 @@ def run(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+    stop(portal)
+
+
+def stop(portal: Portal) -> None:
+    """What the portal leaves when it stops serving: no Docker call in flight and no grader lab.
+
+    Exercise runs end at their next exec. The grader labs close next: a bring-up in flight
+    rolls back, queued checks are refused rather than starting one, and a grading in flight
+    ends at once (its lab is gone). Then the workers are awaited, so nothing is left to bring a
+    lab up later.
+    """
     portal.exercises.close()  # runs end at their next exec, their clean up done
+    portal.grades.graders.close()
     portal.io.shutdown(wait=True, cancel_futures=True)
     portal.grades.workers.shutdown(wait=True, cancel_futures=True)
-    portal.grades.graders.close()
 
 
 def main(

@@ -31,6 +31,58 @@ MAX_PER_PARTICIPANT = 4  # one participant cannot starve the room of execs
 SCROLLBACK = 64 * 1024  # characters replayed on reattach
 MAX_INPUT = 16 * 1024  # characters per input message: a paste, not a file upload
 SHELL = ["sh", "-c", "command -v bash >/dev/null && exec bash -l; exec sh -l"]
+SEND_S = 5.0  # seconds a page may take no output before it is cut off (a stalled tab)
+# Bytes a second of output per terminal: far more than anyone reads, and what a browser terminal
+# draws with ease. Above it the pump waits, so `yes` blocks in the node instead of spending the
+# portal's one event loop (shared by the room) on encoding its output.
+OUTPUT_RATE = 256 * 1024
+
+
+async def _send(ws: web.WebSocketResponse, text: str) -> bool:
+    """One message to one page; whether it went. A page that reads nothing (a stalled tab, a
+    hostile client) holds its sender once the socket's buffers are full, and with it the
+    terminal's output and close: so after SEND_S it is cut off (a reload reattaches, with the
+    scrollback)."""
+    if ws.closed:
+        return False
+    try:
+        await asyncio.wait_for(ws.send_str(text), SEND_S)
+        return True
+    except TimeoutError:
+        _cut(ws)
+    except (ConnectionError, RuntimeError):
+        pass
+    return False
+
+
+def _cut(ws: web.WebSocketResponse) -> None:
+    """Shut the page's connection down under it: a send blocked on it fails at once, where
+    closing the transport would wait for buffers that the page never reads."""
+    sock = ws.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+async def _let_go(ws: web.WebSocketResponse, why: str) -> None:
+    """Tell the page why, then close its websocket; a page that does not take it is cut off.
+
+    The close waits for the page's own handler to see it; when the page's connection goes
+    meanwhile, aiohttp cancels that wait. That ends only this page's close, not the caller's
+    (a DELETE that would otherwise fail half done, and be retried by the browser into a 404).
+    """
+    if not await _send(ws, json.dumps({"bye": why})):
+        return  # gone already, or cut off
+    try:
+        await asyncio.wait_for(ws.close(), SEND_S)
+    except TimeoutError:
+        _cut(ws)
+    except (ConnectionError, RuntimeError):
+        pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the caller itself is being cancelled
 
 
 class TerminalLimit(Exception):
@@ -132,6 +184,7 @@ class Terminals:
         loop = asyncio.get_running_loop()
         decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         assert term.sock is not None, "open() sets the socket before it starts the pump"
+        free_at = loop.time()  # when the output sent so far has been paid for at OUTPUT_RATE
         try:
             while True:
                 data = await loop.sock_recv(term.sock, 65536)
@@ -140,9 +193,11 @@ class Terminals:
                 text = decode(data)
                 term.scrollback = (term.scrollback + text)[-SCROLLBACK:]
                 for ws in [term.writer, *term.watchers]:
-                    if ws is not None and not ws.closed:
-                        with contextlib.suppress(ConnectionError, RuntimeError):
-                            await ws.send_str(json.dumps({"o": text}))
+                    if ws is not None:
+                        await _send(ws, json.dumps({"o": text}))
+                free_at = max(free_at, loop.time()) + len(data) / OUTPUT_RATE
+                if free_at - loop.time() > 0.05:  # a flood: wait before reading more
+                    await asyncio.sleep(free_at - loop.time())
         except OSError:
             pass
         await self.close(term, "the shell exited")
@@ -156,15 +211,13 @@ class Terminals:
         older page is told so. Watchers (the instructor) only read.
         """
         self._tokens[ws] = token
-        await ws.send_str(json.dumps({"o": term.scrollback, "replay": True}))
+        await _send(ws, json.dumps({"o": term.scrollback, "replay": True}))
         if readonly:
             term.watchers.add(ws)
         else:
             old, term.writer, term.detached_at = term.writer, ws, None
-            if old is not None and not old.closed:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await old.send_str(json.dumps({"bye": "attached in another page"}))
-                    await old.close()
+            if old is not None:
+                await _let_go(old, "attached in another page")
         loop = asyncio.get_running_loop()
         try:
             async for msg in ws:
@@ -208,10 +261,8 @@ class Terminals:
             with contextlib.suppress(OSError):
                 term.sock.close()
         for ws in [term.writer, *term.watchers]:
-            if ws is not None and not ws.closed:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.send_str(json.dumps({"bye": why}))
-                    await ws.close()
+            if ws is not None:
+                await _let_go(ws, why)
 
     async def close_participant(self, participant: str, why: str) -> None:
         await asyncio.gather(*(self.close(t, why) for t in self.of(participant)))
@@ -222,10 +273,8 @@ class Terminals:
         while True:
             await asyncio.sleep(every)
             for ws, token in list(self._tokens.items()):
-                if not self.valid(token) and not ws.closed:
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await ws.send_str(json.dumps({"bye": "your link was revoked"}))
-                        await ws.close()
+                if not self.valid(token):
+                    await _let_go(ws, "your link was revoked")
             now = time.monotonic()
             for term in list(self._open.values()):
                 if term.detached_at is not None and now - term.detached_at > self.grace:

@@ -209,3 +209,24 @@ def test_the_readme_links_every_docs_page():
         p.name for p in sorted((ROOT / "docs").glob("*.md")) if f"(docs/{p.name})" not in readme
     ]
     assert orphans == []
+
+
+def test_the_check_cost_block_shows_each_way_of_grading_with_its_ratio_to_before():
+    cost = {
+        mode: {
+            "checks": 20,
+            "median_s": median,
+            "p95_s": p95,
+            "passed": 20,
+            "grading_alone_median_s": 9.5,
+            "loadavg at start": 3.0,
+            "loadavg at end": 4.0,
+        }
+        for mode, median, p95 in (("before: in place", 50.0, 90.0), ("after: warm", 55.0, 99.0))
+    }
+    cost["after: warm"] |= {"median ratio to before": 1.1, "p95 ratio to before": 1.1}
+    out = docs.check_cost({"labs": 20, "check_cost": cost})
+    assert out.startswith("20 labs, every participant pressing check at once")
+    assert "| before: in place | 50.0 / 90.0 s | 1 / 1 | 9.5 s | 20 of 20 | 3.0 to 4.0 |" in out
+    assert "| after: warm | 55.0 / 99.0 s | 1.1 / 1.1 |" in out
+    assert docs.check_cost({"labs": 20}) is None  # a run without the phase leaves the block

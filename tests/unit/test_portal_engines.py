@@ -107,3 +107,11 @@ def test_a_terminal_opens_pumps_and_ends_on_its_labs_own_engine(tiny):
         asyncio.run(go())
     finally:
         io.shutdown()
+
+
+def test_check_workers_follow_the_engines_cpus_within_bounds():
+    from hoplab.portal.serve import MAX_CHECK_WORKERS, check_workers
+
+    assert check_workers(2) == 2  # the project's machine: as before
+    assert [check_workers(c) for c in (0, 1, 5)] == [1, 1, 5]
+    assert check_workers(64) == MAX_CHECK_WORKERS
