@@ -24,7 +24,8 @@ from hoplab.engine.engine import Engine
 from hoplab.portal.terminals import OUTPUT_RATE
 from tests import test_portal as tp
 
-pytestmark = pytest.mark.docker
+# Not yet 20 passes in a row (a terminal's close once took over 30 s, cause not found): `make soak`.
+pytestmark = [pytest.mark.docker, pytest.mark.soak]
 
 NODE = "srv"
 FLOOD_S = 10.0  # seconds of flood while the other participant is timed
