@@ -10,7 +10,7 @@ One run on the real engine:
 - then every check's result;
 - then the cost of a check before and after grader labs (issue 26): every participant presses
   check (udp-service, the reference) at the same moment, three times, and each button's seconds
-  to its result are timed (median, p95) with the room's check workers (serve.check_workers: 2
+  to its result are timed (median, p95) with the room's check workers (placement.check_workers: 2
   on 2 cores): "before" grades in the participant's own lab (in place, as the portal did
   before grader labs), "after" in the room's warm grader labs (the portal now; the first check
   of each worker brings its lab up), and "cold" in a grader lab made and removed around each

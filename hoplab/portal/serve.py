@@ -28,8 +28,8 @@ from hoplab.portal.lessons import LessonProgress
 from hoplab.portal.server import Portal, lab_topology, make_app
 from hoplab.portal.terminals import Terminals
 from hoplab.workshop.graderlab import RoomGraders
+from hoplab.workshop.placement import check_workers
 
-MAX_CHECK_WORKERS = 8  # each worker keeps a grader lab warm: 7 nodes at their memory limit
 IO_WORKERS = 24  # Docker calls (list, exec, kill) in flight at once
 
 
@@ -85,18 +85,6 @@ def issue(
         links[name] = url(base, "p", token)
     T.write_links(path, links)
     return Links(links, instructor, path)
-
-
-def check_workers(cpus: int) -> int:
-    """Check runs at once for the whole room: one per CPU of the room's engines, 1 to 8.
-
-    A grading is work on the engine's host (its execs, the graded program, hoplab's peers and
-    captures), so a worker beyond the CPUs only slows every grading in flight and a queue does
-    not drain faster. Nor does a larger room call for more: it queues longer, but the machine's
-    CPUs bound how fast it drains. Each worker keeps a warm grader lab (7 nodes of the default
-    lab at their memory limit), hence the cap. On the project's 2 cores this is 2.
-    """
-    return max(1, min(MAX_CHECK_WORKERS, cpus))
 
 
 def build(

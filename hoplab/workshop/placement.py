@@ -4,7 +4,8 @@ A lab never spans engines (all its traffic stays inside it), so what spreads is 
 labs. The capacity rule, per engine, in nodes:
 
     budget = nodes capacity if given, else min(NODES_PER_CPU * CPUs, memory // node memory limit)
-    free labs = min((budget - hoplab nodes already on it) // nodes per lab,
+    free labs = min((budget - hoplab nodes already on it - grader labs to come * nodes per lab)
+                    // nodes per lab,
                     labs capacity - this room's labs already on it, if a labs capacity is given)
 
 A given nodes=N replaces the estimate: the operator knows the machine. NODES_PER_CPU comes from the
@@ -13,7 +14,10 @@ nodes, so 70 nodes per CPU). Memory is budgeted at each node's memory limit (NOD
 engine's default), not at its idle cost: a participant is root in their nodes and can fill every
 one to its limit, so a room sized by the rule cannot overcommit the host. The machine's budget
 counts every hoplab node on the engine, whatever lab or room it belongs to; `labs=N` is the share
-of this room the operator gives the engine. A room lab that already exists stays where it is.
+of this room the operator gives the engine. The portal keeps a warm grader lab per check worker
+on each engine that holds the room's labs (workshop/graderlab.py), at the same limits: those not
+up yet are reserved, so a serving room cannot overcommit either. A room lab that already exists
+stays where it is.
 New labs go one at a time to the engine with the most free labs (the first given wins a tie), so
 a room spreads evenly and a big engine takes the larger share.
 """
@@ -26,6 +30,7 @@ from pathlib import Path
 from hoplab.errors import InputError
 
 NODES_PER_CPU = 70
+MAX_CHECK_WORKERS = 8  # each worker keeps a grader lab warm: 7 nodes at their memory limit
 NODE_MEMORY = 128 * 2**20  # hoplab.engine.bringup.MEM_LIMIT ("128m"; a test keeps them equal)
 ENGINES_HINT = (
     "one engine per line: URL-or-context, then labs=N and nodes=N if wanted, e.g. "
@@ -55,6 +60,20 @@ class Free:
     labs_cap: int | None = None
     nodes_cap: int | None = None
     node_memory: int = NODE_MEMORY  # bytes: each node's memory limit
+    graders_to_come: int = 0  # the room's grader labs the engine must keep room for
+
+
+def check_workers(cpus: int) -> int:
+    """Check runs at once for the whole room: one per CPU of the room's engines, 1 to 8.
+
+    A grading is work on the engine's host (its execs, the graded program, hoplab's peers and
+    captures), so a worker beyond the CPUs only slows every grading in flight and a queue does
+    not drain faster. Nor does a larger room call for more: it queues longer, but the machine's
+    CPUs bound how fast it drains. Each worker keeps a warm grader lab on each engine that holds
+    the room's labs, hence the cap, and the reservation in the capacity rule (Free). On the
+    project's 2 cores this is 2.
+    """
+    return max(1, min(MAX_CHECK_WORKERS, cpus))
 
 
 @dataclass(frozen=True)
@@ -128,7 +147,8 @@ def free_labs(engine: Free, nodes_per_lab: int) -> int:
     budget = min(NODES_PER_CPU * max(1, engine.cpus), engine.memory // engine.node_memory)
     if engine.nodes_cap is not None:
         budget = engine.nodes_cap
-    labs = (budget - engine.nodes_held) // max(1, nodes_per_lab)
+    reserved = engine.graders_to_come * nodes_per_lab
+    labs = (budget - engine.nodes_held - reserved) // max(1, nodes_per_lab)
     if engine.labs_cap is not None:
         labs = min(labs, engine.labs_cap - engine.labs_held)
     return max(0, labs)
@@ -154,7 +174,13 @@ def refusal(engine: Free, nodes_per_lab: int, new_labs: int) -> str:
         f"{new_labs} new labs of {nodes_per_lab} nodes do not fit engine {engine.name}: it takes "
         f"{fits} more (its budget is {min(by_cpu, by_memory)} nodes: {engine.cpus} CPUs at "
         f"{NODES_PER_CPU} a CPU, {engine.memory >> 20} MiB at {engine.node_memory >> 20} MiB a "
-        f"node's memory limit; {engine.nodes_held} hoplab nodes run there already)"
+        f"node's memory limit; {engine.nodes_held} hoplab nodes run there already"
+        + (
+            f", and {engine.graders_to_come} grader labs are kept for the portal's checks"
+            if engine.graders_to_come
+            else ""
+        )
+        + ")"
     )
 
 

@@ -28,7 +28,13 @@ from hoplab.model import labels as L
 from hoplab.model.load import LAB_NAME_HINT, check_lab_name
 from hoplab.model.plan import parse_pool
 from hoplab.model.topology import Topology
-from hoplab.workshop.placement import NODE_MEMORY, Free, memory_bytes, refusal
+from hoplab.workshop.placement import (
+    NODE_MEMORY,
+    Free,
+    check_workers,
+    memory_bytes,
+    refusal,
+)
 
 WORKSHOP = L.WORKSHOP  # the label key on every node of a room's labs (defined in model.labels)
 ENGINE = "hoplab.engine"  # the engine a room lab was placed on, as `workshop up` named it
@@ -261,12 +267,18 @@ def check_free(engine: EngineAPI, room: Room) -> set[str]:
     return {seat.lab for seat in room.seats if seat.lab in mine}
 
 
+def graders_to_come(engine: EngineAPI, room: str, cpus: int) -> int:
+    """The room's grader labs that the portal will bring up on engine and are not up yet: one
+    per check worker (cpus: of all the room's engines, as the portal counts them)."""
+    return max(0, check_workers(cpus) - len(engine.labs_labelled(L.GRADER, room)))
+
+
 def check_fits(engine: EngineAPI, topo: Topology, room: Room) -> None:
     """Refuse, before anything is created, a room the engine cannot hold at its nodes' limits.
 
     The capacity rule is placement's: CPUs, and memory at each node's memory limit, minus every
-    hoplab node already on the engine. Labs of this room that exist are kept, so they count as
-    held, not as new.
+    hoplab node already on the engine and the room's grader labs that the portal will add. Labs
+    of this room that exist are kept, so they count as held, not as new.
     """
     held = engine.labs()
     mine = set(room_labs(engine, room.name))
@@ -278,6 +290,7 @@ def check_fits(engine: EngineAPI, topo: Topology, room: Room) -> None:
         labs_held=len(mine),
         nodes_held=sum(len(lab.nodes) for lab in held),
         node_memory=memory_bytes(getattr(engine, "mem_limit", "")) or NODE_MEMORY,
+        graders_to_come=graders_to_come(engine, room.name, cpus),
     )
     new = sum(seat.lab not in mine for seat in room.seats)
     why = refusal(free, len(topo.nodes), new)

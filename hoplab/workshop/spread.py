@@ -44,7 +44,7 @@ class SpreadReport:
     unreachable: list[Reached] = field(default_factory=list)
 
 
-def _free(reached: Reached, line: EngineLine | None, room_labs: int) -> Free:
+def _free(reached: Reached, line: EngineLine | None, room_labs: int, graders_to_come: int) -> Free:
     size = reached.size
     assert size is not None, "reach() measures every engine it reaches for up"
     return Free(
@@ -55,6 +55,7 @@ def _free(reached: Reached, line: EngineLine | None, room_labs: int) -> Free:
         size.nodes,
         line.labs if line else None,
         line.nodes if line else None,
+        graders_to_come=graders_to_come,
     )
 
 
@@ -84,9 +85,18 @@ def up(
         say(f"engine {r.name} is unreachable ({r.error}): its share goes to the other engines")
     engines = {r.name: engine_for(r) for r in live}
     kept = {lab: name for name, e in engines.items() for lab in R.check_free(e, room)}
+    cpus = sum(r.size.cpus for r in live if r.size is not None)  # the portal's check workers
     placement = place(
         [s.lab for s in room.seats],
-        [_free(r, caps.get(r.name), list(kept.values()).count(r.name)) for r in live],
+        [
+            _free(
+                r,
+                caps.get(r.name),
+                list(kept.values()).count(r.name),
+                R.graders_to_come(engines[r.name], room.name, cpus),
+            )
+            for r in live
+        ],
         len(topo.nodes),
         kept,
     )

@@ -110,7 +110,7 @@ def test_a_terminal_opens_pumps_and_ends_on_its_labs_own_engine(tiny):
 
 
 def test_check_workers_follow_the_engines_cpus_within_bounds():
-    from hoplab.portal.serve import MAX_CHECK_WORKERS, check_workers
+    from hoplab.workshop.placement import MAX_CHECK_WORKERS, check_workers
 
     assert check_workers(2) == 2  # the project's machine: as before
     assert [check_workers(c) for c in (0, 1, 5)] == [1, 1, 5]
