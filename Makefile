@@ -9,7 +9,7 @@ KEEP    ?= 0
 ARTIFACTS ?= artifacts
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lab test unit up down shell status clean setup image sysdeps lint bench soak
+.PHONY: lab test unit up down shell status clean setup image sysdeps lint bench
 
 setup: $(VENV)/.installed sysdeps
 
@@ -43,12 +43,8 @@ test: image
 	$(VENV)/bin/ruff format --check hoplab tests bench hosts examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q -m "not soak"
+	$(VENV)/bin/pytest -q --durations=25
 	$(VENV)/bin/pytest -q -n 2 examples
-
-# Timing tests that have not yet passed 20 runs in a row here: run them until they do.
-soak: image
-	$(VENV)/bin/pytest -q -m soak
 
 # ruff for style; lint-imports for the layer rules in pyproject.toml ([tool.importlinter]); mypy
 # for the types ([tool.mypy]: the engine boundary, and the engine and the model strictly).

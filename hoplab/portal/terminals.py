@@ -250,11 +250,20 @@ class Terminals:
                 term.writer, term.detached_at = None, time.monotonic()
 
     async def close(self, term: Terminal, why: str = "closed") -> None:
-        """End the terminal and kill everything it started in the node; idempotent."""
+        """End the terminal and kill everything it started in the node; idempotent.
+
+        Its stream is shut first. The engine handles a container's events one at a time, and a
+        terminal's exit waits until its output is delivered: a stream left open (the pump paced
+        by a flood) held the kill's own exit behind it until the kill overran its deadline (5 s,
+        then the node refuses execs for a while), in one close of every flood of four terminals.
+        """
         if term.ended:
             return
         term.ended = True
         self._open.pop((term.participant, term.id), None)
+        if term.sock is not None:
+            with contextlib.suppress(OSError):
+                term.sock.shutdown(socket.SHUT_RDWR)  # the pump reads its end and stops
         with contextlib.suppress(Exception):
             await self._io(term, self._on(term).kill_tty, term.container, term.id, term.pid)
         if term.sock is not None:
