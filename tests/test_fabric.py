@@ -296,9 +296,10 @@ def test_up_restarts_a_broken_node_and_wires_it_again(wired):
 
 def test_an_engine_that_refuses_the_helper_stops_up_before_anything_exists(wired, monkeypatch):
     monkeypatch.setattr(fabric, "refusal", lambda info: "the engine runs rootless (test)")
+    refusing = Engine(connect(), wiring=fabric.FABRIC)  # its own: `wired` read `docker info`
     name = unique_lab_name("fabr")
     with pytest.raises(InputError, match="cannot wire labs") as info:
-        bring_up(wired, name)
+        bring_up(refusing, name)
     assert info.value.exit_code == 2
     assert "nothing was created" in info.value.hint
     assert objects(wired, name) == ([], [])

@@ -47,18 +47,28 @@ def matches(current: LabState, plan: Plan, image: str) -> bool:
     )
 
 
-def decide(current: LabState, plan: Plan, image: str) -> Decision:
+def decide(current: LabState, plan: Plan, image: str, wired: bool = False) -> Decision:
     """Reconcile: a matching lab is kept (its stopped nodes started), any other is rebuilt.
 
     Patching a lab in place (one node changed) would need a diff of every label and interface;
     rebuilding costs about a second and cannot leave a half-old lab.
+    `wired`: this engine wires labs itself (fabric). A lab of the other wiring is rebuilt, and
+    so is a fabric lab with stopped nodes: a stopped fabric took every link with it, so wiring
+    part of it again is not enough (a running node that was restarted is wired again by heal).
     """
     if not current.exists:
         return Decision(Action.CREATE)
-    if not matches(current, plan, image):
+    if not matches(current, plan, image) or fabric_wired(current) != wired:
         return Decision(Action.REBUILD)
     stopped = tuple(n.name for n in current.nodes if n.state != "running")
+    if stopped and wired:
+        return Decision(Action.REBUILD)
     return Decision(Action.RESTART, stopped) if stopped else Decision(Action.UNCHANGED)
+
+
+def fabric_wired(current: LabState) -> bool:
+    """Whether hoplab wired this lab itself: its nodes carry their links in a label."""
+    return L.WIRES in current.labels
 
 
 def apply(
