@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from hoplab import lifecycle
 from hoplab.checks import Status
 from hoplab.engine import fabric
 from hoplab.engine.client import connect
@@ -37,8 +38,9 @@ from hoplab.exercises.mac_per_hop import EXERCISE as MAC_PER_HOP
 from hoplab.exercises.runner import run_one
 from hoplab.exercises.ttl_and_traceroute import EXERCISE as TTL
 from hoplab.model import labels as L
+from hoplab.model.load import load
 from hoplab.runtime.lab import Lab
-from tests.conftest import bring_up, unique_lab_name
+from tests.conftest import COMPOSE, bring_up, unique_lab_name
 from tests.test_egress import (
     TINY,
     fabric_pid,
@@ -226,6 +228,38 @@ def test_up_restarts_a_broken_node_and_wires_it_again(wired):
         res = alice.run(["ping", "-4", "-n", "-c1", "-W5", lab.address("srv")], timeout=30)
         assert res.ok and "ttl=62" in res.out, res  # r1 and r2 forward it again
         assert alice.iface("lan1").name == "eth0"
+    finally:
+        wired.down(name)
+    assert objects(wired, name) == ([], [])
+
+
+def test_a_lab_a_daemon_restart_stopped_is_restarted_in_place_and_wired_again(wired):
+    """A daemon restart stops every container, the fabric too, and with it every link; `up`
+    starts the same containers again (a participant's files survive) and wires them all."""
+    name = unique_lab_name("fabs")
+    try:
+        lab = bring_up(wired, name)
+        assert lab.node("alice").run(["sh", "-c", "echo kept > /root/work"]).ok
+        before = {c["Id"] for c in objects(wired, name)[0]}
+        for c in objects(wired, name)[0]:
+            wired.api.stop(c["Id"], timeout=2)
+        result = lifecycle.up(wired, load(COMPOSE), name, lambda *a: None, lambda m: None)
+        assert result.report.action == "restarted", result.report
+        assert {c["Id"] for c in objects(wired, name)[0]} == before, "restarted, not rebuilt"
+        assert counts(wired, name) == (7, 1, 0)
+        lab = Lab.attach(wired, name)
+        assert lab.node("alice").run(["cat", "/root/work"]).out.strip() == "kept"
+        res = lab.node("alice").run(["ping", "-n", "-c1", "-W5", lab.address("carol")], timeout=30)
+        assert res.ok and "ttl=62" in res.out, res  # across r1 and r2
+        assert whole_or_nothing(wired, name, 7) == "working"
+        # one node stopped while the fabric runs: only that node is wired again
+        wired.api.stop(lab.state_node("srv").container, timeout=2)
+        result = lifecycle.up(wired, load(COMPOSE), name, lambda *a: None, lambda m: None)
+        assert result.report.action == "restarted", result.report
+        lab = Lab.attach(wired, name)
+        res = lab.node("alice").run(["ping", "-n", "-c1", "-W5", lab.address("srv")], timeout=30)
+        assert res.ok, res
+        assert whole_or_nothing(wired, name, 7) == "working"
     finally:
         wired.down(name)
     assert objects(wired, name) == ([], [])

@@ -195,13 +195,7 @@ class Engine(impair.LinkImpairments):
         return apply(
             decide(current, plan, image, wired),
             heal=lambda: self.heal(plan, current, progress) if heal else {},
-            start=lambda names: parallel(
-                lambda n: self._bringup.start_node(plan.node(n), plan),
-                names,
-                "starting nodes",
-                progress,
-                self.workers,
-            ),
+            start=lambda names: self._bringup.restart_nodes(plan, names, progress),
             remove=lambda: self.down(plan.lab, progress),
             create=lambda: self._bringup.create(plan, image, progress, labels or {}, cancel),
         )

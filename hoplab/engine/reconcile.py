@@ -52,17 +52,13 @@ def decide(current: LabState, plan: Plan, image: str, wired: bool = False) -> De
 
     Patching a lab in place (one node changed) would need a diff of every label and interface;
     rebuilding costs about a second and cannot leave a half-old lab.
-    `wired`: this engine wires labs itself (fabric). A lab of the other wiring is rebuilt, and
-    so is a fabric lab with stopped nodes: a stopped fabric took every link with it, so wiring
-    part of it again is not enough (a running node that was restarted is wired again by heal).
+    `wired`: this engine wires labs itself (fabric); a lab of the other wiring is rebuilt.
     """
     if not current.exists:
         return Decision(Action.CREATE)
     if not matches(current, plan, image) or fabric_wired(current) != wired:
         return Decision(Action.REBUILD)
     stopped = tuple(n.name for n in current.nodes if n.state != "running")
-    if stopped and wired:
-        return Decision(Action.REBUILD)
     return Decision(Action.RESTART, stopped) if stopped else Decision(Action.UNCHANGED)
 
 
