@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -29,8 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from hoplab.engine import egress
+from hoplab.engine import egress, fabric
 from hoplab.engine.client import connect
+from hoplab.engine.engine import Engine
 from hoplab.errors import HoplabError
 from hoplab.model import labels as L
 from hoplab.runtime.lab import Lab
@@ -101,12 +104,13 @@ def outside() -> Iterator[tuple[str, str, str]]:
 
 
 @contextlib.contextmanager
-def sniffing(ns: str) -> Iterator[list[str]]:
+def sniffing(ns: str, enter: list[str] | None = None, dev: str = "") -> Iterator[list[str]]:
     """Every IPv4 frame that reaches the namespace's veth while the block runs (and 1 s after,
-    for a frame still on its way)."""
-    ns_if = f"h12n{os.getpid()}"[:15]
+    for a frame still on its way). enter and dev: another namespace (an nsenter argv) and
+    interface, such as a fabric's bridge."""
+    ns_if = dev or f"h12n{os.getpid()}"[:15]
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", SNIFF, ns_if],
+        [*(enter or ["ip", "netns", "exec", ns]), sys.executable, "-c", SNIFF, ns_if],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -151,6 +155,92 @@ def bridge_mac(bridge: str) -> str:
     return Path(f"/sys/class/net/{bridge}/address").read_text().strip()
 
 
+# --- fabric wiring: a lab's links live in its fabric's namespace, none on the host -----------
+
+
+def fabric_pid(engine: Engine, lab: str) -> int:
+    found = engine.api.containers(
+        filters={"label": [f"{L.LAB}={lab}", f"{L.FABRIC}={fabric.FABRIC}"]}
+    )
+    assert len(found) == 1, found
+    return int(engine.api.inspect_container(found[0]["Id"])["State"]["Pid"])
+
+
+def fabric_bridge(engine: Engine, lab: str, network: str) -> str:
+    found = engine.api.containers(
+        filters={"label": [f"{L.LAB}={lab}", f"{L.FABRIC}={fabric.FABRIC}"]}
+    )
+    return str(json.loads(found[0]["Labels"][L.NETS])[network]["bridge"])
+
+
+def in_fabric(pid: int, *args: str) -> str:
+    """Run a command in the fabric's network namespace, from the host (root here)."""
+    return sh("nsenter", "-t", str(pid), "-n", *args).stdout
+
+
+def host_links() -> set[str]:
+    return {link["ifname"] for link in json.loads(sh("ip", "-j", "link").stdout)}
+
+
+def hoplab_links(names: set[str]) -> set[str]:
+    """Names only the fabric gives its links (hv<node>x<link>, hb<network>)."""
+    return {n for n in names if re.fullmatch(r"hv\d+x\d+|hb\d+", n)}
+
+
+def links_lead_only_into_the_fabric(engine: Engine, lab: Lab) -> None:
+    """Every interface of every node but lo is a veth whose peer is a port of a bridge in the
+    lab's fabric, a namespace that holds nothing else, no address, and does not forward."""
+    pid = fabric_pid(engine, lab.name)
+    links = json.loads(in_fabric(pid, "ip", "-j", "-d", "link"))
+    fabric_index = {link["ifindex"]: link for link in links}
+    names = {link["ifname"] for link in links}
+    assert names == {"lo"} | hoplab_links(names), "the fabric holds only its bridges and veths"
+    addrs = json.loads(in_fabric(pid, "ip", "-j", "addr"))
+    held = [(a["ifname"], i["local"]) for a in addrs for i in a.get("addr_info", [])]
+    assert all(name == "lo" for name, _ in held), f"the fabric holds an address: {held}"
+    assert in_fabric(pid, "cat", "/proc/sys/net/ipv4/ip_forward").strip() == "0"
+    for node in lab.state.nodes:
+        run = lab.node(node.name).run(["ip", "-j", "link"])
+        for link in json.loads(run.out):
+            if link["ifname"] == "lo":
+                continue
+            assert "link_netnsid" in link, (node.name, link)  # its peer is in another namespace
+            peer = fabric_index.get(link["link_index"]) if "link_index" in link else None
+            assert peer is not None and peer["ifname"].startswith("hv"), (node.name, link)
+            assert peer.get("master", "").startswith("hb"), (node.name, peer)
+
+
+def reaches_nothing_outside(engine: Engine, lab: Lab, node: str, network: str) -> None:
+    """The egress attack below, aimed at the fabric's bridge (the only L2 neighbour a node has
+    besides its peers): nothing reaches the namespace standing in for the outside. Controls:
+    the host's own datagrams reach that namespace's sniffer, and the attack's frames reach the
+    fabric's bridge (where they die: no address, no forwarding)."""
+    n = lab.node(node)
+    dev = n.iface(network).name
+    net = IPv4Network(lab.subnet(network))
+    used = {a for x in lab.state.nodes for a in x.addresses.values()}
+    pid = fabric_pid(engine, lab.name)
+    bridge = fabric_bridge(engine, lab.name, network)
+    assert json.loads(in_fabric(pid, "ip", "-j", "link", "show", "master", bridge)), "no ports"
+    mac = json.loads(in_fabric(pid, "ip", "-j", "link", "show", bridge))[0]["address"]
+    enter = ["nsenter", "-t", str(pid), "-n"]
+    try:
+        with outside() as (ns, host_ip, out_ip):
+            with sniffing(ns) as control, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                for _ in range(3):  # the first may wait for ARP
+                    udp.sendto(b"control", (out_ip, 9))
+                    time.sleep(0.3)
+            assert control, "the control from the host did not show: the sniffer is blind"
+            with sniffing(ns) as seen, sniffing("", enter, bridge) as arrived:
+                attack(lambda c: n.run(c, timeout=20), dev, net, used, mac, [out_ip, host_ip])
+        assert seen == [], f"frames from the lab reached the outside: {seen}"
+        src = lab.address(node, network)
+        assert any(f.startswith(f"{src} > ") for f in arrived), f"no attack frame: {arrived}"
+    finally:  # leave a shared lab as it was found
+        n.run(["ip", "route", "del", "default"])
+        n.run(["ip", "neigh", "flush", "dev", dev, "nud", "permanent"])
+
+
 @pytest.fixture
 def tiny(engine, tmp_path: Path) -> Iterator[Lab]:
     path = tmp_path / "tiny.yaml"
@@ -165,6 +255,11 @@ def tiny(engine, tmp_path: Path) -> Iterator[Lab]:
 
 def test_lab_networks_have_no_nat_and_bridges_the_rules_match(engine, tiny):
     nat = sh("iptables", "-w", "5", "-t", "nat", "-S", "POSTROUTING").stdout
+    if engine.wiring == fabric.FABRIC:  # no bridge on the host, so no rule to match
+        for subnet in tiny.state.networks.values():
+            assert subnet not in nat, f"{subnet} is masqueraded: {nat}"
+        links_lead_only_into_the_fabric(engine, tiny)
+        return
     for n in engine.api.networks(filters=L.lab_filter(tiny.name)):
         info = engine.api.inspect_network(n["Id"])
         assert info["Options"][egress.ENABLE_MASQ] == "false"
@@ -176,6 +271,9 @@ def test_lab_networks_have_no_nat_and_bridges_the_rules_match(engine, tiny):
 
 
 def test_a_root_node_cannot_leave_through_the_host(engine, tiny):
+    if engine.wiring == fabric.FABRIC:
+        reaches_nothing_outside(engine, tiny, "alice", "a")
+        return
     alice = tiny.node("alice")
     net = IPv4Network(tiny.subnet("a"))
     used = {a for n in tiny.state.nodes for a in n.addresses.values()}
@@ -234,16 +332,32 @@ def test_control_the_same_attack_from_a_plain_docker_network_does_arrive(engine)
         api.remove_network(net["Id"])
 
 
-def test_a_lab_refuses_to_start_when_the_rules_cannot_be_put_in_place(engine, monkeypatch):
-    """The engine says it cannot install them (a host without iptables, no rights): `up`
-    raises before anything is created."""
-    monkeypatch.setattr(egress, "apply", lambda client, image, mode: (1, "iptables: not here"))
+@pytest.mark.parametrize("wiring", fabric.WIRINGS)
+def test_a_lab_refuses_to_start_when_the_rules_cannot_be_put_in_place(wiring, monkeypatch):
+    """The engine says it cannot install them (a host without iptables, no rights): on Docker
+    networks `up` raises before anything is created. A fabric lab has no bridge on the host,
+    so it needs no rule: it never asks for them and comes up all the same."""
+    asked = []
+
+    def refuse(client, image, mode):
+        asked.append(mode)
+        return 1, "iptables: not here"
+
+    monkeypatch.setattr(egress, "apply", refuse)
+    engine = Engine(connect(), wiring=wiring)
     name = unique_lab_name("h12r")
-    with pytest.raises(HoplabError, match="host rules that keep labs inside") as info:
-        bring_up(engine, name)
-    assert "no lab was started" in info.value.hint
-    assert not engine.api.containers(all=True, filters=L.lab_filter(name))
-    assert not engine.api.networks(filters=L.lab_filter(name))
+    try:
+        if wiring == fabric.FABRIC:
+            assert bring_up(engine, name).state.running
+            assert asked == [], "a fabric lab asked for host rules"
+            return
+        with pytest.raises(HoplabError, match="host rules that keep labs inside") as info:
+            bring_up(engine, name)
+        assert "no lab was started" in info.value.hint
+        assert not engine.api.containers(all=True, filters=L.lab_filter(name))
+        assert not engine.api.networks(filters=L.lab_filter(name))
+    finally:
+        engine.down(name)
 
 
 def test_rules_install_remove_and_install_again_through_the_helper(engine):

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
 
+from hoplab import lifecycle
 from hoplab.checks import Status
 from hoplab.engine import fabric
 from hoplab.engine.client import connect
@@ -40,9 +38,18 @@ from hoplab.exercises.mac_per_hop import EXERCISE as MAC_PER_HOP
 from hoplab.exercises.runner import run_one
 from hoplab.exercises.ttl_and_traceroute import EXERCISE as TTL
 from hoplab.model import labels as L
+from hoplab.model.load import load
 from hoplab.runtime.lab import Lab
-from tests.conftest import bring_up, unique_lab_name
-from tests.test_egress import TINY, attack, outside, sh, sniffing
+from tests.conftest import COMPOSE, bring_up, unique_lab_name
+from tests.test_egress import (
+    TINY,
+    fabric_pid,
+    hoplab_links,
+    host_links,
+    in_fabric,
+    links_lead_only_into_the_fabric,
+    reaches_nothing_outside,
+)
 from tests.test_faults import finish, hoplab, interrupt_after, interrupt_when
 
 pytestmark = pytest.mark.docker
@@ -69,28 +76,6 @@ def default_lab(wired: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def objects(engine: Engine, lab: str) -> tuple[list[dict], list[dict]]:
     f = L.lab_filter(lab)
     return engine.api.containers(all=True, filters=f), engine.api.networks(filters=f)
-
-
-def fabric_pid(engine: Engine, lab: str) -> int:
-    found = engine.api.containers(
-        filters={"label": [f"{L.LAB}={lab}", f"{L.FABRIC}={fabric.FABRIC}"]}
-    )
-    assert len(found) == 1, found
-    return int(engine.api.inspect_container(found[0]["Id"])["State"]["Pid"])
-
-
-def in_fabric(pid: int, *args: str) -> str:
-    """Run a command in the fabric's network namespace, from the host (root here)."""
-    return sh("nsenter", "-t", str(pid), "-n", *args).stdout
-
-
-def host_links() -> set[str]:
-    return {link["ifname"] for link in json.loads(sh("ip", "-j", "link").stdout)}
-
-
-def hoplab_links(names: set[str]) -> set[str]:
-    """Names only the fabric gives its links (hv<node>x<link>, hb<network>)."""
-    return {n for n in names if re.fullmatch(r"hv\d+x\d+|hb\d+", n)}
 
 
 # --- the lab works, as users know it ---------------------------------------------------------
@@ -143,54 +128,11 @@ def test_ipv6_crosses_the_routers_too(default_lab):
 def test_a_nodes_links_lead_only_into_the_fabric_which_has_no_address_and_no_forwarding(
     wired, default_lab
 ):
-    pid = fabric_pid(wired, default_lab.name)
-    links = json.loads(in_fabric(pid, "ip", "-j", "-d", "link"))
-    fabric_index = {link["ifindex"]: link for link in links}
-    assert {link["ifname"] for link in links} == {"lo"} | hoplab_links(
-        {link["ifname"] for link in links}
-    ), "the fabric holds only its bridges and veths"
-    addrs = json.loads(in_fabric(pid, "ip", "-j", "addr"))
-    held = [(a["ifname"], i["local"]) for a in addrs for i in a.get("addr_info", [])]
-    assert all(name == "lo" for name, _ in held), f"the fabric holds an address: {held}"
-    assert in_fabric(pid, "cat", "/proc/sys/net/ipv4/ip_forward").strip() == "0"
-    for node in default_lab.state.nodes:
-        run = default_lab.node(node.name).run(["ip", "-j", "link"])
-        for link in json.loads(run.out):
-            if link["ifname"] == "lo":
-                continue
-            peer = fabric_index.get(link["link_index"]) if "link_index" in link else None
-            assert peer is not None and peer["ifname"].startswith("hv"), (node.name, link)
-            assert peer.get("master", "").startswith("hb"), (node.name, peer)
+    links_lead_only_into_the_fabric(wired, default_lab)
 
 
 def test_a_root_node_reaches_nothing_outside_the_lab(wired, default_lab):
-    """The egress attack of test_egress, aimed at the fabric's bridge (the only L2 neighbour a
-    node has besides its peers): nothing reaches the namespace standing in for the outside."""
-    alice = default_lab.node("alice")
-    net = IPv4Network(default_lab.subnet("lan1"))
-    used = {a for n in default_lab.state.nodes for a in n.addresses.values()}
-    pid = fabric_pid(wired, default_lab.name)
-    bridge = json.loads(in_fabric(pid, "ip", "-j", "link", "show", "master", "hb1"))
-    assert bridge, "lan1's bridge has ports"
-    mac = json.loads(in_fabric(pid, "ip", "-j", "link", "show", "hb1"))[0]["address"]
-    with outside() as (ns, host_ip, out_ip):
-        # the control: the sniffer sees what really reaches the namespace
-        with sniffing(ns) as control, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            for _ in range(3):  # the first may wait for ARP
-                udp.sendto(b"control", (out_ip, 9))
-                time.sleep(0.3)
-        assert control, "the control ping from the host did not show: the sniffer is blind"
-        with sniffing(ns) as seen:
-            attack(
-                lambda c: alice.run(c, timeout=20),
-                alice.iface("lan1").name,
-                net,
-                used,
-                mac,
-                [out_ip, host_ip],
-            )
-    assert seen == [], f"frames from the lab reached the outside: {seen}"
-    alice.run(["ip", "route", "del", "default"])  # leave the shared lab as the tests found it
+    reaches_nothing_outside(wired, default_lab, "alice", "lan1")
 
 
 def test_two_labs_with_the_same_subnets_cannot_reach_each_other(wired, tmp_path):
@@ -291,14 +233,47 @@ def test_up_restarts_a_broken_node_and_wires_it_again(wired):
     assert objects(wired, name) == ([], [])
 
 
+def test_a_lab_a_daemon_restart_stopped_is_restarted_in_place_and_wired_again(wired):
+    """A daemon restart stops every container, the fabric too, and with it every link; `up`
+    starts the same containers again (a participant's files survive) and wires them all."""
+    name = unique_lab_name("fabs")
+    try:
+        lab = bring_up(wired, name)
+        assert lab.node("alice").run(["sh", "-c", "echo kept > /root/work"]).ok
+        before = {c["Id"] for c in objects(wired, name)[0]}
+        for c in objects(wired, name)[0]:
+            wired.api.stop(c["Id"], timeout=2)
+        result = lifecycle.up(wired, load(COMPOSE), name, lambda *a: None, lambda m: None)
+        assert result.report.action == "restarted", result.report
+        assert {c["Id"] for c in objects(wired, name)[0]} == before, "restarted, not rebuilt"
+        assert counts(wired, name) == (7, 1, 0)
+        lab = Lab.attach(wired, name)
+        assert lab.node("alice").run(["cat", "/root/work"]).out.strip() == "kept"
+        res = lab.node("alice").run(["ping", "-n", "-c1", "-W5", lab.address("carol")], timeout=30)
+        assert res.ok and "ttl=62" in res.out, res  # across r1 and r2
+        assert whole_or_nothing(wired, name, 7) == "working"
+        # one node stopped while the fabric runs: only that node is wired again
+        wired.api.stop(lab.state_node("srv").container, timeout=2)
+        result = lifecycle.up(wired, load(COMPOSE), name, lambda *a: None, lambda m: None)
+        assert result.report.action == "restarted", result.report
+        lab = Lab.attach(wired, name)
+        res = lab.node("alice").run(["ping", "-n", "-c1", "-W5", lab.address("srv")], timeout=30)
+        assert res.ok, res
+        assert whole_or_nothing(wired, name, 7) == "working"
+    finally:
+        wired.down(name)
+    assert objects(wired, name) == ([], [])
+
+
 # --- an engine that refuses the helper ---------------------------------------------------------
 
 
 def test_an_engine_that_refuses_the_helper_stops_up_before_anything_exists(wired, monkeypatch):
     monkeypatch.setattr(fabric, "refusal", lambda info: "the engine runs rootless (test)")
+    refusing = Engine(connect(), wiring=fabric.FABRIC)  # its own: `wired` read `docker info`
     name = unique_lab_name("fabr")
     with pytest.raises(InputError, match="cannot wire labs") as info:
-        bring_up(wired, name)
+        bring_up(refusing, name)
     assert info.value.exit_code == 2
     assert "nothing was created" in info.value.hint
     assert objects(wired, name) == ([], [])

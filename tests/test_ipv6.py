@@ -12,14 +12,14 @@ import json
 import socket
 import subprocess
 from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
 
 import pytest
 
 from hoplab import lifecycle
 from hoplab.checks import Status
-from hoplab.engine import egress, egress6
+from hoplab.engine import egress, egress6, fabric
 from hoplab.engine.engine import Engine
 from hoplab.exercises import (
     dual_stack_bind,
@@ -33,6 +33,7 @@ from hoplab.model.load import load, parse
 from hoplab.model.plan6 import POOL6
 from hoplab.runtime.lab import Lab, Node
 from tests.conftest import COMPOSE, unique_lab_name
+from tests.test_egress import fabric_bridge, fabric_pid, in_fabric, links_lead_only_into_the_fabric
 
 pytestmark = pytest.mark.docker
 
@@ -188,23 +189,35 @@ def test_dual_stack_addresses_routes_and_names(labs: tuple[Lab, Lab]) -> None:
     assert forwarding.strip() == "1"
 
 
-def test_a_second_lab_asking_for_the_same_ipv6_subnet_is_moved(labs: tuple[Lab, Lab]) -> None:
+def test_a_second_lab_asking_for_the_same_ipv6_subnet_is_moved(
+    engine: Engine, labs: tuple[Lab, Lab]
+) -> None:
+    """On Docker networks it must move; a fabric lab is a world of its own and keeps it."""
     _, other = labs
     [addr] = v6_addrs(other.node("x"))
     got = IPv6Address(addr)
     [asked] = [n.subnet6 for n in parse(OTHER, "other.yaml").networks]
-    assert got not in asked and got in POOL6
+    if engine.wiring == fabric.FABRIC:
+        assert got in asked and other.state.networks6 == {"a": str(asked)}
+    else:
+        assert got not in asked and got in POOL6
     offset = int(IPv4Address(other.address("x"))) & 0xFF
     assert int(got) & 0xFFFF == offset  # its IPv4 host offset holds in the moved subnet
 
 
-def test_no_node_reaches_the_host_or_another_lab_over_ipv6(labs: tuple[Lab, Lab]) -> None:
+def test_no_node_reaches_the_host_or_another_lab_over_ipv6(
+    engine: Engine, labs: tuple[Lab, Lab]
+) -> None:
     """alice (root, hostile) aims at every IPv6 address the host has on both labs' bridges, the
     link-local ones through her own interface, the others through a route she adds via the
     host, and at the second lab's node, with every next hop pinned to the bridge's MAC so the
     packets really reach the host. A control connect to srv proves the probe works; the DROP
-    rules' counters prove the host saw the attempts and stopped them."""
+    rules' counters prove the host saw the attempts and stopped them. A fabric lab: see
+    no_fabric_node_reaches_the_host_or_another_lab_over_ipv6."""
     lab, other = labs
+    if engine.wiring == fabric.FABRIC:
+        no_fabric_node_reaches_the_host_or_another_lab_over_ipv6(engine, lab, other)
+        return
     alice, srv, x = lab.node("alice"), lab.node("srv"), other.node("x")
     dev = alice.iface("lan1").name
     own = bridge_addrs(lab)
@@ -257,6 +270,61 @@ def test_no_node_reaches_the_host_or_another_lab_over_ipv6(labs: tuple[Lab, Lab]
         for addr in added:
             alice.run(["ip", "-6", "route", "del", addr])
         alice.run(["ip", "-6", "neigh", "flush", "dev", dev])
+        server.stop()
+        victim.stop()
+
+
+def no_fabric_node_reaches_the_host_or_another_lab_over_ipv6(
+    engine: Engine, lab: Lab, other: Lab
+) -> None:
+    """No interface of a fabric lab leads to the host (every link ends on a bridge in the lab's
+    fabric, which has IPv6 off and no address: there is no host address to aim at). The other
+    lab shares alice's IPv6 subnet: its x, given an address that no node of alice's lab holds,
+    is on-link for alice, who pins its neighbour entry to x's own MAC; and a link-local
+    address she pins to the fabric's bridge (the only other MAC on her link). Nothing connects
+    and x accepts nothing; a control connect to srv, across two routers, proves the probe
+    works, and x's own connect to its new address proves x listens there."""
+    links_lead_only_into_the_fabric(engine, lab)
+    alice, srv, x = lab.node("alice"), lab.node("srv"), other.node("x")
+    dev, x_dev = alice.iface("lan1").name, x.iface("a").name
+    subnet = lab.state.networks6["lan1"]
+    assert other.state.networks6["a"] == subnet, "the labs share alice's IPv6 subnet"
+    spare = str(IPv6Network(subnet)[0xFFFF])
+    held = {a for n in lab.state.nodes for a in n.addresses6.values()}
+    assert spare not in held, spare
+    x_mac = x.iface("a").mac
+    assert x.run(["ip", "-6", "addr", "add", f"{spare}/64", "dev", x_dev, "nodad"]).ok
+    bridge_mac = json.loads(
+        in_fabric(
+            fabric_pid(engine, lab.name),
+            "ip",
+            "-j",
+            "link",
+            "show",
+            fabric_bridge(engine, lab.name, "lan1"),
+        )
+    )[0]["address"]
+    server = srv.start(["python3", "-u", "-c", LISTEN, str(PORT)], ready="listening")
+    victim = x.start(["python3", "-u", "-c", LISTEN, str(PORT)], ready="listening")
+    try:
+        for cmd in (
+            ["ip", "-6", "neigh", "replace", spare, "lladdr", x_mac, "dev", dev],
+            ["ip", "-6", "neigh", "replace", "fe80::1", "lladdr", bridge_mac, "dev", dev],
+        ):
+            assert alice.run(cmd).ok, cmd
+        control = other.node("x").run(["python3", "-c", PROBE, str(PORT), spare])
+        assert json.loads(control.out)[spare] == "connected", control  # x listens on it
+        srv_addr = address6(lab, "srv", "lan2")
+        targets = [spare, "fe80::1%" + dev]  # the other lab; the fabric's bridge
+        res = alice.run(["python3", "-c", PROBE, str(PORT), srv_addr, *targets])
+        seen = json.loads(res.out)
+        assert seen.pop(srv_addr) == "connected"  # the control: srv across two routers
+        assert f"accepted {address6(lab, 'alice', 'lan1')}" in server.output()
+        assert all(v != "connected" for v in seen.values()), seen
+        assert "accepted " + address6(lab, "alice", "lan1") not in victim.output()
+    finally:
+        alice.run(["ip", "-6", "neigh", "flush", "dev", dev])
+        x.run(["ip", "-6", "addr", "del", f"{spare}/64", "dev", x_dev])
         server.stop()
         victim.stop()
 
@@ -345,7 +413,10 @@ def test_a_moved_dual_stack_lab_stays_unchanged_when_its_files_subnets_come_free
         lifecycle.up(engine, topo, a, say, say)
         first = lifecycle.up(engine, topo, b, say, say)
         moved6 = dict(engine.state(b).networks6)
-        assert moved6 and moved6 != dict(engine.state(a).networks6)
+        if engine.wiring == fabric.FABRIC:  # each lab a world of its own: nothing moves
+            assert moved6 and moved6 == dict(engine.state(a).networks6)
+        else:
+            assert moved6 and moved6 != dict(engine.state(a).networks6)
         engine.down(a)
         again = lifecycle.up(engine, topo, b, say, say)
         assert again.report.action == "unchanged", again.report

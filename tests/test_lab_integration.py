@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import sys
 import time
+from ipaddress import IPv4Network
+from pathlib import Path
 
 import pytest
 
+from hoplab.engine import fabric
 from hoplab.engine.client import connect
 from hoplab.model import labels as L
 from hoplab.runtime.lab import Lab
 from tests.conftest import COMPOSE, ROOT, bring_up, unique_lab_name
+from tests.test_egress import fabric_pid, hoplab_links, host_links, in_fabric
 
 pytestmark = pytest.mark.docker
 
@@ -97,7 +102,11 @@ def test_up_again_is_a_no_op(engine, lab):
 
 def test_security_baseline_on_every_object(engine, lab):
     containers, networks = objects(engine, lab.name)
-    assert len(containers) == 7 and len(networks) == 4
+    if engine.wiring == fabric.FABRIC:
+        containers = fabric_baseline(engine, containers, networks)
+    else:
+        docker_network_baseline(engine, networks)
+    assert len(containers) == 7
     for c in containers:
         info = engine.api.inspect_container(c["Id"])
         host = info["HostConfig"]
@@ -108,13 +117,36 @@ def test_security_baseline_on_every_object(engine, lab):
         assert c["Labels"][L.NODE] in c["Names"][0]
         forward = host["Sysctls"]["net.ipv4.ip_forward"]
         assert forward == ("1" if c["Labels"][L.ROLE] == "router" else "0")
+        if engine.wiring == fabric.FABRIC:  # an empty namespace of its own, wired by hoplab
+            assert host["NetworkMode"] == "none", c["Names"]
+    # no default route anywhere: nothing outside the lab is routable
+    for node in lab.nodes:
+        assert "default" not in node.run(["ip", "route"]).out
+
+
+def docker_network_baseline(engine, networks: list) -> None:
+    """Docker wiring: one bridge network per lab network, no IPv4 address on the host's end."""
+    assert len(networks) == 4
     for n in networks:
         info = engine.api.inspect_network(n["Id"])
         assert info["Driver"] == "bridge" and info["Internal"] is False
         assert info["Options"]["com.docker.network.bridge.inhibit_ipv4"] == "true"
-    # no default route anywhere: nothing outside the lab is routable
-    for node in lab.nodes:
-        assert "default" not in node.run(["ip", "route"]).out
+
+
+def fabric_baseline(engine, containers: list, networks: list) -> list:
+    """Fabric wiring: no Docker network, no helper left, and one fabric holding the 4 bridges
+    with no capability, no network of its own, no port and no forwarding. Returns the nodes."""
+    assert networks == [], "a fabric lab makes no Docker network"
+    roles = [c["Labels"].get(L.FABRIC) for c in containers]
+    assert roles.count(fabric.FABRIC) == 1 and fabric.HELPER_ROLE not in roles, roles
+    [fab] = [c for c in containers if c["Labels"].get(L.FABRIC) == fabric.FABRIC]
+    info = engine.api.inspect_container(fab["Id"])
+    host = info["HostConfig"]
+    assert host["Privileged"] is False and host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert host["NetworkMode"] == "none" and not host.get("PortBindings")
+    assert host["Sysctls"]["net.ipv4.ip_forward"] == "0"
+    assert len(json.loads(fab["Labels"][L.NETS])) == 4
+    return [c for c in containers if L.FABRIC not in c["Labels"]]
 
 
 def test_two_labs_side_by_side_are_isolated(engine, lab):
@@ -123,27 +155,57 @@ def test_two_labs_side_by_side_are_isolated(engine, lab):
         other = bring_up(engine, name)
         mine = set(lab.state.networks.values())
         theirs = set(other.state.networks.values())
-        assert not mine & theirs  # remapped to free subnets
-        # names and routes work inside the remapped lab
+        if engine.wiring == fabric.FABRIC:
+            assert mine == theirs  # each lab is a world of its own: the file's own subnets
+        else:
+            assert not mine & theirs  # remapped to free subnets
+        # names and routes work inside the other lab
         assert other.node("alice").run(["ping", "-4", "-c1", "-W2", "dave"]).ok
         assert ping_ttl(other, "alice", other.address("carol")) == 62
         # and nothing crosses between the labs (traffic only to the other lab's own nodes)
+        targets = [other.address(dst) for dst in ("alice", "r2")]
+        if engine.wiring == fabric.FABRIC:  # those are this lab's own: add ones it lacks
+            targets = [spare_address(other, "alice", "lan1"), spare_address(other, "r2", "core")]
         for src in ("alice", "r1", "srv"):
-            for dst in ("alice", "r2"):
-                target = other.address(dst)
+            for target in targets:
                 res = lab.node(src).run(["ping", "-c1", "-W1", target])
-                assert not res.ok, f"{src} reached the other lab's {dst} at {target}"
+                assert not res.ok, f"{src} reached the other lab at {target}"
+        for target in targets:  # the control: the same address answers inside the other lab
+            assert other.node("r1").run(["ping", "-c1", "-W2", target]).ok, target
     finally:
         engine.down(name)
     assert objects(engine, name) == ([], [])
 
 
+def spare_address(lab: Lab, node: str, network: str) -> str:
+    """Give the node one more address on network, one that no node of either lab holds (the
+    labs share the file's subnets): the last host address of the subnet. Gone with the lab."""
+    subnet = IPv4Network(lab.subnet(network))
+    spare = str(subnet[-2])
+    used = {a for n in lab.state.nodes for a in n.addresses.values()}
+    assert spare not in used, spare
+    n = lab.node(node)
+    res = n.run(["ip", "addr", "add", f"{spare}/{subnet.prefixlen}", "dev", n.iface(network).name])
+    assert res.ok, res
+    return spare
+
+
 def test_down_leaves_zero_objects(engine):
     name = unique_lab_name("down")
+    before = hoplab_links(host_links())
     bring_up(engine, name)
-    assert all(objects(engine, name))
+    containers, networks = objects(engine, name)
+    if engine.wiring == fabric.FABRIC:  # no network: the links live in the fabric's namespace
+        assert containers and networks == []
+        pid = fabric_pid(engine, name)
+        assert hoplab_links({x["ifname"] for x in json.loads(in_fabric(pid, "ip", "-j", "link"))})
+    else:
+        assert containers and networks
     engine.down(name)
     assert objects(engine, name) == ([], [])
+    if engine.wiring == fabric.FABRIC:
+        assert not Path(f"/proc/{pid}").exists(), "the fabric's namespace is gone"
+    assert hoplab_links(host_links()) == before, "nothing of the lab is left on the host"
 
 
 def _hoplab(*args: str, **kw) -> subprocess.Popen:

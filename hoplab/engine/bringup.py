@@ -297,6 +297,27 @@ class BringUp:
         self.start(node, plan)
         self.wait_ready(node.container)
 
+    def restart_nodes(self, plan: Plan, names: tuple[str, ...], progress: Progress) -> None:
+        """Start a kept lab's stopped nodes, in place; with fabric wiring, wire them again.
+
+        A fabric-wired node comes back with an empty namespace, and a stopped fabric (a daemon
+        restart stops every container) took every link of the lab with it: the fabric is started
+        again and one helper makes its bridges and wires every node, running ones included.
+        """
+        nodes = [plan.node(n) for n in names]
+        if self.wiring != fabric.FABRIC:
+            parallel(
+                lambda n: self.start_node(n, plan), nodes, "starting nodes", progress, self.workers
+            )
+            return
+        emptied = fabric.start_fabric_again(self.api, plan.lab)
+        parallel(lambda n: self.start(n, plan), nodes, "starting nodes", progress, self.workers)
+        again = plan.nodes if emptied else nodes
+        fabric.rewire(self.api, [n.container for n in again], bridges=emptied)
+        parallel(
+            lambda n: self.wait_ready(n.container), nodes, "nodes ready", progress, self.workers
+        )
+
     def wait_ready(self, container: str) -> None:
         """Follow the log stream until the entrypoint reports; its end means the node died."""
         stream = self.api.logs(container, stream=True, follow=True)

@@ -12,6 +12,7 @@ directly; they are not part of EngineAPI.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -50,7 +51,7 @@ from hoplab.engine.endpoints import EndpointLocks
 from hoplab.engine.image import ensure_image as ensure_node_image
 from hoplab.engine.interface import Say
 from hoplab.engine.parallel import parallel
-from hoplab.engine.reconcile import FAILED, READY, Action, Decision, apply, decide
+from hoplab.engine.reconcile import FAILED, READY, apply, decide
 from hoplab.engine.state import (
     MTU_OPT,
     LabState,
@@ -62,7 +63,6 @@ from hoplab.engine.state import (
     no_progress,
 )
 from hoplab.engine.teardown import Teardown
-from hoplab.model import labels as L
 from hoplab.model.plan import Plan
 from hoplab.model.topology import Topology
 
@@ -144,6 +144,12 @@ class Engine(impair.LinkImpairments):
             return inventory.state(self.api, lab), Taken()
         return inventory.survey(self.api, lab)
 
+    @functools.cached_property
+    def wiring_refusal(self) -> str:
+        """Why this engine cannot run the fabric's helper ('' if it can): `docker info` is read
+        once per engine object, not on every `up` (a room brings up many labs on one engine)."""
+        return fabric.refusal(self.api.info())
+
     def machine(self) -> tuple[int, int]:
         info = self.api.info()
         return int(info.get("NCPU") or 1), int(info.get("MemTotal") or 0)
@@ -178,7 +184,7 @@ class Engine(impair.LinkImpairments):
         """
         wired = self.wiring == fabric.FABRIC
         if wired:  # no host bridge, so no host rule; but the engine must allow the helper
-            why = fabric.refusal(self.api.info())
+            why = self.wiring_refusal
             if why:
                 raise fabric.refused(why)
         else:
@@ -186,24 +192,10 @@ class Engine(impair.LinkImpairments):
             if plan.six is not None:  # nor, with IPv6 on in its nodes, over IPv6
                 egress6.ensure(self.client, image)
         current = current or self.state(plan.lab)
-        decision = decide(current, plan, image)
-        if current.exists and (
-            (L.WIRES in current.labels) != wired or (wired and decision.action is Action.RESTART)
-        ):
-            # Another wiring than this engine's is rebuilt; and a fabric lab with stopped nodes
-            # too: a stopped fabric took every link with it, so re-wiring part of it is not
-            # enough (a running node that was restarted is wired again by heal and restart).
-            decision = Decision(Action.REBUILD)
         return apply(
-            decision,
+            decide(current, plan, image, wired),
             heal=lambda: self.heal(plan, current, progress) if heal else {},
-            start=lambda names: parallel(
-                lambda n: self._bringup.start_node(plan.node(n), plan),
-                names,
-                "starting nodes",
-                progress,
-                self.workers,
-            ),
+            start=lambda names: self._bringup.restart_nodes(plan, names, progress),
             remove=lambda: self.down(plan.lab, progress),
             create=lambda: self._bringup.create(plan, image, progress, labels or {}, cancel),
         )

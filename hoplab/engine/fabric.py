@@ -465,11 +465,32 @@ def finish_helper(api: docker.APIClient, helper: str) -> dict[str, float]:
         return {}
 
 
-def rewire(api: docker.APIClient, containers: list[str]) -> None:
+def start_fabric_again(api: docker.APIClient, lab: str) -> bool:
+    """Start the lab's fabric if it is stopped (a daemon restart stops every container); True if
+    it was, so its bridges, and every node's links, are to be made again."""
+    found = api.containers(
+        all=True, filters={"label": [f"{L.LAB}={lab}", f"{L.FABRIC}={FABRIC_ROLE}"]}
+    )
+    if not found:
+        raise HoplabError(
+            f"lab {lab} has no fabric, so its nodes cannot be wired again",
+            hint=f"run `hoplab down` and `hoplab up` for {lab}",
+        )
+    if found[0]["State"] == "running":
+        return False
+    try:
+        api.start(found[0]["Id"])
+    except docker.errors.APIError as err:
+        raise HoplabError(f"cannot start the fabric of {lab}: {explain(err)}") from None
+    return True
+
+
+def rewire(api: docker.APIClient, containers: list[str], bridges: bool = False) -> None:
     """Wire restarted nodes again (a restart gives a node a fresh, empty namespace).
 
     Reads everything from labels: the node's links (WIRES) and routes, and its lab's fabric.
     Containers that are not fabric-wired nodes are left alone (their lab uses Docker networks).
+    bridges: the fabric was started again, empty: make its bridges first (its NETS label).
     """
     by_lab: dict[str, list[dict[str, Any]]] = {}
     images: dict[str, str] = {}
@@ -497,10 +518,11 @@ def rewire(api: docker.APIClient, containers: list[str]) -> None:
                 hint=f"run `hoplab down` and `hoplab up` for {lab}",
             )
         fabric_pid = int(api.inspect_container(found[0]["Id"])["State"]["Pid"])
+        nets = json.loads(found[0]["Labels"].get(L.NETS) or "{}") if bridges else {}
         spec = {
             "deadline": FIND_DEADLINE,
             "fabric": {"pid": fabric_pid},
-            "bridges": [],
+            "bridges": [{"name": n["bridge"], "mtu": n["mtu"]} for n in nets.values()],
             "stale": [link["veth"] for n in nodes for link in n["links"]],
             "nodes": nodes,
         }

@@ -47,18 +47,24 @@ def matches(current: LabState, plan: Plan, image: str) -> bool:
     )
 
 
-def decide(current: LabState, plan: Plan, image: str) -> Decision:
+def decide(current: LabState, plan: Plan, image: str, wired: bool = False) -> Decision:
     """Reconcile: a matching lab is kept (its stopped nodes started), any other is rebuilt.
 
     Patching a lab in place (one node changed) would need a diff of every label and interface;
     rebuilding costs about a second and cannot leave a half-old lab.
+    `wired`: this engine wires labs itself (fabric); a lab of the other wiring is rebuilt.
     """
     if not current.exists:
         return Decision(Action.CREATE)
-    if not matches(current, plan, image):
+    if not matches(current, plan, image) or fabric_wired(current) != wired:
         return Decision(Action.REBUILD)
     stopped = tuple(n.name for n in current.nodes if n.state != "running")
     return Decision(Action.RESTART, stopped) if stopped else Decision(Action.UNCHANGED)
+
+
+def fabric_wired(current: LabState) -> bool:
+    """Whether hoplab wired this lab itself: its nodes carry their links in a label."""
+    return L.WIRES in current.labels
 
 
 def apply(

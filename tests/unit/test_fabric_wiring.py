@@ -8,6 +8,7 @@ import json
 import pytest
 
 from hoplab.engine import fabric
+from hoplab.engine.engine import Engine
 from hoplab.engine.state import lab_state
 from hoplab.errors import InputError
 from hoplab.model import labels as L
@@ -90,3 +91,20 @@ def test_a_fabric_lab_is_read_back_from_labels_alone() -> None:
     assert srv.addresses["b"] == str(p.address("srv", "b"))
     assert srv.addresses6 == {"a": str(p.six.address("srv", "a"))}
     assert state.labels[L.WIRES], "the first node's labels say how the lab is wired"
+
+
+def test_the_engine_reads_docker_info_once_for_every_fabric_up() -> None:
+    """`up` checks that the engine allows the helper; a room's 20 ups ask the engine once."""
+    calls = []
+
+    class Api:
+        def info(self) -> dict:
+            calls.append(1)
+            return {"SecurityOptions": ["name=seccomp,profile=default"]}
+
+    class Client:
+        api = Api()
+
+    engine = Engine(Client(), wiring=fabric.FABRIC)  # type: ignore[arg-type]
+    assert engine.wiring_refusal == engine.wiring_refusal == ""
+    assert calls == [1]

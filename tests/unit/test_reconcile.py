@@ -60,6 +60,23 @@ def test_decide_covers_every_case(tiny):
     assert decide(replace(fewer, nodes=()), plan, IMAGE_ID).action == Action.REBUILD
 
 
+def test_wiring_is_an_input_a_lab_of_the_other_wiring_is_rebuilt(tiny):
+    plan = build_plan(tiny, "d2")
+    docker_lab = running_state(plan)
+    fabric_lab = replace(docker_lab, labels={L.WIRES: "[]"})
+    assert decide(LabState("d2"), plan, IMAGE_ID, wired=True).action == Action.CREATE
+    assert decide(docker_lab, plan, IMAGE_ID, wired=False).action == Action.UNCHANGED
+    assert decide(fabric_lab, plan, IMAGE_ID, wired=True).action == Action.UNCHANGED
+    # the same plan and image, but the other wiring: rebuilt either way round
+    assert decide(docker_lab, plan, IMAGE_ID, wired=True).action == Action.REBUILD
+    assert decide(fabric_lab, plan, IMAGE_ID, wired=False).action == Action.REBUILD
+    # stopped nodes are started in place with either wiring (a fabric lab's are wired again)
+    stopped = (replace(docker_lab.nodes[0], state="exited"),) + docker_lab.nodes[1:]
+    assert decide(replace(docker_lab, nodes=stopped), plan, IMAGE_ID).action == Action.RESTART
+    again = decide(replace(fabric_lab, nodes=stopped), plan, IMAGE_ID, wired=True)
+    assert again == Decision(Action.RESTART, (stopped[0].name,))
+
+
 def test_the_plan_digest_is_computed_once_for_all_node_labels(tiny, monkeypatch):
     """Every node's labels carry the digest; computing it walks the whole plan, so computing it
     per node made bring-up quadratic (at 200 nodes, about 38 s of CPU before this was cached)."""
