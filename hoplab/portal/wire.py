@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dpkt
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from hoplab.draw.ladder import _TCP_FLAGS as TCP_FLAGS
 from hoplab.draw.ladder import BAD_FRAME, HOP_GAP, ICMP_NAMES, describe
 from hoplab.engine.interface import EngineAPI
+from hoplab.portal.messages import objects
 from hoplab.runtime.pcap import PROTO_NAMES, mac_str
 
 MAX_SEGMENTS = 4  # the default lab's four networks at once
@@ -324,15 +325,7 @@ class Wires:
             await old.ws.close()
         ticker = asyncio.create_task(self._tick(watch, valid))
         try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                try:
-                    body = json.loads(msg.data)
-                except ValueError:
-                    continue
-                if not isinstance(body, dict):
-                    continue
+            async for body in objects(ws):
                 try:
                     if "watch" in body:
                         segs = check_segments(body["watch"], await networks())
