@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import json
@@ -49,13 +50,18 @@ from portal import (  # bench/ is on the path: this script's folder
 
 from hoplab.engine.client import connect
 from hoplab.engine.engine import Engine
+from hoplab.engine.state import LabState
 from hoplab.model import labels as L
 from hoplab.portal import serve
+from hoplab.portal.renewed import Renewed
+from hoplab.portal.server import SEATS_TTL, STATE_TTL
 from hoplab.portal.wire import RATE
 from hoplab.runtime.lab import Lab
 from hoplab.workshop import room as workshop
 
 RATE_FPS = 100
+RENEWED, ON_PATH = "renewed", "on the request's path"  # --ab: how the portal reads its state
+AB_EVERY = 2.0  # seconds of each, in turn
 SENDER = """
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -115,7 +121,7 @@ class Spans:
 
             return submit(run)
 
-        pool.submit = timed_submit  # type: ignore[method-assign]
+        pool.submit = timed_submit  # type: ignore[method-assign, assignment]
         asyncio.run_coroutine_threadsafe(self._lag(), loop)
 
     async def _lag(self) -> None:
@@ -158,6 +164,35 @@ class Spans:
             pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
             out["loop_profile"][phase] = text.getvalue().splitlines()
         return out
+
+
+class Modes:
+    """--ab: the portal's seats and lab states switched every AB_EVERY s between renewed in the
+    background (the portal as it is, hoplab.portal.renewed) and read on the request's path (as
+    before it: a value older than its TTL is read while the request waits), so that both are
+    timed in one run, under the same load."""
+
+    def __init__(self, portal: serve.Portal, loop: asyncio.AbstractEventLoop) -> None:
+        self.portal, self.loop, self.current = portal, loop, RENEWED
+        old: tuple[Renewed[None, dict[str, str]], Renewed[str, LabState]] = (
+            Renewed(SEATS_TTL, SEATS_TTL),  # soft = hard: read when stale, as before
+            Renewed(STATE_TTL, STATE_TTL),
+        )
+        self.kept = {RENEWED: (portal.seat_map, portal.state_cache), ON_PATH: old}
+
+    def set(self, mode: str) -> None:
+        def swap() -> None:
+            self.portal.seat_map, self.portal.state_cache = self.kept[mode]
+
+        self.current = mode
+        self.loop.call_soon_threadsafe(swap)
+
+    async def alternate(self, done: asyncio.Event) -> None:
+        while not done.is_set():
+            self.set(ON_PATH if self.current == RENEWED else RENEWED)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), AB_EVERY)
+        self.set(RENEWED)
 
 
 class Watcher:
@@ -226,7 +261,12 @@ def other_pages(base: str, tokens: list[str], ready, stop, out) -> None:  # noqa
 
 
 async def measure(
-    base: str, tokens: dict[str, str], labs: dict[str, Lab], seconds: float, spans: Spans | None
+    base: str,
+    tokens: dict[str, str],
+    labs: dict[str, Lab],
+    seconds: float,
+    spans: Spans | None,
+    modes: Modes | None,
 ) -> dict:
     def enter(phase: str) -> None:
         if spans is not None:
@@ -261,14 +301,24 @@ async def measure(
                 assert r.status == 200, r.status
             return time.perf_counter() - t0
 
-        async def pages(done: asyncio.Event) -> list[float]:
-            """/api/me for random participants, 4 at a time, until done."""
-            times: list[float] = []
+        async def pages(done: asyncio.Event) -> dict[str, list[float]]:
+            """/api/me for random participants, 4 at a time, until done; by mode with --ab."""
+            times: dict[str, list[float]] = {RENEWED: [], ON_PATH: []}
+            flips = asyncio.create_task(modes.alternate(done)) if modes else None
             while not done.is_set():
+                mode = modes.current if modes else RENEWED
                 batch = [random.choice(list(tokens.values())) for _ in range(4)]
-                times.extend(await asyncio.gather(*(me(t) for t in batch)))
+                times[mode].extend(await asyncio.gather(*(me(t) for t in batch)))
                 await asyncio.sleep(0.2)
+            if flips:
+                await flips
             return times
+
+        def spreads(times: dict[str, list[float]]) -> dict:
+            out = spread_ms(times[RENEWED])
+            if len(times[ON_PATH]) > 1:
+                out[ON_PATH] = spread_ms(times[ON_PATH])
+            return out
 
         # 2. pings in every lab, pages timed, no wire but the first one's (idle): the baseline
         pinging = [
@@ -280,7 +330,7 @@ async def measure(
         sampling = asyncio.create_task(pages(done))
         await asyncio.sleep(seconds)
         done.set()
-        figures["baseline_me_ms"] = spread_ms(await sampling)
+        figures["baseline_me_ms"] = spreads(await sampling)
 
         # 3. every participant watching two segments, the 100 frames/s run again, pages timed.
         # The others' pages are another process, as browsers are elsewhere: this process's
@@ -313,7 +363,7 @@ async def measure(
             "wire_ms": spread_ms(mine.latency)
             | {"sent": sent, "shown": mine.frames, "dropped": mine.dropped - before},
             "others_frames": theirs["seen"],
-            "me_ms": spread_ms(await sampling),
+            "me_ms": spreads(await sampling),
         }
         await asyncio.gather(*pinging)
         await mine.ws.close()
@@ -328,6 +378,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds of 100 frames/s")
     ap.add_argument("--p95", type=float, default=300.0, help="budget for both p95s, ms")
     ap.add_argument("--out", type=Path, default=Path("bench-results/wire.json"))
+    ap.add_argument(
+        "--ab",
+        action="store_true",
+        help="time /api/me with the portal's reads renewed in the background and read on the "
+        "request's path (as before), alternating every 2 s in the same run",
+    )
     ap.add_argument("--profile", type=Path, help="write where the portal's time goes here (JSON)")
     args = ap.parse_args()
     engine = Engine(connect())
@@ -351,7 +407,8 @@ def main() -> int:
             tokens = {p: u.split("#", 1)[1] for p, u in links.participants.items()}
             labs = {s.participant: Lab.attach(engine, s.lab) for s in room.seats}
             spans = Spans(portal, loop) if args.profile else None
-            figures |= asyncio.run(measure(base, tokens, labs, args.seconds, spans))
+            modes = Modes(portal, loop) if args.ab else None
+            figures |= asyncio.run(measure(base, tokens, labs, args.seconds, spans, modes))
             if spans is not None:
                 args.profile.parent.mkdir(parents=True, exist_ok=True)
                 args.profile.write_text(json.dumps(spans.report(), indent=1))
@@ -385,6 +442,21 @@ def main() -> int:
     return 0 if good else 1
 
 
+def on_path_rows(base: dict, busy: dict) -> list[tuple[str, object]]:
+    """--ab: /api/me when the portal's reads were on the request's path, as before."""
+    rows: list[tuple[str, object]] = []
+    for what, me in (("no wire but one", base), ("the room watching", busy)):
+        if ON_PATH in me:
+            m = me[ON_PATH]
+            rows.append(
+                (
+                    f"  /api/me, reads on the request's path, {what}: p50 / p95 / max (ms)",
+                    f"{m['p50']} / {m['p95']} / {m['max']} ({m['samples']})",
+                )
+            )
+    return rows
+
+
 def show(f: dict) -> None:
     alone, busy = f.get("alone", {}), f.get("room", {})
     wire, me = busy.get("wire_ms", {}), busy.get("me_ms", {})
@@ -416,6 +488,7 @@ def show(f: dict) -> None:
         ("  /api/me p95 (ms)", me.get("p95")),
         ("  /api/me max (ms)", me.get("max")),
         ("  /api/me measured", me.get("samples")),
+        *on_path_rows(base, me),
         ("room down (s)", f.get("room_down_s")),
         ("leftover objects", f.get("leftovers")),
         ("other labs on the engine", f.get("other_labs_on_engine")),
