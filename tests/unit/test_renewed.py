@@ -65,15 +65,22 @@ def test_served_young_renewed_in_the_background_read_again_when_too_old():
     asyncio.run(go())
 
 
+async def read_once(value: str) -> tuple[list[float], Renewed[str, str], Reads]:
+    """A box (soft 1 s, hard 5 s) holding `value`, read at time 0, and the clock set to 2 s:
+    older than soft."""
+    now = [0.0]
+    box: Renewed[str, str] = Renewed(1.0, 5.0, clock=lambda: now[0])
+    reads = Reads()
+    got = asyncio.ensure_future(box.get("lab", reads.read))
+    await reads.release(value)
+    assert await got == value
+    now[0] = 2.0
+    return now, box, reads
+
+
 def test_a_drop_forgets_the_value_and_a_read_started_before_it():
     async def go() -> None:
-        now = [0.0]
-        box: Renewed[str, str] = Renewed(1.0, 5.0, clock=lambda: now[0])
-        reads = Reads()
-        got = asyncio.ensure_future(box.get("lab", reads.read))
-        await reads.release("old")
-        assert await got == "old"
-        now[0] = 2.0
+        _, box, reads = await read_once("old")
         assert await box.get("lab", reads.read) == "old"  # a renewal is in flight
         box.drop("lab")  # the lab was reset meanwhile
         after = asyncio.ensure_future(box.get("lab", reads.read))
@@ -87,13 +94,7 @@ def test_a_drop_forgets_the_value_and_a_read_started_before_it():
 
 def test_a_failed_renewal_keeps_the_value_and_a_failed_read_reaches_the_request():
     async def go() -> None:
-        now = [0.0]
-        box: Renewed[str, str] = Renewed(1.0, 5.0, clock=lambda: now[0])
-        reads = Reads()
-        got = asyncio.ensure_future(box.get("lab", reads.read))
-        await reads.release("v1")
-        await got
-        now[0] = 2.0
+        now, box, reads = await read_once("v1")
         assert await box.get("lab", reads.read) == "v1"
         await reads.release(OSError("engine gone"))
         assert await box.get("lab", reads.read) == "v1"  # served until hard; renewed again
