@@ -5,8 +5,8 @@ A page opens /ws/wire (token as subprotocol, Origin checked, like the terminals)
 hoplab owns (hoplab.engine.wiretap): outside the participant's nodes, so their root can neither
 fool nor slow the capture, and only their own lab's segments can be named. Frames are parsed
 here with dpkt and sent as JSON; the same packet seen on several segments gets one group number,
-by the ladder's own matching key (hoplab.draw.ladder.describe), so its TTL drop and MAC changes
-read hop by hop.
+by the ladder's own matching key (hoplab.draw.ladder.describe) for IPv4 and by describe6 for
+IPv6, so its TTL (hop limit) drop and MAC changes read hop by hop.
 
 Bounded on every side: MAX_SEGMENTS taps and one wire per participant (a second page takes it
 over); one watch request per WATCH_GAP per participant (taps are containers); RATE frames a
