@@ -454,10 +454,17 @@ def cost_rows(cost: dict) -> list[tuple[str, object]]:
     return rows
 
 
-def show(f: dict) -> None:
-    t = Table(title=f"portal under a room of {f['labs']} labs", title_justify="left")
+def print_table(title: str, rows: list[tuple[str, object]]) -> None:
+    """A bench's summary: one row per figure, what it is and its value (None for not measured)."""
+    t = Table(title=title, title_justify="left")
     t.add_column("what")
     t.add_column("figure", justify="right")
+    for what, value in rows:
+        t.add_row(what, str(value))
+    console.print(t)
+
+
+def show(f: dict) -> None:
     page = f.get("page_load_ms", {})
     rows = [
         ("room up (s)", f.get("room_up_s")),
@@ -481,9 +488,7 @@ def show(f: dict) -> None:
         ("leftover objects", f.get("leftovers")),
         ("other labs on the engine", f.get("other_labs_on_engine")),
     ]
-    for what, value in rows:
-        t.add_row(what, str(value))
-    console.print(t)
+    print_table(f"portal under a room of {f['labs']} labs", rows)
 
 
 if __name__ == "__main__":

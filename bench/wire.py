@@ -23,30 +23,45 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import cProfile
+import io
 import json
 import multiprocessing
 import os
+import pstats
 import random
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-from portal import load_topology, spread_ms, start  # bench/ is on the path: this script's folder
-from rich.console import Console
-from rich.table import Table
+from portal import (  # bench/ is on the path: this script's folder
+    load_topology,
+    print_table,
+    spread_ms,
+    start,
+)
 
 from hoplab.engine.client import connect
 from hoplab.engine.engine import Engine
+from hoplab.engine.state import LabState
 from hoplab.model import labels as L
 from hoplab.portal import serve
+from hoplab.portal.renewed import Renewed
+from hoplab.portal.server import SEATS_TTL, STATE_TTL
 from hoplab.portal.wire import RATE
 from hoplab.runtime.lab import Lab
 from hoplab.workshop import room as workshop
 
-console = Console(highlight=False)
 RATE_FPS = 100
+RENEWED, ON_PATH = "renewed", "on the request's path"  # --ab: how the portal reads its state
+AB_EVERY = 2.0  # seconds of each, in turn
 SENDER = """
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -77,6 +92,107 @@ def ping(lab: Lab, seconds: float) -> None:
     srv = lab.address("srv", "lan2")
     count = str(int(seconds * 5))
     lab.node("alice").run(["ping", "-4", "-q", "-i", "0.2", "-c", count, srv], timeout=seconds + 30)
+
+
+class Spans:
+    """--profile: where the portal's time goes, from inside its own process.
+
+    Each call on the portal's I/O threads is split into its wait in the pool's queue and its
+    run (by function); the event loop's lag is sampled every 50 ms (how late a sleep wakes); and
+    the loop's thread is profiled with cProfile, each phase apart. No external profiler."""
+
+    def __init__(self, portal: serve.Portal, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.phase = loop, "setup"
+        self.calls: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+        self.lag: dict[str, list[float]] = defaultdict(list)
+        self.profiles: dict[str, cProfile.Profile] = {}
+        pool, submit = portal.io, portal.io.submit
+
+        def timed_submit(fn: Any, *args: Any, **kw: Any) -> Future:
+            queued, phase = time.perf_counter(), self.phase
+
+            def run() -> Any:
+                began = time.perf_counter()
+                try:
+                    return fn(*args, **kw)
+                finally:
+                    name = getattr(fn, "__qualname__", repr(fn))
+                    self.calls[(phase, name)].append((began - queued, time.perf_counter() - began))
+
+            return submit(run)
+
+        pool.submit = timed_submit  # type: ignore[method-assign, assignment]
+        asyncio.run_coroutine_threadsafe(self._lag(), loop)
+
+    async def _lag(self) -> None:
+        while True:
+            began = time.perf_counter()
+            await asyncio.sleep(0.05)
+            self.lag[self.phase].append(time.perf_counter() - began - 0.05)
+
+    def enter(self, phase: str) -> None:
+        """Profile the loop's thread for this phase (the last one's profile stops)."""
+        done = threading.Event()
+        old, self.phase = self.profiles.get(self.phase), phase
+        self.profiles[phase] = prof = cProfile.Profile()
+
+        def swap() -> None:
+            if old is not None:
+                old.disable()
+            prof.enable()
+            done.set()
+
+        self.loop.call_soon_threadsafe(swap)
+        done.wait(30)
+
+    def report(self) -> dict:
+        self.enter("end")
+        out: dict = {"pool": {}, "loop_lag_ms": {}, "loop_profile": {}}
+        for (phase, name), spans in sorted(self.calls.items()):
+            if len(spans) < 2:
+                continue
+            out["pool"][f"{phase}: {name}"] = {
+                "calls": len(spans),
+                "queue_ms": spread_ms([w for w, _ in spans]),
+                "run_ms": spread_ms([r for _, r in spans]),
+            }
+        for phase, lags in self.lag.items():
+            if len(lags) > 1:
+                out["loop_lag_ms"][phase] = spread_ms(lags)
+        for phase, prof in self.profiles.items():
+            text = io.StringIO()
+            pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
+            out["loop_profile"][phase] = text.getvalue().splitlines()
+        return out
+
+
+class Modes:
+    """--ab: the portal's seats and lab states switched every AB_EVERY s between renewed in the
+    background (the portal as it is, hoplab.portal.renewed) and read on the request's path (as
+    before it: a value older than its TTL is read while the request waits), so that both are
+    timed in one run, under the same load."""
+
+    def __init__(self, portal: serve.Portal, loop: asyncio.AbstractEventLoop) -> None:
+        self.portal, self.loop, self.current = portal, loop, RENEWED
+        old: tuple[Renewed[None, dict[str, str]], Renewed[str, LabState]] = (
+            Renewed(SEATS_TTL, SEATS_TTL),  # soft = hard: read when stale, as before
+            Renewed(STATE_TTL, STATE_TTL),
+        )
+        self.kept = {RENEWED: (portal.seat_map, portal.state_cache), ON_PATH: old}
+
+    def set(self, mode: str) -> None:
+        def swap() -> None:
+            self.portal.seat_map, self.portal.state_cache = self.kept[mode]
+
+        self.current = mode
+        self.loop.call_soon_threadsafe(swap)
+
+    async def alternate(self, done: asyncio.Event) -> None:
+        while not done.is_set():
+            self.set(ON_PATH if self.current == RENEWED else RENEWED)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), AB_EVERY)
+        self.set(RENEWED)
 
 
 class Watcher:
@@ -144,7 +260,18 @@ def other_pages(base: str, tokens: list[str], ready, stop, out) -> None:  # noqa
     out.put(asyncio.run(body()))
 
 
-async def measure(base: str, tokens: dict[str, str], labs: dict[str, Lab], seconds: float) -> dict:
+async def measure(
+    base: str,
+    tokens: dict[str, str],
+    labs: dict[str, Lab],
+    seconds: float,
+    spans: Spans | None,
+    modes: Modes | None,
+) -> dict:
+    def enter(phase: str) -> None:
+        if spans is not None:
+            spans.enter(phase)
+
     first = sorted(tokens)[0]
     ws_base = base.replace("http", "ws", 1)
     figures: dict = {}
@@ -174,25 +301,36 @@ async def measure(base: str, tokens: dict[str, str], labs: dict[str, Lab], secon
                 assert r.status == 200, r.status
             return time.perf_counter() - t0
 
-        async def pages(done: asyncio.Event) -> list[float]:
-            """/api/me for random participants, 4 at a time, until done."""
-            times: list[float] = []
+        async def pages(done: asyncio.Event) -> dict[str, list[float]]:
+            """/api/me for random participants, 4 at a time, until done; by mode with --ab."""
+            times: dict[str, list[float]] = {RENEWED: [], ON_PATH: []}
+            flips = asyncio.create_task(modes.alternate(done)) if modes else None
             while not done.is_set():
+                mode = modes.current if modes else RENEWED
                 batch = [random.choice(list(tokens.values())) for _ in range(4)]
-                times.extend(await asyncio.gather(*(me(t) for t in batch)))
+                times[mode].extend(await asyncio.gather(*(me(t) for t in batch)))
                 await asyncio.sleep(0.2)
+            if flips:
+                await flips
             return times
+
+        def spreads(times: dict[str, list[float]]) -> dict:
+            out = spread_ms(times[RENEWED])
+            if len(times[ON_PATH]) > 1:
+                out[ON_PATH] = spread_ms(times[ON_PATH])
+            return out
 
         # 2. pings in every lab, pages timed, no wire but the first one's (idle): the baseline
         pinging = [
             asyncio.create_task(asyncio.to_thread(ping, labs[p], 2 * seconds + 30)) for p in tokens
         ]
         await asyncio.sleep(3)  # every lab pinging
+        enter("baseline")
         done = asyncio.Event()
         sampling = asyncio.create_task(pages(done))
         await asyncio.sleep(seconds)
         done.set()
-        figures["baseline_me_ms"] = spread_ms(await sampling)
+        figures["baseline_me_ms"] = spreads(await sampling)
 
         # 3. every participant watching two segments, the 100 frames/s run again, pages timed.
         # The others' pages are another process, as browsers are elsewhere: this process's
@@ -206,6 +344,7 @@ async def measure(base: str, tokens: dict[str, str], labs: dict[str, Lab], secon
             browsers.kill()
             raise SystemExit("the other participants' wires did not start")
         await asyncio.sleep(3)  # every wire showing
+        enter("watching")
         done = asyncio.Event()
         sampling = asyncio.create_task(pages(done))
         mine.window()
@@ -213,6 +352,7 @@ async def measure(base: str, tokens: dict[str, str], labs: dict[str, Lab], secon
         sent = await asyncio.to_thread(send, labs[first], RATE_FPS, seconds)
         await asyncio.sleep(2)
         done.set()
+        enter("after")
         stop.set()
         theirs = await asyncio.to_thread(out.get, True, 120)
         await asyncio.to_thread(browsers.join, 60)
@@ -223,7 +363,7 @@ async def measure(base: str, tokens: dict[str, str], labs: dict[str, Lab], secon
             "wire_ms": spread_ms(mine.latency)
             | {"sent": sent, "shown": mine.frames, "dropped": mine.dropped - before},
             "others_frames": theirs["seen"],
-            "me_ms": spread_ms(await sampling),
+            "me_ms": spreads(await sampling),
         }
         await asyncio.gather(*pinging)
         await mine.ws.close()
@@ -238,6 +378,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds of 100 frames/s")
     ap.add_argument("--p95", type=float, default=300.0, help="budget for both p95s, ms")
     ap.add_argument("--out", type=Path, default=Path("bench-results/wire.json"))
+    ap.add_argument(
+        "--ab",
+        action="store_true",
+        help="time /api/me with the portal's reads renewed in the background and read on the "
+        "request's path (as before), alternating every 2 s in the same run",
+    )
+    ap.add_argument("--profile", type=Path, help="write where the portal's time goes here (JSON)")
     args = ap.parse_args()
     engine = Engine(connect())
     name = f"bw{int(time.time()) % 100000}"
@@ -259,7 +406,12 @@ def main() -> int:
             links = serve.issue(portal.tokens, [s.participant for s in room.seats], base)
             tokens = {p: u.split("#", 1)[1] for p, u in links.participants.items()}
             labs = {s.participant: Lab.attach(engine, s.lab) for s in room.seats}
-            figures |= asyncio.run(measure(base, tokens, labs, args.seconds))
+            spans = Spans(portal, loop) if args.profile else None
+            modes = Modes(portal, loop) if args.ab else None
+            figures |= asyncio.run(measure(base, tokens, labs, args.seconds, spans, modes))
+            if spans is not None:
+                args.profile.parent.mkdir(parents=True, exist_ok=True)
+                args.profile.write_text(json.dumps(spans.report(), indent=1))
             loop.call_soon_threadsafe(stop.set)
             thread.join(60)
             stop = None
@@ -290,10 +442,22 @@ def main() -> int:
     return 0 if good else 1
 
 
+def on_path_rows(base: dict, busy: dict) -> list[tuple[str, object]]:
+    """--ab: /api/me when the portal's reads were on the request's path, as before."""
+    rows: list[tuple[str, object]] = []
+    for what, me in (("no wire but one", base), ("the room watching", busy)):
+        if ON_PATH in me:
+            m = me[ON_PATH]
+            rows.append(
+                (
+                    f"  /api/me, reads on the request's path, {what}: p50 / p95 / max (ms)",
+                    f"{m['p50']} / {m['p95']} / {m['max']} ({m['samples']})",
+                )
+            )
+    return rows
+
+
 def show(f: dict) -> None:
-    t = Table(title=f"the wire panel, a room of {f['labs']} labs", title_justify="left")
-    t.add_column("what")
-    t.add_column("figure", justify="right")
     alone, busy = f.get("alone", {}), f.get("room", {})
     wire, me = busy.get("wire_ms", {}), busy.get("me_ms", {})
     base = f.get("baseline_me_ms", {})
@@ -324,13 +488,12 @@ def show(f: dict) -> None:
         ("  /api/me p95 (ms)", me.get("p95")),
         ("  /api/me max (ms)", me.get("max")),
         ("  /api/me measured", me.get("samples")),
+        *on_path_rows(base, me),
         ("room down (s)", f.get("room_down_s")),
         ("leftover objects", f.get("leftovers")),
         ("other labs on the engine", f.get("other_labs_on_engine")),
     ]
-    for what, value in rows:
-        t.add_row(what, str(value))
-    console.print(t)
+    print_table(f"the wire panel, a room of {f['labs']} labs", rows)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ Bad input exits 2 and makes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -17,8 +19,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from hoplab import lifecycle
 from hoplab.engine.engine import Engine
 from hoplab.engine.terminal import MARKER
+from hoplab.lessons import port_opens_on_listen as POL
 from hoplab.model import labels as L
 from tests.conftest import ROOT, run_hoplab, unique_lab_name
 from tests.test_portal import Term, call, open_terminal, run, ws_connect
@@ -47,7 +51,9 @@ def test_bad_input_exits_2_and_makes_nothing(engine: Engine, args: list[str], sa
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert says in done.stderr, done.stderr
     assert "http://" not in done.stdout
-    assert {s.name for s in engine.labs()} <= before
+    # Only labs this command could make count: other runs share the engine and make theirs.
+    could = {name, lifecycle.lab_name(None, None)}
+    assert not ({s.name for s in engine.labs()} - before) & could
 
 
 def test_port_needs_serve() -> None:
@@ -60,38 +66,62 @@ def _read_lines(stream, into: list[str]) -> None:  # noqa: ANN001 - a text pipe
         into.append(line.rstrip("\n"))
 
 
+class Serving:
+    """One `hoplab learn --serve` process, as a learner starts it, its output read as it comes."""
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hoplab", "learn", "--serve", "--name", name],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.readers = [
+            threading.Thread(target=_read_lines, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=_read_lines, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for r in self.readers:
+            r.start()
+
+    def link(self) -> tuple[str, str]:
+        """(base URL, token) of the one link it prints."""
+        deadline = time.monotonic() + 180
+        while not self.out:
+            assert self.proc.poll() is None, f"learn --serve ended: {self.err}"
+            assert time.monotonic() < deadline, f"no link; stderr: {self.err}"
+            time.sleep(0.2)
+        found = LINK.match(self.out[0])
+        assert found, self.out
+        return f"http://127.0.0.1:{found.group(1)}", found.group(2)
+
+    def stop(self, how: signal.Signals = signal.SIGINT) -> int:
+        self.proc.send_signal(how)
+        code = self.proc.wait(timeout=90)
+        for r in self.readers:
+            r.join(10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
 @docker
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_learn_serve_prints_one_link_serves_the_lab_and_ends_cleanly(
     engine: Engine, tmp_path: Path, stop: signal.Signals
 ) -> None:
     name = unique_lab_name("ls")
-    env = os.environ | {"TMPDIR": str(tmp_path)}  # the token's folder is made here
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hoplab", "learn", "--serve", "--name", name],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    out: list[str] = []
-    err: list[str] = []
-    readers = [
-        threading.Thread(target=_read_lines, args=(proc.stdout, out), daemon=True),
-        threading.Thread(target=_read_lines, args=(proc.stderr, err), daemon=True),
-    ]
-    for r in readers:
-        r.start()
+    env = os.environ | {"TMPDIR": str(tmp_path), "HOPLAB_STATE": str(tmp_path / "state")}
+    serving = Serving(name, env)  # the token's folder is made in TMPDIR
+    out, err = serving.out, serving.err
     try:
-        deadline = time.monotonic() + 180
-        while not out:
-            assert proc.poll() is None, f"learn --serve ended: {err}"
-            assert time.monotonic() < deadline, f"no link; stderr: {err}"
-            time.sleep(0.2)
-        found = LINK.match(out[0])
-        assert found, out
-        base, token = f"http://127.0.0.1:{found.group(1)}", found.group(2)
+        base, token = serving.link()
         state = engine.state(name)
         assert state.running
         srv = next(n for n in state.nodes if n.name == "srv")
@@ -129,14 +159,9 @@ def test_learn_serve_prints_one_link_serves_the_lab_and_ends_cleanly(
         srv = next(n for n in engine.state(name).nodes if n.name == "srv")  # new after a reset
         running = engine.processes(srv.container, MARKER)
         assert any("sleep 4242" in cmd for *_, cmd in running), running
-        proc.send_signal(stop)
-        code = proc.wait(timeout=90)
-        for r in readers:
-            r.join(10)
+        code = serving.stop(stop)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+        serving.kill()
         left_state = engine.state(name)
         left = [
             (n.name, cmd)
@@ -152,3 +177,75 @@ def test_learn_serve_prints_one_link_serves_the_lab_and_ends_cleanly(
     assert left_state.running  # the learner's lab stays up
     assert not list(tmp_path.glob("hoplab-learn-*")), "the token's folder outlived serving"
     assert not any("Traceback" in line for line in err), err
+
+
+@docker
+def test_lesson_progress_survives_a_restart_of_learn_serve_and_a_reset(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A step passed in the page is there again after serving ends and starts again (a new
+    link, a new token), and after a reset of the lab; it is kept in the user's state dir,
+    readable by them only."""
+    name = unique_lab_name("lsp")
+    state_dir = tmp_path / "state"
+    env = os.environ | {"TMPDIR": str(tmp_path), "HOPLAB_STATE": str(state_dir)}
+    lesson = POL.LESSON.name
+
+    async def passed(base: str, token: str) -> list[int]:
+        status, listing = await call(base, "GET", "/api/lessons", token)
+        assert status == 200, listing
+        return next(entry["passed"] for entry in listing if entry["name"] == lesson)
+
+    async def verify(base: str, token: str) -> dict:
+        body = {"lesson": lesson, "step": 2}
+        status, got = await call(base, "POST", "/api/lessons/verify", token, body)
+        assert status == 200, got
+        return got
+
+    async def pass_step_2(base: str, token: str) -> None:
+        status, doc = await call(base, "POST", "/api/lessons/show", token, {"lesson": lesson})
+        assert status == 200, doc
+        tid = await open_terminal(base, token, "srv")
+        async with (
+            aiohttp.ClientSession() as s,
+            ws_connect(s, base, f"/ws/terminal/{tid}", token) as ws,
+        ):
+            term = Term(ws)
+            await term.expect(r"root@srv")
+            await term.send(POL.SERVER + "\r")  # as the learner types it
+            deadline = time.monotonic() + 30
+            while (got := await verify(base, token))["status"] != "PASS":  # socat starting
+                assert time.monotonic() < deadline, got
+                await asyncio.sleep(1)
+        assert await passed(base, token) == [2]
+
+    first = Serving(name, env)
+    try:
+        base, token = first.link()
+        assert run(passed(base, token)) == []
+        run(pass_step_2(base, token))
+        assert first.stop() == 0, first.err
+        again = Serving(name, env)
+        try:
+            base2, token2 = again.link()
+            assert token2 != token
+            assert (run(call(base2, "GET", "/api/me", token)))[0] == 401  # the old link is gone
+            assert run(passed(base2, token2)) == [2]
+            status, body = run(call(base2, "POST", "/api/reset", token2, {"confirm": name}))
+            assert status == 200, body
+            assert run(passed(base2, token2)) == [2]
+            # The new nodes have no server: a verify now FAILs, and the pass stays.
+            show = {"lesson": lesson, "step": 2}
+            assert run(call(base2, "POST", "/api/lessons/show", token2, show))[0] == 200
+            got = run(verify(base2, token2))
+            assert got["status"] == "FAIL" and got["progress"] == [2], got
+            assert again.stop() == 0, again.err
+        finally:
+            again.kill()
+    finally:
+        first.kill()
+        engine.down(name)
+    kept = list(state_dir.rglob("lessons.json"))
+    assert len(kept) == 1 and name in str(kept[0]), kept
+    assert stat.S_IMODE(kept[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE(kept[0].parent.stat().st_mode) == 0o700

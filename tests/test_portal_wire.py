@@ -10,6 +10,7 @@ interfaces, and a real chromium showing the grouped frames.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import struct
 import time
@@ -50,6 +51,64 @@ def test_one_packet_on_two_segments_is_one_group_and_the_next_is_another():
     late = W.frame(9.0, "lan1", 98, _echo(64, 1, a, b, b"\x02" * 6, b"\x04" * 6), groups)
     same = W.frame(9.002, "lan1", 98, _echo(64, 1, a, b, b"\x02" * 6, b"\x04" * 6), groups)
     assert len({first["g"], late["g"], same["g"]}) == 3
+
+
+A6, B6 = bytes.fromhex("fd000001" + "0" * 22 + "0a"), bytes.fromhex("fd000002" + "0" * 22 + "64")
+
+
+def _ip6(hlim: int, smac: bytes, dmac: bytes, nxt: int, l4: dpkt.Packet) -> bytes:
+    ip = dpkt.ip6.IP6(src=A6, dst=B6, hlim=hlim, nxt=nxt, plen=len(bytes(l4)), data=l4)
+    return bytes(dpkt.ethernet.Ethernet(src=smac, dst=dmac, type=0x86DD, data=ip))
+
+
+def _echo6(seq: int) -> dpkt.icmp6.ICMP6:
+    return dpkt.icmp6.ICMP6(type=128, data=dpkt.icmp6.ICMP6.Echo(id=7, seq=seq, data=b"x" * 56))
+
+
+def _through_pcap(frames: list[tuple[float, bytes]]) -> list[tuple[float, int, bytes]]:
+    """The frames as a real pcap stream (dpkt's writer), read back by the wire's parser."""
+    out = io.BytesIO()
+    writer = dpkt.pcap.Writer(out, snaplen=128)
+    for at, buf in frames:
+        writer.writepkt(buf, ts=at)
+    return W.Pcap().feed(out.getvalue())
+
+
+def test_an_ipv6_packet_is_grouped_hop_by_hop_with_its_hop_limit_dropping():
+    lan1, core = (b"\x02" * 6, b"\x04" * 6), (b"\x06" * 6, b"\x08" * 6)
+    udp = dpkt.udp.UDP(sport=5000, dport=9, data=b"w" * 32)
+    udp.ulen = len(bytes(udp))
+    tcp = dpkt.tcp.TCP(sport=40000, dport=80, seq=1, flags=dpkt.tcp.TH_SYN)
+    sent = [
+        (1.0, _ip6(64, *lan1, 58, _echo6(1))),
+        (1.001, _ip6(63, *core, 58, _echo6(1))),
+        (1.2, _ip6(64, *lan1, 58, _echo6(2))),
+        (1.201, _ip6(63, *core, 58, _echo6(2))),
+        (1.4, _ip6(64, *lan1, 17, udp)),
+        (1.401, _ip6(63, *core, 17, udp)),
+        (1.5, _ip6(64, *lan1, 17, udp)),  # the same datagram again: no IP ID, a new packet
+        (1.6, _ip6(64, *lan1, 6, tcp)),
+        (1.601, _ip6(63, *core, 6, tcp)),
+    ]
+    groups = W.Groups()
+    read = _through_pcap(sent)
+    assert len(read) == len(sent)
+    segs = ["lan1", "core"] * 3 + ["lan1", "lan1", "core"]
+    got = [
+        W.frame(at, seg, wire, raw, groups) for (at, wire, raw), seg in zip(read, segs, strict=True)
+    ]
+    g = [f["g"] for f in got]
+    assert g[0] == g[1] != g[2] == g[3] != g[4] == g[5] != g[6] != g[7] == g[8]
+    assert len(set(g)) == 5, g
+    assert [f["hlim"] for f in got[:2]] == [64, 63]
+    assert got[0]["smac"] == "02:02:02:02:02:02" and got[1]["smac"] == "06:06:06:06:06:06"
+    assert got[0]["src"] == "fd00:1::a" and got[0]["dst"] == "fd00:2::64"
+    assert got[0]["icmp"] == "echo-request" and "seq 1" in got[0]["what"]
+    assert (got[4]["sport"], got[4]["dport"], got[4]["proto"]) == (5000, 9, "udp")
+    assert got[7]["what"].startswith("TCP 40000→80 [S]")
+    # Far apart in time, the same echo is another packet, as for IPv4.
+    late = W.frame(9.0, "core", 118, _ip6(63, *core, 58, _echo6(1)), groups)
+    assert late["g"] not in g
 
 
 def test_garbage_on_the_wire_is_a_frame_not_an_error():

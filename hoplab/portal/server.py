@@ -38,6 +38,7 @@ from hoplab.portal.exercises import Busy as ExerciseBusy
 from hoplab.portal.exercises import ExerciseRuns, catalogue
 from hoplab.portal.grades import Busy, Grades
 from hoplab.portal.lanes import Lanes
+from hoplab.portal.renewed import Renewed
 from hoplab.portal.terminals import TerminalLimit, Terminals
 from hoplab.portal.tokens import Tokens, Who
 from hoplab.portal.wire import Wires
@@ -45,8 +46,9 @@ from hoplab.workshop.room import ENGINE
 
 MAX_BODY = 300 * 1024  # a JSON body with one program of at most grading.grader.MAX_BYTES
 RESET_INTERVAL = 30.0  # seconds from the end of one reset of a lab to the start of the next
-SEATS_TTL = 2.0  # seconds the room's participant -> lab map is reused between requests
-STATE_TTL = 1.0  # seconds a lab's state is reused: a room of polling pages costs Docker little
+SEATS_TTL = 2.0  # seconds the room's participant -> lab map is served at most (renewed at half)
+STATE_TTL = 1.0  # seconds a lab's state is served before a renewal starts in the background
+STATE_MAX = 5.0  # seconds it may be served while renewed: a page polling every 2 s never waits
 PROTOCOL = "hoplab"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -99,8 +101,12 @@ class Portal:
     resets: dict[str, float] = field(default_factory=dict)
     resetting: set[str] = field(default_factory=set)
     _seats: dict[str, str] = field(default_factory=dict)
-    _seats_at: float = 0.0
-    state_cache: dict[str, tuple[float, LabState]] = field(default_factory=dict)
+    seat_map: Renewed[None, dict[str, str]] = field(
+        default_factory=lambda: Renewed(SEATS_TTL / 2, SEATS_TTL)
+    )
+    state_cache: Renewed[str, LabState] = field(
+        default_factory=lambda: Renewed(STATE_TTL, STATE_MAX)
+    )
     assignment_cache: list[dict[str, str]] | None = None
     engines: dict[str, EngineAPI] = field(default_factory=dict)  # name -> engine; default: engine
     where: dict[str, str] = field(default_factory=dict)  # lab -> the name of its engine
@@ -162,9 +168,7 @@ class Portal:
 
     async def seats(self, fresh: bool = False) -> dict[str, str]:
         """participant -> lab, from the labels hoplab.workshop=<room> and hoplab.owner."""
-        if fresh or time.monotonic() - self._seats_at > SEATS_TTL:
-            self._seats = await self.call(self.read_seats)
-            self._seats_at = time.monotonic()
+        self._seats = await self.seat_map.get(None, lambda: self.call(self.read_seats), fresh)
         return self._seats
 
     async def lab_of(self, participant: str) -> str:
@@ -181,10 +185,9 @@ class Portal:
 
     async def state(self, participant: str) -> LabState:
         lab = await self.lab_of(participant)
-        at, state = self.state_cache.get(lab, (0.0, None))
-        if state is None or time.monotonic() - at > STATE_TTL:
-            state = await self.call(self.engine_of(lab).state, lab, who=participant)
-            self.state_cache[lab] = (time.monotonic(), state)
+        state = await self.state_cache.get(
+            lab, lambda: self.call(self.engine_of(lab).state, lab, who=participant)
+        )
         if not self.owns(state, participant):
             raise web.HTTPNotFound(text="that lab is not yours")
         return state
@@ -563,7 +566,7 @@ async def _reset(portal: Portal, participant: str, lab: str) -> web.Response:
     finally:
         portal.resetting.discard(lab)
         portal.resets[lab] = time.monotonic()  # the interval runs from the end of a reset
-        portal.state_cache.pop(lab, None)
+        portal.state_cache.drop(lab)
     return web.json_response({"reset": lab, "seconds": round(time.monotonic() - started, 1)})
 
 

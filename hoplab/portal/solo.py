@@ -5,7 +5,9 @@ narrowed to one seat: the learner, in the lab `hoplab learn` uses. Nothing is ma
 the engine: the lab carries no room's labels, so its one seat is fixed here instead of read
 from labels, and a reset brings it back as `hoplab up` made it. Its one link's token lives in
 a temporary folder that goes when serving ends, with the grader labs a check may have made;
-the learner's lab stays, as `hoplab learn` leaves it.
+the learner's lab stays, as `hoplab learn` leaves it, and so does the lesson panel's progress:
+it is kept per lab beside `hoplab learn`'s own (progress_folder), so a reload, a restart of
+`learn --serve` and a reset of the lab all find it.
 
 It listens on 127.0.0.1 only: the page opens a root shell in the lab's nodes.
 """
@@ -22,7 +24,9 @@ from types import FrameType
 from hoplab.engine.engines import LOCAL
 from hoplab.engine.interface import EngineAPI
 from hoplab.engine.state import LabState
+from hoplab.lessons.progress import Progress
 from hoplab.portal import serve
+from hoplab.portal.lessons import LessonProgress
 from hoplab.portal.server import Portal
 
 LEARNER = "learner"  # the one seat's name, as the page shows it
@@ -46,6 +50,16 @@ class Solo(Portal):
         return {}  # no room: the lab comes back as `hoplab up` made it
 
 
+def progress_folder(lab: str) -> Path:
+    """The lesson panel's state dir for the lab: under the user's state directory, beside the
+    file `hoplab learn` keeps for the lab (hoplab.lessons.progress), private to the user. Not the
+    serving's temporary folder, which goes when serving ends; not the lab, which a reset
+    replaces and where the learner is root."""
+    folder = Progress(lab).path.parent / "portal" / lab
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
 def _sigterm_as_ctrl_c(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # the same clean end as Ctrl-C: terminals killed, graders removed
 
@@ -62,6 +76,7 @@ def main(
     try:
         with tempfile.TemporaryDirectory(prefix="hoplab-learn-") as folder:
             portal = serve.build(engine, lab, Path(folder), kind=Solo, lab_name=lab)
+            portal.learning = LessonProgress(progress_folder(lab))
             token = portal.tokens.issue(LEARNER)
 
             def ready(base: str) -> None:

@@ -20,11 +20,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from hoplab.engine import terminal as tty
 from hoplab.engine.interface import EngineAPI
 from hoplab.portal.lanes import Lanes
+from hoplab.portal.messages import objects
 
 GRACE = 90.0  # seconds a detached terminal waits for its page to come back (at least 60)
 MAX_PER_PARTICIPANT = 4  # one participant cannot starve the room of execs
@@ -220,14 +221,8 @@ class Terminals:
                 await _let_go(old, "attached in another page")
         loop = asyncio.get_running_loop()
         try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT or readonly or term.ended or term.writer is not ws:
-                    continue
-                try:
-                    body = json.loads(msg.data)
-                except ValueError:
-                    continue
-                if not isinstance(body, dict):
+            async for body in objects(ws):
+                if readonly or term.ended or term.writer is not ws:
                     continue
                 data = body.get("i")
                 if isinstance(data, str) and 0 < len(data) <= MAX_INPUT:

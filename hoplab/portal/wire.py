@@ -5,8 +5,8 @@ A page opens /ws/wire (token as subprotocol, Origin checked, like the terminals)
 hoplab owns (hoplab.engine.wiretap): outside the participant's nodes, so their root can neither
 fool nor slow the capture, and only their own lab's segments can be named. Frames are parsed
 here with dpkt and sent as JSON; the same packet seen on several segments gets one group number,
-by the ladder's own matching key (hoplab.draw.ladder.describe), so its TTL drop and MAC changes
-read hop by hop.
+by the ladder's own matching key (hoplab.draw.ladder.describe) for IPv4 and by describe6 for
+IPv6, so its TTL (hop limit) drop and MAC changes read hop by hop.
 
 Bounded on every side: MAX_SEGMENTS taps and one wire per participant (a second page takes it
 over); one watch request per WATCH_GAP per participant (taps are containers); RATE frames a
@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dpkt
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
+from hoplab.draw.ladder import _TCP_FLAGS as TCP_FLAGS
 from hoplab.draw.ladder import BAD_FRAME, HOP_GAP, ICMP_NAMES, describe
 from hoplab.engine.interface import EngineAPI
+from hoplab.portal.messages import objects
 from hoplab.runtime.pcap import PROTO_NAMES, mac_str
 
 MAX_SEGMENTS = 4  # the default lab's four networks at once
@@ -51,6 +53,7 @@ ICMP6_NAMES = {1: "unreachable", 2: "packet-too-big", 3: "time-exceeded", 128: "
 ICMP6_NAMES |= {129: "echo-reply", 133: "router-solicit", 135: "neighbour-solicit"}
 ICMP6_NAMES |= {134: "router-advert", 136: "neighbour-advert"}
 MAX_GROUPS = 4096  # keys kept for matching: older ones than HOP_GAP are dropped first
+PAYLOAD_KEY = 48  # bytes of an IPv6 payload that tell packets apart when no number does
 
 
 class WireError(Exception):
@@ -162,21 +165,23 @@ class Pcap:
 
 @dataclass
 class Groups:
-    """Group numbers by the ladder's key: a key seen on another segment within HOP_GAP is the
-    same packet one hop on; anything else is a new packet."""
+    """Group numbers by the packet's key: a key seen within HOP_GAP on segments this one is not
+    among is the same packet one hop on; anything else (a segment it already crossed, or too
+    late) is a new packet. A packet crosses each segment once, so a second identical IPv6
+    datagram (no IP ID tells them apart) starts a group of its own."""
 
-    last: dict[tuple, tuple[int, str, float]] = field(default_factory=dict)
+    last: dict[tuple, tuple[int, frozenset[str], float]] = field(default_factory=dict)
     count: int = 0
 
     def number(self, key: tuple | None, segment: str, at: float) -> int:
         seen = self.last.get(key) if key is not None else None
-        if seen is not None and seen[1] != segment and abs(at - seen[2]) < HOP_GAP:
-            group = seen[0]
+        if seen is not None and segment not in seen[1] and abs(at - seen[2]) < HOP_GAP:
+            group, crossed = seen[0], seen[1] | {segment}
         else:
             self.count += 1
-            group = self.count
+            group, crossed = self.count, frozenset((segment,))
         if key is not None:
-            self.last[key] = (group, segment, at)
+            self.last[key] = (group, crossed, at)
             if len(self.last) > MAX_GROUPS:
                 self.last = {k: v for k, v in self.last.items() if at - v[2] < HOP_GAP}
                 while len(self.last) > MAX_GROUPS:  # a flood of fresh keys: oldest first
@@ -201,7 +206,8 @@ def frame(at: float, segment: str, wire: int, data: bytes, groups: Groups) -> di
         elif isinstance(ip, dpkt.ip6.IP6):
             out |= {"src": socket.inet_ntop(socket.AF_INET6, ip.src)}
             out |= {"dst": socket.inet_ntop(socket.AF_INET6, ip.dst)}
-            out |= {"hlim": ip.hlim, "proto": PROTO_NAMES.get(ip.nxt, str(ip.nxt))}
+            out |= {"hlim": ip.hlim, "proto": PROTO_NAMES.get(ip.p, str(ip.p))}
+            out["what"], key = describe6(ip)
             _ports(out, ip.data, ICMP6_NAMES)
         elif isinstance(ip, dpkt.arp.ARP):
             out |= {"proto": "arp", "src": socket.inet_ntoa(ip.spa)}
@@ -215,6 +221,32 @@ def frame(at: float, segment: str, wire: int, data: bytes, groups: Groups) -> di
         out.setdefault("what", "unreadable")
     out["g"] = groups.number(key, segment, at)
     return out
+
+
+def describe6(ip: dpkt.ip6.IP6) -> tuple[str, tuple]:
+    """(label, key matching this packet across hops) of an IPv6 packet: the ladder's key is
+    IPv4's (the IP ID), and IPv6 has none. A router changes only the hop limit, so the key is
+    what it leaves alone: addresses, flow label, payload length, protocol, and the transport's
+    own numbers (TCP sequence, ICMPv6 echo id and seq), or the payload's first bytes."""
+    base: tuple = (6, ip.src, ip.dst, ip.flow, ip.plen, ip.p)
+    l4 = ip.data
+    if isinstance(l4, dpkt.tcp.TCP):
+        flags = "".join(c for bit, c in TCP_FLAGS if l4.flags & bit)
+        n = ip.plen - l4.off * 4  # extension headers aside: the lab sends none
+        label = f"TCP {l4.sport}→{l4.dport} [{flags}] seq {l4.seq} ack {l4.ack} len {n}"
+        return label, base + (l4.sport, l4.dport, l4.seq, l4.ack, l4.flags)
+    if isinstance(l4, dpkt.udp.UDP):
+        label = f"UDP {l4.sport}→{l4.dport} len {l4.ulen - 8}"
+        return label, base + (l4.sport, l4.dport, l4.sum, bytes(l4.data)[:PAYLOAD_KEY])
+    if isinstance(l4, dpkt.icmp6.ICMP6):
+        name = ICMP6_NAMES.get(l4.type, f"type {l4.type}")
+        inner = l4.data
+        if isinstance(inner, dpkt.icmp6.ICMP6.Echo):
+            key = base + (l4.type, inner.id, inner.seq)
+            return f"ICMPv6 {name} id {inner.id} seq {inner.seq}", key
+        return f"ICMPv6 {name}", base + (l4.type, l4.code, bytes(inner)[:PAYLOAD_KEY])
+    proto = PROTO_NAMES.get(ip.p, str(ip.p))
+    return proto.upper(), base + (bytes(l4)[:PAYLOAD_KEY],)
 
 
 def _ports(out: dict[str, Any], l4: Any, names: dict[int, str]) -> None:
@@ -293,15 +325,7 @@ class Wires:
             await old.ws.close()
         ticker = asyncio.create_task(self._tick(watch, valid))
         try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                try:
-                    body = json.loads(msg.data)
-                except ValueError:
-                    continue
-                if not isinstance(body, dict):
-                    continue
+            async for body in objects(ws):
                 try:
                     if "watch" in body:
                         segs = check_segments(body["watch"], await networks())
