@@ -24,7 +24,7 @@ from typing import Any
 import dpkt
 
 from hoplab.model.kinds import Kind
-from hoplab.runtime.pcap import PROTO_NAMES, mac_str
+from hoplab.runtime.pcap import PROTO_NAMES, TCP_FLAGS, mac_str
 
 MAX_ROWS = 60  # a ladder taller than this is unreadable; the .pcap link has every frame
 SAME_FRAME = 0.05  # s: one frame seen by two captures on one segment (retransmits take >= 200 ms)
@@ -192,7 +192,7 @@ def _describe(ip: dpkt.ip.IP) -> tuple[str, tuple, tuple]:
     if ip.offset:
         return f"fragment offset {ip.offset * 8}", base + (ip.len,), ()
     if isinstance(l4, dpkt.tcp.TCP):
-        flags = "".join(c for bit, c in _TCP_FLAGS if l4.flags & bit)
+        flags = "".join(c for bit, c in TCP_FLAGS if l4.flags & bit)
         n = ip.len - ip.hl * 4 - l4.off * 4  # the payload on the wire, not the snapshot
         label = f"TCP {l4.sport}→{l4.dport} [{flags}] seq {l4.seq} ack {l4.ack} len {n}"
         key: tuple[int, ...] = base + (l4.seq, l4.ack, l4.flags, n)
@@ -220,15 +220,6 @@ def describe(ip: dpkt.ip.IP) -> tuple[str, tuple, tuple]:
     """(label, key, flow) of one IPv4 packet, as the ladder matches it. The portal's live wire
     panel groups by this same key, so a packet is one packet in both views."""
     return _describe(ip)
-
-
-_TCP_FLAGS = [
-    (dpkt.tcp.TH_SYN, "S"),
-    (dpkt.tcp.TH_ACK, "A"),
-    (dpkt.tcp.TH_FIN, "F"),
-    (dpkt.tcp.TH_RST, "R"),
-    (dpkt.tcp.TH_PUSH, "P"),
-]
 
 
 # --- building ---------------------------------------------------------------------------------

@@ -32,11 +32,10 @@ from typing import Any
 import dpkt
 from aiohttp import web
 
-from hoplab.draw.ladder import _TCP_FLAGS as TCP_FLAGS
 from hoplab.draw.ladder import BAD_FRAME, HOP_GAP, ICMP_NAMES, describe
 from hoplab.engine.interface import EngineAPI
 from hoplab.portal.messages import objects
-from hoplab.runtime.pcap import PROTO_NAMES, mac_str
+from hoplab.runtime.pcap import PROTO_NAMES, TCP_FLAGS, mac_str
 
 MAX_SEGMENTS = 4  # the default lab's four networks at once
 RATE = 200  # frames a second per participant, after a burst of as many

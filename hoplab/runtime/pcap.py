@@ -49,7 +49,7 @@ class Frame:
         return (self.src_ip, self.sport, self.dst_ip, self.dport)
 
 
-_TCP_FLAGS = [
+TCP_FLAGS = [  # the flags shown, in their order (the ladder and the wire panel too)
     (dpkt.tcp.TH_SYN, "S"),
     (dpkt.tcp.TH_ACK, "A"),
     (dpkt.tcp.TH_FIN, "F"),
@@ -125,7 +125,7 @@ def _upper(l4: object) -> dict:
             "dport": l4.dport,
             "seq": l4.seq,
             "ack": l4.ack,
-            "tcp_flags": "".join(c for bit, c in _TCP_FLAGS if l4.flags & bit),
+            "tcp_flags": "".join(c for bit, c in TCP_FLAGS if l4.flags & bit),
             "payload_len": len(l4.data),
         }
     if isinstance(l4, dpkt.udp.UDP):
