@@ -120,7 +120,8 @@ def test_a_stranger_holding_the_fabrics_name_is_named_like_a_stranger_network():
     clash = docker.errors.APIError("Conflict", response, explanation="name in use")
     err = fabric.fabric_error("lab1.fabric", clash)
     assert (
-        str(err) == "a container named 'lab1.fabric' already exists and does not belong to this lab"
+        err.message
+        == "a container named 'lab1.fabric' already exists and does not belong to this lab"
     )
     assert err.hint and "--name" in err.hint
     response = requests.Response()
