@@ -26,6 +26,7 @@ import pytest
 
 from hoplab import exercises, resources
 from hoplab.checks import Status
+from hoplab.engine import fabric
 from hoplab.engine.image import HASH_LABEL, content_hash, ensure_image
 from hoplab.errors import HoplabError
 from hoplab.exercises.runner import run_one
@@ -36,6 +37,7 @@ from tests.conftest import COMPOSE, ROOT, bring_up, unique_lab_name
 pytestmark = pytest.mark.docker
 
 STRANGER = "h7.stranger"  # a label of ours that is not hoplab's: hoplab must never touch these
+DEFAULT_NODES = 7  # the nodes of compose.yaml
 
 
 def objects(engine, lab: str) -> tuple[list, list]:
@@ -96,6 +98,10 @@ def assert_working(engine, name: str) -> None:
 
 
 def assert_working_or_gone(engine, name: str) -> str:
+    if engine.wiring == fabric.FABRIC:  # no network: whole is every node, one fabric, no helper
+        from tests.test_fabric import whole_or_nothing  # here: test_fabric imports this module
+
+        return whole_or_nothing(engine, name, DEFAULT_NODES)
     containers, networks = objects(engine, name)
     if not containers and not networks:
         return "gone"
@@ -160,6 +166,16 @@ def test_ctrl_c_at_each_phase_of_up_leaves_a_working_lab_or_nothing(engine):
         ("a node exists", lambda: counts(engine, name)[0] >= 1),
         ("every node exists", lambda: counts(engine, name)[0] >= nodes),
     ]
+    if engine.wiring == fabric.FABRIC:  # no network: the fabric holds the bridges
+        from tests.test_fabric import counts as fabric_counts  # here: it imports this module
+
+        nodes = fabric_counts(engine, name)[0]
+        events = [
+            ("a fabric exists", lambda: fabric_counts(engine, name)[1] >= 1),
+            ("a node exists", lambda: fabric_counts(engine, name)[0] >= 1),
+            ("the helper wires", lambda: fabric_counts(engine, name)[2] >= 1),
+            ("every node exists", lambda: fabric_counts(engine, name)[0] >= nodes),
+        ]
     delays = [rng.uniform(0.1, full) for _ in range(2)]
     outcomes = []
     try:
@@ -175,8 +191,8 @@ def test_ctrl_c_at_each_phase_of_up_leaves_a_working_lab_or_nothing(engine):
     finally:
         engine.down(name)
     print(f"up ({full:.1f} s) interrupted: {outcomes}")
-    # Not a sweep without interrupts: at the first network and at the first node, `up` has
-    # seconds of work ahead, so the Ctrl-C lands there on every run.
+    # Not a sweep without interrupts: at the first network (or the fabric) and at the first
+    # node, `up` has seconds of work ahead, so the Ctrl-C lands there on every run.
     assert [code for label, code, _ in outcomes if label.startswith("a ")] == [130, 130], outcomes
 
 
@@ -306,7 +322,8 @@ def test_daemon_restart_status_tells_the_truth_and_up_reconciles(engine):
         assert set(re.split(r"[ ,]+", line.split(":", 1)[1].split("(")[0].strip())) == {
             n.name for n in engine.state(name).nodes
         }
-        assert out.count("exited") == len(containers)
+        nodes = [c for c in containers if L.FABRIC not in c["Labels"]]  # the fabric is no node
+        assert out.count("exited") == len(nodes) == DEFAULT_NODES, out
 
         code, _, err = finish(hoplab("up", "-f", str(COMPOSE), "--name", name))
         assert code == 0 and "restarted" in err, err  # restarted in place, not rebuilt
@@ -374,6 +391,8 @@ def test_up_repairs_nodes_that_root_in_them_broke_and_leaves_the_rest_alone(engi
 
 
 def test_name_clash_with_a_stranger_network_is_clear_and_spares_it(engine):
+    if engine.wiring == fabric.FABRIC:
+        return name_clash_with_a_stranger_fabric(engine)
     name = unique_lab_name("h7n")
     stranger = engine.api.create_network(f"{name}-lan2", driver="bridge", labels={STRANGER: "1"})
     try:
@@ -388,7 +407,38 @@ def test_name_clash_with_a_stranger_network_is_clear_and_spares_it(engine):
         assert after["Name"] == before["Name"] and after["Labels"] == {STRANGER: "1"}
         assert after["IPAM"] == before["IPAM"] and not after["Containers"]
     finally:
+        engine.down(name)  # had up succeeded, its lab would be left behind
         engine.api.remove_network(stranger["Id"])
+
+
+def name_clash_with_a_stranger_fabric(engine) -> None:
+    """Fabric wiring makes no network, so no network name can clash; its one name of the lab's
+    own is the fabric container's. A stranger's container holding it is the same clear error,
+    nothing of the lab is left, and the stranger is untouched (never started, never removed)."""
+    name = unique_lab_name("h7n")
+    stranger = engine.api.create_container(
+        "hoplab/node:latest",
+        name=fabric.fabric_container(name),
+        entrypoint=["true"],
+        labels={STRANGER: "1"},
+        host_config=engine.api.create_host_config(network_mode="none"),
+    )
+    try:
+        before = engine.api.inspect_container(stranger["Id"])
+        code, _, err = finish(hoplab("up", "--name", name))
+        assert code == 1 and "Traceback" not in err, err
+        assert (
+            f"a container named '{name}.fabric' already exists and does not belong to this lab"
+            in err
+        ), err
+        assert objects(engine, name) == ([], [])
+        after = engine.api.inspect_container(stranger["Id"])
+        assert after["Name"] == before["Name"] and after["Config"] == before["Config"]
+        assert after["Config"]["Labels"][STRANGER] == "1" and L.LAB not in after["Config"]["Labels"]
+        assert after["State"] == before["State"]  # never started, stopped or renamed
+    finally:
+        engine.down(name)  # had up succeeded, its lab would be left behind
+        engine.api.remove_container(stranger["Id"], force=True)
 
 
 def free_subnets(engine, count: int, rng: random.Random) -> list[IPv4Network]:
@@ -436,8 +486,11 @@ def test_subnet_clash_with_a_stranger_network_picks_another_subnet(engine, tmp_p
         code, _, err = finish(hoplab("up", "-f", str(topo), "--name", name))
         assert code == 0, err
         moved = IPv4Network(engine.state(name).networks["lan"])
-        assert f"subnet {busy} is taken: lab {name} uses {moved}" in err
-        assert not moved.overlaps(busy)
+        if engine.wiring == fabric.FABRIC:  # its own world: the file's subnet, never remapped
+            assert moved == busy and "is taken" not in err, err
+        else:
+            assert f"subnet {busy} is taken: lab {name} uses {moved}" in err
+            assert not moved.overlaps(busy)
         lab = Lab.attach(engine, name)
         res = lab.node("alice").run(["ping", "-n", "-c1", "-W2", lab.address("bob")])
         assert res.ok and "ttl=63" in res.out, res.out + res.err  # routes follow the new subnet

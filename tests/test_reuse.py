@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from hoplab.engine import fabric
 from hoplab.engine.engine import Engine
 from hoplab.engine.reaping import NAME_RE
 from hoplab.model import labels as L
@@ -174,6 +175,11 @@ def test_second_session_attaches_clean_and_an_edit_rebuilds(
         third, seen = session(project, "--hoplab-reuse", "-k", "look")
     third.assert_outcomes(passed=1)
     assert seen["name"] == kept and seen["nodes"] == ["h1", "h2", "h3", "r"]
+    if engine.wiring == fabric.FABRIC:  # the nodes, and the fabric and helper of their wiring
+        wiring = sorted(m for m in made if m.startswith(f"{kept}."))
+        assert len(wiring) == 2 and wiring[0] == fabric.fabric_container(kept), made
+        assert wiring[1].startswith(f"{kept}.wiring-"), made
+        made = [m for m in made if m not in wiring]
     assert len(made) == 4, f"an edited topology was not rebuilt whole: created {made}"
 
     off, _ = session(project, "--hoplab-reuse=off", "-k", "nothing")

@@ -13,6 +13,7 @@ other lab, and the limits that bound a participant's code.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
@@ -20,10 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from hoplab.engine import fabric
 from hoplab.engine.engine import INHIBIT, MEM_LIMIT, PIDS_LIMIT
 from hoplab.model import labels as L
 from hoplab.runtime.lab import Lab
 from tests.conftest import bring_up, unique_lab_name
+from tests.test_egress import fabric_bridge, fabric_pid, in_fabric
+from tests.test_lab_integration import fabric_baseline
 
 pytestmark = pytest.mark.docker
 
@@ -97,6 +101,9 @@ def test_processes_hold_exactly_docker_defaults_plus_net_admin(engine, lab):
 
 def test_no_container_has_a_way_out_that_inspect_can_show(engine, lab):
     containers = engine.api.containers(all=True, filters=L.lab_filter(lab.name))
+    if engine.wiring == fabric.FABRIC:  # the capless fabric has its own baseline; the rest: nodes
+        networks = engine.api.networks(filters=L.lab_filter(lab.name))
+        containers = fabric_baseline(engine, containers, networks)
     assert len(containers) == len(lab.nodes) > 0
     limit = int(MEM_LIMIT.rstrip("m")) << 20
     for c in containers:
@@ -139,6 +146,8 @@ def test_no_lab_network_has_an_address_on_the_host(engine, lab):
         if a.get("family") == "inet"
     ]
     networks = engine.api.networks(filters=L.lab_filter(lab.name))
+    if engine.wiring == fabric.FABRIC:
+        return bridges_hold_no_address_and_are_not_the_hosts(engine, lab, networks, host_addrs)
     assert len(networks) == len(lab.state.networks) > 0
     for n in networks:
         info = engine.api.inspect_network(n["Id"])
@@ -151,6 +160,25 @@ def test_no_lab_network_has_an_address_on_the_host(engine, lab):
         gateway = IPv4Address(info["IPAM"]["Config"][0]["Gateway"])
         assert gateway not in host_addrs, f"the host holds {info['Name']}'s gateway {gateway}"
         assert not [a for a in host_addrs if a in subnet], f"the host has an address in {subnet}"
+
+
+def bridges_hold_no_address_and_are_not_the_hosts(
+    engine, lab: Lab, networks: list, host_addrs: list[IPv4Address]
+) -> None:
+    """Fabric wiring: no Docker network; each lab network's bridge lives in the fabric's own
+    namespace, not the host's, and holds no address; the host has no address in any subnet."""
+    assert networks == [], "a fabric lab makes no Docker network"
+    pid = fabric_pid(engine, lab.name)
+    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    addrs = {a["ifname"]: a for a in json.loads(in_fabric(pid, "ip", "-j", "addr"))}
+    assert len(lab.state.networks) > 0
+    for network, subnet in lab.state.networks.items():
+        bridge = fabric_bridge(engine, lab.name, network)
+        assert bridge in addrs, f"no bridge {bridge} in the fabric for {network}"
+        held = [a for a in addrs[bridge].get("addr_info", []) if a.get("family") == "inet"]
+        assert not held, f"{bridge} ({network}) has an address: {held}"
+        inside = [a for a in host_addrs if a in IPv4Network(subnet)]
+        assert not inside, f"the host has an address in {subnet}: {inside}"
 
 
 def test_nothing_in_a_node_routes_or_resolves_outside_the_lab(lab):

@@ -14,6 +14,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
+from hoplab.engine import fabric
 from hoplab.engine.engine import MEM_LIMIT, Engine
 from hoplab.errors import HoplabError, InputError
 from hoplab.model import labels as L
@@ -22,6 +23,7 @@ from hoplab.runtime.lab import Lab, Proc
 from hoplab.workshop import room as workshop
 from hoplab.workshop.placement import memory_bytes
 from tests.conftest import COMPOSE, ROOT, run_hoplab, unique_lab_name
+from tests.test_lab_integration import spare_address
 
 # --- pure: rosters, generated names, pool -------------------------------------------------------
 
@@ -132,7 +134,11 @@ def test_room_labs_carry_the_room_and_their_participant(engine, room):
     for lab in (a, b):
         assert lab.state.running and len(lab.state.nodes) == 7
         assert lab.state.owner == lab.name != getpass.getuser()  # the participant, not the user
-    assert not set(a.state.networks.values()) & set(b.state.networks.values())
+    if engine.wiring == fabric.FABRIC:  # each lab is its own world: both keep the file's subnets
+        own = {n.name: str(n.subnet) for n in load(COMPOSE).networks}
+        assert a.state.networks == b.state.networks == own, (a.state.networks, b.state.networks)
+    else:
+        assert not set(a.state.networks.values()) & set(b.state.networks.values())
     listing = _hoplab("ls").stdout
     rows = [[cell.strip() for cell in line.split("│")][1:3] for line in listing.splitlines()]
     for lab in (a, b):
@@ -148,6 +154,13 @@ def test_room_labs_carry_the_room_and_their_participant(engine, room):
 def test_every_node_has_memory_and_pids_limits(engine, room):
     _, a, b = room
     containers = [c for lab in (a, b) for c in lab_objects(engine, lab.name)[0]]
+    if engine.wiring == fabric.FABRIC:  # each lab's fabric is limited too, tighter than a node
+        fabrics = [c for c in containers if L.FABRIC in c["Labels"]]
+        assert len(fabrics) == 2, [c["Names"] for c in containers]
+        for c in fabrics:
+            host = engine.api.inspect_container(c["Id"])["HostConfig"]
+            assert 0 < host["Memory"] < memory_bytes(MEM_LIMIT) and 0 < host["PidsLimit"] < 256
+        containers = [c for c in containers if c not in fabrics]
     assert len(containers) == 14
     for c in containers:
         host = engine.api.inspect_container(c["Id"])["HostConfig"]
@@ -220,8 +233,10 @@ def test_a_memory_hog_is_killed_in_its_own_node_only(room):
 
 
 @docker
-def test_a_participant_cannot_reach_another_participants_lab(room):
+def test_a_participant_cannot_reach_another_participants_lab(engine, room):
     _, a, b = room
+    if engine.wiring == fabric.FABRIC:  # both labs hold the file's addresses: use ones only B has
+        return cannot_reach_addresses_only_the_other_lab_holds(a, b)
     srv = b.node("srv").start_py("echo.py", 7000, ready="listening")
     try:
         target = b.address("srv", "lan2")
@@ -247,6 +262,34 @@ def test_a_participant_cannot_reach_another_participants_lab(room):
             alice.run(["ip", "route", "del", subnet])
     finally:
         srv.stop()
+
+
+def cannot_reach_addresses_only_the_other_lab_holds(a: Lab, b: Lab) -> None:
+    """Fabric wiring: lab B's alice, r2, dave and srv get one more address each, on each of the
+    four networks, that no node of either lab holds; lab A's nodes reach none of them by ping
+    or TCP (the targets are on-link for A's own nodes: no route to add), while inside lab B
+    both reach them (the control)."""
+    spares = [(n, net, spare_address(b, n, net)) for n, net in SPARES]
+    srv = b.node("srv").start_py("echo.py", 7000, ready="listening")
+    try:
+        target = next(ip for n, _, ip in spares if n == "srv")
+        for _, _, ip in spares:
+            assert b.node("r1").run(["ping", "-n", "-c1", "-W2", ip]).ok, ip
+        assert b.node("alice").run(f"echo hi | nc -q1 -w2 {target} 7000").out.strip() == "hi"
+        for src in ("alice", "r1", "r2", "srv"):
+            for _, _, ip in spares:
+                res = a.node(src).run(["ping", "-n", "-c1", "-W1", ip])
+                assert not res.ok, f"lab A {src} reached lab B at {ip}"
+            res = a.node(src).run(f"echo hi | nc -q1 -w2 {target} 7000")
+            assert res.out.strip() != "hi", f"lab A {src} connected to lab B's srv"
+    finally:
+        srv.stop()
+        for n, net, ip in spares:  # the room is shared by the tests after this one
+            prefix = IPv4Network(b.subnet(net)).prefixlen
+            b.node(n).run(["ip", "addr", "del", f"{ip}/{prefix}", "dev", b.node(n).iface(net).name])
+
+
+SPARES = (("alice", "lan1"), ("r2", "core"), ("dave", "lan3"), ("srv", "lan2"))
 
 
 @docker
@@ -298,6 +341,10 @@ def test_ctrl_c_leaves_only_whole_labs_and_names_them(engine):
         assert up.state.running and len(up.state.nodes) == 7
         for lab in (f"{name}-02", f"{name}-03"):
             containers, _ = lab_objects(engine, lab)
+            if engine.wiring == fabric.FABRIC:  # whole: 7 nodes and one fabric, no helper left
+                roles = sorted(c["Labels"].get(L.FABRIC, "") for c in containers)
+                assert roles in ([], [""] * 7 + [fabric.FABRIC]), (lab, roles)
+                containers = [c for c in containers if L.FABRIC not in c["Labels"]]
             # rolled back, or (if the Ctrl-C came as it finished) whole: never half-made
             assert len(containers) in (0, 7), (lab, len(containers))
             if containers:

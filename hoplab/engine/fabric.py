@@ -291,6 +291,18 @@ def fabric_container(lab: str) -> str:
     return f"{lab}.fabric"  # a dot: no node's container (lab-node) can take this name
 
 
+def fabric_error(name: str, err: docker.errors.APIError) -> HoplabError:
+    """What a refused fabric means for the user. A 409 is a stranger's container holding the
+    fabric's name (the fabric counterpart of a stranger's network): named, and never touched."""
+    if err.status_code == 409:
+        return HoplabError(
+            f"a container named {name!r} already exists and does not belong to this lab",
+            hint="hoplab never touches objects it did not create: rename or remove it yourself, "
+            "or pick another lab name with --name",
+        )
+    return HoplabError(f"cannot start the fabric {name!r}: {explain(err)}")
+
+
 class Wiring:
     """One `up`'s fabric: the container holding the bridges, and the helper that wires it all.
 
@@ -354,8 +366,12 @@ class Wiring:
         beside.start()
         try:
             steps = self.helper(self.spec())
-        finally:
+        except BaseException:
             beside.join()
+            if failed:  # the fabric's own error is the cause; the helper was only stopped for it
+                raise failed[0] from None
+            raise
+        beside.join()
         if failed:
             raise failed[0]
         return {"fabric start": started[0], "wiring": time.monotonic() - t0} | steps
@@ -390,7 +406,7 @@ class Wiring:
             )
             api.start(name)
         except docker.errors.APIError as err:
-            raise HoplabError(f"cannot start the fabric {name!r}: {explain(err)}") from None
+            raise fabric_error(name, err) from None
 
     def helper(self, spec: dict[str, Any]) -> dict[str, float]:
         with self._lock:

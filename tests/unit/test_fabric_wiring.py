@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
+import docker.errors
 import pytest
+import requests
 
 from hoplab.engine import fabric
 from hoplab.engine.engine import Engine
@@ -108,3 +110,23 @@ def test_the_engine_reads_docker_info_once_for_every_fabric_up() -> None:
     engine = Engine(Client(), wiring=fabric.FABRIC)  # type: ignore[arg-type]
     assert engine.wiring_refusal == engine.wiring_refusal == ""
     assert calls == [1]
+
+
+def test_a_stranger_holding_the_fabrics_name_is_named_like_a_stranger_network():
+    """A 409 on the fabric's create is a stranger's container with that name: the same clear
+    error as a stranger's network, with the mend; any other refusal keeps Docker's reason."""
+    response = requests.Response()
+    response.status_code = 409
+    clash = docker.errors.APIError("Conflict", response, explanation="name in use")
+    err = fabric.fabric_error("lab1.fabric", clash)
+    assert (
+        err.message
+        == "a container named 'lab1.fabric' already exists and does not belong to this lab"
+    )
+    assert err.hint and "--name" in err.hint
+    response = requests.Response()
+    response.status_code = 500
+    other = docker.errors.APIError("Server Error", response, explanation="no space left")
+    assert fabric.fabric_error("lab1.fabric", other).message == (
+        "cannot start the fabric 'lab1.fabric': no space left"
+    )
